@@ -1,0 +1,31 @@
+# Two commands for a newcomer: `make run` and `make test`. Both create .venv when missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+.PHONY: setup run test test-slow lint bench
+setup: $(BIN)/.installed
+
+# Scores the embedded default dataset (digits) with every score; prints the run folder.
+run: setup
+	$(BIN)/python -m scoring score --dataset digits
+	$(BIN)/python -m scoring list
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check scoring tests bench
+	$(BIN)/ruff format --check scoring tests bench
+
+bench: setup
+	$(BIN)/python bench/recording_overhead.py

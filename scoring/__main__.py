@@ -1,0 +1,191 @@
+"""Command line: `python -m scoring {score,list} ...`.
+
+Bad input prints one message on stderr and exits 2; the last stdout line of `score` is the
+run folder, so scripts and the app's job runner can pick it up.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before torch loads: PyTorch's default OpenMP spin-wait made training 4-7x slower here as
+# soon as another process was busy (DESIGN.md, Jobs).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from scoring.config import PRESETS, DataConfig, NoiseConfig, ScoreConfig, TrainConfig  # noqa: E402
+from scoring.errors import InputError  # noqa: E402
+
+
+def _split_list(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    return items or None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scoring", description="Winnow's scoring engine."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("score", help="train, record and score a dataset (cached)")
+    s.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits | a local parquet/csv/tsv/jsonl file or image folder | hf:NAME[:CONFIG]",
+    )
+    s.add_argument(
+        "--test", help="separate held-out file (else the source's test split or a carved one)"
+    )
+    s.add_argument("--input-col", help="input column; two comma-separated names = sentence pair")
+    s.add_argument("--label-col", help="label column")
+    s.add_argument("--limit", type=int, help="stratified, seeded subset of N training examples")
+    s.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="held-out share carved when the source has no test split (default 0.2)",
+    )
+    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--recipe", default="auto", help="auto | mlp | cnn | cnn32 | resnet18 | probe")
+    s.add_argument("--model", help="text encoder for the probe recipe (HF name or local folder)")
+    s.add_argument("--runs", type=int, help="independent runs R (default 5)")
+    s.add_argument("--epochs", type=int, help="epochs per run (default: the recipe's)")
+    s.add_argument("--early-epoch", type=int, help="EL2N's epoch (default about 10%% of epochs)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--seed", type=int, default=0, help="base seed; run r uses seed + r")
+    s.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="fraction of training labels to permute (label-noise check)",
+    )
+    s.add_argument("--noise-seed", type=int, default=0)
+    s.add_argument("--scores", default="all", help="all, or comma-separated score keys")
+    s.add_argument("--cv-folds", type=int, help="folds for cleanlab's cross-fitting (default 5)")
+    s.add_argument("--prototypes", type=int, help="k-means clusters for `prototype` (default K)")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    s.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
+    s.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(PRESETS),
+        help="tiny: a few epochs and 2 runs, for a first look in seconds",
+    )
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    ls = sub.add_parser("list", help="list cached runs")
+    ls.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ScoreConfig:
+    preset = PRESETS[args.preset]
+
+    def pick(value, key, default):
+        if value is not None:
+            return value
+        return preset.get(key, default)
+
+    return ScoreConfig(
+        data=DataConfig(
+            source=args.dataset,
+            test=args.test,
+            input_cols=_split_list(args.input_col),
+            label_col=args.label_col,
+            limit=args.limit,
+            test_fraction=args.test_fraction,
+            split_seed=args.split_seed,
+        ),
+        train=TrainConfig(
+            recipe=args.recipe,
+            model=args.model,
+            runs=pick(args.runs, "runs", 5),
+            epochs=pick(args.epochs, "epochs", None),
+            early_epoch=args.early_epoch,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            base_seed=args.seed,
+            device=args.device,
+        ),
+        noise=NoiseConfig(fraction=args.noise, seed=args.noise_seed),
+        scores=_split_list(args.scores) or ("all",),
+        cv_folds=pick(args.cv_folds, "cv_folds", 5),
+        prototypes=args.prototypes,
+    )
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    from scoring.cache import default_cache_dir
+
+    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from scoring.pipeline import Cancelled, score
+
+    config = config_from_args(args)
+
+    def on_signal(signum, _frame):
+        raise Cancelled(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    waited = []
+
+    def on_wait(status: dict) -> None:
+        if not waited:
+            print(
+                f"another job (pid {status.get('pid')}) is computing this run; waiting for it",
+                file=sys.stderr,
+            )
+            waited.append(True)
+
+    try:
+        path = score(config, _cache_dir(args), show_progress=not args.quiet, on_wait=on_wait)
+    except Cancelled:
+        print("cancelled; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(path)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from scoring.cache import list_runs
+
+    runs = list_runs(_cache_dir(args))
+    if not runs:
+        print(f"no runs in {_cache_dir(args)}", file=sys.stderr)
+        return 0
+    for r in runs:
+        when = datetime.datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M")
+        acc = f"acc {r.test_accuracy:.3f}" if r.test_accuracy is not None else ""
+        old = "" if r.version_ok else " (older scoring version)"
+        n = f"n={r.n_train}" if r.n_train is not None else ""
+        print(
+            f"{when}  {r.state:<11} {r.dataset:<40} {r.recipe or '':<8} {n:<9} {acc}{old}  {r.path}"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "score":
+            return cmd_score(args)
+        return cmd_list(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,478 @@
+"""A scoring run from config to a complete cache entry.
+
+prepare (load + validate data, inject noise, resolve the recipe) -> R recorded runs ->
+K cross-fit folds (only when a cleanlab score is asked for) -> scores -> summary. Each run
+and fold is saved as soon as it finishes, so a killed job resumes where it stopped; the run
+is marked done only after every file is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import spearmanr
+from tqdm.auto import tqdm
+
+from scoring import cache, data
+from scoring.config import SCORING_VERSION, ScoreConfig
+from scoring.embed import embed_texts, embedding_key
+from scoring.errors import InputError
+from scoring.models import (
+    SINGLE_THREAD_RECIPES,
+    Recipe,
+    auto_recipe,
+    build_model,
+    pick_device,
+    resolve_recipe,
+)
+from scoring.noise import inject_noise, noise_detection
+from scoring.scores import REGISTRY, compute, resolve
+from scoring.train import fit, predict, seed_everything
+
+CV_SCORES = {"cl_quality", "cl_issue"}  # need out-of-fold probabilities
+PROBE_MAX_LENGTH = 128
+
+
+class Cancelled(Exception):
+    """Raised inside a job when it is asked to stop (the CLI turns SIGTERM/SIGINT into it)."""
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, resolved once."""
+
+    config: ScoreConfig
+    dataset: data.Dataset
+    recipe: Recipe
+    labels: np.ndarray  # (N,) labels trained on (noised when noise was asked for)
+    noisy: np.ndarray | None  # (N,) bool
+    score_keys: list[str]
+    device: torch.device
+    path: Path
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def prepare(config: ScoreConfig, cache_dir: Path) -> Prepared:
+    """Validate everything that can be validated before any training starts."""
+    if config.train.runs < 1:
+        raise InputError(f"--runs must be at least 1, got {config.train.runs}")
+    if config.cv_folds < 2:
+        raise InputError(f"--cv-folds must be at least 2, got {config.cv_folds}")
+    score_keys = resolve(config.scores)
+    device = pick_device(config.train.device)
+    ds = data.load(config.data, hf_cache_dir=str(Path(cache_dir) / "_hf"))
+    labels, noisy = ds.train.labels, None
+    if config.noise.fraction > 0:
+        labels, noisy = inject_noise(labels, config.noise.fraction, config.noise.seed)
+    input_shape = _input_shape(ds)
+    name = config.train.recipe
+    if name == "auto":
+        name = auto_recipe(ds.modality, input_shape)
+    t = config.train
+    recipe = resolve_recipe(
+        name,
+        modality=ds.modality,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        early_epoch=t.early_epoch,
+    )
+    if set(score_keys) & CV_SCORES:
+        n_min = int(np.bincount(labels, minlength=len(ds.label_names)).min())
+        if n_min < config.cv_folds:
+            raise InputError(
+                f"cleanlab scores use {config.cv_folds}-fold cross-fitting, but a class has only "
+                f"{n_min} training examples; lower --cv-folds or leave out cl_quality,cl_issue"
+            )
+    path = cache.run_dir(cache_dir, ds.fingerprint, config.key())
+    return Prepared(config, ds, recipe, labels, noisy, score_keys, device, path)
+
+
+def _input_shape(ds: data.Dataset) -> tuple[int, ...]:
+    if ds.modality == "image":
+        return tuple(ds.train.inputs.shape[1:])
+    return (0,)  # text: the probe's width is known once the encoder has run
+
+
+class Progress:
+    """One tqdm bar on stderr plus `status.json` updates (at most every half second)."""
+
+    def __init__(self, path: Path, total: float, enabled: bool) -> None:
+        self.path, self.total, self.done = path, total, 0.0
+        self.bar = tqdm(total=round(total), disable=not enabled, unit="step", dynamic_ncols=True)
+        self._last = 0.0
+        self.message = ""
+
+    def stage(self, message: str) -> None:
+        self.message = message
+        self.bar.set_description(message)
+        self._write(force=True)
+
+    def advance(self, amount: float = 1.0) -> None:
+        self.done += amount
+        self.bar.update(amount)
+        self._write()
+
+    def _write(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last > 0.5:
+            self._last = now
+            frac = min(self.done / max(self.total, 1e-9), 0.999)
+            cache.write_status(self.path, "running", progress=frac, message=self.message)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _to_tensor_inputs(
+    prep: Prepared, progress: Progress, cache_dir: Path
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and test inputs as float tensors (images as is, text as cached embeddings)."""
+    ds = prep.dataset
+    if ds.modality == "image":
+        return torch.from_numpy(ds.train.inputs), torch.from_numpy(ds.test.inputs)
+    model = prep.config.train.model
+    emb_path = (
+        Path(cache_dir)
+        / ds.fingerprint
+        / "embeddings"
+        / f"{embedding_key(model, PROBE_MAX_LENGTH)}.npz"
+    )
+    if emb_path.exists():
+        arrays = cache.load_arrays(emb_path)
+        progress.advance(len(ds.train.labels) + len(ds.test.labels))
+    else:
+        progress.stage("embedding text")
+        kw = dict(
+            model=model, max_length=PROBE_MAX_LENGTH, device=prep.device, on_batch=progress.advance
+        )
+        arrays = {
+            "train": embed_texts(ds.train.inputs, **kw),
+            "test": embed_texts(ds.test.inputs, **kw),
+        }
+        cache.save_arrays(emb_path, **arrays)
+    return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
+
+
+def _train_one_run(
+    prep: Prepared, r: int, x: torch.Tensor, x_test: torch.Tensor, progress: Progress
+) -> dict[str, np.ndarray]:
+    """Run r: train from seed base_seed + r, record dynamics, then an eval pass."""
+    k = len(prep.dataset.label_names)
+    gen = seed_everything(prep.config.train.base_seed + r)
+    model = build_model(prep.recipe.name, tuple(x.shape[1:]), k)
+    dyn = fit(
+        model,
+        x,
+        torch.from_numpy(prep.labels),
+        prep.recipe,
+        gen=gen,
+        device=prep.device,
+        augment=_augments(prep),
+        on_epoch=lambda _e: progress.advance(),
+    )
+    train_out = predict(model, x, device=prep.device)
+    test_out = predict(model, x_test, device=prep.device)
+    test_acc = float((test_out.probs.argmax(1) == prep.dataset.test.labels).mean())
+    return {
+        **dataclasses.asdict(dyn),
+        "probs_final": train_out.probs,
+        "features": train_out.features,
+        "test_probs": test_out.probs,
+        "test_accuracy": np.float64(test_acc),
+    }
+
+
+def _cpu_threads() -> int:
+    """Cores this process may use (respects CPU affinity, e.g. in containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _augments(prep: Prepared) -> bool:
+    # Flips suit natural images; digits (and text embeddings) are not flip-invariant.
+    return prep.recipe.name in ("cnn32", "resnet18")
+
+
+def _fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified fold index per example, shape (N,), from a seeded shuffle per class."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(labels.shape[0], dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        fold[rng.permutation(idx)] = np.arange(idx.shape[0]) % folds
+    return fold
+
+
+def _cross_fit_fold(
+    prep: Prepared, f: int, fold: np.ndarray, x: torch.Tensor, progress: Progress
+) -> dict[str, np.ndarray]:
+    """Train on every fold but f (no recording) and predict fold f."""
+    k = len(prep.dataset.label_names)
+    train_idx, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+    # Fold seeds sit far from run seeds so a fold model never repeats a scoring run's init.
+    gen = seed_everything(prep.config.train.base_seed + 10_000 + f)
+    model = build_model(prep.recipe.name, tuple(x.shape[1:]), k)
+    fit(
+        model,
+        x[torch.from_numpy(train_idx)],
+        torch.from_numpy(prep.labels[train_idx]),
+        prep.recipe,
+        gen=gen,
+        device=prep.device,
+        record=False,
+        augment=_augments(prep),
+        on_epoch=lambda _e: progress.advance(),
+    )
+    out = predict(model, x[torch.from_numpy(held)], device=prep.device)
+    return {"index": held, "probs": out.probs}
+
+
+def _config_record(prep: Prepared) -> dict[str, Any]:
+    ds = prep.dataset
+    return {
+        "scoring_version": SCORING_VERSION,
+        "key": prep.config.key(),
+        "config": prep.config.to_dict(),
+        "recipe": dataclasses.asdict(prep.recipe),
+        "dataset": {
+            "description": ds.description,
+            "fingerprint": ds.fingerprint,
+            "modality": ds.modality,
+            "label_names": list(ds.label_names),
+            "input_cols": list(ds.input_cols),
+            "label_col": ds.label_col,
+            "n_train": int(len(ds.train.labels)),
+            "n_test": int(len(ds.test.labels)),
+            "test_origin": ds.test_origin,
+        },
+        "score_keys": prep.score_keys,
+        "device": str(prep.device),
+        "git_revision": _git_revision(),
+        "created": time.time(),
+    }
+
+
+def _assemble_arrays(prep: Prepared, runs: list[dict[str, np.ndarray]], oof) -> dict[str, Any]:
+    """The recorded arrays by the names scores ask for (see scoring/scores/registry.py)."""
+    k = len(prep.dataset.label_names)
+    stack = {
+        name: np.stack([r[name] for r in runs])
+        for name in (
+            "loss",
+            "logit_given",
+            "logit_other",
+            "prob_given",
+            "correct",
+            "probs_early",
+            "probs_final",
+            "features",
+        )
+    }
+    return {
+        "labels": prep.labels,
+        **stack,
+        "label_prior": np.bincount(prep.labels, minlength=k) / prep.labels.shape[0],
+        "oof_probs": oof,
+        "n_prototypes": prep.config.prototypes or k,
+    }
+
+
+def _summarize(prep: Prepared, runs, results, timings: dict[str, float]) -> dict[str, Any]:
+    accs = [float(r["test_accuracy"]) for r in runs]
+    blocks: dict[str, Any] = {}
+    for key, res in results.items():
+        block: dict[str, Any] = {
+            "higher_is_harder": REGISTRY[key].higher_is_harder,
+            "version": REGISTRY[key].version,
+        }
+        if prep.noisy is not None:
+            block.update(noise_detection(res.values, prep.noisy, REGISTRY[key].higher_is_harder))
+        if res.per_run is not None and res.per_run.shape[0] > 1:
+            rhos = [_spearman(run_vals, res.values) for run_vals in res.per_run]
+            block["spearman_single_vs_mean"] = float(np.mean(rhos))
+            block["spearman_per_run"] = rhos
+        else:
+            block["spearman_single_vs_mean"] = None
+        blocks[key] = block
+    summary: dict[str, Any] = {
+        "test_accuracy": accs,
+        "test_accuracy_mean": float(np.mean(accs)),
+        "test_accuracy_std": float(np.std(accs)),
+        "n_train": int(len(prep.labels)),
+        "n_classes": len(prep.dataset.label_names),
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "scores": blocks,
+    }
+    if prep.noisy is not None:
+        summary["noise"] = {
+            "fraction": prep.config.noise.fraction,
+            "n_noisy": int(prep.noisy.sum()),
+        }
+    return summary
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def _score_frames(prep: Prepared, results) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ds = prep.dataset
+    frame = pd.DataFrame({"id": ds.train.ids, "label": prep.labels})
+    if prep.noisy is not None:
+        frame["true_label"] = ds.train.labels
+        frame["noisy"] = prep.noisy
+    per_run = pd.DataFrame({"id": ds.train.ids})
+    for key, res in results.items():
+        frame[key] = res.values
+        if res.per_run is not None:
+            for r, vals in enumerate(res.per_run):
+                per_run[f"{key}__run{r}"] = vals
+    return frame, per_run
+
+
+def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> Path:
+    """Compute (or resume) the run described by `prep`; caller holds the run's lock."""
+    path, cfg, recipe = prep.path, prep.config, prep.recipe
+    n_runs, folds = cfg.train.runs, cfg.cv_folds
+    need_cv = bool(set(prep.score_keys) & CV_SCORES)
+    total = n_runs * recipe.epochs + (folds * recipe.epochs if need_cv else 0)
+    if prep.dataset.modality == "text":
+        total += len(prep.dataset.train.labels) + len(prep.dataset.test.labels)
+    cache.write_json(path / "config.json", _config_record(prep))
+    cache.save_arrays(
+        path / "split.npz",
+        train_ids=prep.dataset.train.ids,
+        test_ids=prep.dataset.test.ids,
+        labels=prep.labels,
+        true_labels=prep.dataset.train.labels,
+        test_labels=prep.dataset.test.labels,
+    )
+    if prep.device.type == "cpu":
+        torch.set_num_threads(1 if recipe.name in SINGLE_THREAD_RECIPES else _cpu_threads())
+    progress = Progress(path, total, show_progress)
+    timings: dict[str, float] = {}
+    try:
+        t0 = time.perf_counter()
+        x, x_test = _to_tensor_inputs(prep, progress, cache_dir)
+        timings["inputs"] = time.perf_counter() - t0
+        runs = []
+        t0 = time.perf_counter()
+        for r in range(n_runs):
+            run_file = path / "runs" / f"run_{r:03d}.npz"
+            if run_file.exists():
+                runs.append(cache.load_arrays(run_file))
+                progress.advance(recipe.epochs)
+                continue
+            progress.stage(f"run {r + 1}/{n_runs}")
+            arrays = _train_one_run(prep, r, x, x_test, progress)
+            cache.save_arrays(run_file, **arrays)
+            runs.append(arrays)
+        timings["runs"] = time.perf_counter() - t0
+        oof = None
+        if need_cv:
+            t0 = time.perf_counter()
+            fold = _fold_assignment(prep.labels, folds, cfg.train.base_seed)
+            oof = np.zeros((len(prep.labels), len(prep.dataset.label_names)), dtype=np.float32)
+            for f in range(folds):
+                fold_file = path / "cv" / f"fold_{f}.npz"
+                if fold_file.exists():
+                    got = cache.load_arrays(fold_file)
+                    progress.advance(recipe.epochs)
+                else:
+                    progress.stage(f"cross-fit fold {f + 1}/{folds}")
+                    got = _cross_fit_fold(prep, f, fold, x, progress)
+                    cache.save_arrays(fold_file, **got)
+                oof[got["index"]] = got["probs"]
+            timings["cross_fit"] = time.perf_counter() - t0
+        progress.stage("scoring")
+        t0 = time.perf_counter()
+        arrays = _assemble_arrays(prep, runs, oof)
+        results = {key: compute(key, arrays) for key in prep.score_keys}
+        timings["scores"] = time.perf_counter() - t0
+        frame, per_run = _score_frames(prep, results)
+        cache.write_parquet(path / "scores.parquet", frame)
+        cache.write_parquet(path / "scores_per_run.parquet", per_run)
+        cache.write_json(path / "summary.json", _summarize(prep, runs, results, timings))
+        # Last: `done` promises that everything above is on disk.
+        cache.write_status(path, "done", progress=1.0, message="done")
+    except Cancelled:
+        cache.write_status(
+            path,
+            "cancelled",
+            progress=progress.done / max(total, 1),
+            message="cancelled; run the same command to resume",
+        )
+        raise
+    except InputError as err:
+        cache.write_status(path, "failed", message=str(err))
+        raise
+    except Exception as err:
+        cache.write_status(path, "failed", message=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        progress.close()
+    return path
+
+
+def score(
+    config: ScoreConfig,
+    cache_dir: Path | str,
+    *,
+    show_progress: bool = True,
+    wait_poll_s: float = 1.0,
+    on_wait: Callable[[dict], None] | None = None,
+) -> Path:
+    """Compute the run for `config` unless it is cached; returns its folder.
+
+    A request for a key that another live process is computing waits for that job instead
+    of starting a second one.
+    """
+    cache_dir = Path(cache_dir)
+    prep = prepare(config, cache_dir)
+    path = prep.path
+    status = cache.read_status(path)
+    if status and status["state"] == "done":
+        cache.check_version(path)
+        return path
+    lock = cache.RunLock(path)
+    while not lock.acquire():
+        if on_wait is not None:
+            on_wait(cache.read_status(path) or {})
+        time.sleep(wait_poll_s)
+    status = cache.read_status(path)
+    if status and status["state"] == "done":  # the job we waited for finished it
+        lock.release()
+        return path
+    try:
+        return execute(prep, cache_dir, show_progress=show_progress)
+    finally:
+        lock.release()

@@ -1,0 +1,143 @@
+"""The explicit registry of per-example scores, and the one way to compute them.
+
+A new score is one module in this package plus one line in `REGISTRY`. The key is the
+module's function name and the parquet column; `needs` names the recorded arrays the
+function takes as keyword arguments (see `_checks.RECORDED`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scoring.errors import InputError
+from scoring.scores.aum import AUM_DOC, aum
+from scoring.scores.cleanlab_scores import CL_ISSUE_DOC, CL_QUALITY_DOC, cl_issue, cl_quality
+from scoring.scores.datamap import (
+    CONFIDENCE_DOC,
+    CORRECTNESS_DOC,
+    VARIABILITY_DOC,
+    confidence,
+    correctness,
+    variability,
+)
+from scoring.scores.el2n import EL2N_DOC, el2n
+from scoring.scores.forgetting import FORGETTING_DOC, forgetting
+from scoring.scores.loss import LOSS_DOC, loss
+from scoring.scores.prototype import PROTOTYPE_DOC, prototype
+from scoring.scores.pvi import PVI_DOC, pvi
+
+
+@dataclass(frozen=True)
+class Score:
+    """One registered score: what it computes from, which way is hard, how it is cached."""
+
+    key: str  # = module function name = parquet column
+    fn: Callable[..., np.ndarray]  # keyword-only args named like the needs
+    needs: tuple[str, ...]  # recorded arrays, by name
+    higher_is_harder: bool  # direction; the app shows "harder/more suspect" the same way for all
+    version: int  # enters the cache key: bump when the numbers change
+    doc: str  # markdown shown in the app: definition, direction, source paper
+    per_run: bool = True  # fn returns (R, N) per-run values, averaged over runs; else (N,)
+
+
+# One line per score, fields in Score's order:
+#   key: Score(key, fn, needs, higher_is_harder, version, doc[, per_run=False])
+# fmt: off
+REGISTRY: dict[str, Score] = {
+    "el2n": Score("el2n", el2n, ("labels", "probs_early"), True, 1, EL2N_DOC),
+    "forgetting": Score("forgetting", forgetting, ("correct",), True, 1, FORGETTING_DOC),
+    "aum": Score("aum", aum, ("logit_given", "logit_other"), False, 1, AUM_DOC),
+    "confidence": Score("confidence", confidence, ("prob_given",), False, 1, CONFIDENCE_DOC),
+    "variability": Score("variability", variability, ("prob_given",), True, 1, VARIABILITY_DOC),
+    "correctness": Score("correctness", correctness, ("correct",), False, 1, CORRECTNESS_DOC),
+    "loss": Score("loss", loss, ("loss",), True, 1, LOSS_DOC),
+    "pvi": Score("pvi", pvi, ("labels", "probs_final", "label_prior"), False, 1, PVI_DOC),
+    "cl_quality": Score("cl_quality", cl_quality, ("labels", "oof_probs"), False, 1, CL_QUALITY_DOC, per_run=False),  # noqa: E501
+    "cl_issue": Score("cl_issue", cl_issue, ("labels", "oof_probs"), True, 1, CL_ISSUE_DOC, per_run=False),  # noqa: E501
+    "prototype": Score("prototype", prototype, ("features", "n_prototypes"), True, 1, PROTOTYPE_DOC),  # noqa: E501
+}
+# fmt: on
+
+
+@dataclass
+class ScoreResult:
+    """A computed score: the value shown per example, and the per-run values behind it."""
+
+    key: str
+    values: np.ndarray  # (N,) float64: mean over runs (or the single value)
+    per_run: np.ndarray | None  # (R, N) float64, or None for a score computed once
+
+
+def resolve(keys: Sequence[str]) -> list[str]:
+    """Expand and check requested score keys.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Registry keys, or ``("all",)`` for every registered score (in registry order).
+
+    Returns
+    -------
+    list of str
+        The keys, de-duplicated, in the order given.
+
+    Raises
+    ------
+    InputError
+        If no key is given or a key is not registered; the message lists the valid keys.
+    """
+    if isinstance(keys, str):  # a lone "el2n" is one key, not four characters
+        keys = (keys,)
+    valid = ", ".join(REGISTRY)
+    if not keys:
+        raise InputError(f"no scores requested; choose 'all' or some of: {valid}")
+    if "all" in keys:
+        return list(REGISTRY)
+    unknown = [k for k in keys if k not in REGISTRY]
+    if unknown:
+        raise InputError(
+            f"unknown score{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"valid keys are: all, {valid}"
+        )
+    return list(dict.fromkeys(keys))
+
+
+def compute(key: str, arrays: Mapping[str, Any]) -> ScoreResult:
+    """Compute one registered score from a run's recorded arrays.
+
+    Parameters
+    ----------
+    key : str
+        A registry key.
+    arrays : mapping of str to array
+        Recorded arrays by name; only the score's `needs` are read.
+
+    Returns
+    -------
+    ScoreResult
+        `values` of shape (n_examples,), the mean over runs for a per-run score, and
+        `per_run` of shape (n_runs, n_examples) (None for a score computed once).
+
+    Raises
+    ------
+    InputError
+        If the key is unknown, a needed array is missing, or the arrays are invalid.
+    """
+    if key not in REGISTRY:  # "all" included: one call computes one score
+        raise InputError(f"unknown score {key!r}; valid keys are: {', '.join(REGISTRY)}")
+    score = REGISTRY[key]
+    missing = [name for name in score.needs if name not in arrays]
+    if missing:
+        raise InputError(
+            f"score {key!r} needs the recorded array{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}, which the run did not record; re-run scoring with "
+            f"{key!r} requested"
+        )
+    out = np.asarray(score.fn(**{name: arrays[name] for name in score.needs}), dtype=np.float64)
+    if score.per_run:
+        return ScoreResult(key, out.mean(axis=0), out)  # (N,), (R, N)
+    return ScoreResult(key, out, None)
