@@ -390,6 +390,7 @@ def _hf_load(what: str, cache_dir: str | None, *args: Any, **kwargs: Any) -> Any
     """`datasets.load_dataset`, with a reader's failure reported as bad input."""
     import datasets
 
+    datasets.disable_progress_bars()  # the engine draws its own progress; these are noise
     try:
         return datasets.load_dataset(*args, cache_dir=cache_dir, **kwargs)
     except Exception as error:  # a reader failing on the user's data is not a bug here

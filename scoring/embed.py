@@ -47,6 +47,9 @@ def embedding_key(model: str | None, max_length: int) -> str:
 
 def _load(model: str | None):
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     path = resolve_model_path(model)
     local = os.path.isdir(path)

@@ -214,6 +214,12 @@ def pick_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device} asked for CUDA but none is available; use auto or cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as err:
         raise InputError(f"--device: expected auto, cpu, cuda or cuda:N, got {device!r}") from err
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(
+            f"--device {device} asked for CUDA device {dev.index}, but only "
+            f"{torch.cuda.device_count()} are visible; use cuda or auto"
+        )
+    return dev

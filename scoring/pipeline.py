@@ -119,23 +119,50 @@ def _input_shape(ds: data.Dataset) -> tuple[int, ...]:
 
 
 class Progress:
-    """One tqdm bar on stderr plus `status.json` updates (at most every half second)."""
+    """A tqdm bar on stderr plus `status.json` updates (at most every half second).
+
+    Overall progress counts training epochs (runs and cross-fit folds); a preparatory stage
+    such as text embedding gets its own bar and reports its count in the status message.
+    """
 
     def __init__(self, path: Path, total: float, enabled: bool) -> None:
-        self.path, self.total, self.done = path, total, 0.0
-        self.bar = tqdm(total=round(total), disable=not enabled, unit="step", dynamic_ncols=True)
+        self.path, self.total, self.done, self.enabled = path, total, 0.0, enabled
+        self.bar = None
         self._last = 0.0
         self.message = ""
 
     def stage(self, message: str) -> None:
         self.message = message
+        if self.bar is None:
+            self.bar = tqdm(
+                total=self.total,
+                disable=not self.enabled,
+                unit="epoch",
+                dynamic_ncols=True,
+                bar_format=_BAR,
+            )
+            self.bar.update(self.done)
         self.bar.set_description(message)
         self._write(force=True)
 
     def advance(self, amount: float = 1.0) -> None:
         self.done += amount
-        self.bar.update(amount)
+        if self.bar is not None:
+            self.bar.update(amount)
         self._write()
+
+    def counter(self, message: str, total: int, unit: str):
+        """A side bar for a stage measured in its own units (e.g. sentences embedded)."""
+        bar = tqdm(
+            total=total, disable=not self.enabled, unit=unit, desc=message, dynamic_ncols=True
+        )
+
+        def tick(n: int) -> None:
+            bar.update(n)
+            self.message = f"{message}: {bar.n}/{total} {unit}s"
+            self._write(force=bar.n >= total)
+
+        return bar, tick
 
     def _write(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -145,7 +172,11 @@ class Progress:
             cache.write_status(self.path, "running", progress=frac, message=self.message)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+_BAR = "{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f} epochs [{elapsed}<{remaining}]"
 
 
 def _to_tensor_inputs(
@@ -164,16 +195,17 @@ def _to_tensor_inputs(
     )
     if emb_path.exists():
         arrays = cache.load_arrays(emb_path)
-        progress.advance(len(ds.train.labels) + len(ds.test.labels))
     else:
-        progress.stage("embedding text")
-        kw = dict(
-            model=model, max_length=PROBE_MAX_LENGTH, device=prep.device, on_batch=progress.advance
-        )
+        if prep.device.type == "cpu":
+            torch.set_num_threads(_cpu_threads())  # a transformer forward uses every core
+        n = len(ds.train.labels) + len(ds.test.labels)
+        bar, tick = progress.counter("embedding text", n, "sentence")
+        kw = dict(model=model, max_length=PROBE_MAX_LENGTH, device=prep.device, on_batch=tick)
         arrays = {
             "train": embed_texts(ds.train.inputs, **kw),
             "test": embed_texts(ds.test.inputs, **kw),
         }
+        bar.close()
         cache.save_arrays(emb_path, **arrays)
     return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
 
@@ -193,7 +225,7 @@ def _train_one_run(
         gen=gen,
         device=prep.device,
         augment=_augments(prep),
-        on_epoch=lambda _e: progress.advance(),
+        on_step=progress.advance,
     )
     train_out = predict(model, x, device=prep.device)
     test_out = predict(model, x_test, device=prep.device)
@@ -248,7 +280,7 @@ def _cross_fit_fold(
         device=prep.device,
         record=False,
         augment=_augments(prep),
-        on_epoch=lambda _e: progress.advance(),
+        on_step=progress.advance,
     )
     out = predict(model, x[torch.from_numpy(held)], device=prep.device)
     return {"index": held, "probs": out.probs}
@@ -365,8 +397,6 @@ def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> P
     n_runs, folds = cfg.train.runs, cfg.cv_folds
     need_cv = bool(set(prep.score_keys) & CV_SCORES)
     total = n_runs * recipe.epochs + (folds * recipe.epochs if need_cv else 0)
-    if prep.dataset.modality == "text":
-        total += len(prep.dataset.train.labels) + len(prep.dataset.test.labels)
     cache.write_json(path / "config.json", _config_record(prep))
     cache.save_arrays(
         path / "split.npz",
@@ -376,14 +406,14 @@ def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> P
         true_labels=prep.dataset.train.labels,
         test_labels=prep.dataset.test.labels,
     )
-    if prep.device.type == "cpu":
-        torch.set_num_threads(1 if recipe.name in SINGLE_THREAD_RECIPES else _cpu_threads())
     progress = Progress(path, total, show_progress)
     timings: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
         x, x_test = _to_tensor_inputs(prep, progress, cache_dir)
         timings["inputs"] = time.perf_counter() - t0
+        if prep.device.type == "cpu":
+            torch.set_num_threads(1 if recipe.name in SINGLE_THREAD_RECIPES else _cpu_threads())
         runs = []
         t0 = time.perf_counter()
         for r in range(n_runs):

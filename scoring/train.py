@@ -100,7 +100,7 @@ def fit(
     device: torch.device,
     record: bool = True,
     augment: bool = False,
-    on_epoch: Callable[[int], None] | None = None,
+    on_step: Callable[[float], None] | None = None,
 ) -> Dynamics | None:
     """Train `model` in place for `recipe.epochs` epochs; optionally record dynamics.
 
@@ -113,8 +113,8 @@ def fit(
         Drives the data order (and augmentation), so a run is reproducible from its seed.
     record : bool
         False trains the same way without recording (the benchmark's baseline).
-    on_epoch : callable, optional
-        Called with the 1-based epoch number after each epoch.
+    on_step : callable, optional
+        Called after every optimizer step with the fraction of an epoch it covered.
 
     Returns
     -------
@@ -147,6 +147,8 @@ def fit(
             opt.step()
             if sched is not None:
                 sched.step()
+            if on_step is not None:
+                on_step(1.0 / steps_per_epoch)
             if record:
                 if epoch_logits is None:
                     epoch_logits = torch.empty(n, logits.shape[1], device=device)
@@ -156,8 +158,6 @@ def fit(
                 _epoch_stats(epoch_logits, labels_dev, out=stats[:, epoch])
                 if epoch + 1 == recipe.early_epoch:
                     probs_early = torch.softmax(epoch_logits, dim=1).cpu().numpy()
-        if on_epoch is not None:
-            on_epoch(epoch + 1)
     if not record:
         return None
     stats_np = stats.cpu().numpy()

@@ -1,0 +1,231 @@
+"""`python -m scoring` as a user runs it: subprocesses, signals, exit codes, messages."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scoring import cache
+from scoring.__main__ import main
+from tests.conftest import ROOT, run_cli
+
+TINY = ("--dataset", "digits", "--preset", "tiny", "--limit", "300", "--quiet")
+
+
+def _popen(args, cache_dir):
+    env = {**os.environ, "WINNOW_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "scoring", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_score_prints_run_dir_last_and_list_shows_it(cache_dir):
+    out = run_cli("score", *TINY, cache=cache_dir)
+    assert out.returncode == 0, out.stderr
+    path = Path(out.stdout.strip().splitlines()[-1])
+    assert path.is_dir() and cache.read_status(path)["state"] == "done"
+    listing = run_cli("list", cache=cache_dir)
+    assert listing.returncode == 0 and str(path) in listing.stdout and "done" in listing.stdout
+    assert "digits" in listing.stdout and "acc 0." in listing.stdout
+
+
+def test_killed_job_resumes_run_by_run_with_identical_results(cache_dir, tmp_path):
+    args = (
+        "--dataset",
+        "digits",
+        "--limit",
+        "400",
+        "--runs",
+        "3",
+        "--epochs",
+        "40",
+        "--scores",
+        "el2n,aum,forgetting",
+        "--quiet",
+    )
+    proc = _popen(["score", *args], cache_dir)
+    run0 = []
+    _wait_for(lambda: run0.extend(cache_dir.glob("*/*/runs/run_000.npz")) or bool(run0))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    path = run0[0].parents[1]
+    assert cache.read_status(path)["state"] == "running"  # never claimed done
+    assert not (path / "scores.parquet").exists()
+    listing = run_cli("list", cache=cache_dir)
+    assert "interrupted" in listing.stdout
+    stamp = run0[0].stat().st_mtime_ns
+
+    out = run_cli("score", *args, cache=cache_dir)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip().splitlines()[-1]) == path
+    assert run0[0].stat().st_mtime_ns == stamp  # run 0 was loaded, not recomputed
+
+    clean = run_cli("score", *args, cache=tmp_path / "clean")
+    clean_path = Path(clean.stdout.strip().splitlines()[-1])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(path / "scores.parquet"), pd.read_parquet(clean_path / "scores.parquet")
+    )
+
+
+def test_sigterm_cancels_cleanly_and_rerun_finishes(cache_dir):
+    args = (
+        "--dataset",
+        "digits",
+        "--limit",
+        "400",
+        "--runs",
+        "4",
+        "--epochs",
+        "40",
+        "--scores",
+        "loss",
+        "--quiet",
+    )
+    proc = _popen(["score", *args], cache_dir)
+    _wait_for(lambda: any(cache_dir.glob("*/*/runs/run_000.npz")))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "cancelled" in err
+    (path,) = cache.iter_run_dirs(cache_dir)
+    assert cache.read_status(path)["state"] == "cancelled"
+    assert not (path / "lock").exists()
+    out = run_cli("score", *args, cache=cache_dir)
+    assert out.returncode == 0 and cache.read_status(path)["state"] == "done"
+
+
+def test_two_requests_for_one_key_share_one_job(cache_dir):
+    args = (
+        "--dataset",
+        "digits",
+        "--limit",
+        "400",
+        "--runs",
+        "2",
+        "--epochs",
+        "10",
+        "--scores",
+        "el2n",
+        "--quiet",
+    )
+    first = _popen(["score", *args], cache_dir)
+    _wait_for(lambda: any(cache_dir.glob("*/*/lock")))
+    first.send_signal(signal.SIGSTOP)  # hold the first job mid-run, deterministically
+    try:
+        second = _popen(["score", *args], cache_dir)
+        line = second.stderr.readline()  # blocks until the second job says what it does
+        assert "waiting" in line
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out1, _ = first.communicate(timeout=120)
+    out2, _ = second.communicate(timeout=120)
+    assert first.returncode == second.returncode == 0
+    assert out1.strip().splitlines()[-1] == out2.strip().splitlines()[-1]
+    path = Path(out1.strip().splitlines()[-1])
+    assert cache.read_status(path)["pid"] == first.pid  # the second one never computed
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
+    ok_rows = "".join(f"a fine sentence number {i}\t{i % 2}\n" for i in range(20))
+    return [
+        (["--dataset", str(tmp / "missing.csv")], "does not exist"),
+        (["--dataset", str(_write(tmp / "empty.csv", "text,label\n"))], "no examples"),
+        (
+            ["--dataset", str(_write(tmp / "one.tsv", "text\tlabel\n" + "x y\t1\n" * 12))],
+            "only one class",
+        ),
+        (
+            [
+                "--dataset",
+                str(
+                    _write(
+                        tmp / "reg.csv",
+                        "text,score\n"
+                        + "".join(f"sentence {i},{i * 0.37:.2f}\n" for i in range(20)),
+                    )
+                ),
+                "--label-col",
+                "score",
+            ],
+            "regression",
+        ),
+        (["--dataset", str(_write(tmp / "nan.tsv", "text\tlabel\n" + ok_rows + "\t1\n"))], "empty"),
+        (
+            [
+                "--dataset",
+                str(_write(tmp / "ok.tsv", "text\tlabel\n" + ok_rows)),
+                "--input-col",
+                "body",
+            ],
+            "body",
+        ),
+        (["--dataset", str(tmp / "ok.tsv"), "--scores", "el2n,grandd"], "unknown score 'grandd'"),
+        (["--dataset", str(tmp / "ok.tsv"), "--runs", "0"], "--runs must be at least 1"),
+        (["--dataset", str(tmp / "ok.tsv"), "--recipe", "cnn32"], "does not fit text data"),
+        (["--dataset", "digits", "--noise", "1.5"], "--noise must be a fraction"),
+        (["--dataset", "digits", "--limit", "0"], "limit"),
+        (["--dataset", str(_write(tmp / "data.xlsx", "nope"))], "xlsx"),
+    ]
+
+
+def test_bad_input_gets_one_clear_message_and_exit_2(cache_dir, tmp_path, capsys):
+    for args, message in _bad_inputs(tmp_path):
+        code = main(["score", *args, "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        assert message.lower() in err.lower(), (args, err)
+        assert err.startswith("error: ") and "Traceback" not in err
+        # Nothing half-done is ever marked done.
+        for path in cache.iter_run_dirs(cache_dir):
+            assert (cache.read_status(path) or {}).get("state") != "done"
+
+
+def test_bad_input_from_a_real_process_has_no_traceback(cache_dir, tmp_path):
+    out = run_cli("score", "--dataset", str(tmp_path / "nope.parquet"), cache=cache_dir)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "does not exist" in out.stderr
+    assert out.stdout == ""
+
+
+def test_scores_are_written_with_per_run_values(cache_dir):
+    out = run_cli("score", *TINY, "--scores", "el2n,forgetting", cache=cache_dir)
+    path = Path(out.stdout.strip().splitlines()[-1])
+    summary = json.loads((path / "summary.json").read_text())
+    assert set(summary["scores"]) == {"el2n", "forgetting"}
+    per_run = pd.read_parquet(path / "scores_per_run.parquet")
+    assert {"el2n__run0", "el2n__run1", "forgetting__run0", "forgetting__run1"} <= set(per_run)
+    frame = pd.read_parquet(path / "scores.parquet")
+    np.testing.assert_allclose(
+        frame["forgetting"], per_run[["forgetting__run0", "forgetting__run1"]].mean(axis=1)
+    )
+
+
+@pytest.mark.parametrize("bad", ["--runs=x", "--nonsense"])
+def test_argparse_errors_exit_2(bad, cache_dir):
+    out = run_cli("score", bad, cache=cache_dir)
+    assert out.returncode == 2 and "usage:" in out.stderr
