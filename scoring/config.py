@@ -71,9 +71,16 @@ class ScoreConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """Content hash of the config and the scoring version (never of Python objects)."""
+        """Content hash of the config and the scoring version (never of Python objects).
+
+        The data's paths are left out: a run lives under its dataset's content fingerprint
+        (`<cache>/<fingerprint>/<key>`), so the same file reached by another path, or moved,
+        finds the same entry.
+        """
+        config = self.to_dict()
+        config["data"] = {**config["data"], "source": None, "test": None}
         payload = json.dumps(
-            {"config": self.to_dict(), "scoring_version": SCORING_VERSION},
+            {"config": config, "scoring_version": SCORING_VERSION},
             sort_keys=True,
             default=list,
         )

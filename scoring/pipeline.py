@@ -81,6 +81,8 @@ def prepare(config: ScoreConfig, cache_dir: Path) -> Prepared:
         raise InputError(f"--runs must be at least 1, got {config.train.runs}")
     if config.cv_folds < 2:
         raise InputError(f"--cv-folds must be at least 2, got {config.cv_folds}")
+    if not 0 <= config.noise.fraction < 1:
+        raise InputError(f"--noise must be a fraction in [0, 1), got {config.noise.fraction}")
     score_keys = resolve(config.scores)
     device = pick_device(config.train.device)
     ds = data.load(config.data, hf_cache_dir=str(Path(cache_dir) / "_hf"))
@@ -102,11 +104,13 @@ def prepare(config: ScoreConfig, cache_dir: Path) -> Prepared:
         early_epoch=t.early_epoch,
     )
     if set(score_keys) & CV_SCORES:
-        n_min = int(np.bincount(labels, minlength=len(ds.label_names)).min())
-        if n_min < config.cv_folds:
+        counts = np.bincount(labels, minlength=len(ds.label_names))
+        if counts.min() < config.cv_folds:
+            rare = ds.label_names[int(counts.argmin())]
             raise InputError(
-                f"cleanlab scores use {config.cv_folds}-fold cross-fitting, but a class has only "
-                f"{n_min} training examples; lower --cv-folds or leave out cl_quality,cl_issue"
+                f"cleanlab scores use {config.cv_folds}-fold cross-fitting, but class {rare!r} "
+                f"has only {counts.min()} training examples; lower --cv-folds, raise --limit, "
+                "or leave out cl_quality,cl_issue"
             )
     path = cache.run_dir(cache_dir, ds.fingerprint, config.key())
     return Prepared(config, ds, recipe, labels, noisy, score_keys, device, path)

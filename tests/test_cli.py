@@ -52,18 +52,8 @@ def test_score_prints_run_dir_last_and_list_shows_it(cache_dir):
 
 def test_killed_job_resumes_run_by_run_with_identical_results(cache_dir, tmp_path):
     args = (
-        "--dataset",
-        "digits",
-        "--limit",
-        "400",
-        "--runs",
-        "3",
-        "--epochs",
-        "40",
-        "--scores",
-        "el2n,aum,forgetting",
-        "--quiet",
-    )
+        "--dataset digits --limit 400 --runs 3 --epochs 40 --quiet --scores el2n,aum,forgetting"
+    ).split()
     proc = _popen(["score", *args], cache_dir)
     run0 = []
     _wait_for(lambda: run0.extend(cache_dir.glob("*/*/runs/run_000.npz")) or bool(run0))
@@ -89,19 +79,7 @@ def test_killed_job_resumes_run_by_run_with_identical_results(cache_dir, tmp_pat
 
 
 def test_sigterm_cancels_cleanly_and_rerun_finishes(cache_dir):
-    args = (
-        "--dataset",
-        "digits",
-        "--limit",
-        "400",
-        "--runs",
-        "4",
-        "--epochs",
-        "40",
-        "--scores",
-        "loss",
-        "--quiet",
-    )
+    args = tuple("--dataset digits --limit 400 --runs 4 --epochs 40 --scores loss --quiet".split())
     proc = _popen(["score", *args], cache_dir)
     _wait_for(lambda: any(cache_dir.glob("*/*/runs/run_000.npz")))
     proc.send_signal(signal.SIGTERM)
@@ -115,19 +93,7 @@ def test_sigterm_cancels_cleanly_and_rerun_finishes(cache_dir):
 
 
 def test_two_requests_for_one_key_share_one_job(cache_dir):
-    args = (
-        "--dataset",
-        "digits",
-        "--limit",
-        "400",
-        "--runs",
-        "2",
-        "--epochs",
-        "10",
-        "--scores",
-        "el2n",
-        "--quiet",
-    )
+    args = tuple("--dataset digits --limit 400 --runs 2 --epochs 10 --scores el2n --quiet".split())
     first = _popen(["score", *args], cache_dir)
     _wait_for(lambda: any(cache_dir.glob("*/*/lock")))
     first.send_signal(signal.SIGSTOP)  # hold the first job mid-run, deterministically

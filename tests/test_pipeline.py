@@ -100,6 +100,7 @@ def test_a_failing_run_is_marked_failed_not_done(cache_dir, monkeypatch):
         (tiny(train=TrainConfig(recipe="probe")), "does not fit image data"),
         (tiny(train=TrainConfig(epochs=3, early_epoch=5)), "--early-epoch must be between"),
         (tiny(noise=NoiseConfig(fraction=1.2)), r"--noise must be a fraction in \[0, 1\)"),
+        (tiny(noise=NoiseConfig(fraction=-0.1)), r"--noise must be a fraction in \[0, 1\)"),
         (tiny(data=DataConfig(source="digits", limit=30), cv_folds=5), "lower --cv-folds"),
         (tiny(train=TrainConfig(device="cuda:7")), "asked for CUDA"),
         (tiny(train=TrainConfig(device="tpu")), "expected auto, cpu, cuda"),
@@ -154,3 +155,31 @@ def test_image_folder_end_to_end(cache_dir, tmp_path):
     assert config["recipe"]["name"] == "mlp"
     frame = cache.read_scores(run)
     assert len(frame) == 24 and sorted(frame["label"].unique()) == [0, 1, 2]
+
+
+def test_same_file_by_another_path_finds_the_same_run(cache_dir, tmp_path, monkeypatch):
+    rows = "".join(f"sentence {i} {'good' if i % 2 else 'bad'}\t{i % 2}\n" for i in range(30))
+    (tmp_path / "d.tsv").write_text("text\tlabel\n" + rows)
+    monkeypatch.chdir(tmp_path)
+    relative = tiny(data=DataConfig(source="d.tsv"), scores=("loss",))
+    absolute = tiny(data=DataConfig(source=str(tmp_path / "d.tsv")), scores=("loss",))
+    first = score(relative, cache_dir, show_progress=False)
+    assert score(absolute, cache_dir, show_progress=False) == first
+    (tmp_path / "d.tsv").write_text("text\tlabel\n" + rows.replace("sentence 3", "changed 3"))
+    assert score(absolute, cache_dir, show_progress=False).parent != first.parent
+
+
+def test_dynamics_scores_find_injected_noise_on_digits(cache_dir):
+    """The issue's quality bar: on digits with 10% noise the best dynamics score >= 0.99."""
+    cfg = ScoreConfig(
+        data=DataConfig(source="digits"),
+        train=TrainConfig(runs=3),
+        noise=NoiseConfig(fraction=0.1, seed=5),
+        scores=("el2n", "aum", "loss", "forgetting", "cl_quality"),
+    )
+    path = score(cfg, cache_dir, show_progress=False)
+    blocks = json.loads((path / "summary.json").read_text())["scores"]
+    dynamics = max(blocks[k]["noise_auroc"] for k in ("el2n", "aum", "loss", "forgetting"))
+    assert dynamics >= 0.99
+    assert blocks["cl_quality"]["noise_auroc"] >= 0.95
+    assert blocks["aum"]["noise_precision_at_k"] >= 0.85
