@@ -9,11 +9,15 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-.PHONY: setup run test test-slow lint bench
+.PHONY: setup run score-digits test test-slow lint bench
 setup: $(BIN)/.installed
 
-# Scores the embedded default dataset (digits) with every score; prints the run folder.
+# The app on http://127.0.0.1:8501; with an empty cache, Home offers a one-click digits run.
 run: setup
+	$(BIN)/python -m streamlit run app.py
+
+# The engine alone: score the embedded digits with every score and list the cache.
+score-digits: setup
 	$(BIN)/python -m scoring score --dataset digits
 	$(BIN)/python -m scoring list
 

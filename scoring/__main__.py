@@ -20,6 +20,7 @@ from pathlib import Path  # noqa: E402
 
 from scoring.config import PRESETS, DataConfig, NoiseConfig, ScoreConfig, TrainConfig  # noqa: E402
 from scoring.errors import InputError  # noqa: E402
+from scoring.jobs import report  # noqa: E402
 
 
 def _split_list(value: str | None) -> tuple[str, ...] | None:
@@ -81,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="tiny: a few epochs and 2 runs, for a first look in seconds",
     )
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--job-file", help=argparse.SUPPRESS)  # kept current for the app's jobs
+
+    m = sub.add_parser("map", help="2-D UMAP of a finished run's embeddings (for the app)")
+    m.add_argument("--run", required=True, help="run folder printed by `score`")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--cache-dir", help=argparse.SUPPRESS)
+    m.add_argument("--quiet", action="store_true")
+    m.add_argument("--job-file", help=argparse.SUPPRESS)
 
     ls = sub.add_parser("list", help="list cached runs")
     ls.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
@@ -149,12 +158,33 @@ def cmd_score(args: argparse.Namespace) -> int:
             )
             waited.append(True)
 
+    def on_prepared(path: Path) -> None:
+        report(args.job_file, run=str(path))
+
     try:
-        path = score(config, _cache_dir(args), show_progress=not args.quiet, on_wait=on_wait)
+        path = score(
+            config,
+            _cache_dir(args),
+            show_progress=not args.quiet,
+            on_wait=on_wait,
+            on_prepared=on_prepared,
+        )
     except Cancelled:
         print("cancelled; run the same command again to resume", file=sys.stderr)
+        report(args.job_file, exit_code=130, message="cancelled; start it again to resume")
         return 130
+    report(args.job_file, exit_code=0, message="done")
     print(path)
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from scoring.embedmap import compute_map
+
+    report(args.job_file, run=str(Path(args.run)))
+    out = compute_map(Path(args.run), seed=args.seed)
+    report(args.job_file, exit_code=0, message="map ready")
+    print(out)
     return 0
 
 
@@ -178,13 +208,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = {"score": cmd_score, "list": cmd_list, "map": cmd_map}[args.command]
     try:
-        if args.command == "score":
-            return cmd_score(args)
-        return cmd_list(args)
+        return command(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
+        report(getattr(args, "job_file", None), exit_code=2, message=str(err))
         return 2
+    except Exception as err:
+        # A bug, not bad input: keep the traceback in the log, tell the app it failed.
+        report(getattr(args, "job_file", None), exit_code=1, message=f"{type(err).__name__}: {err}")
+        raise
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ is marked done only after every file is written.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import subprocess
 import time
@@ -395,6 +396,39 @@ def _score_frames(prep: Prepared, results) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, per_run
 
 
+def _predictions(prep: Prepared, runs) -> pd.DataFrame:
+    """Final-model predictions averaged over runs: what the app shows beside a given label."""
+    probs = np.mean([r["probs_final"] for r in runs], axis=0)  # (N, K)
+    rows = np.arange(probs.shape[0])
+    return pd.DataFrame(
+        {
+            "id": prep.dataset.train.ids,
+            "pred": probs.argmax(1),
+            "pred_prob": probs.max(1),
+            "given_prob": probs[rows, prep.labels],
+        }
+    )
+
+
+def _write_examples(prep: Prepared, path: Path) -> None:
+    """What the app renders for each example: images as uint8, texts as strings."""
+    inputs = prep.dataset.train.inputs
+    if prep.dataset.modality == "image":
+        pixels = np.clip(np.rint(inputs * 255), 0, 255).astype(np.uint8)  # (N, C, H, W)
+        # A plain .npy (not .npz) so pages can memory-map it and read a handful of rows.
+        buf = io.BytesIO()
+        np.save(buf, pixels.transpose(0, 2, 3, 1))  # (N, H, W, C)
+        cache.atomic_write_bytes(path / "examples" / "images.npy", buf.getvalue())
+        return
+    if inputs and isinstance(inputs[0], tuple):
+        cols = {"text": [a for a, _ in inputs], "text_pair": [b for _, b in inputs]}
+    else:
+        cols = {"text": list(inputs)}
+    cache.write_parquet(
+        path / "examples" / "texts.parquet", pd.DataFrame({"id": prep.dataset.train.ids, **cols})
+    )
+
+
 def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> Path:
     """Compute (or resume) the run described by `prep`; caller holds the run's lock."""
     path, cfg, recipe = prep.path, prep.config, prep.recipe
@@ -455,6 +489,8 @@ def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> P
         frame, per_run = _score_frames(prep, results)
         cache.write_parquet(path / "scores.parquet", frame)
         cache.write_parquet(path / "scores_per_run.parquet", per_run)
+        cache.write_parquet(path / "predictions.parquet", _predictions(prep, runs))
+        _write_examples(prep, path)
         cache.write_json(path / "summary.json", _summarize(prep, runs, results, timings))
         # Last: `done` promises that everything above is on disk.
         cache.write_status(path, "done", progress=1.0, message="done")
@@ -484,6 +520,7 @@ def score(
     show_progress: bool = True,
     wait_poll_s: float = 1.0,
     on_wait: Callable[[dict], None] | None = None,
+    on_prepared: Callable[[Path], None] | None = None,
 ) -> Path:
     """Compute the run for `config` unless it is cached; returns its folder.
 
@@ -493,6 +530,8 @@ def score(
     cache_dir = Path(cache_dir)
     prep = prepare(config, cache_dir)
     path = prep.path
+    if on_prepared is not None:
+        on_prepared(path)
     status = cache.read_status(path)
     if status and status["state"] == "done":
         cache.check_version(path)

@@ -1,0 +1,102 @@
+"""What every page shares: the UI state, cached reads of the cache, the current run.
+
+Pages read files the engine wrote (through `scoring.cache` / `scoring.views`) and start jobs
+through `scoring.jobs`; nothing here imports torch or the training loop.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from scoring import cache
+from scoring.errors import InputError
+from scoring.views import RunView, load_run
+
+# Scatter plots above this many points are sampled (with a visible note) to keep pages fast.
+MAX_POINTS = 5000
+
+
+@dataclass
+class UIState:
+    """The one typed session state: which run is current and what the user chose."""
+
+    run: str | None = None  # current run folder; None -> the newest finished run
+    job_id: str | None = None  # the job this session started last
+    choices: dict[str, object] = field(default_factory=dict)  # per-page widget memory
+
+
+def ui() -> UIState:
+    if "ui" not in st.session_state:
+        st.session_state["ui"] = UIState()
+    return st.session_state["ui"]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WINNOW_CACHE_DIR", "cache"))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _load_run_cached(path: str, _stamp: tuple[float, float]) -> RunView:
+    return load_run(path)
+
+
+def read_run(path: str | Path) -> RunView:
+    """A finished run, re-read whenever its scores or decisions file changes (mtime key)."""
+    p = Path(path)
+    return _load_run_cached(str(p), (_mtime(p / "scores.parquet"), _mtime(p / "status.json")))
+
+
+def finished_runs() -> list[cache.RunInfo]:
+    return [r for r in cache.list_runs(cache_dir()) if r.state == "done" and r.version_ok]
+
+
+def current_run() -> RunView | None:
+    """The run every page shows, or None after telling the user what to do."""
+    state = ui()
+    runs = finished_runs()
+    paths = [str(r.path) for r in runs]
+    if state.run not in paths:
+        state.run = paths[0] if paths else None
+    if state.run is None:
+        st.info(
+            "No finished run yet. Start one on the **Home** page (first in the sidebar): "
+            "a digits run takes under a minute.",
+            icon=":material/info:",
+        )
+        return None
+    try:
+        return read_run(state.run)
+    except InputError as err:
+        st.warning(str(err))
+        return None
+
+
+def sample_note(frame: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> pd.DataFrame:
+    """At most `max_points` rows (seeded sample), with a caption saying so when sampled."""
+    if len(frame) <= max_points:
+        return frame
+    st.caption(f"Showing a random sample of {max_points:,} of {len(frame):,} examples.")
+    return frame.sample(max_points, random_state=seed)
+
+
+def pick(label: str, options: list, key: str, **kw):
+    """A selectbox whose choice survives page switches (kept in UIState.choices)."""
+    state = ui()
+    remembered = state.choices.get(key)
+    default = kw.pop("index", 0)
+    index = options.index(remembered) if remembered in options else default
+    value = st.selectbox(label, options, index=index, key=f"w_{key}", **kw)
+    state.choices[key] = value
+    return value

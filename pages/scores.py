@@ -1,0 +1,206 @@
+"""Scores: the distribution of one score, overall, by class or in one class, and its stability.
+
+Thin page: numbers come from `scoring.stats` and `scoring.views`; histograms are binned before
+plotting so the figure carries bins, not one point per example.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages._shared import current_run, pick, ui
+from scoring import stats
+from scoring.scores import REGISTRY
+from scoring.views import NORMALIZATIONS, RunView, normalize
+
+BINS = 40
+VIEWS = {"overall": "Overall", "by_class": "By class", "one_class": "One class"}
+LAYOUTS = {"overlaid": "Overlaid", "faceted": "One panel per class"}
+# Four significant digits are plenty to read a distribution; the full values stay in the data.
+NUMBER_FORMAT = {c: st.column_config.NumberColumn(format="%.4g") for c in stats.SUMMARY_COLUMNS[1:]}
+
+
+def remembered_radio(label: str, options: dict[str, str], key: str) -> str:
+    """A horizontal radio over `options` (value -> label) whose choice survives page switches."""
+    state = ui()
+    values = list(options)
+    remembered = state.choices.get(key)
+    index = values.index(remembered) if remembered in values else 0
+    value = st.radio(
+        label, values, index=index, format_func=options.get, horizontal=True, key=f"w_{key}"
+    )
+    state.choices[key] = value
+    return value
+
+
+def direction_note(run: RunView, key: str) -> str:
+    if run.higher_is_harder(key):
+        return "Higher = harder / more suspect."
+    return "Lower = harder / more suspect."
+
+
+def score_doc(key: str) -> None:
+    with st.expander(f"What is `{key}`?"):
+        if key in REGISTRY:
+            st.markdown(REGISTRY[key].doc)
+        else:
+            st.markdown("No description: this score is not in this version's registry.")
+
+
+def bar_figure(counts: np.ndarray, edges: np.ndarray, axis: str) -> go.Figure:
+    """One bar per bin, `counts` of shape (B,), `edges` of shape (B + 1,)."""
+    fig = go.Figure(
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=counts,
+            width=np.diff(edges),
+            marker_line_width=0,
+            hovertemplate="%{x:.4g}: %{y} examples<extra></extra>",
+        )
+    )
+    fig.update_layout(xaxis_title=axis, yaxis_title="examples", bargap=0.02)
+    return fig
+
+
+def class_figure(
+    counts: np.ndarray, edges: np.ndarray, names: list[str], axis: str, layout: str
+) -> go.Figure:
+    """Per-class histograms, `counts` of shape (K, B) on shared `edges` of shape (B + 1,)."""
+    centres = (edges[:-1] + edges[1:]) / 2
+    if layout == "overlaid":
+        # Step outlines rather than filled bars: ten overlaid filled histograms are unreadable.
+        fig = go.Figure(
+            [
+                go.Scatter(x=centres, y=row, name=name, mode="lines", line_shape="hvh")
+                for name, row in zip(names, counts, strict=True)
+            ]
+        )
+        fig.update_layout(xaxis_title=axis, yaxis_title="examples", legend_title="class")
+        return fig
+    long = pd.DataFrame(
+        {
+            "class": np.repeat(names, len(centres)),
+            axis: np.tile(centres, len(names)),
+            "examples": counts.ravel(),
+        }
+    )
+    fig = px.bar(long, x=axis, y="examples", facet_col="class", facet_col_wrap=5)
+    fig.update_traces(width=float(np.diff(edges).min()), marker_line_width=0)
+    fig.update_layout(bargap=0.02, height=max(300, 220 * int(np.ceil(len(names) / 5))))
+    fig.update_yaxes(matches=None, showticklabels=True)  # small classes stay visible
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    return fig
+
+
+def flag_figure(counts: pd.DataFrame) -> go.Figure:
+    """Bars of flagged / not flagged counts, one group per row of `counts`."""
+    fig = go.Figure(
+        [
+            go.Bar(x=counts.index.astype(str), y=counts[col], name=col)
+            for col in ("not flagged", "flagged")
+        ]
+    )
+    fig.update_layout(barmode="group", yaxis_title="examples", xaxis_title=counts.index.name)
+    return fig
+
+
+def spread_section(run: RunView, key: str) -> None:
+    st.subheader("Agreement between training runs")
+    spread = stats.run_spread(run.summary, key)
+    if spread is None:
+        if key in REGISTRY and not REGISTRY[key].per_run:
+            st.caption(
+                f"`{key}` is computed once (not per run), from cross-validated "
+                "predictions, so there is no run-to-run spread to show."
+            )
+        else:
+            st.caption(
+                f"No per-run values for `{key}` in this run (it had a single training "
+                "run). Score with more runs on Home to see how stable it is."
+            )
+        return
+    st.metric(
+        "Spearman of each single run vs the mean (average)",
+        f"{spread.loc['mean', 'spearman_vs_mean']:.3f}",
+        help="Near 1: one training run already ranks examples like the average of all runs. "
+        "Lower: the score changes from run to run, so trust the mean over runs.",
+    )
+    st.dataframe(spread.rename(columns={"spearman_vs_mean": "Spearman vs mean"}), width=320)
+
+
+def main() -> None:
+    st.title("Scores")
+    run = current_run()
+    if run is None:
+        st.stop()
+    st.caption(run.title())
+    keys = run.score_keys
+    if not keys:
+        st.info("This run holds no scores. Score the dataset again from the Home page.")
+        st.stop()
+
+    key = pick("Score", keys, key="score")
+    st.caption(direction_note(run, key))
+    score_doc(key)
+    raw = run.table[key].to_numpy(dtype=np.float64)
+    labels = run.table["label"].to_numpy(dtype=np.int64)
+    names = run.label_names
+    binary = stats.is_binary(raw)
+
+    left, right = st.columns(2)
+    with left:
+        mode = remembered_radio("Normalization", NORMALIZATIONS, key="norm")
+    with right:
+        view = remembered_radio("View", VIEWS, key="view")
+    if binary and mode != "none":
+        st.caption(f"`{key}` is a 0/1 flag: shown as counts, without normalization.")
+        mode = "none"
+    values = normalize(raw, labels, mode)
+    axis = key if mode == "none" else f"{key} ({NORMALIZATIONS[mode]})"
+    if not np.isfinite(raw).all():
+        st.caption(
+            f"{int((~np.isfinite(raw)).sum()):,} examples have no `{key}` value and are left out."
+        )
+
+    if view == "overall":
+        if binary:
+            st.plotly_chart(flag_figure(stats.flag_counts(values)), width="stretch")
+        else:
+            st.plotly_chart(bar_figure(*stats.histogram(values, BINS), axis), width="stretch")
+        table = stats.summary_table(values)
+    elif view == "by_class":
+        if binary:
+            st.plotly_chart(flag_figure(stats.flag_counts(values, labels, names)), width="stretch")
+        else:
+            layout = remembered_radio("Layout", LAYOUTS, key="class_layout")
+            counts, edges = stats.histograms_by_class(values, labels, len(names), BINS)
+            st.plotly_chart(class_figure(counts, edges, names, axis, layout), width="stretch")
+        table = stats.summary_table(values, labels, names)
+    else:
+        k = pick("Class", list(range(len(names))), key="class", format_func=names.__getitem__)
+        in_class = values[labels == k]
+        if in_class.size == 0:
+            st.info(
+                f"No training examples are labelled {names[k]!r} in this run; pick another class."
+            )
+            st.stop()
+        if binary:
+            counts = stats.flag_counts(in_class).rename(index={stats.ALL_ROW: names[k]})
+            st.plotly_chart(flag_figure(counts), width="stretch")
+        else:
+            st.plotly_chart(bar_figure(*stats.histogram(in_class, BINS), axis), width="stretch")
+        table = stats.summary_table(in_class, name=names[k])
+
+    st.subheader("Summary statistics")
+    if mode != "none":
+        st.caption(f"Values are {NORMALIZATIONS[mode]}. Std is the population std (ddof = 0).")
+    # Tall enough for every row: the "all" row must not hide below a scrollbar.
+    st.dataframe(table, column_config=NUMBER_FORMAT, height=38 + 35 * len(table))
+    spread_section(run, key)
+
+
+main()
