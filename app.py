@@ -42,7 +42,9 @@ def _save_upload(upload) -> Path:
 
 
 def _score_args(source: str, form: dict) -> list[str]:
-    args = ["--dataset", source, "--recipe", form["recipe"], "--runs", str(form["runs"])]
+    args = ["--dataset", source, "--recipe", form["recipe"]]
+    if form.get("runs"):
+        args += ["--runs", str(form["runs"])]
     if form.get("test"):
         args += ["--test", form["test"]]
     if form.get("input_col"):
@@ -65,6 +67,7 @@ def _score_args(source: str, form: dict) -> list[str]:
 def _start(args: list[str]) -> None:
     ui().job_id = jobs.start("score", args, cache_dir())
     st.toast("Scoring job started")
+    st.rerun()  # draw the job panel (and start polling) at the top of the page now
 
 
 def _new_run_form() -> None:
@@ -94,9 +97,12 @@ def _new_run_form() -> None:
         form["recipe"] = c1.selectbox(
             "Recipe", list(RECIPES), format_func=RECIPES.get, key="home_recipe"
         )
-        form["runs"] = c2.number_input("Runs", 1, 20, 5, key="home_runs")
+        # Empty = the preset's choice (default: 5 runs; tiny: 2 runs x 4 epochs).
+        form["runs"] = c2.number_input(
+            "Runs", 1, 20, None, placeholder="preset default", key="home_runs"
+        )
         form["epochs"] = c3.number_input(
-            "Epochs (0 = recipe default)", 0, 500, 0, key="home_epochs"
+            "Epochs", 1, 500, None, placeholder="recipe default", key="home_epochs"
         )
         c1, c2, c3 = st.columns(3)
         form["noise"] = c1.number_input(

@@ -48,7 +48,8 @@ def _mtime(path: Path) -> float:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _load_run_cached(path: str, _stamp: tuple[float, float]) -> RunView:
+def _load_run_cached(path: str, stamp: tuple[float, float]) -> RunView:
+    # `stamp` (the files' mtimes) is part of the cache key: new results are picked up.
     return load_run(path)
 
 

@@ -214,7 +214,8 @@ def iter_run_dirs(cache_dir: Path | str) -> Iterator[Path]:
     if not root.is_dir():
         return
     for config in root.glob("*/*/config.json"):
-        yield config.parent
+        if not config.parts[-3].startswith("_"):  # _hf/ holds Hugging Face's own cache
+            yield config.parent
 
 
 def list_runs(cache_dir: Path | str) -> list[RunInfo]:

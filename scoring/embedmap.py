@@ -14,14 +14,12 @@ import pandas as pd
 
 from scoring import cache
 from scoring.errors import InputError
+from scoring.suspects import default_detector
 from scoring.views import RunView, hardness
 
 MAP_FILE = "map.parquet"
 # Share of examples the simple "suspect" view flags when cleanlab's own flag is absent.
 SUSPECT_FRACTION = 0.1
-# The score that stands in for cleanlab's flag, first one present wins: cl_quality is
-# cleanlab's ranking; AUM and EL2N are the strongest training-dynamics detectors.
-DEFAULT_DETECTORS = ("cl_quality", "aum", "el2n", "loss")
 
 
 def compute_map(run: Path, *, seed: int = 0, n_neighbors: int = 15) -> Path:
@@ -87,7 +85,8 @@ def suspect_flags(view: RunView, fraction: float = SUSPECT_FRACTION) -> tuple[np
     """A simple yes/no "suspect" per example, and a sentence saying how it was decided.
 
     cleanlab's `cl_issue` flag when the run has it; otherwise the top `fraction` of examples
-    by the first of `DEFAULT_DETECTORS` the run holds (oriented so larger = more suspect).
+    by the Mislabeled page's default detector (`suspects.default_detector`), oriented so
+    larger = more suspect.
 
     Returns
     -------
@@ -99,13 +98,14 @@ def suspect_flags(view: RunView, fraction: float = SUSPECT_FRACTION) -> tuple[np
     if "cl_issue" in keys:
         flags = table["cl_issue"].to_numpy(dtype=np.float64) > 0.5
         return flags, "suspect = flagged by cleanlab's label-issue filter (`cl_issue`)"
-    key = next((k for k in DEFAULT_DETECTORS if k in keys), keys[0] if keys else None)
-    if key is None:
-        raise InputError("this run holds no scores to flag suspects with")
+    key = default_detector(view)  # InputError when the run holds no score
     values = hardness(table[key].to_numpy(), view.higher_is_harder(key))  # (N,)
     n_flag = max(1, int(round(fraction * len(values))))
     # Stable sort on -values: ties keep table order, so the flags never flicker.
     order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")
     flags = np.zeros(len(values), dtype=bool)
     flags[order[:n_flag]] = True
-    return flags, f"suspect = the {fraction:.0%} most suspect examples by `{key}`"
+    return flags, (
+        f"suspect = the {fraction:.0%} most suspect examples by `{key}`, the Mislabeled "
+        "page's default detector"
+    )

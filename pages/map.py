@@ -1,0 +1,350 @@
+"""Map: the run's embedding space (UMAP) coloured by score, label or suspicion, and the data map.
+
+The UMAP itself is computed by a background job (`python -m scoring map`), never in this
+process: it takes tens of seconds and would block every other page of the session.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages._shared import MAX_POINTS, cache_dir, current_run, pick, sample_note, ui
+from scoring import jobs
+from scoring.embedmap import read_map, suspect_flags
+from scoring.errors import InputError
+from scoring.views import RunView, hardness
+
+HOVER_CHARS = 120  # texts in hover boxes are cut here; the Examples page shows them whole
+POINT_SIZE = 5
+DATA_MAP_COLUMNS = ("confidence", "variability", "correctness")
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+def _stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _map_cached(run: str, mtime: float) -> pd.DataFrame | None:
+    # `mtime` is part of the cache key (an underscore name would not be hashed), so a map
+    # the job just wrote is read at once.
+    return read_map(Path(run))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _texts_cached(run: str, mtime: float) -> pd.Series | None:
+    """id -> short text for hover boxes (a pair reads "first ‖ second")."""
+    path = Path(run) / "examples" / "texts.parquet"
+    if not path.exists():
+        return None
+    texts = pd.read_parquet(path)
+    joined = texts["text"].astype(str)
+    if "text_pair" in texts.columns:
+        joined = joined + " ‖ " + texts["text_pair"].astype(str)
+    short = joined.where(joined.str.len() <= HOVER_CHARS, joined.str.slice(0, HOVER_CHARS) + "…")
+    short = short.map(html.escape)  # plotly hover boxes render HTML; a "<b>" in data stays text
+    return pd.Series(short.to_numpy(), index=texts["id"].to_numpy())
+
+
+# --- embedding map -----------------------------------------------------------------------
+
+
+def _color_options(run: RunView) -> dict[str, str]:
+    """Option value -> what the select shows."""
+    options = {f"score:{k}": f"score: {k}" for k in run.score_keys}
+    options["label"] = "given label"
+    if "pred" in run.table.columns and run.table["pred"].notna().any():
+        options["pred"] = "predicted label"
+    if run.score_keys:
+        options["suspect"] = "suspect flag"
+    if run.has_noise:
+        options["noisy"] = "injected noise"
+    return options
+
+
+def _names(values: pd.Series, label_names: list[str]) -> pd.Series:
+    """Class ints -> names; missing predictions read "n/a" rather than failing."""
+    lookup = dict(enumerate(label_names))
+    return values.map(lambda v: lookup.get(int(v), str(v)) if pd.notna(v) else "n/a")
+
+
+def _embedding_frame(run: RunView, coords: pd.DataFrame) -> pd.DataFrame:
+    """One row per mapped example: coordinates, names for hover, every score."""
+    frame = coords.merge(run.table, on="id", how="inner")
+    frame["label name"] = _names(frame["label"], run.label_names)
+    if "pred" in frame.columns:
+        frame["predicted"] = _names(frame["pred"], run.label_names)
+    texts = _texts_cached(str(run.path), _stamp(run.path / "examples" / "texts.parquet"))
+    if texts is not None:
+        frame["text"] = frame["id"].map(texts).fillna("")
+    return frame
+
+
+def _embedding_figure(run: RunView, frame: pd.DataFrame, choice: str) -> tuple[go.Figure, str]:
+    """The scatter for one colour choice, and a caption saying how to read the colour."""
+    hover: dict[str, object] = {"x": False, "y": False, "id": True, "label name": True}
+    if "predicted" in frame.columns:
+        hover["predicted"] = True
+    common = dict(x="x", y="y", render_mode="webgl")
+    if choice.startswith("score:"):
+        key = choice.removeprefix("score:")
+        colour = f"{key} (harder →)"
+        frame = frame.assign(**{colour: hardness(frame[key].to_numpy(), run.higher_is_harder(key))})
+        # Draw the hardest last so they are not buried under easy points.
+        frame = frame.sort_values(colour, na_position="first")
+        hover |= {key: ":.4g", colour: False}
+        if "text" in frame.columns:
+            hover["text"] = True
+        fig = px.scatter(
+            frame, color=colour, hover_data=hover, color_continuous_scale="Plasma", **common
+        )
+        sign = "" if run.higher_is_harder(key) else "−"
+        how = (
+            f"Colour is **{sign}{key}**, oriented so that brighter = harder / more suspect "
+            f"for every score"
+            + ("" if sign == "" else f" (low `{key}` is suspect)")
+            + "; the hover box shows the raw value."
+        )
+        return fig, how
+    if "text" in frame.columns:
+        hover["text"] = True
+    if choice in ("label", "pred"):
+        column = "label name" if choice == "label" else "predicted"
+        names = run.label_names
+        palette = (
+            px.colors.qualitative.Plotly if len(names) <= 10 else px.colors.qualitative.Alphabet
+        )
+        fig = px.scatter(
+            frame,
+            color=column,
+            hover_data=hover,
+            color_discrete_sequence=palette,
+            category_orders={column: [*names, "n/a"]},
+            **common,
+        )
+        what = "label the model was trained on" if choice == "label" else "final models' prediction"
+        return fig, f"Colour is the {what}; clusters of one colour are classes the model separates."
+    if choice == "suspect":
+        flags, how = suspect_flags(run)
+        # suspect_flags is aligned with run.table; frame rows are a merge, so go by id.
+        flagged = pd.Series(flags, index=run.table["id"].to_numpy())
+        is_suspect = frame["id"].map(flagged).fillna(False).astype(bool)
+        frame = frame.assign(suspect=np.where(is_suspect, "suspect", "not flagged"))
+        fig = px.scatter(
+            frame,
+            color="suspect",
+            hover_data=hover,
+            category_orders={"suspect": ["not flagged", "suspect"]},
+            color_discrete_map={"not flagged": "#c7c7c7", "suspect": "#d62728"},
+            **common,
+        )
+        return fig, f"Red: {how}. Suspects far inside another class's cluster are worth a look."
+    # choice == "noisy"
+    frame = frame.assign(noise=np.where(frame["noisy"].astype(bool), "label flipped", "clean"))
+    if "true_label" in frame.columns:
+        frame["true label"] = _names(frame["true_label"], run.label_names)
+        hover["true label"] = True
+    fig = px.scatter(
+        frame,
+        color="noise",
+        hover_data=hover,
+        category_orders={"noise": ["clean", "label flipped"]},
+        color_discrete_map={"clean": "#c7c7c7", "label flipped": "#d62728"},
+        **common,
+    )
+    return fig, "Red: examples whose label was deliberately flipped when the run was scored."
+
+
+def _style(fig: go.Figure) -> go.Figure:
+    fig.update_traces(marker={"size": POINT_SIZE, "opacity": 0.8})
+    fig.update_layout(height=600, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig.update_xaxes(showticklabels=False, title=None)  # UMAP axes carry no meaning
+    fig.update_yaxes(showticklabels=False, title=None)
+    return fig
+
+
+def _show_embedding_map(run: RunView, frame: pd.DataFrame) -> None:
+    if len(frame) < len(run.table):
+        st.caption(f"The map covers {len(frame):,} of {len(run.table):,} examples.")
+    options = _color_options(run)
+    choice = pick("Colour by", list(options), key="map_color", format_func=options.get)
+    frame = sample_note(frame, MAX_POINTS)
+    try:
+        fig, how = _embedding_figure(run, frame, choice)
+    except InputError as err:
+        st.warning(str(err))
+        return
+    st.plotly_chart(_style(fig), width="stretch")
+    st.caption(
+        how + " Each point is a training example placed by UMAP of the first model's "
+        "penultimate features: neighbours are examples the model sees as alike."
+    )
+
+
+# --- computing the map in the background -------------------------------------------------
+
+
+def _job_key(run: RunView) -> str:
+    return f"map_job:{run.path}"
+
+
+def _known_job(run: RunView) -> str | None:
+    """This session's map job for the run, or one already running from elsewhere."""
+    remembered = ui().choices.get(_job_key(run))
+    if isinstance(remembered, str):
+        return remembered
+    for job in jobs.running(cache_dir()):
+        if job.kind == "map" and job.run and Path(job.run) == run.path:
+            ui().choices[_job_key(run)] = job.job_id
+            return job.job_id
+    return None
+
+
+def _compute_button(run: RunView, label: str) -> None:
+    if st.button(label, key="map_compute", type="primary", icon=":material/scatter_plot:"):
+        ui().choices[_job_key(run)] = jobs.start("map", ["--run", str(run.path)], cache_dir())
+        st.rerun()  # show the polling view straight away
+
+
+@st.fragment(run_every=2)
+def _poll(job_id: str) -> None:
+    """Redrawn every 2 s while the job runs; the whole page reruns once it stops."""
+    status = jobs.status(job_id, cache_dir())
+    if status is None or status.state != "running":
+        st.rerun()
+    elapsed = time.time() - status.started if status.started else 0.0
+    st.info(
+        f"Computing the map in the background… {elapsed:.0f} s so far (UMAP compiles "
+        "itself the first time, so the first map takes longest).",
+        icon=":material/hourglass_top:",
+    )
+
+
+def _show_compute_panel(run: RunView, problem: str | None = None) -> None:
+    """Start, follow or retry the background job; `problem` says what is wrong with a saved map."""
+    job_id = _known_job(run)
+    status = jobs.status(job_id, cache_dir()) if job_id else None
+    if status is not None and status.state == "running":
+        _poll(job_id)
+        return
+    if problem is not None:
+        st.warning(f"{problem} Compute it again.")
+    elif status is not None and status.state == "done":
+        # Finished but no file: someone removed it, or the job wrote elsewhere. Start afresh.
+        st.warning("The map job finished but its file is missing; compute it again.")
+    elif status is not None:
+        st.warning(
+            f"Computing the map {status.state}: {status.message}. Try again, or run "
+            f"`python -m scoring map --run {run.path}` in a terminal to see the details."
+        )
+    else:
+        st.info(
+            "This run has no embedding map yet. Computing it runs UMAP on the first "
+            "model's penultimate features in a background job (well under a minute for "
+            "a few thousand examples); the page updates by itself when it is ready.",
+            icon=":material/info:",
+        )
+    first = status is None and problem is None
+    _compute_button(run, label="Compute the map" if first else "Compute the map again")
+
+
+# --- data map ----------------------------------------------------------------------------
+
+
+def _show_data_map(run: RunView) -> None:
+    missing = [c for c in DATA_MAP_COLUMNS if c not in run.score_keys]
+    if missing:
+        st.info(
+            f"This run did not compute {', '.join(f'`{c}`' for c in missing)}, which the "
+            "data map needs. Score a new run with these scores (or all scores) on the "
+            "Home page.",
+            icon=":material/info:",
+        )
+        return
+    frame = run.table[["id", "label", *DATA_MAP_COLUMNS]].copy()
+    frame["label name"] = _names(frame["label"], run.label_names)
+    hover: dict[str, object] = {
+        "id": True,
+        "label name": True,
+        "correctness": ":.2f",
+        "confidence": ":.3f",
+        "variability": ":.3f",
+    }
+    extra: dict[str, object] = {}
+    if run.has_noise:
+        frame["noise"] = np.where(run.table["noisy"].astype(bool), "label flipped", "clean")
+        extra = {
+            "symbol": "noise",
+            "symbol_map": {"clean": "circle", "label flipped": "x"},
+            "category_orders": {"noise": ["clean", "label flipped"]},
+        }
+    frame = sample_note(frame, MAX_POINTS)
+    fig = px.scatter(
+        frame,
+        x="variability",
+        y="confidence",
+        color="correctness",
+        hover_data=hover,
+        color_continuous_scale="RdYlGn",
+        range_color=(0, 1),
+        render_mode="webgl",
+        **extra,
+    )
+    fig.update_traces(marker={"size": POINT_SIZE, "opacity": 0.8})
+    fig.update_layout(
+        height=550,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "y": -0.12},
+    )
+    st.plotly_chart(fig, width="stretch")
+    st.caption(
+        "Data map (Swayamdipta et al., 2020): per example, **confidence** is the mean "
+        "probability of its given label over training epochs and **variability** its standard "
+        "deviation; colour is **correctness**, the share of epochs it was predicted right "
+        "(green = always). Top-left: *easy-to-learn*. Right: *ambiguous*, the model keeps "
+        "changing its mind. Bottom-left: *hard-to-learn*, where mislabeled examples gather."
+        + (
+            " Crosses mark the examples whose label was flipped on purpose."
+            if run.has_noise
+            else ""
+        )
+    )
+
+
+# --- page --------------------------------------------------------------------------------
+
+st.title("Map")
+current = current_run()
+if current is None:
+    st.stop()
+st.caption(current.title())
+
+st.header("Embedding map")
+problem = None
+try:
+    coords = _map_cached(str(current.path), _stamp(current.path / "map.parquet"))
+except (InputError, OSError, ValueError) as err:  # a damaged file: offer to recompute
+    coords, problem = None, f"The saved map could not be read ({err})."
+embedded = None if coords is None else _embedding_frame(current, coords)
+if embedded is not None and embedded.empty:
+    problem = "The saved map does not match this run's examples."
+if embedded is None or embedded.empty:
+    _show_compute_panel(current, problem)
+else:
+    _show_embedding_map(current, embedded)
+
+st.header("Data map")
+_show_data_map(current)

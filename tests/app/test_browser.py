@@ -1,0 +1,145 @@
+"""One real-browser pass: Debian's chromium driven by Playwright against a live server.
+
+Starts `streamlit run app.py` on 127.0.0.1 with an empty temp cache, starts a tiny digits run
+from Home, waits for it, visits every page, marks an example as mislabeled and checks the
+decision is still shown after a reload. Screenshots go to test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A Streamlit server on 127.0.0.1 over an empty cache; stopped when the test ends."""
+    port = _free_port()
+    env = {**os.environ, "WINNOW_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    argv += ["--server.address", "127.0.0.1", "--server.headless", "true"]
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc, log_path)
+        yield url
+    finally:  # the test owns the server: stop it (and its scoring jobs) whatever happened
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(log_path.read_text()[-3000:])
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def page():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: install Debian's chromium (.ci/run does)")
+        pytest.skip("Debian chromium not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(30_000)
+        yield pg
+        browser.close()
+
+
+def _no_error(pg) -> None:
+    assert pg.locator('[data-testid="stException"]').count() == 0
+    assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
+
+
+def _goto(pg, url: str, title: str) -> None:
+    pg.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    pg.wait_for_load_state("networkidle")
+    pg.get_by_role("heading", name=title).first.wait_for()
+
+
+def test_a_user_scores_digits_and_visits_every_page(server, page):
+    pg = page
+    pg.goto(server)
+    pg.get_by_text("The cache is empty").wait_for()
+    pg.screenshot(path=str(ARTIFACTS / "00-home-empty.png"))
+    # A tiny run from the form: the preset select, then Start.
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Preset").locator("input").click()
+    pg.get_by_role("option", name="tiny").click()
+    pg.get_by_role("button", name="Start scoring").click()
+    pg.get_by_text("Done: the new run is now the current run").wait_for(timeout=180_000)
+    _no_error(pg)
+    pg.get_by_text("Runs in the cache").wait_for()
+    pg.screenshot(path=str(ARTIFACTS / "01-home-done.png"), full_page=True)
+
+    for n, title in enumerate(["Scores", "Correlations", "Map"], start=2):
+        _goto(pg, server, title)
+        if title == "Map":
+            pg.get_by_role("button", name="Compute the map").click()
+        pg.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+        _no_error(pg)
+        pg.screenshot(path=str(ARTIFACTS / f"0{n}-{title.lower()}.png"), full_page=True)
+
+    _goto(pg, server, "Examples")
+    pg.locator('[data-testid="stImage"]').first.wait_for()
+    assert pg.locator('[data-testid="stImage"] img').count() >= 8  # hardest + easiest grids
+    _no_error(pg)
+    pg.screenshot(path=str(ARTIFACTS / "05-examples.png"), full_page=True)
+
+    _goto(pg, server, "Mislabeled")
+    pg.get_by_text("0 decisions saved").wait_for()
+    pg.get_by_role("button", name="Drop").first.click()
+    pg.get_by_text("1 decision saved").wait_for()
+    pg.get_by_text("Decision: drop").first.wait_for()
+    pg.screenshot(path=str(ARTIFACTS / "06-mislabeled.png"), full_page=True)
+    pg.reload()  # a new session: what is shown now comes from decisions.jsonl
+    pg.get_by_role("heading", name="Mislabeled").first.wait_for()
+    pg.get_by_text("1 decision saved").wait_for()
+    assert pg.get_by_text("Decision: drop").count() == 1
+    _no_error(pg)
