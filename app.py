@@ -1,5 +1,10 @@
 """Winnow: the Streamlit entry point — navigation plus the Home view.
 
+The page files live in `app_pages/`, not `pages/`: a `pages/` folder beside an app that calls
+`st.navigation` puts Streamlit in a hybrid mode where opening a page's URL directly (a
+bookmark, a browser refresh) shows the folder's files as a second, legacy navigation and
+skips this entry point (its layout and sidebar).
+
 Home picks a dataset and recipe, starts a scoring job in the background, shows its progress
 (polling only while a job runs), lets the user cancel it, and lists the finished runs of the
 cache; the chosen run is the current one for every page.
@@ -14,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages._shared import cache_dir, finished_runs, ui
+from app_pages._shared import cache_dir, finished_runs, ui
 from scoring import cache, jobs
 from scoring.scores.registry import REGISTRY
 
@@ -229,11 +234,11 @@ def main() -> None:
     st.set_page_config(page_title="Winnow", page_icon=":material/grain:", layout="wide")
     pages = [
         st.Page(home, title="Home", icon=":material/home:", default=True),
-        st.Page("pages/scores.py", title="Scores", icon=":material/bar_chart:"),
-        st.Page("pages/correlations.py", title="Correlations", icon=":material/grid_on:"),
-        st.Page("pages/examples.py", title="Examples", icon=":material/image:"),
-        st.Page("pages/mislabeled.py", title="Mislabeled", icon=":material/flag:"),
-        st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:"),
+        st.Page("app_pages/scores.py", title="Scores", icon=":material/bar_chart:"),
+        st.Page("app_pages/correlations.py", title="Correlations", icon=":material/grid_on:"),
+        st.Page("app_pages/examples.py", title="Examples", icon=":material/image:"),
+        st.Page("app_pages/mislabeled.py", title="Mislabeled", icon=":material/flag:"),
+        st.Page("app_pages/map.py", title="Map", icon=":material/scatter_plot:"),
     ]
     st.navigation(pages).run()
 

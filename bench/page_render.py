@@ -35,7 +35,7 @@ def synthetic_parquet(n: int) -> Path:
     """n 8x8 grayscale PNGs: 10 fixed random class patterns plus noise; label column."""
     from PIL import Image
 
-    path = OUT / f"synth{n // 1000}k.parquet"
+    path = OUT / f"synth{n}.parquet"
     if path.exists():
         return path
     rng = np.random.default_rng(0)
@@ -57,8 +57,9 @@ def build_run(n: int) -> Path:
     from scoring.embedmap import MAP_FILE, compute_map
     from scoring.pipeline import score
 
+    # 10% is carved out for testing, so make n / 0.9 rows to keep n training examples.
     cfg = ScoreConfig(
-        data=DataConfig(source=str(synthetic_parquet(n)), test_fraction=0.1),
+        data=DataConfig(source=str(synthetic_parquet(-(-n * 10 // 9))), test_fraction=0.1),
         train=TrainConfig(recipe="mlp", runs=2, epochs=3),
         cv_folds=2,
     )
@@ -73,14 +74,14 @@ def build_run(n: int) -> Path:
 def render_times(run: Path, repeats: int) -> list[tuple[str, float, float]]:
     from streamlit.testing.v1 import AppTest
 
-    from pages._shared import UIState
+    from app_pages._shared import UIState
 
     os.environ["WINNOW_CACHE_DIR"] = str(OUT / "cache")
     rows = []
     for page in PAGES:
         times = []
         for _ in range(repeats + 1):
-            at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
+            at = AppTest.from_file(str(ROOT / "app_pages" / f"{page}.py"), default_timeout=120)
             at.session_state["ui"] = UIState(run=str(run))
             t0 = time.perf_counter()
             at.run()

@@ -36,7 +36,8 @@ def inject_noise(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
 
 
 def hardness(values: np.ndarray, higher_is_harder: bool) -> np.ndarray:
-    """Score values oriented so that larger always means harder / more suspect."""
+    """Score values as float64, oriented so that larger always means harder / more suspect."""
+    values = np.asarray(values, dtype=np.float64)
     return values if higher_is_harder else -values
 
 
@@ -59,7 +60,7 @@ def noise_detection(
     k = int(noisy.sum())
     if k == 0 or k == noisy.shape[0]:
         return {"noise_auroc": None, "noise_precision_at_k": None}
-    h = hardness(values.astype(np.float64), higher_is_harder)
+    h = hardness(values, higher_is_harder)
     top = np.argsort(-h, kind="stable")[:k]
     return {
         "noise_auroc": float(roc_auc_score(noisy, h)),

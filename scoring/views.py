@@ -15,6 +15,7 @@ import pandas as pd
 
 from scoring import cache
 from scoring.errors import InputError
+from scoring.noise import hardness  # noqa: F401  (re-exported: pages orient scores with it)
 
 NORMALIZATIONS = {
     "none": "raw values",
@@ -83,12 +84,6 @@ def load_run(path: Path | str) -> RunView:
     if preds.exists():  # runs from before predictions were written still open
         table = table.merge(pd.read_parquet(preds), on="id", how="left")
     return RunView(path, config, summary, table)
-
-
-def hardness(values: np.ndarray, higher_is_harder: bool) -> np.ndarray:
-    """Values oriented so that larger always means harder / more suspect."""
-    values = np.asarray(values, dtype=np.float64)
-    return values if higher_is_harder else -values
 
 
 def normalize(values: np.ndarray, labels: np.ndarray, mode: str) -> np.ndarray:

@@ -30,7 +30,9 @@ def test_engine_does_not_import_streamlit(path):
 FORBIDDEN_IN_PAGES = ("torch", "scoring.train", "scoring.models", "scoring.pipeline")
 
 
-@pytest.mark.parametrize("path", [*_python_files("pages"), ROOT / "app.py"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [*_python_files("app_pages"), ROOT / "app.py"], ids=lambda p: p.name
+)
 def test_pages_do_not_import_torch_or_training(path):
     bad = [n for n in _imports(path) if n.startswith(FORBIDDEN_IN_PAGES)]
     assert bad == []

@@ -11,7 +11,7 @@ import pytest
 from scoring.config import DataConfig, NoiseConfig, ScoreConfig, TrainConfig
 from scoring.pipeline import score
 
-PAGES = Path(__file__).resolve().parents[2] / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "app_pages"
 
 
 def _digits_config() -> ScoreConfig:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from pages._shared import UIState
+from app_pages._shared import UIState
 from tests.app.conftest import PAGES, digits_run, text_run
 
 

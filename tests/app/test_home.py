@@ -4,7 +4,7 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from pages._shared import UIState
+from app_pages._shared import UIState
 from scoring import jobs
 from tests.app.conftest import digits_run, text_run
 from tests.conftest import ROOT

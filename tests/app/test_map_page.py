@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages._shared import UIState
+from app_pages._shared import UIState
 from scoring import cache, jobs
 from scoring.embedmap import MAP_FILE
 from tests.app.conftest import PAGES, digits_run, text_run
@@ -168,7 +168,7 @@ def test_empty_cache_shows_the_info_box(tmp_path, monkeypatch):
     monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
     # Through app.py's navigation: the info box links to Home, which only resolves there.
     at = AppTest.from_file(str(PAGES.parent / "app.py"), default_timeout=60)
-    at.switch_page("pages/map.py").run()
+    at.switch_page("app_pages/map.py").run()
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
     assert not at.get("plotly_chart")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages._shared import UIState
+from app_pages._shared import UIState
 from scoring.scores import REGISTRY
 from scoring.views import load_run
 from tests.app.conftest import PAGES, digits_run, text_run

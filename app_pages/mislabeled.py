@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from pages._shared import current_run, pick, ui
+from app_pages._shared import page_header, pick, ui
 from scoring import decisions, suspects
 from scoring.errors import InputError
 from scoring.views import RunView
@@ -215,10 +215,7 @@ def render(view: RunView) -> None:
             st.dataframe(latest, hide_index=True, width="stretch")
 
 
-st.title("Mislabeled")
-run = current_run()
-if run is None:
-    st.stop()
+run = page_header("Mislabeled")
 try:
     render(run)
 except InputError as err:

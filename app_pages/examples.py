@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages._shared import current_run, pick
+from app_pages._shared import page_header, pick
 from scoring import suspects
 from scoring.errors import InputError
 from scoring.scores import REGISTRY
@@ -111,10 +111,7 @@ def render(view: RunView) -> None:
     section(view, f"{len(easiest)} easiest{where}", easiest, key)
 
 
-st.title("Examples")
-run = current_run()
-if run is None:
-    st.stop()
+run = page_header("Examples")
 try:
     render(run)
 except InputError as err:

@@ -40,7 +40,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("WINNOW_CACHE_DIR", "cache"))
 
 
-def _mtime(path: Path) -> float:
+def mtime(path: Path) -> float:
+    """A file's mtime for cache keys (0 when it does not exist yet)."""
     try:
         return path.stat().st_mtime
     except FileNotFoundError:
@@ -56,7 +57,7 @@ def _load_run_cached(path: str, stamp: tuple[float, float]) -> RunView:
 def read_run(path: str | Path) -> RunView:
     """A finished run, re-read whenever its scores or decisions file changes (mtime key)."""
     p = Path(path)
-    return _load_run_cached(str(p), (_mtime(p / "scores.parquet"), _mtime(p / "status.json")))
+    return _load_run_cached(str(p), (mtime(p / "scores.parquet"), mtime(p / "status.json")))
 
 
 def finished_runs() -> list[cache.RunInfo]:
@@ -82,6 +83,16 @@ def current_run() -> RunView | None:
     except InputError as err:
         st.warning(str(err))
         return None
+
+
+def page_header(title: str) -> RunView:
+    """The page title and the current run's caption; stops the page when there is no run."""
+    st.title(title)
+    run = current_run()
+    if run is None:
+        st.stop()
+    st.caption(run.title())
+    return run
 
 
 def sample_note(frame: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import MAX_POINTS, cache_dir, current_run, pick, sample_note, ui
+from app_pages._shared import MAX_POINTS, cache_dir, mtime, page_header, pick, sample_note, ui
 from scoring import jobs
 from scoring.embedmap import read_map, suspect_flags
 from scoring.errors import InputError
@@ -28,13 +28,6 @@ DATA_MAP_COLUMNS = ("confidence", "variability", "correctness")
 
 
 # --- reads -------------------------------------------------------------------------------
-
-
-def _stamp(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -87,7 +80,7 @@ def _embedding_frame(run: RunView, coords: pd.DataFrame) -> pd.DataFrame:
     frame["label name"] = _names(frame["label"], run.label_names)
     if "pred" in frame.columns:
         frame["predicted"] = _names(frame["pred"], run.label_names)
-    texts = _texts_cached(str(run.path), _stamp(run.path / "examples" / "texts.parquet"))
+    texts = _texts_cached(str(run.path), mtime(run.path / "examples" / "texts.parquet"))
     if texts is not None:
         frame["text"] = frame["id"].map(texts).fillna("")
     return frame
@@ -326,16 +319,12 @@ def _show_data_map(run: RunView) -> None:
 
 # --- page --------------------------------------------------------------------------------
 
-st.title("Map")
-current = current_run()
-if current is None:
-    st.stop()
-st.caption(current.title())
+current = page_header("Map")
 
 st.header("Embedding map")
 problem = None
 try:
-    coords = _map_cached(str(current.path), _stamp(current.path / "map.parquet"))
+    coords = _map_cached(str(current.path), mtime(current.path / "map.parquet"))
 except (InputError, OSError, ValueError) as err:  # a damaged file: offer to recompute
     coords, problem = None, f"The saved map could not be read ({err})."
 embedded = None if coords is None else _embedding_frame(current, coords)

@@ -11,7 +11,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import current_run, pick, sample_note, ui
+from app_pages._shared import page_header, pick, sample_note, ui
 from scoring import stats
 from scoring.views import RunView, hardness
 
@@ -139,11 +139,7 @@ def pair_section(run: RunView, rows: pd.DataFrame, keys: list[str], raw: pd.Data
 
 
 def main() -> None:
-    st.title("Correlations")
-    run = current_run()
-    if run is None:
-        st.stop()
-    st.caption(run.title())
+    run = page_header("Correlations")
     keys = run.score_keys
     if len(keys) < 2:
         held = f"one score (`{keys[0]}`)" if keys else "no scores"

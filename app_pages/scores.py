@@ -12,7 +12,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import current_run, pick, ui
+from app_pages._shared import page_header, pick, ui
 from scoring import stats
 from scoring.scores import REGISTRY
 from scoring.views import NORMALIZATIONS, RunView, normalize
@@ -133,11 +133,7 @@ def spread_section(run: RunView, key: str) -> None:
 
 
 def main() -> None:
-    st.title("Scores")
-    run = current_run()
-    if run is None:
-        st.stop()
-    st.caption(run.title())
+    run = page_header("Scores")
     keys = run.score_keys
     if not keys:
         st.info("This run holds no scores. Score the dataset again from the Home page.")
