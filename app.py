@@ -239,6 +239,7 @@ def main() -> None:
         st.Page("app_pages/examples.py", title="Examples", icon=":material/image:"),
         st.Page("app_pages/mislabeled.py", title="Mislabeled", icon=":material/flag:"),
         st.Page("app_pages/map.py", title="Map", icon=":material/scatter_plot:"),
+        st.Page("app_pages/pruning.py", title="Pruning", icon=":material/content_cut:"),
     ]
     st.navigation(pages).run()
 

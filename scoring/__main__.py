@@ -1,7 +1,7 @@
-"""Command line: `python -m scoring {score,list} ...`.
+"""Command line: `python -m scoring {score,map,export,list} ...`.
 
 Bad input prints one message on stderr and exits 2; the last stdout line of `score` is the
-run folder, so scripts and the app's job runner can pick it up.
+run folder (of `export`, the path written), so scripts and the app's job runner can pick it up.
 """
 
 from __future__ import annotations
@@ -28,6 +28,69 @@ def _split_list(value: str | None) -> tuple[str, ...] | None:
         return None
     items = tuple(v.strip() for v in value.split(",") if v.strip())
     return items or None
+
+
+def _add_selection_args(p: argparse.ArgumentParser) -> None:
+    """The selection rule's flags, shared by `sweep` and `export`."""
+    p.add_argument("--run", required=True, help="run folder printed by `score`")
+    p.add_argument("--score", help="score key to rank by (not needed for --rule random)")
+    p.add_argument(
+        "--rule",
+        required=True,
+        help="hardest | easiest | random | offset | stratified | softmax | linear",
+    )
+    p.add_argument("--normalization", default="none", help="none | class | dataset")
+    p.add_argument(
+        "--offset",
+        default="0",
+        help="offset rule: share of hardest examples dropped first, or 'auto' (the "
+        "run's cl_issue noise estimate)",
+    )
+    p.add_argument("--class-balanced", action="store_true", help="keep the fraction per class")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax rule temperature")
+    p.add_argument("--beta", type=float, default=0.1, help="stratified rule: hardest share dropped")
+    p.add_argument("--bins", type=int, default=50, help="stratified rule: score bins")
+    p.add_argument(
+        "--apply-decisions",
+        action="store_true",
+        help="drop and relabel as decided in the app first",
+    )
+    p.add_argument("--job-file", help=argparse.SUPPRESS)
+
+
+def _selection_from_args(args: argparse.Namespace, *, fraction: float, seed: int):
+    from scoring.select import SelectionConfig, auto_offset
+    from scoring.views import load_run
+
+    if args.offset.strip().lower() == "auto":
+        offset = auto_offset(load_run(args.run))
+        print(f"offset auto: {offset:.4f} (share of examples cl_issue flags)", file=sys.stderr)
+    else:
+        try:
+            offset = float(args.offset)
+        except ValueError:
+            raise InputError(
+                f"--offset must be a share in [0, 1) or 'auto', got {args.offset!r}"
+            ) from None
+    return SelectionConfig(
+        rule=args.rule,
+        fraction=fraction,
+        score=args.score,
+        normalization=args.normalization,
+        offset=offset,
+        class_balanced=args.class_balanced,
+        temperature=args.temperature,
+        beta=args.beta,
+        bins=args.bins,
+        seed=seed,
+    )
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"--fractions: expected numbers like 0.3,0.5,0.7, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +153,26 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--cache-dir", help=argparse.SUPPRESS)
     m.add_argument("--quiet", action="store_true")
     m.add_argument("--job-file", help=argparse.SUPPRESS)
+
+    e = sub.add_parser("export", help="write a selected subset of a run's training data")
+    _add_selection_args(e)
+    e.add_argument("--fraction", type=float, required=True, help="share kept, in (0, 1]")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--format", required=True, help="parquet | csv | jsonl | hf (save_to_disk)")
+    e.add_argument("--out", required=True, help="file to write (a folder for hf)")
+    e.add_argument("--force", action="store_true", help="overwrite an existing export")
+
+    w = sub.add_parser("sweep", help="retrain on pruned subsets against random (cached)")
+    _add_selection_args(w)
+    w.add_argument("--fractions", default="0.3,0.5,0.7", help="comma-separated shares kept")
+    w.add_argument("--seeds", type=int, default=3, help="seeds per fraction (default 3)")
+    w.add_argument(
+        "--schedule",
+        default="steps",
+        help="steps (same optimizer steps as full data, Data Diet) | epochs",
+    )
+    w.add_argument("--cache-dir", help=argparse.SUPPRESS)
+    w.add_argument("--quiet", action="store_true", help="no progress bars")
 
     ls = sub.add_parser("list", help="list cached runs")
     ls.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
@@ -188,6 +271,62 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from scoring.export import export_selection
+
+    report(args.job_file, run=str(Path(args.run)))
+    selection = _selection_from_args(args, fraction=args.fraction, seed=args.seed)
+    out = export_selection(
+        Path(args.run),
+        selection,
+        fmt=args.format,
+        out=Path(args.out),
+        apply_decisions=args.apply_decisions,
+        force=args.force,
+    )
+    from scoring.cache import read_json
+    from scoring.export import manifest_path
+
+    manifest = read_json(manifest_path(out, args.format))
+    if manifest["empty_classes"]:
+        print(
+            f"warning: no examples kept of class(es) {manifest['empty_classes']}",
+            file=sys.stderr,
+        )
+    report(args.job_file, exit_code=0, message=f"exported {manifest['rows']} examples")
+    print(f"{manifest['rows']} examples -> {out}", file=sys.stderr)
+    print(out)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from scoring.pipeline import Cancelled
+    from scoring.retrain import sweep
+    from scoring.select import check_config
+    from scoring.sweeps import SweepConfig
+
+    def on_signal(signum, _frame):
+        raise Cancelled(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    report(args.job_file, run=str(Path(args.run)))
+    fractions = _fractions(args.fractions)
+    selection = _selection_from_args(args, fraction=max(fractions, default=1.0), seed=0)
+    if fractions:
+        check_config(selection)  # the widest fraction fails first, before any data loads
+    config = SweepConfig(selection, fractions, args.seeds, args.schedule, args.apply_decisions)
+    try:
+        out = sweep(Path(args.run), config, show_progress=not args.quiet)
+    except Cancelled:
+        print("cancelled; run the same command again to resume", file=sys.stderr)
+        report(args.job_file, exit_code=130, message="cancelled; start it again to resume")
+        return 130
+    report(args.job_file, exit_code=0, message="sweep done")
+    print(out)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from scoring.cache import list_runs
 
@@ -208,7 +347,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"score": cmd_score, "list": cmd_list, "map": cmd_map}[args.command]
+    command = {
+        "score": cmd_score,
+        "list": cmd_list,
+        "map": cmd_map,
+        "export": cmd_export,
+        "sweep": cmd_sweep,
+    }[args.command]
     try:
         return command(args)
     except InputError as err:

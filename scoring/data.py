@@ -961,3 +961,158 @@ def _hash_bytes(digest: Any, path: Path) -> None:
     with path.open("rb") as file:
         while chunk := file.read(_CHUNK_BYTES):
             digest.update(chunk)
+
+
+# --- original rows (for export) ------------------------------------------------------------
+
+
+def source_rows(
+    cfg: DataConfig,
+    ids: np.ndarray,
+    *,
+    hf_cache_dir: str | None = None,
+    fingerprint: str | None = None,
+) -> datasets.Dataset:
+    """The original training-split rows with the given ids, every source column as it is.
+
+    Nothing is decoded: images keep the source's representation (an HF ``Image`` feature or
+    a ``{'bytes', 'path'}`` struct; an image folder's images as paths), texts stay text,
+    labels keep their column type (ClassLabel ids, integers, strings, ...).
+
+    Parameters
+    ----------
+    cfg : DataConfig
+        The config the run was scored with (``config["config"]["data"]``).
+    ids : array-like of shape (n_rows,), int
+        Row indices in the source's training split (`Split.ids` values); any order,
+        the result follows it.
+    hf_cache_dir : str, optional
+        Passed to ``datasets.load_dataset``.
+    fingerprint : str, optional
+        The run's `Dataset.fingerprint`. When given, the source is checked to hold the same
+        content (and the same column choice and split settings) as when the run was scored,
+        so ids cannot silently point at other rows.
+
+    Returns
+    -------
+    datasets.Dataset of n_rows rows, in memory
+        For ``"digits"``: columns ``image`` (``Image`` feature, 8x8 grayscale PNG, sklearn's
+        0..16 pixel values scaled to 0..255) and ``label`` (``ClassLabel`` named "0".."9").
+
+    Raises
+    ------
+    InputError
+        Source missing or unreadable, ids out of range, or a changed source.
+    """
+    _check_config(cfg)
+    rows = np.asarray(ids)
+    if rows.ndim != 1 or (rows.size and not np.issubdtype(rows.dtype, np.integer)):
+        raise InputError(f"ids must be a 1-D array of integer row ids, got shape {rows.shape}")
+    rows = rows.astype(np.int64)
+    if cfg.source == "digits":
+        return _digits_rows(cfg, rows, fingerprint)
+    source = _open_source(cfg.source, hf_cache_dir, role="source")
+    train = source.splits["train"]
+    if fingerprint is not None:
+        input_cols, label_col = _resolve_columns(train, cfg.input_cols, cfg.label_col)
+        test_digest = b""
+        if cfg.test is not None:
+            test = Path(cfg.test).expanduser()
+            if not test.exists():
+                raise InputError(f"--test file {cfg.test!r} of this run no longer exists")
+            test_digest = _folder_digest(test) if test.is_dir() else _file_digest(test)
+        found = _fingerprint([source.digest, test_digest], input_cols, label_col, cfg)
+        _check_fingerprint(found, fingerprint, source.description)
+    _check_row_ids(rows, train.num_rows, source.description)
+    return _take(train, rows)
+
+
+def _digits_rows(cfg: DataConfig, rows: np.ndarray, fingerprint: str | None) -> datasets.Dataset:
+    """The digits rows as a table: PNG images (pixels 0..16 scaled to 0..255) and labels."""
+    import datasets
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    if fingerprint is not None:
+        content = hashlib.sha256(b"digits\0")  # as in _load_digits
+        content.update(np.ascontiguousarray(bunch.images).tobytes())
+        content.update(np.ascontiguousarray(bunch.target).tobytes())
+        found = _fingerprint([content.digest()], ("image",), "label", cfg)
+        _check_fingerprint(found, fingerprint, "digits")
+    _check_row_ids(rows, len(bunch.target), "digits")
+    pixels = np.rint(bunch.images[rows] * (255 / 16)).astype(np.uint8)  # (n, 8, 8)
+    images = []
+    for image in pixels:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")  # uint8 (8, 8) -> mode "L"
+        images.append({"bytes": buffer.getvalue(), "path": None})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(k) for k in range(10)])}
+    )
+    labels = bunch.target[rows].astype(np.int64).tolist()
+    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+def _check_fingerprint(found: str, expected: str, description: str) -> None:
+    if found != expected:
+        raise InputError(
+            f"the source {description} is not the one this run was scored on (its content or "
+            "the column/split settings changed since); row ids would point at other examples. "
+            "Restore the original file, or score the current one and export from that run."
+        )
+
+
+def _check_row_ids(rows: np.ndarray, n_rows: int, description: str) -> None:
+    bad = rows[(rows < 0) | (rows >= n_rows)]
+    if bad.size:
+        raise InputError(
+            f"row ids {_show_ids(bad.tolist())} are outside {description}'s training split "
+            f"(rows 0..{n_rows - 1})"
+        )
+
+
+def _take(table: datasets.Dataset, rows: np.ndarray) -> datasets.Dataset:
+    """An in-memory copy of the given rows with the same features (Arrow order = row order)."""
+    import datasets
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    taken = table.data.table.take(pa.array(rows, type=pa.int64()))
+    info = datasets.DatasetInfo(features=table.features.copy())
+    return datasets.Dataset(InMemoryTable(taken), info=info)
+
+
+def image_columns(features: datasets.Features) -> list[str]:
+    """Names of the columns that hold images (an ``Image`` feature or a bytes/path struct)."""
+    return [col for col, feature in features.items() if _column_kind(feature) == "image"]
+
+
+def label_value(feature: Any, label_names: Sequence[str], label: int) -> Any:
+    """The raw value a label column of this feature type holds for class id `label`.
+
+    The inverse of how `load` reads labels: a ClassLabel column holds the id itself, an
+    integer or float column the number its label name spells, a string column the name.
+
+    Parameters
+    ----------
+    feature : the label column's datasets feature
+    label_names : sequence of str, length n_classes
+        The run's label names (index = class id).
+    label : int
+        Class id in [0, n_classes).
+    """
+    if not 0 <= label < len(label_names):
+        raise InputError(f"class id {label} is outside [0, {len(label_names) - 1}]")
+    kind, name = _column_kind(feature), label_names[label]
+    if kind == "classlabel":
+        return int(label)
+    if kind == "int":
+        return int(name)
+    if kind == "float":
+        return float(name)
+    if kind == "bool":
+        return name == "True"
+    if kind == "str":
+        return name
+    raise InputError(f"cannot write a class into a label column of kind {kind!r}")

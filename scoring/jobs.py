@@ -33,7 +33,7 @@ class JobStatus:
     """What a page shows about a job."""
 
     job_id: str
-    kind: str  # "score" | "map"
+    kind: str  # "score" | "map" | "sweep"
     state: str  # running | done | failed | cancelled
     progress: float  # in [0, 1]
     message: str
@@ -50,7 +50,7 @@ def start(kind: str, args: list[str], cache_dir: Path | str) -> str:
 
     `--cache-dir` and `--job-file` are added here, so a job always writes where the app reads.
     """
-    if kind not in ("score", "map"):
+    if kind not in ("score", "map", "sweep"):
         raise ValueError(f"unknown job kind {kind!r}")
     folder = jobs_dir(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)

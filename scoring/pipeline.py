@@ -184,7 +184,7 @@ class Progress:
 _BAR = "{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f} epochs [{elapsed}<{remaining}]"
 
 
-def _to_tensor_inputs(
+def tensor_inputs(
     prep: Prepared, progress: Progress, cache_dir: Path
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Train and test inputs as float tensors (images as is, text as cached embeddings)."""
@@ -229,7 +229,7 @@ def _train_one_run(
         prep.recipe,
         gen=gen,
         device=prep.device,
-        augment=_augments(prep),
+        augment=augments(prep),
         on_step=progress.advance,
     )
     train_out = predict(model, x, device=prep.device)
@@ -252,7 +252,14 @@ def _cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _augments(prep: Prepared) -> bool:
+def set_train_threads(prep: Prepared) -> None:
+    """One thread for tiny recipes, every core for the rest (CPU only)."""
+    if prep.device.type == "cpu":
+        small = prep.recipe.name in SINGLE_THREAD_RECIPES
+        torch.set_num_threads(1 if small else _cpu_threads())
+
+
+def augments(prep: Prepared) -> bool:
     # Flips suit natural images; digits (and text embeddings) are not flip-invariant.
     return prep.recipe.name in ("cnn32", "resnet18")
 
@@ -284,7 +291,7 @@ def _cross_fit_fold(
         gen=gen,
         device=prep.device,
         record=False,
-        augment=_augments(prep),
+        augment=augments(prep),
         on_step=progress.advance,
     )
     out = predict(model, x[torch.from_numpy(held)], device=prep.device)
@@ -448,10 +455,9 @@ def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> P
     timings: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        x, x_test = _to_tensor_inputs(prep, progress, cache_dir)
+        x, x_test = tensor_inputs(prep, progress, cache_dir)
         timings["inputs"] = time.perf_counter() - t0
-        if prep.device.type == "cpu":
-            torch.set_num_threads(1 if recipe.name in SINGLE_THREAD_RECIPES else _cpu_threads())
+        set_train_threads(prep)
         runs = []
         t0 = time.perf_counter()
         for r in range(n_runs):

@@ -101,6 +101,7 @@ def fit(
     record: bool = True,
     augment: bool = False,
     on_step: Callable[[float], None] | None = None,
+    steps: int | None = None,
 ) -> Dynamics | None:
     """Train `model` in place for `recipe.epochs` epochs; optionally record dynamics.
 
@@ -115,6 +116,10 @@ def fit(
         False trains the same way without recording (the benchmark's baseline).
     on_step : callable, optional
         Called after every optimizer step with the fraction of an epoch it covered.
+    steps : int, optional
+        Train for exactly this many optimizer steps instead (as many epochs as that takes,
+        the last one cut short): Data Diet's step-matched schedule for a pruned subset. The
+        learning-rate schedule spans these steps. Not with `record`.
 
     Returns
     -------
@@ -122,7 +127,13 @@ def fit(
     """
     n, epochs, bs = labels.shape[0], recipe.epochs, recipe.batch_size
     steps_per_epoch = (n + bs - 1) // bs
-    opt, sched = _optimizer(model, recipe, steps_per_epoch * epochs)
+    if steps is not None:
+        if record:
+            raise ValueError("a step-matched schedule cuts the last epoch short: no recording")
+        epochs = -(-steps // steps_per_epoch)
+    total_steps = steps if steps is not None else steps_per_epoch * epochs
+    opt, sched = _optimizer(model, recipe, total_steps)
+    done = 0
     model.to(device).train()
     labels_dev = labels.to(device)
     if record:
@@ -135,6 +146,9 @@ def fit(
         order = torch.randperm(n, generator=gen)
         order_dev = order.to(device)
         for start in range(0, n, bs):
+            if done == total_steps:
+                break
+            done += 1
             idx = order_dev[start : start + bs]
             xb = inputs[order[start : start + bs]].to(device, non_blocking=True)
             if augment:

@@ -88,3 +88,24 @@ def test_every_recipe_builds_and_trains_one_step(recipe, shape):
     model = build_model(recipe, shape, 2)
     dyn = fit(model, x, y, r, gen=seed_everything(0), device=torch.device("cpu"))
     assert dyn.loss.shape == (1, 6) and np.isfinite(dyn.loss).all()
+
+
+def test_step_matched_schedule_runs_exactly_the_asked_steps():
+    x, y = _toy(n=40)
+    recipe = resolve_recipe("mlp", modality="image", epochs=2, batch_size=8)  # 5 steps/epoch
+    calls = []
+    model = build_model("mlp", (1, 4, 4), 3)
+    out = fit(
+        model,
+        x[:20],
+        y[:20],
+        recipe,
+        gen=seed_everything(0),
+        device=torch.device("cpu"),
+        record=False,
+        steps=7,
+        on_step=calls.append,
+    )
+    assert out is None and len(calls) == 7  # 3 steps/epoch on 20 examples: 3 + 3 + 1
+    with pytest.raises(ValueError, match="no recording"):
+        fit(model, x, y, recipe, gen=seed_everything(0), device=torch.device("cpu"), steps=3)

@@ -126,18 +126,40 @@ def test_a_user_scores_digits_and_visits_every_page(server, page):
         _no_error(pg)
         pg.screenshot(path=str(ARTIFACTS / f"0{n}-{title.lower()}.png"), full_page=True)
 
+    _goto(pg, server, "Pruning")
+    pg.get_by_text("Keeps").first.wait_for()
+    before = pg.get_by_text("Keeps").first.inner_text()
+    slider = pg.locator('[data-testid="stSlider"]').filter(has_text="Fraction kept")
+    slider.get_by_role("slider").focus()
+    for _ in range(2):  # 0.50 -> 0.40
+        pg.keyboard.press("ArrowLeft")
+    pg.wait_for_function(
+        "b => ![...document.querySelectorAll('p')].some(p => p.innerText === b)", arg=before
+    )
+    assert "(40%)" in pg.get_by_text("Keeps").first.inner_text()
+    fractions = pg.locator('[data-testid="stTextInput"]').filter(has_text="Fractions for the sweep")
+    fractions.locator("input").fill("0.3,0.6")
+    fractions.locator("input").press("Enter")
+    pg.wait_for_load_state("networkidle")
+    pg.get_by_role("button", name="Run the sweep").click()
+    # The chart fills in as trials finish: both the rule's line and random's must appear.
+    pg.locator(".js-plotly-plot .legendtext", has_text="random").first.wait_for(timeout=240_000)
+    pg.locator(".js-plotly-plot .legendtext", has_text="hardest").first.wait_for()
+    _no_error(pg)
+    pg.screenshot(path=str(ARTIFACTS / "05-pruning.png"), full_page=True)
+
     _goto(pg, server, "Examples")
     pg.locator('[data-testid="stImage"]').first.wait_for()
     assert pg.locator('[data-testid="stImage"] img').count() >= 8  # hardest + easiest grids
     _no_error(pg)
-    pg.screenshot(path=str(ARTIFACTS / "05-examples.png"), full_page=True)
+    pg.screenshot(path=str(ARTIFACTS / "06-examples.png"), full_page=True)
 
     _goto(pg, server, "Mislabeled")
     pg.get_by_text("0 decisions saved").wait_for()
     pg.get_by_role("button", name="Drop").first.click()
     pg.get_by_text("1 decision saved").wait_for()
     pg.get_by_text("Decision: drop").first.wait_for()
-    pg.screenshot(path=str(ARTIFACTS / "06-mislabeled.png"), full_page=True)
+    pg.screenshot(path=str(ARTIFACTS / "07-mislabeled.png"), full_page=True)
     pg.reload()  # a new session: what is shown now comes from decisions.jsonl
     pg.get_by_role("heading", name="Mislabeled").first.wait_for()
     pg.get_by_text("1 decision saved").wait_for()

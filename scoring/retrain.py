@@ -1,0 +1,183 @@
+"""Pruning sweeps: retrain fresh models on selected subsets, always against random.
+
+For each fraction x seed, and for the chosen rule and the random baseline at the same
+fractions and seeds, a trial selects a subset of a finished run's training examples, trains
+a new model with the run's recipe (new seeds, as Data Diet does: the models that scored the
+data never judge it) and measures held-out accuracy. By default a trial takes the same number
+of optimizer steps as the full-data schedule (Data Diet); `schedule="epochs"` keeps the
+epochs instead. Every trial is cached by its full description under `<run>/sweeps/trials/`,
+so a repeated or overlapping sweep only computes what is new, and a killed sweep resumes
+trial by trial. Results of one sweep are collected in `<run>/sweeps/<sweep-key>/trials.parquet`,
+rewritten after each trial so the app can draw the curve as it fills in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scoring import cache, decisions
+from scoring.config import ScoreConfig
+from scoring.errors import InputError
+from scoring.models import build_model
+from scoring.pipeline import Prepared, Progress, augments, prepare, set_train_threads, tensor_inputs
+from scoring.select import SelectionConfig, apply_decisions, select_indices
+from scoring.sweeps import SweepConfig, check_sweep, trial_key, trials_frame, trials_of
+from scoring.train import fit, predict, seed_everything
+from scoring.views import RunView, load_run
+
+TRAIN_SEED_BASE = 1_000  # retraining seeds sit apart from the scoring runs' seeds
+
+
+@dataclass
+class _Context:
+    """What every trial of a sweep shares: the run, its data as tensors, its decisions."""
+
+    view: RunView
+    prep: Prepared
+    x: torch.Tensor  # (N, ...)
+    x_test: torch.Tensor  # (M, ...)
+    labels: np.ndarray  # (N,) labels to train on (relabels applied when asked)
+    keep: np.ndarray  # (N,) bool: rows not dropped by decisions
+    n_decisions: int
+
+
+def _context(run: Path, config: SweepConfig, show_progress: bool) -> _Context:
+    view = load_run(run)
+    score_config = ScoreConfig.from_dict(view.config["config"])
+    prep = prepare(score_config, run.parent.parent)
+    labels = prep.labels
+    keep = np.ones(labels.shape[0], dtype=bool)
+    n_decisions = 0
+    if config.apply_decisions:
+        latest = decisions.latest(run)
+        n_decisions = len(latest)
+        keep, labels = apply_decisions(view.table["id"].to_numpy(), labels, latest)
+    progress = Progress(run / "sweeps", 1, show_progress)  # only its embedding bar is used
+    x, x_test = tensor_inputs(prep, progress, run.parent.parent)
+    return _Context(view, prep, x, x_test, labels, keep, n_decisions)
+
+
+def _select(ctx: _Context, sel: SelectionConfig) -> np.ndarray:
+    """Row indices kept by `sel` among the rows that decisions keep, shape (M,)."""
+    rows = np.flatnonzero(ctx.keep)
+    values = None
+    higher = True
+    if sel.rule != "random":
+        if sel.score not in ctx.view.table.columns:
+            raise InputError(
+                f"this run has no score {sel.score!r}; it has: {', '.join(ctx.view.score_keys)}"
+            )
+        values = ctx.view.table[sel.score].to_numpy()[rows]
+        higher = ctx.view.higher_is_harder(sel.score)
+    picked = select_indices(values, ctx.labels[rows], sel, higher_is_harder=higher)
+    return rows[picked]
+
+
+def _run_trial(
+    ctx: _Context, sel: SelectionConfig, config: SweepConfig, progress: Progress
+) -> dict[str, Any]:
+    """Select, train a fresh model (one trial = one unit of progress), evaluate."""
+    prep, recipe = ctx.prep, ctx.prep.recipe
+    kept = _select(ctx, sel)
+    n_full = int(ctx.keep.sum())
+    full_steps = -(-n_full // recipe.batch_size) * recipe.epochs
+    steps = (
+        full_steps
+        if config.schedule == "steps"
+        else -(-len(kept) // recipe.batch_size) * recipe.epochs
+    )
+    gen = seed_everything(prep.config.train.base_seed + TRAIN_SEED_BASE + sel.seed)
+    n_classes = len(ctx.view.label_names)
+    model = build_model(recipe.name, tuple(ctx.x.shape[1:]), n_classes)
+    t0 = time.perf_counter()
+    fit(
+        model,
+        ctx.x[torch.from_numpy(kept)],
+        torch.from_numpy(ctx.labels[kept]),
+        recipe,
+        gen=gen,
+        device=prep.device,
+        record=False,
+        augment=augments(prep),
+        steps=steps,
+        on_step=lambda _epoch_share: progress.advance(1.0 / steps),
+    )
+    probs = predict(model, ctx.x_test, device=prep.device).probs
+    test_labels = prep.dataset.test.labels
+    correct = probs.argmax(1) == test_labels
+    per_class = [
+        float(correct[test_labels == c].mean()) if (test_labels == c).any() else None
+        for c in range(n_classes)
+    ]
+    return {
+        "rule": sel.rule,
+        "score": sel.score,
+        "fraction": sel.fraction,
+        "seed": sel.seed,
+        "accuracy": float(correct.mean()),
+        "per_class_accuracy": per_class,
+        "n_kept": int(len(kept)),
+        "kept_per_class": np.bincount(ctx.labels[kept], minlength=n_classes).tolist(),
+        "steps": int(steps),
+        "schedule": config.schedule,
+        "train_seconds": round(time.perf_counter() - t0, 3),
+        "selection": sel.to_dict(),
+        "apply_decisions": config.apply_decisions,
+    }
+
+
+def sweep(run: Path | str, config: SweepConfig, *, show_progress: bool = True) -> Path:
+    """Run (or finish) a sweep on a finished run; returns the path of its trials parquet."""
+    run = Path(run)
+    check_sweep(config)
+    view = load_run(run)
+    run_key = view.config["key"]
+    folder = run / "sweeps" / config.key(run_key)
+    out = folder / "trials.parquet"
+    trials = trials_of(config)
+    lock = cache.RunLock(folder)
+    while not lock.acquire():  # another job computes this very sweep: wait for it
+        time.sleep(1.0)
+    try:
+        status = cache.read_status(folder)
+        if status and status["state"] == "done" and out.exists():
+            return out
+        cache.write_json(
+            folder / "sweep.json", {"run": str(run), "run_key": run_key, **config.to_dict()}
+        )
+        ctx = _context(run, config, show_progress)
+        set_train_threads(ctx.prep)
+        progress = Progress(folder, float(len(trials)), show_progress)
+        records = []
+        try:
+            for i, sel in enumerate(trials):
+                trial_file = run / "sweeps" / "trials" / f"{trial_key(run_key, sel, config)}.json"
+                progress.stage(
+                    f"{sel.rule} {sel.fraction:g} seed {sel.seed} ({i + 1}/{len(trials)})"
+                )
+                if trial_file.exists():
+                    record = cache.read_json(trial_file)
+                    progress.advance(1.0)
+                else:
+                    done_before = progress.done
+                    record = _run_trial(ctx, sel, config, progress)
+                    cache.write_json(trial_file, record)
+                    progress.advance(done_before + 1.0 - progress.done)  # exactly one trial
+                records.append(record)
+                cache.write_parquet(out, trials_frame(records, view.label_names))
+            cache.write_status(folder, "done", progress=1.0, message="done")
+        except BaseException as err:
+            state = "cancelled" if type(err).__name__ == "Cancelled" else "failed"
+            cache.write_status(folder, state, message=f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            progress.close()
+        return out
+    finally:
+        lock.release()

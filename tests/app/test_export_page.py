@@ -1,0 +1,176 @@
+"""The Export page: it starts from the Pruning page's selection, writes exactly `select_run`'s
+rows, and turns every refusal (occupied path, `..`, empty selection, bad settings) into a
+warning, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from app_pages._shared import UIState
+from scoring import cache, decisions
+from scoring.export import manifest_path
+from scoring.select import SelectionConfig, select_run
+from scoring.views import load_run
+from tests.app.conftest import PAGES, digits_run, text_run
+
+PAGE = str(PAGES / "export.py")
+
+
+def _page(run: Path | None, **choices) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["ui"] = UIState(run=None if run is None else str(run), choices=dict(choices))
+    return at.run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [*at.info, *at.warning, *at.error, *at.success, *at.caption, *at.markdown]
+    return "\n".join(str(p.value) for p in parts)
+
+
+def _expected_ids(run: Path, **cfg) -> list[int]:
+    view = load_run(run)
+    return view.table["id"].to_numpy()[select_run(view, SelectionConfig(**cfg))].tolist()
+
+
+def test_defaults_follow_the_pruning_pages_choices(app_cache):
+    run = digits_run(app_cache)
+    at = _page(
+        run,
+        score="aum",
+        prune_rule="easiest",
+        prune_fraction=0.3,
+        prune_norm="class",
+        prune_balanced=True,
+    )
+    assert not at.exception
+    assert at.title[0].value == "Export"
+    assert at.selectbox(key="w_score").value == "aum"
+    assert at.selectbox(key="export_rule").value == "easiest"
+    assert at.selectbox(key="export_norm").value == "class"
+    assert at.slider(key="export_fraction").value == 0.3
+    assert at.checkbox(key="export_balanced").value
+    text = _texts(at)
+    assert "**keep easiest** by **aum**, class z-scores, fraction **0.3** of each class" in text
+    assert "Pruning" in text
+    # Per class: what the manifest will count (source labels: the injected noise is not data).
+    view = load_run(run)
+    rows = select_run(
+        view,
+        SelectionConfig("easiest", 0.3, score="aum", normalization="class", class_balanced=True),
+    )
+    expected = np.bincount(view.table["true_label"].to_numpy()[rows], minlength=10)
+    table = at.dataframe[0].value
+    assert table["written"].tolist() == expected.tolist()
+    assert f"writes **{expected.sum()}** of 500 examples" in text
+    assert at.text_input(key="export_out").value == "exports/digits-easiest-0.3.parquet"
+
+    # A change here is a change of the shared selection (the Pruning page reads it back),
+    # and the default path follows it.
+    at.slider(key="export_fraction").set_value(0.6).run()
+    assert at.session_state["ui"].choices["prune_fraction"] == 0.6
+    assert at.text_input(key="export_out").value == "exports/digits-easiest-0.6.parquet"
+
+
+def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
+    run = digits_run(app_cache)
+    at = _page(run, prune_rule="hardest", prune_fraction=0.2, export_folder=str(tmp_path))
+    assert at.selectbox(key="export_format").value == "parquet"
+    at.button(key="export_go").click().run()
+    assert not at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    written = tmp_path / "exports" / "digits-hardest-0.2.parquet"
+    assert written.is_file()
+    assert f"Wrote **100** examples to `{written}`" in _texts(at)
+
+    loaded = datasets.load_dataset("parquet", data_files=str(written), split="train")
+    assert loaded["id"] == _expected_ids(run, rule="hardest", fraction=0.2, score="el2n")
+    manifest = cache.read_json(manifest_path(written, "parquet"))
+    assert manifest["selection"]["rule"] == "hardest"
+    assert manifest["selection"]["score"] == "el2n"
+    # The page's summary predicted the manifest's counts, and the result shows them.
+    assert at.dataframe[0].value["written"].tolist() == list(manifest["counts_per_class"].values())
+    assert at.dataframe[1].value["examples"].tolist() == list(manifest["counts_per_class"].values())
+    assert at.json[0].value  # the manifest, shown
+    (download,) = at.get("download_button")
+    assert download.proto.label == f"Download {written.name}"
+
+
+def test_overwrite_is_refused_until_ticked(app_cache, tmp_path):
+    run = text_run(app_cache)
+    at = _page(run, prune_rule="random", prune_fraction=0.5, export_folder=str(tmp_path))
+    at.selectbox(key="export_format").select("jsonl").run()
+    out = at.text_input(key="export_out").value
+    assert out.endswith("-random-0.5.jsonl")
+    at.button(key="export_go").click().run()
+    assert not at.warning, [w.value for w in at.warning]
+    written = tmp_path / out
+    first = written.read_text()
+
+    at.button(key="export_go").click().run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert "already exists" in warning and "Overwrite an existing export" in warning
+    assert "--force" not in warning
+
+    # Another seed draws another random subset: overwriting it works once ticked.
+    at.number_input(key="export_seed").set_value(3)
+    at.checkbox(key="export_force").check().run()
+    at.button(key="export_go").click().run()
+    assert not at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    assert written.read_text() != first
+    ids = pd.read_json(written, lines=True)["id"].tolist()
+    assert ids == _expected_ids(run, rule="random", fraction=0.5, seed=3)
+    assert at.get("download_button")
+
+
+def test_paths_that_leave_the_folder_are_refused(app_cache, tmp_path):
+    run = digits_run(app_cache)
+    at = _page(run, export_folder=str(tmp_path / "inside"))
+    at.text_input(key="export_out").input("../escape.parquet").run()
+    assert not at.exception
+    assert any("contains '..'" in w.value for w in at.warning)
+    assert at.button(key="export_go").disabled
+    at.text_input(key="export_out").input(str(tmp_path / "elsewhere.parquet")).run()
+    assert any("outside the export folder" in w.value for w in at.warning)
+    assert at.button(key="export_go").disabled
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_bad_settings_and_empty_selections_are_warnings(app_cache, tmp_path):
+    run = text_run(app_cache)  # 40 examples
+    # An offset window that cannot fit.
+    at = _page(run, prune_rule="offset", prune_offset=0.5, prune_fraction=0.8)
+    assert not at.exception
+    assert any("exceeds 1" in w.value for w in at.warning)
+    assert at.button(key="export_go").disabled
+
+    # Decisions that drop every selected example leave nothing to write.
+    keep = _expected_ids(run, rule="hardest", fraction=0.05, score="el2n")
+    for example in keep:
+        decisions.append(run, example, "drop")
+    at = _page(run, prune_fraction=0.05, prune_decisions=True, export_folder=str(tmp_path))
+    assert not at.exception
+    assert any("empty after applying decisions" in w.value for w in at.warning)
+    assert at.button(key="export_go").disabled
+
+    # Without the decisions the same selection is written.
+    at.checkbox(key="export_decisions").uncheck().run()
+    assert not at.warning, [w.value for w in at.warning]
+    at.button(key="export_go").click().run()
+    assert not at.exception
+    assert f"Wrote **{len(keep)}** examples" in _texts(at)
+
+
+def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
+    at = _page(None)
+    assert not at.exception
+    assert "No finished run yet" in at.info[0].value
+    assert not at.button

@@ -1,0 +1,315 @@
+"""The Pruning page: the preview equals `select_run`, refusals are warnings, the chart reads trials.
+
+Trial records are written by hand in the format `scoring.retrain._run_trial` writes, so no
+training runs here except in the one test that clicks "Retrain at this fraction" and waits for
+the real job (a few seconds on the tiny digits run).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app_pages._shared import UIState
+from scoring import cache, decisions, jobs
+from scoring.select import SelectionConfig, select_run
+from scoring.sweeps import SweepConfig, canonical, trial_key
+from scoring.views import load_run
+from tests.app.conftest import PAGES, digits_run, text_run
+
+PAGE = str(PAGES / "pruning.py")
+
+
+def _page(run: Path, **choices) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["ui"] = UIState(run=str(run), choices=dict(choices))
+    return at.run()
+
+
+def _figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _values(array: list | dict) -> np.ndarray:
+    """A plotly JSON array: a plain list, or {"dtype", "bdata"} (base64, plotly >= 6)."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    return np.asarray(array)
+
+
+def _kept_per_class(at: AppTest) -> np.ndarray:
+    (fig,) = [f for f in _figures(at) if "per class" in f["layout"]["title"]["text"]]
+    (kept,) = [t for t in fig["data"] if t["name"] == "kept"]
+    return _values(kept["y"]).astype(np.int64)
+
+
+def _expected(run: Path, **cfg) -> np.ndarray:
+    view = load_run(run)
+    rows = select_run(view, SelectionConfig(**cfg))
+    return np.bincount(view.table["label"].to_numpy()[rows], minlength=len(view.label_names))
+
+
+def _texts(at: AppTest) -> str:
+    parts = [*at.info, *at.warning, *at.error, *at.caption, *at.markdown]
+    return "\n".join(str(p.value) for p in parts)
+
+
+def test_preview_counts_are_select_run_and_follow_the_slider(app_cache):
+    run = digits_run(app_cache)
+    at = _page(run)
+    assert not at.exception
+    assert at.title[0].value == "Pruning"
+    # Defaults: keep hardest by el2n, half the data, no normalization.
+    assert at.selectbox(key="w_score").value == "el2n"
+    kept = _kept_per_class(at)
+    assert kept.tolist() == _expected(run, rule="hardest", fraction=0.5, score="el2n").tolist()
+    assert "Keeps **250** of 500" in _texts(at)
+    assert len(at.get("plotly_chart")) == 2  # per class + distribution; no trials yet
+    assert "No retraining results yet" in _texts(at)
+
+    at.slider(key="w_prune_fraction").set_value(0.2).run()
+    assert not at.exception
+    moved = _kept_per_class(at)
+    assert moved.tolist() == _expected(run, rule="hardest", fraction=0.2, score="el2n").tolist()
+    assert moved.sum() == 100 and moved.tolist() != kept.tolist()
+    # The distribution is drawn from binned counts: kept + dropped = every example.
+    (dist,) = [f for f in _figures(at) if "distribution" in f["layout"]["title"]["text"]]
+    assert sum(_values(t["y"]).sum() for t in dist["data"]) == 500
+    assert at.session_state["ui"].choices["prune_fraction"] == pytest.approx(0.2)
+
+
+def test_offset_rule_shows_its_slider_and_refuses_an_impossible_window(app_cache):
+    run = digits_run(app_cache)
+    at = _page(run)
+    assert "w_prune_offset" not in [s.key for s in at.slider]
+    at.selectbox(key="w_prune_rule").select("offset").run()
+    assert "w_prune_offset" in [s.key for s in at.slider]
+    assert "auto (noise estimate from cl_issue)" in [c.label for c in at.checkbox]
+    assert "Data Diet" in _texts(at)
+    at.slider(key="w_prune_offset").set_value(0.1).run()
+    expected = _expected(run, rule="offset", fraction=0.5, score="el2n", offset=0.1)
+    assert _kept_per_class(at).tolist() == expected.tolist()
+
+    at.slider(key="w_prune_offset").set_value(0.5).run()
+    at.slider(key="w_prune_fraction").set_value(0.8).run()
+    assert not at.exception
+    assert any("exceeds 1" in w.value for w in at.warning)
+    assert not at.get("plotly_chart")  # no preview of a refused selection
+    assert "Fix the selection above" in _texts(at)
+
+    # auto: the run's own cl_issue noise estimate replaces the slider's value.
+    at.slider(key="w_prune_fraction").set_value(0.5).run()
+    at.checkbox(key="w_prune_auto_offset").check().run()
+    assert not at.exception
+    assert at.slider(key="w_prune_offset").disabled
+    assert "Auto offset" in _texts(at)
+
+
+def test_text_run_without_cl_issue_offers_no_auto_offset(app_cache):
+    at = _page(text_run(app_cache), prune_rule="offset")
+    assert not at.exception
+    assert "w_prune_offset" in [s.key for s in at.slider]
+    assert "auto (noise estimate from cl_issue)" not in [c.label for c in at.checkbox]
+
+
+def test_losing_a_class_is_warned_about_and_class_balance_fixes_it(app_cache):
+    run = digits_run(app_cache)
+    # A "loss" equal to the label: keeping the easiest 5% keeps only class 0.
+    table = pd.read_parquet(run / "scores.parquet")
+    table["loss"] = table["label"].astype(np.float64)
+    cache.write_parquet(run / "scores.parquet", table)
+    at = _page(run, score="loss", prune_rule="easiest", prune_fraction=0.05)
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert "keeps no example of 9 class(es)" in warning
+    assert "9" in warning and "0," not in warning  # class names of digits are "0".."9"
+    assert _kept_per_class(at).tolist() == [25] + [0] * 9
+
+    at.checkbox(key="w_prune_balanced").check().run()
+    assert not at.exception
+    assert not at.warning
+    assert (_kept_per_class(at) >= 1).all()
+
+
+def test_decisions_can_be_applied_before_selecting(app_cache):
+    run = digits_run(app_cache)
+    ids = pd.read_parquet(run / "scores.parquet")["id"]
+    decisions.append(run, int(ids[0]), "drop")
+    decisions.append(run, int(ids[1]), "drop")
+    at = _page(run)
+    box = at.checkbox(key="w_prune_decisions")
+    assert box.label.startswith("Apply Mislabeled decisions (2: 2 drops")
+    box.check().run()
+    assert not at.exception
+    assert "Keeps **249** of 498" in _texts(at)
+
+
+def _trial(run: Path, sel: SelectionConfig, accuracy: float, schedule: str = "steps") -> None:
+    """A trial record exactly as `scoring.retrain._run_trial` writes it."""
+    view = load_run(run)
+    sel = canonical(sel)
+    sweep = SweepConfig(sel, (sel.fraction,), 1, schedule)
+    n_kept = round(sel.fraction * len(view.table))
+    record = {
+        "rule": sel.rule,
+        "score": sel.score,
+        "fraction": sel.fraction,
+        "seed": sel.seed,
+        "accuracy": accuracy,
+        "per_class_accuracy": [accuracy] * len(view.label_names),
+        "n_kept": n_kept,
+        "kept_per_class": [n_kept // len(view.label_names)] * len(view.label_names),
+        "steps": 100,
+        "schedule": schedule,
+        "train_seconds": 0.1,
+        "selection": sel.to_dict(),
+        "apply_decisions": False,
+    }
+    key = trial_key(view.config["key"], sel, sweep)
+    cache.write_json(run / "sweeps" / "trials" / f"{key}.json", record)
+
+
+def test_chart_shows_rule_against_random_with_bands_and_the_full_data_line(app_cache):
+    run = digits_run(app_cache)
+    for fraction in (0.2, 0.6):
+        for seed in (0, 1):
+            hard = SelectionConfig("hardest", fraction, score="el2n", seed=seed)
+            _trial(run, hard, 0.70 + 0.1 * fraction + 0.01 * seed)
+            _trial(run, SelectionConfig("random", fraction, seed=seed), 0.80 + 0.01 * seed)
+    # Trials of other settings must not be drawn: another score, another schedule.
+    _trial(run, SelectionConfig("hardest", 0.4, score="aum"), 0.1)
+    _trial(run, SelectionConfig("hardest", 0.4, score="el2n"), 0.1, schedule="epochs")
+    at = _page(run)
+    assert not at.exception
+    figures = _figures(at)
+    assert len(figures) == 3
+    fig = figures[2]
+    names = [t["name"] for t in fig["data"] if t.get("showlegend", True)]
+    assert names == ["hardest by el2n", "random"]
+    (hard_line,) = [t for t in fig["data"] if t["name"] == "hardest by el2n"]
+    assert _values(hard_line["x"]).tolist() == [0.2, 0.6]
+    assert _values(hard_line["y"]) == pytest.approx([0.725, 0.765])
+    full = load_run(run).summary["test_accuracy_mean"]
+    (line,) = fig["layout"]["shapes"]
+    assert line["y0"] == pytest.approx(full) and line["y1"] == pytest.approx(full)
+    assert "min–max over seeds" in _texts(at)
+    table = at.dataframe[0].value
+    assert table["fraction"].tolist() == [0.2, 0.2, 0.6, 0.6]
+    assert table["rule"].tolist() == ["hardest by el2n", "random"] * 2
+    assert table["seeds"].tolist() == [2, 2, 2, 2]
+    assert table["accuracy (mean ± std)"].iloc[0] == "0.7250 ± 0.0050"
+
+    # Same epochs: only the one epochs trial matches, and random has none.
+    at.radio(key="w_prune_schedule").set_value("epochs").run()
+    fig = _figures(at)[2]
+    assert [t["name"] for t in fig["data"] if t.get("showlegend", True)] == ["hardest by el2n"]
+    assert at.dataframe[0].value["fraction"].tolist() == [0.4]
+
+
+def test_sweep_fractions_are_validated(app_cache):
+    at = _page(digits_run(app_cache))
+    at.text_input(key="w_prune_fractions").input("0.2, abc").run()
+    assert not at.exception
+    assert any("'abc' is not a number" in w.value for w in at.warning)
+    assert at.button(key="prune_sweep").disabled
+    at.text_input(key="w_prune_fractions").input("0.2,1.5").run()
+    assert any("(0, 1]" in w.value for w in at.warning)
+    # Fractions the rule cannot satisfy are refused too (offset 0.3 leaves room for 0.7).
+    at.text_input(key="w_prune_fractions").input("0.5,0.8").run()
+    at.selectbox(key="w_prune_rule").select("offset").run()
+    at.slider(key="w_prune_offset").set_value(0.3).run()
+    assert any("Sweep fraction 0.8" in w.value for w in at.warning)
+    assert at.button(key="prune_sweep").disabled
+    assert not at.button(key="prune_retrain").disabled
+
+
+def _fake_job(cache_dir: Path, run: Path, **record) -> str:
+    job_id = "20250101-000000-abcdef"
+    folder = jobs.jobs_dir(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    cache.write_json(
+        folder / f"{job_id}.json",
+        {"id": job_id, "kind": "sweep", "run": str(run), "started": time.time(), **record},
+    )
+    return job_id
+
+
+def test_a_running_sweep_is_followed_and_a_failed_one_explained(app_cache):
+    run = digits_run(app_cache)
+    # Alive pid and no exit code: a sweep another tab started; the page follows it.
+    job_id = _fake_job(app_cache, run, pid=os.getpid())
+    at = _page(run)
+    assert not at.exception
+    assert f"job `{job_id}`" in at.get("progress")[0].proto.text
+    assert at.button(key="prune_retrain").disabled and at.button(key="prune_sweep").disabled
+
+    # Our own job: progress counts its trials already on disk (1 of 2 x 2 fractions x 1 seed).
+    sweep = SweepConfig(SelectionConfig("hardest", 1.0, score="el2n"), (0.2, 0.6), 1)
+    _trial(run, SelectionConfig("random", 0.2), 0.8)
+    mine = {"id": job_id, "n_trials": 4, "sweep": sweep.to_dict()}
+    at = _page(run, **{f"prune_job:{run}": mine})
+    assert not at.exception
+    assert "1 of 4 trials done" in at.get("progress")[0].proto.text
+    assert len(at.get("plotly_chart")) == 3  # the chart is drawn while the job runs
+
+    _fake_job(app_cache, run, exit_code=2, message="this run has no score 'el2n'")
+    at = _page(run, **{f"prune_job:{run}": {"id": job_id, "n_trials": 4, "sweep": {}}})
+    assert not at.exception
+    assert "failed: this run has no score 'el2n'" in at.error[0].value
+    assert not at.button(key="prune_retrain").disabled
+
+
+def _has_sweep_cli() -> bool:
+    from scoring.__main__ import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return "sweep" in sub.choices
+
+
+def test_retrain_button_starts_a_sweep_job_with_the_chosen_flags(app_cache):
+    run = digits_run(app_cache)
+    at = _page(run)
+    at.button(key="prune_retrain").click().run()
+    assert not at.exception
+    job_id = at.session_state["ui"].choices[f"prune_job:{run}"]["id"]
+    argv = cache.read_json(jobs.jobs_dir(app_cache) / f"{job_id}.json")["argv"]
+    args = argv[argv.index("sweep") + 1 :]
+    assert args[:6] == ["--run", str(run), "--score", "el2n", "--rule", "hardest"]
+    flags = dict(zip(args[6::2], args[7::2], strict=False))
+    assert flags["--fractions"] == "0.5" and flags["--seeds"] == "2"
+    assert flags["--schedule"] == "steps"
+    assert "--apply-decisions" not in args and "--class-balanced" not in args
+    if not _has_sweep_cli():
+        jobs.cancel(job_id, app_cache)
+        pytest.skip("`python -m scoring sweep` is not in the CLI yet: argv checked only")
+    deadline = time.time() + 120
+    status = jobs.status(job_id, app_cache)
+    while status.state == "running" and time.time() < deadline:
+        time.sleep(0.5)
+        status = jobs.status(job_id, app_cache)
+    assert status.state == "done", jobs.log_tail(job_id, app_cache)
+    at.run()
+    assert not at.exception
+    fig = _figures(at)[2]
+    assert [t["name"] for t in fig["data"] if t.get("showlegend", True)] == [
+        "hardest by el2n",
+        "random",
+    ]
+    assert at.dataframe[0].value["seeds"].tolist() == [2, 2]
+
+
+def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert "No finished run yet" in at.info[0].value
+    assert not at.get("plotly_chart")
