@@ -240,6 +240,7 @@ def main() -> None:
         st.Page("app_pages/mislabeled.py", title="Mislabeled", icon=":material/flag:"),
         st.Page("app_pages/map.py", title="Map", icon=":material/scatter_plot:"),
         st.Page("app_pages/pruning.py", title="Pruning", icon=":material/content_cut:"),
+        st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
     ]
     st.navigation(pages).run()
 

@@ -347,6 +347,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    report(getattr(args, "job_file", None), pid=os.getpid())  # the app polls and cancels it
     command = {
         "score": cmd_score,
         "list": cmd_list,

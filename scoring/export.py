@@ -83,6 +83,7 @@ class _Rows:
     labels: np.ndarray  # (n_selected,) class ids of the source labels
     new_labels: np.ndarray  # (n_selected,) class ids after relabel decisions
     n_decisions: int  # current decisions in the run (on any example)
+    n_dropped: int  # examples the decisions removed before the rule selected
 
     @property
     def relabelled(self) -> np.ndarray:
@@ -192,24 +193,21 @@ def resolve_out(out: Path | str, *, base: Path | str | None = None) -> Path:
 
 def _pick_rows(view: RunView, selection: SelectionConfig, with_decisions: bool) -> _Rows:
     """The selection's rows of the run, with the decisions applied when asked for."""
-    positions = select_run(view, selection)  # (n_selected,)
+    current = decisions.latest(view.path) if with_decisions else None
+    # Decisions first, then the rule among the kept rows (as the Pruning page and sweeps do).
+    positions = select_run(view, selection, decisions=current)  # (n_selected,)
     picked = view.table.iloc[positions]
     ids = picked["id"].to_numpy(np.int64)
     # `true_label` is the source's label where a --noise check permuted `label`.
     column = "true_label" if "true_label" in picked.columns else "label"
     labels = picked[column].to_numpy(np.int64)
     keep, new_labels = np.ones(ids.shape[0], dtype=bool), labels.copy()
-    n_decisions = 0
-    if with_decisions:
-        current = decisions.latest(view.path)
-        n_decisions = len(current)
-        keep, new_labels = apply_decisions_to(ids, labels, current)
-    if not keep.any():
-        raise InputError(
-            f"the selection is empty after applying decisions: all {ids.shape[0]} selected "
-            "examples are dropped; keep a larger fraction or export without --apply-decisions"
-        )
-    return _Rows(positions, keep, labels, new_labels, n_decisions)
+    if current is not None:
+        keep, new_labels = apply_decisions_to(ids, labels, current)  # relabels; no drops left
+    n_dropped = 0 if current is None else int((current["action"] == "drop").sum())
+    return _Rows(
+        positions, keep, labels, new_labels, 0 if current is None else len(current), n_dropped
+    )
 
 
 def _build_table(view: RunView, rows: _Rows) -> tuple[datasets.Dataset, dict[str, Any]]:
@@ -344,7 +342,7 @@ def _manifest(
     final = rows.new_labels[rows.keep]  # (n,)
     counts = np.bincount(final, minlength=len(names))
     ids = view.table["id"].to_numpy(np.int64)[rows.positions[rows.keep]]
-    dropped = int((~rows.keep).sum())
+    dropped = rows.n_dropped  # removed before selecting: the fraction is of what remains
     relabelled = int(rows.relabelled.sum())
     data_config = config["config"]["data"]
     return {

@@ -23,9 +23,11 @@ from typing import Any
 from scoring import cache
 
 ROOT = Path(__file__).resolve().parents[1]
-# Children started by this process: polled so finished ones are reaped (no zombies that
-# would look alive to os.kill(pid, 0)).
-_CHILDREN: dict[int, subprocess.Popen] = {}
+# Children started by this process, by job id: polled so finished ones are reaped (no zombies
+# that would look alive to os.kill(pid, 0)). Only the job itself writes its job file once it
+# runs (it records its own pid first), so no two processes ever update the file at once.
+_CHILDREN: dict[str, subprocess.Popen] = {}
+STARTUP_GRACE_S = 60.0  # a job that has not recorded its pid yet is still starting
 
 
 @dataclass
@@ -80,8 +82,7 @@ def start(kind: str, args: list[str], cache_dir: Path | str) -> str:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    _CHILDREN[proc.pid] = proc
-    _update(job_file, pid=proc.pid)
+    _CHILDREN[job_id] = proc
     return job_id
 
 
@@ -105,13 +106,19 @@ def report(job_file: str | os.PathLike | None, **fields: Any) -> None:
         _update(Path(job_file), **fields)
 
 
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    child = _CHILDREN.get(pid)
+def _alive(job_id: str, record: dict[str, Any]) -> bool:
+    child = _CHILDREN.get(job_id)
     if child is not None:
         return child.poll() is None
+    pid = record.get("pid")
+    if pid is None:  # not started by this process and has not said its pid yet
+        return time.time() - float(record.get("started", 0.0)) < STARTUP_GRACE_S
     return cache.pid_alive(pid)
+
+
+def _pid(job_id: str, record: dict[str, Any]) -> int | None:
+    child = _CHILDREN.get(job_id)
+    return child.pid if child is not None else record.get("pid")
 
 
 def status(job_id: str, cache_dir: Path | str) -> JobStatus | None:
@@ -129,7 +136,7 @@ def status(job_id: str, cache_dir: Path | str) -> JobStatus | None:
         state = "done" if code == 0 else "cancelled" if code == 130 else "failed"
         message = record.get("message") or message
         progress = 1.0 if state == "done" else progress
-    elif _alive(record.get("pid")):
+    elif _alive(job_id, record):
         state = "running"
     else:  # died without saying so (killed): trust the run's own status, else failed
         state = (run_status or {}).get("state", "failed")
@@ -176,8 +183,8 @@ def cancel(job_id: str, cache_dir: Path | str) -> bool:
         record = cache.read_json(jobs_dir(cache_dir) / f"{job_id}.json")
     except FileNotFoundError:
         return False
-    pid = record.get("pid")
-    if "exit_code" in record or not _alive(pid):  # finished, or finishing
+    pid = _pid(job_id, record)
+    if pid is None or "exit_code" in record or not _alive(job_id, record):  # finished/finishing
         return False
     try:
         os.killpg(pid, signal.SIGTERM)

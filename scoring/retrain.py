@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from scoring import cache, decisions
 from scoring.config import ScoreConfig
-from scoring.errors import InputError
 from scoring.models import build_model
 from scoring.pipeline import Prepared, Progress, augments, prepare, set_train_threads, tensor_inputs
-from scoring.select import SelectionConfig, apply_decisions, select_indices
+from scoring.select import SelectionConfig, apply_decisions, select_run
 from scoring.sweeps import SweepConfig, check_sweep, trial_key, trials_frame, trials_of
 from scoring.train import fit, predict, seed_everything
 from scoring.views import RunView, load_run
@@ -44,7 +44,7 @@ class _Context:
     x_test: torch.Tensor  # (M, ...)
     labels: np.ndarray  # (N,) labels to train on (relabels applied when asked)
     keep: np.ndarray  # (N,) bool: rows not dropped by decisions
-    n_decisions: int
+    decisions: pd.DataFrame | None  # the latest decisions, when they apply
 
 
 def _context(run: Path, config: SweepConfig, show_progress: bool) -> _Context:
@@ -53,30 +53,17 @@ def _context(run: Path, config: SweepConfig, show_progress: bool) -> _Context:
     prep = prepare(score_config, run.parent.parent)
     labels = prep.labels
     keep = np.ones(labels.shape[0], dtype=bool)
-    n_decisions = 0
-    if config.apply_decisions:
-        latest = decisions.latest(run)
-        n_decisions = len(latest)
+    latest = decisions.latest(run) if config.apply_decisions else None
+    if latest is not None:
         keep, labels = apply_decisions(view.table["id"].to_numpy(), labels, latest)
     progress = Progress(run / "sweeps", 1, show_progress)  # only its embedding bar is used
     x, x_test = tensor_inputs(prep, progress, run.parent.parent)
-    return _Context(view, prep, x, x_test, labels, keep, n_decisions)
+    return _Context(view, prep, x, x_test, labels, keep, latest)
 
 
 def _select(ctx: _Context, sel: SelectionConfig) -> np.ndarray:
-    """Row indices kept by `sel` among the rows that decisions keep, shape (M,)."""
-    rows = np.flatnonzero(ctx.keep)
-    values = None
-    higher = True
-    if sel.rule != "random":
-        if sel.score not in ctx.view.table.columns:
-            raise InputError(
-                f"this run has no score {sel.score!r}; it has: {', '.join(ctx.view.score_keys)}"
-            )
-        values = ctx.view.table[sel.score].to_numpy()[rows]
-        higher = ctx.view.higher_is_harder(sel.score)
-    picked = select_indices(values, ctx.labels[rows], sel, higher_is_harder=higher)
-    return rows[picked]
+    """Row indices kept by `sel` (decisions applied first when asked), shape (M,)."""
+    return select_run(ctx.view, sel, decisions=ctx.decisions)
 
 
 def _run_trial(

@@ -191,22 +191,32 @@ def lost_classes(labels: np.ndarray, kept: np.ndarray) -> list[int]:
     return [c.item() for c in missing]
 
 
-def select_run(view: RunView, config: SelectionConfig) -> np.ndarray:
+def select_run(
+    view: RunView, config: SelectionConfig, *, decisions: pd.DataFrame | None = None
+) -> np.ndarray:
     """`select_indices` on a finished run: row positions into `view.table`, sorted ascending.
 
     Values come from `view.table[config.score]` and their direction from the run's summary;
-    rule "random" needs no score. Map rows to ids with `view.table["id"].to_numpy()[rows]`.
+    rule "random" needs no score. With `decisions` (`scoring.decisions.latest`), dropped
+    rows are removed first and relabels applied, then the rule picks among what is left, so
+    the fraction is a share of the examples the user kept — the same order the Pruning page,
+    the sweeps and the export use. Map rows to ids with `view.table["id"].to_numpy()[rows]`.
     """
     check_config(config)
     labels = view.table["label"].to_numpy()
+    rows = np.arange(labels.shape[0])
+    if decisions is not None:
+        keep, labels = apply_decisions(view.table["id"].to_numpy(), labels, decisions)
+        rows, labels = rows[keep], labels[keep]
     if config.rule == "random":
-        return select_indices(None, labels, config)
+        return rows[select_indices(None, labels, config)]
     key = str(config.score)  # check_config: only "random" goes without a score
     if key not in view.score_keys:
         have = ", ".join(view.score_keys) or "none"
         raise InputError(f"this run has no score {key!r}; it has: {have}")
-    values = view.table[key].to_numpy(dtype=np.float64)
-    return select_indices(values, labels, config, higher_is_harder=view.higher_is_harder(key))
+    values = view.table[key].to_numpy(dtype=np.float64)[rows]
+    picked = select_indices(values, labels, config, higher_is_harder=view.higher_is_harder(key))
+    return rows[picked]
 
 
 def auto_offset(view: RunView) -> float:

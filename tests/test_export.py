@@ -226,7 +226,7 @@ def test_decisions_drop_and_relabel_with_original_label(runs, tmp_path):
     new = (source_label[changed] + 1) % 10
     decisions.append(run, dropped, "drop")
     decisions.append(run, changed, "relabel", new)
-    decisions.append(run, int(_unselected_id(view, ids)), "drop")  # outside: no effect
+    decisions.append(run, int(_unselected_id(view, ids)), "drop")
 
     plain = _load(
         "parquet", export_selection(run, SELECTION, fmt="parquet", out=tmp_path / "a"), tmp_path
@@ -237,14 +237,17 @@ def test_decisions_drop_and_relabel_with_original_label(runs, tmp_path):
         run, SELECTION, fmt="parquet", out=tmp_path / "b.parquet", apply_decisions=True
     )
     loaded = _load("parquet", out, tmp_path)
-    assert loaded["id"] == [i for i in ids.tolist() if i != dropped]
+    # Decisions come first: the rule then picks its fraction among the examples kept.
+    rows = select_run(view, SELECTION, decisions=decisions.latest(run))
+    expected = view.table["id"].to_numpy()[rows].tolist()
+    assert loaded["id"] == expected and dropped not in expected
     at = loaded["id"].index(changed)
     assert loaded["label"][at] == new and loaded["original_label"][at] == source_label[changed]
     others = [i for i in range(loaded.num_rows) if i != at]
     assert all(loaded["label"][i] == loaded["original_label"][i] for i in others)
     manifest = json.loads(manifest_path(out, "parquet").read_text())
-    assert manifest["decisions"] == {"applied": 2, "dropped": 1, "relabelled": 1, "in_run": 3}
-    assert manifest["rows"] == len(ids) - 1 == sum(manifest["counts_per_class"].values())
+    assert manifest["decisions"] == {"applied": 3, "dropped": 2, "relabelled": 1, "in_run": 3}
+    assert manifest["rows"] == len(expected) == sum(manifest["counts_per_class"].values())
     assert manifest["apply_decisions"] is True
 
 
@@ -272,9 +275,9 @@ def test_relabel_writes_the_label_name_into_a_string_label_column(runs, tmp_path
 def test_selection_emptied_by_decisions_is_refused(runs, tmp_path):
     run = _copy_run(runs["digits"], tmp_path)
     selection = SelectionConfig(rule="hardest", fraction=0.01, score="el2n")
-    for example in _selected_ids(run, selection):
+    for example in load_run(run).table["id"]:  # every example dropped: nothing left to pick
         decisions.append(run, int(example), "drop")
-    with pytest.raises(InputError, match="empty after applying decisions"):
+    with pytest.raises(InputError, match="no examples"):
         export_selection(run, selection, fmt="csv", out=tmp_path / "x.csv", apply_decisions=True)
     assert not (tmp_path / "x.csv").exists()
     assert export_selection(run, selection, fmt="csv", out=tmp_path / "x.csv").exists()

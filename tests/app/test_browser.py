@@ -8,6 +8,7 @@ decision is still shown after a reload. Screenshots go to test-artifacts/browser
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -88,7 +89,7 @@ def page():
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(30_000)
+        pg.set_default_timeout(60_000)  # shared 2-core machines
         yield pg
         browser.close()
 
@@ -128,15 +129,11 @@ def test_a_user_scores_digits_and_visits_every_page(server, page):
 
     _goto(pg, server, "Pruning")
     pg.get_by_text("Keeps").first.wait_for()
-    before = pg.get_by_text("Keeps").first.inner_text()
     slider = pg.locator('[data-testid="stSlider"]').filter(has_text="Fraction kept")
     slider.get_by_role("slider").focus()
-    for _ in range(2):  # 0.50 -> 0.40
+    for _ in range(2):  # 0.50 -> 0.40, one rerun per key press
         pg.keyboard.press("ArrowLeft")
-    pg.wait_for_function(
-        "b => ![...document.querySelectorAll('p')].some(p => p.innerText === b)", arg=before
-    )
-    assert "(40%)" in pg.get_by_text("Keeps").first.inner_text()
+    pg.get_by_text(re.compile(r"Keeps .* \(40%\)")).first.wait_for()
     fractions = pg.locator('[data-testid="stTextInput"]').filter(has_text="Fractions for the sweep")
     fractions.locator("input").fill("0.3,0.6")
     fractions.locator("input").press("Enter")
