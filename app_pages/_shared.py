@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from scoring import cache
+from scoring import cache, decisions
 from scoring.errors import InputError
 from scoring.views import RunView, load_run
 
@@ -112,3 +112,34 @@ def pick(label: str, options: list, key: str, **kw):
     value = st.selectbox(label, options, index=index, key=f"w_{key}", **kw)
     state.choices[key] = value
     return value
+
+
+def remembered_choice(
+    widget,
+    label: str,
+    options: list,
+    choice: str,
+    default: object,
+    *,
+    key: str | None = None,
+    **kw,
+):
+    """A selectbox or radio over `options` that starts from, and writes back to,
+    `ui().choices[choice]`, so pages that share a setting (Pruning, Export) stay in step."""
+    choices = ui().choices
+    remembered = choices.get(choice, default)
+    index = options.index(remembered) if remembered in options else 0
+    value = widget(label, options, index=index, key=key or f"w_{choice}", **kw)
+    choices[choice] = value
+    return value
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _decisions_cached(run: str, stamp: float) -> pd.DataFrame:
+    # `stamp` (decisions.jsonl's mtime) is in the key: a decision made on Mislabeled shows here.
+    return decisions.latest(Path(run))
+
+
+def read_decisions(run: RunView) -> pd.DataFrame:
+    """The run's latest keep/relabel/drop decisions, re-read when the file changes."""
+    return _decisions_cached(str(run.path), mtime(decisions.path_of(run.path)))

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import mtime, page_header, pick, ui
-from scoring import cache, decisions
+from app_pages._shared import page_header, pick, read_decisions, remembered_choice, ui
+from scoring import cache
 from scoring.errors import InputError
 from scoring.export import FORMATS, export_selection, manifest_path, resolve_out
 from scoring.select import (
@@ -80,29 +80,7 @@ def _remembered(widget, label: str, choice: str, key: str, default: Any, **kw) -
     return value
 
 
-def _remembered_choice(
-    widget, label: str, options: list, choice: str, key: str, default: Any, **kw
-) -> Any:
-    """A selectbox over `options` that starts from, and writes back to, `ui().choices`."""
-    choices = ui().choices
-    remembered = choices.get(choice, default)
-    index = options.index(remembered) if remembered in options else 0
-    value = widget(label, options, index=index, key=key, **kw)
-    choices[choice] = value
-    return value
-
-
 # --- reads -----------------------------------------------------------------------------------
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _decisions_cached(run: str, stamp: float) -> pd.DataFrame:
-    # `stamp` (decisions.jsonl's mtime) is in the key: a decision made on Mislabeled shows here.
-    return decisions.latest(Path(run))
-
-
-def _decisions(run: RunView) -> pd.DataFrame:
-    return _decisions_cached(str(run.path), mtime(decisions.path_of(run.path)))
 
 
 # --- the selection ---------------------------------------------------------------------------
@@ -116,23 +94,23 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
         default = keys.index("el2n") if "el2n" in keys else 0
         score = pick("Score", keys, key="score", index=default)
     with c2:
-        rule = _remembered_choice(
+        rule = remembered_choice(
             st.selectbox,
             "Rule",
             list(RULES),
             "prune_rule",
-            "export_rule",
             "hardest",
+            key="export_rule",
             format_func=RULE_NAMES.get,
         )
     with c3:
-        normalization = _remembered_choice(
+        normalization = remembered_choice(
             st.selectbox,
             "Normalization",
             list(NORMALIZATIONS),
             "prune_norm",
-            "export_norm",
             "none",
+            key="export_norm",
             format_func=lambda n: f"{n}: {NORMALIZATIONS[n]}",
         )
     c1, c2 = st.columns(2)
@@ -245,7 +223,7 @@ def _offset_control(run: RunView) -> float:
 
 
 def _decisions_control(run: RunView) -> bool:
-    made = _decisions(run)
+    made = read_decisions(run)
     n = len(made)
     drops = int((made["action"] == "drop").sum()) if n else 0
     relabels = int((made["action"] == "relabel").sum()) if n else 0
@@ -287,7 +265,7 @@ def _plan(run: RunView, sel: SelectionConfig, use_decisions: bool) -> Plan:
     labels = picked[column].to_numpy(np.int64)  # (n_selected,)
     keep, new = np.ones(labels.shape[0], dtype=bool), labels
     if use_decisions:
-        keep, new = apply_decisions(picked["id"].to_numpy(np.int64), labels, _decisions(run))
+        keep, new = apply_decisions(picked["id"].to_numpy(np.int64), labels, read_decisions(run))
     if not keep.any():
         raise InputError(
             f"the selection is empty after applying decisions: all {labels.shape[0]} selected "
@@ -398,13 +376,13 @@ def _output_controls(run: RunView) -> tuple[str, str, str, bool]:
     choices = ui().choices
     c1, c2 = st.columns([1, 2])
     with c1:
-        fmt = _remembered_choice(
+        fmt = remembered_choice(
             st.selectbox,
             "Format",
             list(FORMATS),
             "export_format",
-            "export_format",
             "parquet",
+            key="export_format",
             format_func=FORMAT_NAMES.get,
         )
     with c2:

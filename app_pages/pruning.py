@@ -18,8 +18,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages._shared import cache_dir, mtime, page_header, pick, ui
-from scoring import decisions, jobs
+from app_pages._shared import (
+    cache_dir,
+    mtime,
+    page_header,
+    pick,
+    read_decisions,
+    remembered_choice,
+    ui,
+)
+from scoring import jobs
 from scoring.errors import InputError
 from scoring.select import (
     RULES,
@@ -67,27 +75,7 @@ def _remembered(widget, label: str, key: str, default: Any, **kw) -> Any:
     return value
 
 
-def _remembered_choice(widget, label: str, options: list, key: str, default: Any, **kw) -> Any:
-    """A selectbox / radio over `options` whose choice survives page switches."""
-    choices = ui().choices
-    remembered = choices.get(key, default)
-    index = options.index(remembered) if remembered in options else 0
-    value = widget(label, options, index=index, key=f"w_{key}", **kw)
-    choices[key] = value
-    return value
-
-
 # --- reads ---------------------------------------------------------------------------------
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _decisions_cached(run: str, stamp: float) -> pd.DataFrame:
-    # `stamp` (decisions.jsonl's mtime) is in the key: a decision made on Mislabeled shows here.
-    return decisions.latest(Path(run))
-
-
-def _decisions(run: RunView) -> pd.DataFrame:
-    return _decisions_cached(str(run.path), mtime(decisions.path_of(run.path)))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -117,7 +105,7 @@ def _preview(run: RunView, sel: SelectionConfig, use_decisions: bool) -> Preview
     labels = run.table["label"].to_numpy()
     rows = np.arange(labels.shape[0])
     if use_decisions:
-        keep, labels = apply_decisions(run.table["id"].to_numpy(), labels, _decisions(run))
+        keep, labels = apply_decisions(run.table["id"].to_numpy(), labels, read_decisions(run))
         rows = np.flatnonzero(keep)
         labels = labels[rows]
     raw = run.table[sel.score].to_numpy(dtype=np.float64)[rows]  # (N',)
@@ -141,7 +129,7 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
         default = keys.index("el2n") if "el2n" in keys else 0
         score = pick("Score", keys, key="score", index=default)
     with c2:
-        rule = _remembered_choice(
+        rule = remembered_choice(
             st.selectbox,
             "Rule",
             list(RULES),
@@ -150,7 +138,7 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
             format_func=lambda r: RULE_HELP[r].split(":")[0],
         )
     with c3:
-        normalization = _remembered_choice(
+        normalization = remembered_choice(
             st.selectbox,
             "Normalization",
             list(NORMALIZATIONS),
@@ -256,7 +244,7 @@ def _offset_controls(run: RunView) -> float:
 
 
 def _decisions_control(run: RunView) -> bool:
-    made = _decisions(run)
+    made = read_decisions(run)
     n = len(made)
     drops = int((made["action"] == "drop").sum()) if n else 0
     relabels = int((made["action"] == "relabel").sum()) if n else 0
@@ -645,7 +633,7 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
             st.number_input, "Seeds", "prune_seeds", 2, min_value=1, max_value=10, step=1
         )
     with c2:
-        schedule = _remembered_choice(
+        schedule = remembered_choice(
             st.radio,
             "Schedule",
             list(SCHEDULE_HELP),
