@@ -41,12 +41,13 @@ FRACTIONS = (0.2, 0.4, 0.6, 0.8)
 
 
 def _table(frames: list[pd.DataFrame], full: float, title: str) -> None:
-    frame = pd.concat(frames)
+    # Random trials are shared between sweeps (same cached trial): count each once.
+    frame = pd.concat(frames).drop_duplicates(["rule", "score", "fraction", "seed"])
     frame["rule"] = frame["rule"] + frame["score"].map(lambda s: f" ({s})" if pd.notna(s) else "")
     stats = frame.groupby(["rule", "fraction"])["accuracy"].agg(["mean", "std", "count"])
     table = stats.apply(lambda r: f"{r['mean']:.3f} ± {r['std']:.3f}", axis=1).unstack("fraction")
     print(f"\n## {title}\nfull-data accuracy (same recipe, all examples): {full:.3f}")
-    print(f"seeds per point: {int(stats['count'].min())}; test accuracy mean ± std")
+    print(f"seeds per point: {int(stats['count'].min())}; test accuracy mean ± std (n/a: 1 seed)")
     print(table.to_string())
 
 
