@@ -114,6 +114,15 @@ def pick(label: str, options: list, key: str, **kw):
     return value
 
 
+def remembered(widget, label: str, choice: str, default: object, *, key: str | None = None, **kw):
+    """A value widget (slider, checkbox, number/text input) that starts from, and writes back
+    to, `ui().choices[choice]`; its widget key defaults to `w_<choice>`."""
+    choices = ui().choices
+    value = widget(label, value=choices.get(choice, default), key=key or f"w_{choice}", **kw)
+    choices[choice] = value
+    return value
+
+
 def remembered_choice(
     widget,
     label: str,

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import page_header, pick, read_decisions, remembered_choice, ui
+from app_pages._selection import decisions_control, offset_control
+from app_pages._shared import page_header, pick, read_decisions, remembered, remembered_choice, ui
 from scoring import cache
 from scoring.errors import InputError
 from scoring.export import FORMATS, export_selection, manifest_path, resolve_out
@@ -27,7 +27,6 @@ from scoring.select import (
     RULES,
     SelectionConfig,
     apply_decisions,
-    auto_offset,
     check_config,
     select_run,
 )
@@ -72,14 +71,6 @@ CLI_WORDS = {
 # --- remembered widgets (the Pruning page's choice keys, this page's widget keys) -----------
 
 
-def _remembered(widget, label: str, choice: str, key: str, default: Any, **kw) -> Any:
-    """A widget that starts from, and writes back to, `ui().choices[choice]`."""
-    choices = ui().choices
-    value = widget(label, value=choices.get(choice, default), key=key, **kw)
-    choices[choice] = value
-    return value
-
-
 # --- reads -----------------------------------------------------------------------------------
 
 
@@ -115,12 +106,12 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
         )
     c1, c2 = st.columns(2)
     with c1:
-        fraction = _remembered(
+        fraction = remembered(
             st.slider,
             "Fraction kept",
             "prune_fraction",
-            "export_fraction",
             0.5,
+            key="export_fraction",
             min_value=0.05,
             max_value=1.0,
             step=0.05,
@@ -129,49 +120,54 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
     offset, temperature, beta, seed = 0.0, 1.0, 0.1, 0
     with c2:
         if rule == "offset":
-            offset = _offset_control(run)
+            offset = offset_control(run, keys=("export_auto_offset", "export_offset"))
         elif rule == "softmax":
-            temperature = _remembered(
+            temperature = remembered(
                 st.number_input,
                 "Temperature (softmax)",
                 "prune_temperature",
-                "export_temperature",
                 1.0,
+                key="export_temperature",
                 min_value=0.01,
                 max_value=100.0,
                 step=0.1,
             )
         elif rule == "stratified":
-            beta = _remembered(
+            beta = remembered(
                 st.number_input,
                 "Beta: hardest share dropped (stratified)",
                 "prune_beta",
-                "export_beta",
                 0.1,
+                key="export_beta",
                 min_value=0.0,
                 max_value=0.95,
                 step=0.05,
             )
     c1, c2, c3 = st.columns([1, 1, 2])
     with c1:
-        balanced = _remembered(
-            st.checkbox, "Class-balanced", "prune_balanced", "export_balanced", False
+        balanced = remembered(
+            st.checkbox, "Class-balanced", "prune_balanced", False, key="export_balanced"
         )
     with c2:
         if rule in SEEDED_RULES:
-            seed = _remembered(
+            seed = remembered(
                 st.number_input,
                 "Seed",
                 "export_seed",
-                "export_seed",
                 0,
+                key="export_seed",
                 min_value=0,
                 max_value=2**31 - 1,
                 step=1,
                 help="The Pruning preview shows seed 0; the manifest records the seed used.",
             )
     with c3:
-        use_decisions = _decisions_control(run)
+        use_decisions = decisions_control(
+            run,
+            key="export_decisions",
+            help="Among the selected examples, leave out those marked Drop and write relabeled "
+            "ones with their new label (the old one goes to an `original_label` column).",
+        )
 
     sel = SelectionConfig(
         rule=rule,
@@ -189,60 +185,6 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
     except InputError as err:
         return None, use_decisions, str(err)
     return sel, use_decisions, None
-
-
-def _offset_control(run: RunView) -> float:
-    """Pruning's offset: its slider, or the run's cl_issue noise estimate when auto is on."""
-    auto = False
-    if "cl_issue" in run.table.columns:
-        auto = _remembered(
-            st.checkbox,
-            "auto offset (noise estimate from cl_issue)",
-            "prune_auto_offset",
-            "export_auto_offset",
-            False,
-        )
-    offset = _remembered(
-        st.slider,
-        "Offset: hardest share dropped first",
-        "prune_offset",
-        "export_offset",
-        0.1,
-        min_value=0.0,
-        max_value=0.5,
-        step=0.01,
-        disabled=bool(auto),
-    )
-    offset = round(float(offset), 2)
-    if auto:
-        try:
-            return auto_offset(run)
-        except InputError as err:
-            st.warning(f"{err}. Using the slider's offset instead.")
-    return offset
-
-
-def _decisions_control(run: RunView) -> bool:
-    made = read_decisions(run)
-    n = len(made)
-    drops = int((made["action"] == "drop").sum()) if n else 0
-    relabels = int((made["action"] == "relabel").sum()) if n else 0
-    label = (
-        f"Apply Mislabeled decisions ({n}: {drops} drops, {relabels} relabels)"
-        if n
-        else "Apply Mislabeled decisions (none made yet)"
-    )
-    applied = _remembered(
-        st.checkbox,
-        label,
-        "prune_decisions",
-        "export_decisions",
-        False,
-        disabled=n == 0,
-        help="Among the selected examples, leave out those marked Drop and write relabeled "
-        "ones with their new label (the old one goes to an `original_label` column).",
-    )
-    return bool(applied) and n > 0
 
 
 @dataclass
@@ -386,12 +328,12 @@ def _output_controls(run: RunView) -> tuple[str, str, str, bool]:
             format_func=FORMAT_NAMES.get,
         )
     with c2:
-        folder = _remembered(
+        folder = remembered(
             st.text_input,
             "Export folder",
             "export_folder",
-            "export_folder",
             str(Path.cwd()),
+            key="export_folder",
             help="The export is written inside this folder and never outside it.",
         )
     # The path follows the selection and format until the user types their own.

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages._selection import decisions_control, offset_control
 from app_pages._shared import (
     cache_dir,
     mtime,
     page_header,
     pick,
     read_decisions,
+    remembered,
     remembered_choice,
     ui,
 )
@@ -33,7 +34,6 @@ from scoring.select import (
     RULES,
     SelectionConfig,
     apply_decisions,
-    auto_offset,
     check_config,
     lost_classes,
     select_indices,
@@ -64,15 +64,7 @@ HIST_BINS = 40
 KEPT_COLOR, DROPPED_COLOR, RANDOM_COLOR = "#1f77b4", "#c7c7c7", "#7f7f7f"
 
 
-# --- remembered widgets --------------------------------------------------------------------
-
-
-def _remembered(widget, label: str, key: str, default: Any, **kw) -> Any:
-    """A widget whose value survives page switches (kept in `ui().choices[key]`)."""
-    choices = ui().choices
-    value = widget(label, value=choices.get(key, default), key=f"w_{key}", **kw)
-    choices[key] = value
-    return value
+# --- widgets --------------------------------------------------------------------------
 
 
 # --- reads ---------------------------------------------------------------------------------
@@ -147,17 +139,17 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
             format_func=lambda n: f"{n}: {NORMALIZATIONS[n]}",
         )
     st.caption(RULE_HELP[rule][0].upper() + RULE_HELP[rule][1:] + ".")
-    fraction = _remembered(
+    fraction = remembered(
         st.slider, "Fraction kept", "prune_fraction", 0.5, min_value=0.05, max_value=1.0, step=0.05
     )
     fraction = round(float(fraction), 2)  # the slider's float steps carry round-off
 
     offset, temperature, beta = 0.0, 1.0, 0.1
     if rule == "offset":
-        offset = _offset_controls(run)
+        offset = offset_control(run)
     c1, c2, c3 = st.columns([1, 1, 2])
     with c1:
-        balanced = _remembered(
+        balanced = remembered(
             st.checkbox,
             "Class-balanced",
             "prune_balanced",
@@ -166,7 +158,7 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
         )
     with c2:
         if rule == "softmax":
-            temperature = _remembered(
+            temperature = remembered(
                 st.number_input,
                 "Temperature (softmax)",
                 "prune_temperature",
@@ -177,7 +169,7 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
                 help="Low: close to keep-hardest; high: close to random.",
             )
         elif rule == "stratified":
-            beta = _remembered(
+            beta = remembered(
                 st.number_input,
                 "Beta: hardest share dropped (stratified)",
                 "prune_beta",
@@ -188,7 +180,11 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
                 help="Coverage-centric selection first drops this hardest share as likely noise.",
             )
     with c3:
-        use_decisions = _decisions_control(run)
+        use_decisions = decisions_control(
+            run,
+            help="Drop the examples marked Drop and train relabeled ones with their new label, "
+            "before the rule selects.",
+        )
 
     sel = SelectionConfig(
         rule=rule,
@@ -205,68 +201,6 @@ def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
     except InputError as err:
         return None, use_decisions, str(err)
     return sel, use_decisions, None
-
-
-def _offset_controls(run: RunView) -> float:
-    """The offset slider, and the run's own noise estimate when it has cl_issue."""
-    auto = False
-    if "cl_issue" in run.table.columns:
-        auto = _remembered(
-            st.checkbox,
-            "auto (noise estimate from cl_issue)",
-            "prune_auto_offset",
-            False,
-            help="Data Diet found the best offset equals the label-noise rate; this uses the "
-            "share of examples cleanlab flags as that rate.",
-        )
-    offset = _remembered(
-        st.slider,
-        "Offset: hardest share dropped first",
-        "prune_offset",
-        0.1,
-        min_value=0.0,
-        max_value=0.5,
-        step=0.01,
-        disabled=bool(auto),
-    )
-    offset = round(float(offset), 2)
-    if auto:
-        try:
-            offset = auto_offset(run)
-        except InputError as err:
-            st.warning(f"{err}. Using the slider's offset instead.")
-            return offset
-        st.caption(
-            f"Auto offset: **{offset:.3f}**, the share of examples cl_issue flags as likely "
-            "mislabeled."
-        )
-    return offset
-
-
-def _decisions_control(run: RunView) -> bool:
-    made = read_decisions(run)
-    n = len(made)
-    drops = int((made["action"] == "drop").sum()) if n else 0
-    relabels = int((made["action"] == "relabel").sum()) if n else 0
-    label = (
-        f"Apply Mislabeled decisions ({n}: {drops} drops, {relabels} relabels)"
-        if n
-        else "Apply Mislabeled decisions (none made yet)"
-    )
-    return (
-        bool(
-            _remembered(
-                st.checkbox,
-                label,
-                "prune_decisions",
-                False,
-                disabled=n == 0,
-                help="Drop the examples marked Drop and train relabeled ones with their new label, "
-                "before the rule selects.",
-            )
-        )
-        and n > 0
-    )
 
 
 # --- preview -------------------------------------------------------------------------------
@@ -411,9 +345,9 @@ def _job_key(run: RunView) -> str:
 
 def _known_job(run: RunView) -> jobs.JobStatus | None:
     """This session's last sweep job for the run, or one running on it from elsewhere."""
-    remembered = ui().choices.get(_job_key(run))
-    if isinstance(remembered, dict):
-        status = jobs.status(str(remembered["id"]), cache_dir())
+    known = ui().choices.get(_job_key(run))
+    if isinstance(known, dict):
+        status = jobs.status(str(known["id"]), cache_dir())
         if status is not None:
             return status
     for job in jobs.running(cache_dir()):
@@ -597,10 +531,10 @@ def _live(run: RunView, job_id: str, sweep: SweepConfig, n_trials: int | None) -
 
 def _done_trials(run: RunView, job_id: str, n_trials: int | None) -> int | None:
     """Trials of this session's job already on disk (None when the job was not ours)."""
-    remembered = ui().choices.get(_job_key(run))
-    if not isinstance(remembered, dict) or remembered.get("id") != job_id or not n_trials:
+    known = ui().choices.get(_job_key(run))
+    if not isinstance(known, dict) or known.get("id") != job_id or not n_trials:
         return None
-    raw = remembered["sweep"]
+    raw = known["sweep"]
     sweep = SweepConfig(
         SelectionConfig(**raw["selection"]),
         tuple(raw["fractions"]),
@@ -629,7 +563,7 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
     )
     c1, c2, c3 = st.columns([1, 2, 2])
     with c1:
-        seeds = _remembered(
+        seeds = remembered(
             st.number_input, "Seeds", "prune_seeds", 2, min_value=1, max_value=10, step=1
         )
     with c2:
@@ -645,7 +579,7 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
             "the full run (Data Diet). Same epochs: less compute for smaller subsets.",
         )
     with c3:
-        text = _remembered(
+        text = remembered(
             st.text_input, "Fractions for the sweep", "prune_fractions", DEFAULT_FRACTIONS
         )
     fractions, problem = _parse_fractions(str(text))
@@ -684,8 +618,8 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
         _start_sweep(run, sweep)
 
     if running:
-        remembered = ui().choices.get(_job_key(run))
-        n_trials = remembered.get("n_trials") if isinstance(remembered, dict) else None
+        known = ui().choices.get(_job_key(run))
+        n_trials = known.get("n_trials") if isinstance(known, dict) else None
         _live(run, job.job_id, sweep, n_trials)
         return
     if job is not None and job.state in ("failed", "cancelled"):
