@@ -66,6 +66,12 @@ def _score_args(source: str, form: dict) -> list[str]:
     args += ["--scores", ",".join(scores) if scores and len(scores) < len(REGISTRY) else "all"]
     if form.get("preset"):
         args += ["--preset", form["preset"]]
+    if form.get("grad_at", "init") != "init":
+        args += ["--grad-at", form["grad_at"]]
+    if form.get("grad_params", "all") != "all":
+        args += ["--grad-params", form["grad_params"]]
+    if form.get("checkpoints"):
+        args += ["--checkpoints", str(form["checkpoints"])]
     return args
 
 
@@ -123,6 +129,25 @@ def _new_run_form() -> None:
             ).strip()
             form["label_col"] = st.text_input("Label column", key="home_label_col").strip()
             form["test"] = st.text_input("Held-out file (optional)", key="home_test").strip()
+        with st.popover("Gradient scores"):
+            form["grad_at"] = st.radio(
+                "GraNd and its label-free variants at",
+                ["init", "early"],
+                format_func={"init": "initialization", "early": "EL2N's early epoch"}.get,
+                horizontal=True,
+                key="home_grad_at",
+            )
+            form["grad_params"] = st.radio(
+                "GraNd and TracIn over",
+                ["all", "last"],
+                format_func={"all": "all weights", "last": "last layer (closed form)"}.get,
+                horizontal=True,
+                key="home_grad_params",
+            )
+            form["checkpoints"] = st.number_input(
+                "Checkpoints for TracIn and VoG", 2, 50, None, placeholder="5",
+                key="home_checkpoints",
+            )  # fmt: skip
         form["scores"] = st.multiselect("Scores (empty = all)", list(REGISTRY), key="home_scores")
         if st.button("Start scoring", type="primary", key="home_start"):
             if upload is not None:

@@ -18,7 +18,14 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from scoring.config import PRESETS, DataConfig, NoiseConfig, ScoreConfig, TrainConfig  # noqa: E402
+from scoring.config import (  # noqa: E402
+    PRESETS,
+    DataConfig,
+    GradConfig,
+    NoiseConfig,
+    ScoreConfig,
+    TrainConfig,
+)
 from scoring.errors import InputError  # noqa: E402
 from scoring.jobs import report  # noqa: E402
 
@@ -136,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scores", default="all", help="all, or comma-separated score keys")
     s.add_argument("--cv-folds", type=int, help="folds for cleanlab's cross-fitting (default 5)")
     s.add_argument("--prototypes", type=int, help="k-means clusters for `prototype` (default K)")
+    s.add_argument(
+        "--grad-at",
+        default="init",
+        help="grand and its label-free variants: init (Data Diet) | early (EL2N's epoch)",
+    )
+    s.add_argument(
+        "--grad-params",
+        default="all",
+        help="grand and tracin: all parameters | last layer (exact closed form)",
+    )
+    s.add_argument(
+        "--checkpoints",
+        type=int,
+        help="tracin and vog: checkpoints K, evenly spaced in steps (default 5)",
+    )
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     s.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
     s.add_argument(
@@ -212,6 +234,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         scores=_split_list(args.scores) or ("all",),
         cv_folds=pick(args.cv_folds, "cv_folds", 5),
         prototypes=args.prototypes,
+        grads=GradConfig(at=args.grad_at, params=args.grad_params, checkpoints=args.checkpoints),
     )
 
 

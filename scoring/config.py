@@ -57,6 +57,15 @@ class NoiseConfig:
 
 
 @dataclass(frozen=True)
+class GradConfig:
+    """Where the gradient scores (grand, its label-free variants, tracin, vog) are taken."""
+
+    at: str = "init"  # grand & label-free variants: "init" (Data Diet) or "early" (EL2N's epoch)
+    params: str = "all"  # grand & tracin: "all" parameters, or "last" layer (closed form)
+    checkpoints: int | None = None  # K for tracin & vog, evenly spaced in steps; None -> 5
+
+
+@dataclass(frozen=True)
 class ScoreConfig:
     """A whole scoring run."""
 
@@ -66,6 +75,7 @@ class ScoreConfig:
     scores: tuple[str, ...] = ("all",)  # score keys, or ("all",)
     cv_folds: int = 5  # K-fold cross-fitting for cleanlab's out-of-fold probabilities
     prototypes: int | None = None  # k-means clusters for `prototype`; None -> n_classes
+    grads: GradConfig = field(default_factory=GradConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,6 +110,7 @@ class ScoreConfig:
             scores=tuple(d.get("scores", ("all",))),
             cv_folds=d.get("cv_folds", 5),
             prototypes=d.get("prototypes"),
+            grads=GradConfig(**d.get("grads", {})),
         )
 
 

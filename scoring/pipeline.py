@@ -24,7 +24,8 @@ import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from scoring import cache, data
+from scoring import cache, data, grad_arrays
+from scoring.checkpoints import Snapshots, save_states
 from scoring.config import SCORING_VERSION, ScoreConfig
 from scoring.embed import embed_texts, embedding_key
 from scoring.errors import InputError
@@ -60,6 +61,7 @@ class Prepared:
     score_keys: list[str]
     device: torch.device
     path: Path
+    grad_plan: grad_arrays.GradPlan  # gradient arrays each run records (none for most scores)
 
 
 def _git_revision() -> str | None:
@@ -113,8 +115,10 @@ def prepare(config: ScoreConfig, cache_dir: Path) -> Prepared:
                 f"has only {counts.min()} training examples; lower --cv-folds, raise --limit, "
                 "or leave out cl_quality,cl_issue"
             )
+    needed = {name for key in score_keys for name in REGISTRY[key].needs}
+    grad_plan = grad_arrays.plan(needed, config.grads, recipe, n_train=len(labels))
     path = cache.run_dir(cache_dir, ds.fingerprint, config.key())
-    return Prepared(config, ds, recipe, labels, noisy, score_keys, device, path)
+    return Prepared(config, ds, recipe, labels, noisy, score_keys, device, path, grad_plan)
 
 
 def _input_shape(ds: data.Dataset) -> tuple[int, ...]:
@@ -126,7 +130,8 @@ def _input_shape(ds: data.Dataset) -> tuple[int, ...]:
 class Progress:
     """A tqdm bar on stderr plus `status.json` updates (at most every half second).
 
-    Overall progress counts training epochs (runs and cross-fit folds); a preparatory stage
+    Overall progress counts training epochs (runs and cross-fit folds) and passes of the
+    gradient scores over the training set, one epoch each; a preparatory stage
     such as text embedding gets its own bar and reports its count in the status message.
     """
 
@@ -222,20 +227,41 @@ def _train_one_run(
     k = len(prep.dataset.label_names)
     gen = seed_everything(prep.config.train.base_seed + r)
     model = build_model(prep.recipe.name, tuple(x.shape[1:]), k)
+    labels = torch.from_numpy(prep.labels)
+    snaps = Snapshots(model, prep.grad_plan.snapshot_steps)
     dyn = fit(
         model,
         x,
-        torch.from_numpy(prep.labels),
+        labels,
         prep.recipe,
         gen=gen,
         device=prep.device,
         augment=augments(prep),
         on_step=progress.advance,
+        on_update=snaps if prep.grad_plan.arrays else None,
     )
     train_out = predict(model, x, device=prep.device)
     test_out = predict(model, x_test, device=prep.device)
     test_acc = float((test_out.probs.argmax(1) == prep.dataset.test.labels).mean())
+    grads: dict[str, np.ndarray] = {}
+    if prep.grad_plan.arrays:
+        progress.stage(f"run {r + 1}/{prep.config.train.runs}: gradient scores")
+
+        def build(state: dict[str, torch.Tensor]) -> torch.nn.Module:
+            fresh = build_model(prep.recipe.name, tuple(x.shape[1:]), k)
+            fresh.load_state_dict(state)
+            return fresh
+
+        grads = grad_arrays.record(
+            prep.grad_plan, snaps, build, x, labels, device=prep.device, on_pass=progress.advance
+        )
+        # Before the run's .npz, whose presence marks the run complete.
+        save_states(
+            prep.path / "runs" / f"run_{r:03d}.safetensors",
+            {f"step{s}": state for s, state in snaps.states.items()},
+        )
     return {
+        **grads,
         **dataclasses.asdict(dyn),
         "probs_final": train_out.probs,
         "features": train_out.features,
@@ -339,9 +365,15 @@ def _assemble_arrays(prep: Prepared, runs: list[dict[str, np.ndarray]], oof) -> 
             "features",
         )
     }
+    grads = {
+        name: np.stack([r[name] for r in runs])
+        for name in grad_arrays.GRAD_ARRAYS
+        if name in prep.grad_plan.arrays
+    }
     return {
         "labels": prep.labels,
         **stack,
+        **grads,
         "label_prior": np.bincount(prep.labels, minlength=k) / prep.labels.shape[0],
         "oof_probs": oof,
         "n_prototypes": prep.config.prototypes or k,
@@ -441,7 +473,8 @@ def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> P
     path, cfg, recipe = prep.path, prep.config, prep.recipe
     n_runs, folds = cfg.train.runs, cfg.cv_folds
     need_cv = bool(set(prep.score_keys) & CV_SCORES)
-    total = n_runs * recipe.epochs + (folds * recipe.epochs if need_cv else 0)
+    per_run = recipe.epochs + prep.grad_plan.passes  # a gradient pass counts as an epoch
+    total = n_runs * per_run + (folds * recipe.epochs if need_cv else 0)
     cache.write_json(path / "config.json", _config_record(prep))
     cache.save_arrays(
         path / "split.npz",
@@ -464,7 +497,7 @@ def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> P
             run_file = path / "runs" / f"run_{r:03d}.npz"
             if run_file.exists():
                 runs.append(cache.load_arrays(run_file))
-                progress.advance(recipe.epochs)
+                progress.advance(per_run)
                 continue
             progress.stage(f"run {r + 1}/{n_runs}")
             arrays = _train_one_run(prep, r, x, x_test, progress)

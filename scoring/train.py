@@ -101,6 +101,7 @@ def fit(
     record: bool = True,
     augment: bool = False,
     on_step: Callable[[float], None] | None = None,
+    on_update: Callable[[int, float], None] | None = None,
     steps: int | None = None,
 ) -> Dynamics | None:
     """Train `model` in place for `recipe.epochs` epochs; optionally record dynamics.
@@ -116,6 +117,9 @@ def fit(
         False trains the same way without recording (the benchmark's baseline).
     on_step : callable, optional
         Called after every optimizer step with the fraction of an epoch it covered.
+    on_update : callable, optional
+        Called after every optimizer step with its number (1-based) and the learning rate
+        it used; the weights are the updated ones (checkpoints hook in here).
     steps : int, optional
         Train for exactly this many optimizer steps instead (as many epochs as that takes,
         the last one cut short): Data Diet's step-matched schedule for a pruned subset. The
@@ -159,8 +163,11 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            lr_used = opt.param_groups[0]["lr"]
             if sched is not None:
                 sched.step()
+            if on_update is not None:
+                on_update(done, lr_used)
             if on_step is not None:
                 on_step(1.0 / steps_per_epoch)
             if record:

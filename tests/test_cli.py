@@ -154,6 +154,8 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["--dataset", str(tmp / "ok.tsv"), "--runs", "0"], "--runs must be at least 1"),
         (["--dataset", str(tmp / "ok.tsv"), "--recipe", "cnn32"], "does not fit text data"),
         (["--dataset", "digits", "--noise", "1.5"], "--noise must be a fraction"),
+        (["--dataset", "digits", "--scores", "vog", "--checkpoints", "1"], "--checkpoints must"),
+        (["--dataset", "digits", "--scores", "grand", "--grad-at", "end"], "--grad-at must be"),
         (["--dataset", "digits", "--limit", "0"], "limit"),
         (["--dataset", str(_write(tmp / "data.xlsx", "nope"))], "xlsx"),
     ]
@@ -195,3 +197,16 @@ def test_scores_are_written_with_per_run_values(cache_dir):
 def test_argparse_errors_exit_2(bad, cache_dir):
     out = run_cli("score", bad, cache=cache_dir)
     assert out.returncode == 2 and "usage:" in out.stderr
+
+
+def test_gradient_options_reach_the_run(cache_dir):
+    out = run_cli(
+        "score", *TINY, "--scores", "grand,tracin", "--grad-params", "last", "--grad-at",
+        "early", "--checkpoints", "2", cache=cache_dir,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    path = Path(out.stdout.strip().splitlines()[-1])
+    config = json.loads((path / "config.json").read_text())["config"]
+    assert config["grads"] == {"at": "early", "params": "last", "checkpoints": 2}
+    assert len(cache.load_arrays(path / "runs" / "run_000.npz")["checkpoint_steps"]) == 2
+    assert (path / "runs" / "run_000.safetensors").is_file()

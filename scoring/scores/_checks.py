@@ -30,7 +30,8 @@ _DIM_WORDS = {
 
 # name -> (axes, kind). The kind says what the values must be:
 #   labels: integers in [0, K); float: finite reals; prob: finite reals in [0, 1];
-#   bool: booleans (or 0/1 numbers); prior: probabilities that sum to 1; count: an int >= 1.
+#   bool: booleans (or 0/1 numbers); prior: probabilities that sum to 1; count: an int >= 1;
+#   nonneg: finite reals >= 0 (norms, variances).
 _SPECS: dict[str, tuple[str, str]] = {
     "labels": ("N", "labels"),
     "loss": ("RTN", "float"),
@@ -44,6 +45,12 @@ _SPECS: dict[str, tuple[str, str]] = {
     "label_prior": ("K", "prior"),
     "oof_probs": ("NK", "prob"),
     "n_prototypes": ("", "count"),
+    # Gradient quantities, one per run and example (scoring/grad_arrays.py).
+    "grad_norm": ("RN", "nonneg"),
+    "grad_free_norm": ("RN", "nonneg"),
+    "grad_logit_sq": ("RN", "nonneg"),
+    "tracin_self": ("RN", "nonneg"),
+    "input_grad_var": ("RN", "nonneg"),
 }
 
 # The names a registry entry may list in `needs`.
@@ -161,6 +168,10 @@ def _convert(name: str, arr: np.ndarray, kind: str) -> np.ndarray:
                 f"{name}: expected probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}]"
                 " (logits instead of softmax outputs?)"
             )
+    if kind == "nonneg" and float(arr.min()) < 0:
+        raise InputError(
+            f"{name}: expected values >= 0 (a norm or a variance), got minimum {arr.min():.4g}"
+        )
     if kind == "prior":
         total = float(arr.sum(dtype=np.float64))
         if abs(total - 1.0) > _PRIOR_SUM_TOL:

@@ -26,9 +26,20 @@ from scoring.scores.datamap import (
 )
 from scoring.scores.el2n import EL2N_DOC, el2n
 from scoring.scores.forgetting import FORGETTING_DOC, forgetting
+from scoring.scores.grand import GRAND_DOC, grand
+from scoring.scores.label_free import (
+    EL2N_FREE_DOC,
+    GRAND_FREE_DOC,
+    GRAND_LOGIT_SQ_DOC,
+    el2n_free,
+    grand_free,
+    grand_logit_sq,
+)
 from scoring.scores.loss import LOSS_DOC, loss
 from scoring.scores.prototype import PROTOTYPE_DOC, prototype
 from scoring.scores.pvi import PVI_DOC, pvi
+from scoring.scores.tracin import TRACIN_DOC, tracin
+from scoring.scores.vog import VOG_DOC, vog
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,12 @@ REGISTRY: dict[str, Score] = {
     "cl_quality": Score("cl_quality", cl_quality, ("labels", "oof_probs"), False, 1, CL_QUALITY_DOC, per_run=False),  # noqa: E501
     "cl_issue": Score("cl_issue", cl_issue, ("labels", "oof_probs"), True, 1, CL_ISSUE_DOC, per_run=False),  # noqa: E501
     "prototype": Score("prototype", prototype, ("features", "n_prototypes"), True, 1, PROTOTYPE_DOC),  # noqa: E501
+    "grand": Score("grand", grand, ("grad_norm",), True, 1, GRAND_DOC),
+    "vog": Score("vog", vog, ("input_grad_var",), True, 1, VOG_DOC),
+    "tracin": Score("tracin", tracin, ("tracin_self",), True, 1, TRACIN_DOC),
+    "el2n_free": Score("el2n_free", el2n_free, ("probs_early",), False, 1, EL2N_FREE_DOC),
+    "grand_free": Score("grand_free", grand_free, ("grad_free_norm",), True, 1, GRAND_FREE_DOC),
+    "grand_logit_sq": Score("grand_logit_sq", grand_logit_sq, ("grad_logit_sq",), True, 1, GRAND_LOGIT_SQ_DOC),  # noqa: E501
 }
 # fmt: on
 

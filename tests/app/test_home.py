@@ -42,12 +42,17 @@ def test_start_button_launches_a_job_and_progress_is_shown(cache_dir):
     at = _home()
     at.selectbox(key="home_preset").select("tiny")
     at.number_input(key="home_limit").set_value(300)
+    at.radio(key="home_grad_params").set_value("last")
+    at.number_input(key="home_checkpoints").set_value(3)
     at.button(key="home_start").click().run()
     job_id = at.session_state["ui"].job_id
     assert job_id is not None
     status = jobs.status(job_id, cache_dir)
     assert status.state in ("running", "done")
-    assert "--preset" in " ".join(_argv(cache_dir, job_id)) and "300" in _argv(cache_dir, job_id)
+    argv = " ".join(_argv(cache_dir, job_id))
+    assert "--preset" in argv and "300" in _argv(cache_dir, job_id)
+    assert "--grad-params last" in argv and "--checkpoints 3" in argv
+    assert "--grad-at" not in argv  # the default is not spelled out
     deadline = time.monotonic() + 120
     while jobs.status(job_id, cache_dir).state == "running":
         assert time.monotonic() < deadline

@@ -32,11 +32,17 @@ N_AXIS: dict[str, int | None] = {
     "label_prior": None,
     "oof_probs": 0,
     "n_prototypes": None,
+    "grad_norm": 1,
+    "grad_free_norm": 1,
+    "grad_logit_sq": 1,
+    "tracin_self": 1,
+    "input_grad_var": 1,
 }
 
 ORDER = [
     "el2n", "forgetting", "aum", "confidence", "variability", "correctness",
     "loss", "pvi", "cl_quality", "cl_issue", "prototype",
+    "grand", "vog", "tracin", "el2n_free", "grand_free", "grand_logit_sq",
 ]  # fmt: skip
 
 HIGHER_IS_HARDER = {
@@ -51,6 +57,12 @@ HIGHER_IS_HARDER = {
     "cl_quality": False,
     "cl_issue": True,
     "prototype": True,
+    "grand": True,
+    "vog": True,
+    "tracin": True,
+    "el2n_free": False,
+    "grand_free": True,
+    "grand_logit_sq": True,
 }
 
 SCORES = list(REGISTRY.values())
@@ -90,6 +102,12 @@ def recorded() -> dict[str, Any]:
         "label_prior": np.bincount(labels, minlength=K) / N,
         "oof_probs": _softmax(2 * onehot + rng.normal(size=(N, K))),
         "n_prototypes": 4,
+        # Gradient quantities are non-negative per run and example.
+        "grad_norm": rng.gamma(2.0, size=(R, N)),
+        "grad_free_norm": rng.gamma(2.0, size=(R, N)),
+        "grad_logit_sq": rng.gamma(2.0, size=(R, N)) ** 2,
+        "tracin_self": rng.gamma(1.0, size=(R, N)) * 1e-3,
+        "input_grad_var": rng.gamma(1.0, size=(R, N)) * 1e-2,
     }
 
 

@@ -18,9 +18,13 @@ from scoring.scores.cleanlab_scores import cl_issue, cl_quality
 from scoring.scores.datamap import confidence, correctness, variability
 from scoring.scores.el2n import el2n
 from scoring.scores.forgetting import forgetting
+from scoring.scores.grand import grand
+from scoring.scores.label_free import el2n_free, grand_free, grand_logit_sq
 from scoring.scores.loss import loss
 from scoring.scores.prototype import prototype
 from scoring.scores.pvi import pvi
+from scoring.scores.tracin import tracin
+from scoring.scores.vog import vog
 
 
 def _epochs(*per_example: list[float]) -> np.ndarray:
@@ -250,3 +254,34 @@ def test_non_integer_labels_and_counts_rejected() -> None:
     for bad in (0, 2.0, True, "3"):
         with pytest.raises(InputError, match="n_prototypes: expected a positive integer"):
             prototype(features=features, n_prototypes=bad)
+
+
+# --- gradient scores and label-free variants ---------------------------------------------
+
+
+def test_el2n_free_by_hand() -> None:
+    """‖p − 1/K‖: [0.5, 0.25, 0.25] is (1/6, −1/12, −1/12) from uniform, norm √(1/24)."""
+    probs = np.array([[[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3], [1.0, 0.0, 0.0]]])  # (1, 3, 3)
+    assert_allclose(el2n_free(probs_early=probs), [[math.sqrt(1 / 24), 0.0, math.sqrt(2 / 3)]])
+
+
+def test_gradient_scores_pass_recorded_values_through_per_run() -> None:
+    """The gradient scores are the recorded quantities, per run (scoring/grad_arrays.py)."""
+    values = np.array([[0.0, 1.5, 2.0], [0.5, 0.5, 3.0]])  # (R=2, N=3)
+    for fn, name in (
+        (grand, "grad_norm"),
+        (grand_free, "grad_free_norm"),
+        (grand_logit_sq, "grad_logit_sq"),
+        (tracin, "tracin_self"),
+        (vog, "input_grad_var"),
+    ):
+        out = fn(**{name: values.astype(np.float32)})
+        assert out.dtype == np.float64
+        assert_array_equal(out, values)
+
+
+def test_negative_gradient_quantities_rejected() -> None:
+    with pytest.raises(InputError, match=r"^grad_norm: expected values >= 0"):
+        grand(grad_norm=np.array([[1.0, -0.5]]))
+    with pytest.raises(InputError, match=r"^input_grad_var: expected values >= 0"):
+        vog(input_grad_var=np.array([[-1e-3]]))
