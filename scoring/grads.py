@@ -16,6 +16,7 @@ unnormalised, so `calibrate_batchnorm` first sets them from one pass over the da
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -34,6 +35,8 @@ PARAMS = ("all", "last")
 # Memory for one chunk's per-example gradients (and the vmap intermediates beside them).
 _CHUNK_BYTES = 256 * 2**20
 _MAX_CHUNK = 64  # measured on cnn32 (2 cores): 32-64 per chunk ~0.84x fwd+bwd, 128 0.65x
+# A forward batch: on 2 CPU cores cnn32 runs batch 128 about 1.7x faster per example than 512.
+_LAST_LAYER_CHUNK = 128
 
 
 def calibrate_batchnorm(
@@ -86,6 +89,24 @@ def calibrate_batchnorm(
             m.running_mean.copy_(mean)
             m.running_var.copy_(m2 / max(n - 1, 1))  # unbiased, as PyTorch keeps it
     model.eval()
+
+
+def _channels_last(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """For image batches, a copy of `model` in channels-last memory format, else `model`.
+
+    oneDNN's convolutions run much faster on NHWC tensors: measured on cnn32, 2 cores, eval
+    forward 1.6-1.9x. Same arithmetic, so results agree to float rounding; used for the
+    forward-only and input-gradient paths (the vmap path works per example, where it does not
+    pay).
+    """
+    if example.dim() != 4:
+        return model
+    return copy.deepcopy(model).to(memory_format=torch.channels_last)
+
+
+def _batch(inputs: torch.Tensor, start: int, stop: int, device: torch.device) -> torch.Tensor:
+    xb = inputs[start:stop].to(device)
+    return xb.contiguous(memory_format=torch.channels_last) if xb.dim() == 4 else xb
 
 
 def auto_chunk(model: nn.Module, n_outputs: int = 1) -> int:
@@ -181,10 +202,11 @@ def _per_example_fn(model: nn.Module, target: str):
 def _last_layer_sq_norms(model, inputs, labels, target, device, chunk, on_chunk) -> np.ndarray:
     """Closed forms for a linear head (weights W and bias b)."""
     out = []
-    chunk = chunk or 1024
+    chunk = chunk or _LAST_LAYER_CHUNK
+    model = _channels_last(model, inputs)
     with torch.inference_mode():
         for start in range(0, inputs.shape[0], chunk):
-            h = model.features(inputs[start : start + chunk].to(device)).double()  # (B, D)
+            h = model.features(_batch(inputs, start, start + chunk, device)).double()  # (B, D)
             probs = torch.softmax(model.head(h.to(model.head.weight.dtype)).double(), 1)
             out.append(last_layer_sq_norm(h, probs, labels[start : start + chunk], target))
             if on_chunk is not None:
@@ -286,11 +308,10 @@ def input_grad_variance(
     if len(models) < 2:
         raise ValueError(f"VoG needs at least 2 checkpoints, got {len(models)}")
     device = device or next(models[0].parameters()).device
-    for m in models:
-        m.to(device).eval()
+    models = [_channels_last(m.to(device).eval(), inputs) for m in models]
     out = []
     for start in range(0, inputs.shape[0], chunk):
-        xb = inputs[start : start + chunk].to(device)
+        xb = _batch(inputs, start, start + chunk, device)
         yb = labels[start : start + chunk].to(device)
         # Checkpoints inside the chunk loop: memory is chunk x K x D, never N x K x D.
         grads = torch.stack([_input_grad(m, xb, yb) for m in models])  # (K, B, D)
@@ -308,4 +329,4 @@ def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
         logits = model(x)  # (B, K)
         # Row i's given logit depends on x_i only, so one backward of the sum gives every row.
         (g,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), x)
-    return g.reshape(g.shape[0], -1)
+    return g.contiguous().reshape(g.shape[0], -1)  # (B, D) in the input's C, H, W order
