@@ -29,7 +29,8 @@ RECIPES = {
     "cnn": "cnn: tiny images",
     "cnn32": "cnn32: 32x32 images on CPU",
     "resnet18": "resnet18: 32x32 images on a GPU",
-    "probe": "probe: text, frozen encoder + head",
+    "probe": "probe: text, frozen encoder + head (fast, CPU)",
+    "finetune": "finetune: text, the whole encoder fine-tuned (GPU-sized)",
 }
 UPLOAD_TYPES = ["parquet", "csv", "tsv", "jsonl", "json"]
 
@@ -66,6 +67,8 @@ def _score_args(source: str, form: dict) -> list[str]:
     args += ["--scores", ",".join(scores) if scores and len(scores) < len(REGISTRY) else "all"]
     if form.get("preset"):
         args += ["--preset", form["preset"]]
+    if form.get("max_length"):
+        args += ["--max-length", str(form["max_length"])]
     if form.get("grad_at", "init") != "init":
         args += ["--grad-at", form["grad_at"]]
     if form.get("grad_params", "all") != "all":
@@ -108,7 +111,7 @@ def _new_run_form() -> None:
         form["recipe"] = c1.selectbox(
             "Recipe", list(RECIPES), format_func=RECIPES.get, key="home_recipe"
         )
-        # Empty = the preset's choice (default: 5 runs; tiny: 2 runs x 4 epochs).
+        # Empty = the preset's choice (default: 5 runs; tiny: 2 runs x 4 epochs, finetune 1).
         form["runs"] = c2.number_input(
             "Runs", 1, 20, None, placeholder="preset default", key="home_runs"
         )
@@ -129,6 +132,10 @@ def _new_run_form() -> None:
             ).strip()
             form["label_col"] = st.text_input("Label column", key="home_label_col").strip()
             form["test"] = st.text_input("Held-out file (optional)", key="home_test").strip()
+            form["max_length"] = st.number_input(
+                "Max tokens per text (a pair counts both parts)", 8, 4096, None,
+                placeholder="128", key="home_max_length",
+            )  # fmt: skip
         with st.popover("Gradient scores"):
             form["grad_at"] = st.radio(
                 "GraNd and its label-free variants at",

@@ -125,8 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="held-out share carved when the source has no test split (default 0.2)",
     )
     s.add_argument("--split-seed", type=int, default=0)
-    s.add_argument("--recipe", default="auto", help="auto | mlp | cnn | cnn32 | resnet18 | probe")
-    s.add_argument("--model", help="text encoder for the probe recipe (HF name or local folder)")
+    s.add_argument(
+        "--recipe", default="auto", help="auto | mlp | cnn | cnn32 | resnet18 | probe | finetune"
+    )
+    s.add_argument("--model", help="text encoder for probe and finetune (HF name or local folder)")
+    s.add_argument(
+        "--max-length",
+        type=int,
+        help="text: tokens kept per example, a pair's two parts together (default 128)",
+    )
     s.add_argument("--runs", type=int, help="independent runs R (default 5)")
     s.add_argument("--epochs", type=int, help="epochs per run (default: the recipe's)")
     s.add_argument("--early-epoch", type=int, help="EL2N's epoch (default about 10%% of epochs)")
@@ -207,7 +214,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
     def pick(value, key, default):
         if value is not None:
             return value
-        return preset.get(key, default)
+        return preset.get(args.recipe, {}).get(key, preset.get(key, default))
 
     return ScoreConfig(
         data=DataConfig(
@@ -222,6 +229,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         train=TrainConfig(
             recipe=args.recipe,
             model=args.model,
+            max_length=pick(args.max_length, "max_length", None),
             runs=pick(args.runs, "runs", 5),
             epochs=pick(args.epochs, "epochs", None),
             early_epoch=args.early_epoch,

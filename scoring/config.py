@@ -37,7 +37,8 @@ class TrainConfig:
     """How each model is trained; `None` fields take the recipe's default."""
 
     recipe: str = "auto"  # auto | mlp | cnn | cnn32 | resnet18 | probe
-    model: str | None = None  # text encoder for `probe` (HF name or local path)
+    model: str | None = None  # text encoder for `probe`/`finetune` (HF name or local path)
+    max_length: int | None = None  # text: tokens kept per example (pair: both parts); None -> 128
     runs: int = 5  # R independent runs; run r uses seed base_seed + r
     epochs: int | None = None  # T
     early_epoch: int | None = None  # EL2N's epoch t (1-based); None -> about 10% of T
@@ -116,7 +117,13 @@ class ScoreConfig:
 
 # Presets change the training budget only; explicit CLI flags override them.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Runs the whole pipeline in seconds: for tests and a first look.
-    "tiny": {"runs": 2, "epochs": 4, "cv_folds": 2},
+    # Runs the whole pipeline in seconds: for tests and a first look. Fine-tuning a
+    # transformer is far slower per epoch, so it gets one epoch and shorter texts.
+    "tiny": {
+        "runs": 2,
+        "epochs": 4,
+        "cv_folds": 2,
+        "finetune": {"epochs": 1, "max_length": 64},
+    },
     "default": {},
 }

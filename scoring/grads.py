@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
+from scoring import ghost
+from scoring.text_models import is_tokens, trim_padding
+
 # What a per-example gradient is taken of (f_k are the logits):
 #   loss: ℓ(f(x), y), cross-entropy     -> GraNd, TracIn
 #   logit_sum: Σ_k f_k(x)                -> ‖Σ_k ∇f_k‖, label-free GraNd (Data Diet eq. 10)
@@ -37,6 +40,7 @@ _CHUNK_BYTES = 256 * 2**20
 _MAX_CHUNK = 64  # measured on cnn32 (2 cores): 32-64 per chunk ~0.84x fwd+bwd, 128 0.65x
 # A forward batch: on 2 CPU cores cnn32 runs batch 128 about 1.7x faster per example than 512.
 _LAST_LAYER_CHUNK = 128
+_TOKEN_CHUNK = 16  # sentences per ghost-norm batch (a fine-tuning batch's size)
 
 
 def calibrate_batchnorm(
@@ -105,7 +109,7 @@ def _channels_last(model: nn.Module, example: torch.Tensor) -> nn.Module:
 
 
 def _batch(inputs: torch.Tensor, start: int, stop: int, device: torch.device) -> torch.Tensor:
-    xb = inputs[start:stop].to(device)
+    xb = trim_padding(inputs[start:stop]).to(device)
     return xb.contiguous(memory_format=torch.channels_last) if xb.dim() == 4 else xb
 
 
@@ -158,6 +162,20 @@ def sq_grad_norms(
     model.to(device).eval()
     if params == "last":
         return _last_layer_sq_norms(model, inputs, labels, target, device, chunk, on_chunk)
+    if is_tokens(inputs[:1]):
+        if ghost.supports(model):  # every Hugging Face encoder we know of
+            return ghost.batched_sq_norms(
+                model,
+                inputs,
+                labels,
+                target=target,
+                n_classes=_n_classes(model),
+                device=device,
+                chunk=chunk or _TOKEN_CHUNK,
+                prepare=trim_padding,
+                on_chunk=on_chunk,
+            )
+        return _loop_sq_norms(model, inputs, labels, target, device, on_chunk)
     fn = _per_example_fn(model, target)
     weights = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
@@ -173,6 +191,38 @@ def sq_grad_norms(
             if on_chunk is not None:
                 on_chunk(xb.shape[0])
     return torch.cat(out).numpy()
+
+
+def _loop_sq_norms(model, inputs, labels, target, device, on_chunk) -> np.ndarray:
+    """One backward per example (K per example for `logits`): token models ghost norms
+    cannot handle.
+
+    Hugging Face encoders branch on their attention mask's values, which `vmap` cannot
+    trace; one example at a time, cut to its own length, is exact and wastes no work on
+    padding.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    out = np.empty(inputs.shape[0])
+    for i in range(inputs.shape[0]):
+        x = trim_padding(inputs[i : i + 1]).to(device)
+        logits = model(x)[0]  # (K,)
+        if target == "loss":
+            outputs = [F.cross_entropy(logits[None], labels[i : i + 1].to(device))]
+        elif target == "logit_sum":
+            outputs = [logits.sum()]
+        else:
+            outputs = list(logits)
+        total = 0.0
+        for j, value in enumerate(outputs):
+            # allow_unused: parts of a pretrained model the classifier skips (BERT's pooler).
+            grads = torch.autograd.grad(
+                value, params, retain_graph=j + 1 < len(outputs), allow_unused=True
+            )
+            total += float(sum(g.double().pow(2).sum() for g in grads if g is not None))
+        out[i] = total
+        if on_chunk is not None:
+            on_chunk(1)
+    return out
 
 
 def _n_classes(model: nn.Module) -> int:
@@ -296,14 +346,17 @@ def input_grad_variance(
     models : sequence of K >= 2 classifiers
         The checkpoints, in training order; each is put in eval mode.
     inputs : tensor of shape (n_examples, ...)
-        The model's input (pixels; a probe's sentence embeddings).
+        The model's input (pixels; a probe's sentence embeddings), or token tensors
+        (n_examples, 3, L) for a `TextClassifier`, whose input token embeddings are used.
     labels : tensor of shape (n_examples,), int64
         The given labels: the logit differentiated is the given label's.
 
     Returns
     -------
     ndarray of shape (n_examples,), float64
-        (1/D) Σ_d (1/K) Σ_k (g_kd − ḡ_d)², g_k = ∂ f_y(x; w_k) / ∂ x flattened to D values.
+        (1/D) Σ_d (1/K) Σ_k (g_kd − ḡ_d)², g_k = ∂ f_y(x; w_k) / ∂ x flattened to D values;
+        for tokens, the mean over the example's real (non-padding) tokens and embedding
+        dimensions.
     """
     if len(models) < 2:
         raise ValueError(f"VoG needs at least 2 checkpoints, got {len(models)}")
@@ -314,19 +367,36 @@ def input_grad_variance(
         xb = _batch(inputs, start, start + chunk, device)
         yb = labels[start : start + chunk].to(device)
         # Checkpoints inside the chunk loop: memory is chunk x K x D, never N x K x D.
-        grads = torch.stack([_input_grad(m, xb, yb) for m in models])  # (K, B, D)
-        grads = grads.double()
-        out.append(grads.var(dim=0, unbiased=False).mean(dim=1).cpu())  # (B,)
+        grads = torch.stack([_input_grad(m, xb, yb) for m in models]).double()  # (K, B, D)
+        var = grads.var(dim=0, unbiased=False)  # (B, D)
+        weights = _input_weights(models[0], xb, var.shape[1]).double()  # (B, D)
+        out.append(((var * weights).sum(1) / weights.sum(1).clamp(min=1)).cpu())  # (B,)
         if on_chunk is not None:
             on_chunk(xb.shape[0])
     return torch.cat(out).numpy()
 
 
+def _input_weights(model: nn.Module, x: torch.Tensor, n_dims: int) -> torch.Tensor:
+    """(B, D) weight of each input dimension in VoG's average: 0 for padding tokens."""
+    if not hasattr(model, "input_weights"):
+        return torch.ones(x.shape[0], n_dims, device=x.device)
+    per_token = model.input_weights(x)  # (B, L)
+    return per_token.repeat_interleave(n_dims // per_token.shape[1], dim=1)  # (B, L * E)
+
+
 def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """∂ f_y(x_i) / ∂ x_i for each row, flattened: (B, D). Eval mode keeps rows independent."""
-    x = x.detach().requires_grad_(True)
+    """∂ f_y(x_i) / ∂ x_i for each row, flattened: (B, D). Eval mode keeps rows independent.
+
+    For token inputs the gradient is taken with respect to the input token embeddings
+    (B, L, E), flattened to D = L * E (Influence Scores at Scale, 2023).
+    """
     with torch.enable_grad():
-        logits = model(x)  # (B, K)
+        if hasattr(model, "input_embeddings"):
+            leaf = model.input_embeddings(x).detach().requires_grad_(True)  # (B, L, E)
+            logits = model.head(model.features_from_embeddings(leaf, x))
+        else:
+            leaf = x.detach().requires_grad_(True)
+            logits = model(leaf)  # (B, K)
         # Row i's given logit depends on x_i only, so one backward of the sum gives every row.
-        (g,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), x)
-    return g.contiguous().reshape(g.shape[0], -1)  # (B, D) in the input's C, H, W order
+        (g,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), leaf)
+    return g.contiguous().reshape(g.shape[0], -1)  # (B, D) in the input's own order

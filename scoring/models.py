@@ -15,7 +15,8 @@ from torch import nn
 
 from scoring.errors import InputError
 
-RECIPES = ("mlp", "cnn", "cnn32", "resnet18", "probe")
+RECIPES = ("mlp", "cnn", "cnn32", "resnet18", "probe", "finetune")
+TEXT_RECIPES = frozenset({"probe", "finetune"})
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Recipe:
     name: str
     epochs: int
     batch_size: int
-    optimizer: str  # "adam" | "sgd"
+    optimizer: str  # "adam" | "sgd" | "adamw" (with linear warm-up and decay)
     lr: float
     weight_decay: float
     early_epoch: int  # 1-based epoch whose training-pass softmax feeds EL2N
@@ -39,6 +40,8 @@ _DEFAULTS: dict[str, tuple[int, int, str, float, float]] = {
     "cnn32": (15, 128, "sgd", 0.05, 5e-4),
     "resnet18": (30, 128, "sgd", 0.1, 5e-4),
     "probe": (20, 64, "adam", 1e-3, 0.0),
+    # BERT-style fine-tuning: AdamW, linear warm-up over the first 10% of steps, then decay.
+    "finetune": (3, 16, "adamw", 5e-5, 0.01),
 }
 
 
@@ -68,8 +71,8 @@ def resolve_recipe(
     """Fill a recipe's defaults and check it fits the modality."""
     if name not in RECIPES:
         raise InputError(f"unknown recipe {name!r}; expected one of: auto, {', '.join(RECIPES)}")
-    if (name == "probe") != (modality == "text"):
-        fits = "probe" if modality == "text" else "mlp, cnn, cnn32 or resnet18"
+    if (name in TEXT_RECIPES) != (modality == "text"):
+        fits = "probe or finetune" if modality == "text" else "mlp, cnn, cnn32 or resnet18"
         raise InputError(f"recipe {name!r} does not fit {modality} data; use {fits}")
     d_epochs, d_batch, opt, d_lr, d_wd = _DEFAULTS[name]
     epochs = d_epochs if epochs is None else epochs
@@ -180,15 +183,25 @@ def _resnet18_body(channels: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def build_model(recipe: str, input_shape: tuple[int, ...], n_classes: int) -> Classifier:
-    """A fresh, randomly initialised model (seed torch before calling).
+def build_model(
+    recipe: str, input_shape: tuple[int, ...], n_classes: int, *, encoder: str | None = None
+) -> nn.Module:
+    """A fresh model, randomly initialised (seed torch before calling).
 
     Parameters
     ----------
     recipe : one of RECIPES
-    input_shape : shape of one example: (C, H, W) for images, (D,) for probe embeddings
+    input_shape : shape of one example: (C, H, W) for images, (D,) for probe embeddings,
+        (3, L) for finetune token tensors
     n_classes : K
+    encoder : str, optional
+        finetune only: the pretrained encoder (local folder or Hub name; default MiniLM).
+        Its weights are loaded, only the head is random.
     """
+    if recipe == "finetune":
+        from scoring.text_models import TextClassifier, load_encoder
+
+        return TextClassifier(load_encoder(encoder), n_classes)
     if recipe == "mlp":
         n_in = 1
         for s in input_shape:

@@ -39,10 +39,11 @@ from scoring.models import (
 )
 from scoring.noise import inject_noise, noise_detection
 from scoring.scores import REGISTRY, compute, resolve
+from scoring.text_models import tokenize
 from scoring.train import fit, predict, seed_everything
 
 CV_SCORES = {"cl_quality", "cl_issue"}  # need out-of-fold probabilities
-PROBE_MAX_LENGTH = 128
+DEFAULT_MAX_LENGTH = 128  # tokens per text example (a pair counts both parts)
 
 
 class Cancelled(Exception):
@@ -82,6 +83,8 @@ def prepare(config: ScoreConfig, cache_dir: Path) -> Prepared:
     """Validate everything that can be validated before any training starts."""
     if config.train.runs < 1:
         raise InputError(f"--runs must be at least 1, got {config.train.runs}")
+    if config.train.max_length is not None and config.train.max_length < 8:
+        raise InputError(f"--max-length must be at least 8 tokens, got {config.train.max_length}")
     if config.cv_folds < 2:
         raise InputError(f"--cv-folds must be at least 2, got {config.cv_folds}")
     if not 0 <= config.noise.fraction < 1:
@@ -192,16 +195,20 @@ _BAR = "{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f} epochs [{elapsed}<{r
 def tensor_inputs(
     prep: Prepared, progress: Progress, cache_dir: Path
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train and test inputs as float tensors (images as is, text as cached embeddings)."""
+    """Model inputs: images as is; text as cached embeddings (probe) or token tensors."""
     ds = prep.dataset
     if ds.modality == "image":
         return torch.from_numpy(ds.train.inputs), torch.from_numpy(ds.test.inputs)
     model = prep.config.train.model
+    max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
+    if prep.recipe.name == "finetune":
+        progress.stage("tokenizing")
+        return tuple(  # (N, 3, L) int64: ids, attention mask, token types
+            torch.from_numpy(tokenize(split.inputs, model=model, max_length=max_length))
+            for split in (ds.train, ds.test)
+        )
     emb_path = (
-        Path(cache_dir)
-        / ds.fingerprint
-        / "embeddings"
-        / f"{embedding_key(model, PROBE_MAX_LENGTH)}.npz"
+        Path(cache_dir) / ds.fingerprint / "embeddings" / f"{embedding_key(model, max_length)}.npz"
     )
     if emb_path.exists():
         arrays = cache.load_arrays(emb_path)
@@ -210,7 +217,7 @@ def tensor_inputs(
             torch.set_num_threads(_cpu_threads())  # a transformer forward uses every core
         n = len(ds.train.labels) + len(ds.test.labels)
         bar, tick = progress.counter("embedding text", n, "sentence")
-        kw = dict(model=model, max_length=PROBE_MAX_LENGTH, device=prep.device, on_batch=tick)
+        kw = dict(model=model, max_length=max_length, device=prep.device, on_batch=tick)
         arrays = {
             "train": embed_texts(ds.train.inputs, **kw),
             "test": embed_texts(ds.test.inputs, **kw),
@@ -220,13 +227,18 @@ def tensor_inputs(
     return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
 
 
+def new_model(prep: Prepared, x: torch.Tensor) -> torch.nn.Module:
+    """A fresh model of the run's recipe for inputs like `x` (seed torch first)."""
+    k = len(prep.dataset.label_names)
+    return build_model(prep.recipe.name, tuple(x.shape[1:]), k, encoder=prep.config.train.model)
+
+
 def _train_one_run(
     prep: Prepared, r: int, x: torch.Tensor, x_test: torch.Tensor, progress: Progress
 ) -> dict[str, np.ndarray]:
     """Run r: train from seed base_seed + r, record dynamics, then an eval pass."""
-    k = len(prep.dataset.label_names)
     gen = seed_everything(prep.config.train.base_seed + r)
-    model = build_model(prep.recipe.name, tuple(x.shape[1:]), k)
+    model = new_model(prep, x)
     labels = torch.from_numpy(prep.labels)
     snaps = Snapshots(model, prep.grad_plan.snapshot_steps)
     dyn = fit(
@@ -248,7 +260,7 @@ def _train_one_run(
         progress.stage(f"run {r + 1}/{prep.config.train.runs}: gradient scores")
 
         def build(state: dict[str, torch.Tensor]) -> torch.nn.Module:
-            fresh = build_model(prep.recipe.name, tuple(x.shape[1:]), k)
+            fresh = new_model(prep, x)
             fresh.load_state_dict(state)
             return fresh
 
@@ -304,11 +316,10 @@ def _cross_fit_fold(
     prep: Prepared, f: int, fold: np.ndarray, x: torch.Tensor, progress: Progress
 ) -> dict[str, np.ndarray]:
     """Train on every fold but f (no recording) and predict fold f."""
-    k = len(prep.dataset.label_names)
     train_idx, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
     # Fold seeds sit far from run seeds so a fold model never repeats a scoring run's init.
     gen = seed_everything(prep.config.train.base_seed + 10_000 + f)
-    model = build_model(prep.recipe.name, tuple(x.shape[1:]), k)
+    model = new_model(prep, x)
     fit(
         model,
         x[torch.from_numpy(train_idx)],

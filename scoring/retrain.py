@@ -24,8 +24,15 @@ import torch
 
 from scoring import cache, decisions
 from scoring.config import ScoreConfig
-from scoring.models import build_model
-from scoring.pipeline import Prepared, Progress, augments, prepare, set_train_threads, tensor_inputs
+from scoring.pipeline import (
+    Prepared,
+    Progress,
+    augments,
+    new_model,
+    prepare,
+    set_train_threads,
+    tensor_inputs,
+)
 from scoring.select import SelectionConfig, apply_decisions, select_run
 from scoring.sweeps import SweepConfig, check_sweep, trial_key, trials_frame, trials_of
 from scoring.train import fit, predict, seed_everything
@@ -81,7 +88,7 @@ def _run_trial(
     )
     gen = seed_everything(prep.config.train.base_seed + TRAIN_SEED_BASE + sel.seed)
     n_classes = len(ctx.view.label_names)
-    model = build_model(recipe.name, tuple(ctx.x.shape[1:]), n_classes)
+    model = new_model(prep, ctx.x)
     t0 = time.perf_counter()
     fit(
         model,

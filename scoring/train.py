@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scoring.models import Recipe
+from scoring.text_models import is_tokens, trim_padding
 
 # Row order of the per-epoch statistics buffer (one float32 row each).
 _STATS = ("loss", "logit_given", "logit_other", "prob_given")
@@ -79,6 +80,16 @@ def _optimizer(model: nn.Module, recipe: Recipe, total_steps: int):
         )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
         return opt, sched
+    if recipe.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        warmup = max(1, round(0.1 * total_steps))
+
+        def schedule(step: int) -> float:  # step = optimizer steps taken so far
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     return opt, None
 
@@ -154,11 +165,14 @@ def fit(
                 break
             done += 1
             idx = order_dev[start : start + bs]
-            xb = inputs[order[start : start + bs]].to(device, non_blocking=True)
+            xb = trim_padding(inputs[order[start : start + bs]]).to(device, non_blocking=True)
             if augment:
                 xb = _augment(xb, gen)
             yb = labels_dev[idx]
-            logits = model(xb)  # (B, K)
+            with _autocast(device, xb):
+                logits = model(xb)  # (B, K)
+            if logits.dtype in (torch.float16, torch.bfloat16):
+                logits = logits.float()  # the loss and the recording in full precision
             loss = F.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -199,15 +213,23 @@ def _epoch_stats(logits: torch.Tensor, labels: torch.Tensor, *, out: torch.Tenso
     out[3] = torch.exp(-out[0])
 
 
+def _autocast(device: torch.device, xb: torch.Tensor):
+    """Mixed precision for transformer fine-tuning on CUDA (bfloat16); off everywhere else."""
+    enabled = device.type == "cuda" and is_tokens(xb)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 @torch.inference_mode()
 def predict(
-    model: nn.Module, inputs: torch.Tensor, *, device: torch.device, batch_size: int = 1024
+    model: nn.Module, inputs: torch.Tensor, *, device: torch.device, batch_size: int | None = None
 ) -> Outputs:
     """Eval-mode softmax and penultimate features for every input, in batches."""
     model.to(device).eval()
+    if batch_size is None:  # a transformer's attention maps grow with B x L x L
+        batch_size = 64 if is_tokens(inputs[:1]) else 1024
     probs, feats = [], []
     for start in range(0, inputs.shape[0], batch_size):
-        xb = inputs[start : start + batch_size].to(device, non_blocking=True)
+        xb = trim_padding(inputs[start : start + batch_size]).to(device, non_blocking=True)
         h = model.features(xb)  # (B, D)
         probs.append(torch.softmax(model.head(h), dim=1).float().cpu())
         feats.append(h.float().cpu())

@@ -210,3 +210,17 @@ def test_gradient_options_reach_the_run(cache_dir):
     assert config["grads"] == {"at": "early", "params": "last", "checkpoints": 2}
     assert len(cache.load_arrays(path / "runs" / "run_000.npz")["checkpoint_steps"]) == 2
     assert (path / "runs" / "run_000.safetensors").is_file()
+
+
+def test_tiny_preset_is_per_recipe_and_flags_override_it():
+    from scoring.__main__ import build_parser, config_from_args
+
+    def cfg(*extra):
+        return config_from_args(build_parser().parse_args(["score", "--dataset", "t.tsv", *extra]))
+
+    fine = cfg("--recipe", "finetune", "--preset", "tiny")
+    assert (fine.train.epochs, fine.train.max_length, fine.train.runs) == (1, 64, 2)
+    mine = cfg("--recipe", "finetune", "--preset", "tiny", "--epochs", "3", "--max-length", "32")
+    assert (mine.train.epochs, mine.train.max_length) == (3, 32)
+    mlp = cfg("--recipe", "mlp", "--preset", "tiny")
+    assert (mlp.train.epochs, mlp.train.max_length, mlp.cv_folds) == (4, None, 2)
