@@ -93,6 +93,40 @@ def _selection_from_args(args: argparse.Namespace, *, fraction: float, seed: int
     )
 
 
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        default="local",
+        help="local (default) | ray: runs or trials as Ray tasks (pip install -r "
+        "requirements-ray.txt)",
+    )
+    p.add_argument("--ray-address", help="join this Ray cluster (default: a local Ray)")
+
+
+def _executor(args: argparse.Namespace, device: str):
+    from scoring.executors import make
+    from scoring.models import pick_device
+
+    return make(args.executor, address=args.ray_address, cuda=pick_device(device).type == "cuda")
+
+
+def _cancel_on_signals() -> None:
+    """SIGTERM (the app's cancel) and Ctrl-C raise Cancelled where the job is."""
+    from scoring.pipeline import Cancelled
+
+    def on_signal(signum, _frame):
+        raise Cancelled(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def _cancelled(args: argparse.Namespace) -> int:
+    print("cancelled; run the same command again to resume", file=sys.stderr)
+    report(args.job_file, exit_code=130, message="cancelled; start it again to resume")
+    return 130
+
+
 def _fractions(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
@@ -173,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(PRESETS),
         help="tiny: a few epochs and 2 runs, for a first look in seconds",
     )
+    _add_executor_args(s)
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument("--job-file", help=argparse.SUPPRESS)  # kept current for the app's jobs
 
@@ -200,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="steps",
         help="steps (same optimizer steps as full data, Data Diet) | epochs",
     )
+    _add_executor_args(w)
     w.add_argument("--cache-dir", help=argparse.SUPPRESS)
     w.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -256,12 +292,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from scoring.pipeline import Cancelled, score
 
     config = config_from_args(args)
-
-    def on_signal(signum, _frame):
-        raise Cancelled(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    _cancel_on_signals()
     waited = []
 
     def on_wait(status: dict) -> None:
@@ -275,6 +306,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     def on_prepared(path: Path) -> None:
         report(args.job_file, run=str(path))
 
+    executor = _executor(args, config.train.device)
     try:
         path = score(
             config,
@@ -282,11 +314,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             show_progress=not args.quiet,
             on_wait=on_wait,
             on_prepared=on_prepared,
+            executor=executor,
         )
     except Cancelled:
-        print("cancelled; run the same command again to resume", file=sys.stderr)
-        report(args.job_file, exit_code=130, message="cancelled; start it again to resume")
-        return 130
+        return _cancelled(args)
+    finally:
+        executor.close()
     report(args.job_file, exit_code=0, message="done")
     print(path)
     return 0
@@ -336,23 +369,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from scoring.select import check_config
     from scoring.sweeps import SweepConfig
 
-    def on_signal(signum, _frame):
-        raise Cancelled(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    _cancel_on_signals()
     report(args.job_file, run=str(Path(args.run)))
     fractions = _fractions(args.fractions)
     selection = _selection_from_args(args, fraction=max(fractions, default=1.0), seed=0)
     if fractions:
         check_config(selection)  # the widest fraction fails first, before any data loads
     config = SweepConfig(selection, fractions, args.seeds, args.schedule, args.apply_decisions)
+    executor = _executor(args, "auto")
     try:
-        out = sweep(Path(args.run), config, show_progress=not args.quiet)
+        out = sweep(Path(args.run), config, show_progress=not args.quiet, executor=executor)
     except Cancelled:
-        print("cancelled; run the same command again to resume", file=sys.stderr)
-        report(args.job_file, exit_code=130, message="cancelled; start it again to resume")
-        return 130
+        return _cancelled(args)
+    finally:
+        executor.close()
     report(args.job_file, exit_code=0, message="sweep done")
     print(out)
     return 0

@@ -9,6 +9,7 @@ is marked done only after every file is written.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import os
 import subprocess
@@ -29,6 +30,7 @@ from scoring.checkpoints import Snapshots, save_states
 from scoring.config import SCORING_VERSION, ScoreConfig
 from scoring.embed import embed_texts, embedding_key
 from scoring.errors import InputError
+from scoring.executors import Executor, LocalExecutor, Report
 from scoring.models import (
     SINGLE_THREAD_RECIPES,
     Recipe,
@@ -234,13 +236,20 @@ def new_model(prep: Prepared, x: torch.Tensor) -> torch.nn.Module:
 
 
 def _train_one_run(
-    prep: Prepared, r: int, x: torch.Tensor, x_test: torch.Tensor, progress: Progress
-) -> dict[str, np.ndarray]:
-    """Run r: train from seed base_seed + r, record dynamics, then an eval pass."""
+    prep: Prepared, x: torch.Tensor, x_test: torch.Tensor, r: int, progress: Report
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, np.ndarray]]:
+    """Run r: train from seed base_seed + r, record dynamics, then an eval pass.
+
+    Returns the weight snapshots the gradient scores used (empty without them) and the run's
+    recorded arrays; the caller writes both. Runs in a Ray task with `--executor ray`.
+    """
+    set_train_threads(prep)  # again: a Ray worker is a fresh process
+    progress.stage(f"run {r + 1}/{prep.config.train.runs}")
     gen = seed_everything(prep.config.train.base_seed + r)
     model = new_model(prep, x)
     labels = torch.from_numpy(prep.labels)
     snaps = Snapshots(model, prep.grad_plan.snapshot_steps)
+    t0 = time.perf_counter()
     dyn = fit(
         model,
         x,
@@ -252,10 +261,12 @@ def _train_one_run(
         on_step=progress.advance,
         on_update=snaps if prep.grad_plan.arrays else None,
     )
+    train_seconds = time.perf_counter() - t0
     train_out = predict(model, x, device=prep.device)
     test_out = predict(model, x_test, device=prep.device)
     test_acc = float((test_out.probs.argmax(1) == prep.dataset.test.labels).mean())
     grads: dict[str, np.ndarray] = {}
+    grad_seconds = 0.0
     if prep.grad_plan.arrays:
         progress.stage(f"run {r + 1}/{prep.config.train.runs}: gradient scores")
 
@@ -264,21 +275,22 @@ def _train_one_run(
             fresh.load_state_dict(state)
             return fresh
 
+        t0 = time.perf_counter()
         grads = grad_arrays.record(
             prep.grad_plan, snaps, build, x, labels, device=prep.device, on_pass=progress.advance
         )
-        # Before the run's .npz, whose presence marks the run complete.
-        save_states(
-            prep.path / "runs" / f"run_{r:03d}.safetensors",
-            {f"step{s}": state for s, state in snaps.states.items()},
-        )
-    return {
+        grad_seconds = time.perf_counter() - t0
+    states = {f"step{s}": state for s, state in snaps.states.items()} if grads else {}
+    return states, {
         **grads,
         **dataclasses.asdict(dyn),
         "probs_final": train_out.probs,
         "features": train_out.features,
         "test_probs": test_out.probs,
         "test_accuracy": np.float64(test_acc),
+        # Wall seconds of this run's training steps and of its gradient scores.
+        "train_seconds": np.float64(train_seconds),
+        "grad_seconds": np.float64(grad_seconds),
     }
 
 
@@ -415,6 +427,10 @@ def _summarize(prep: Prepared, runs, results, timings: dict[str, float]) -> dict
         "n_train": int(len(prep.labels)),
         "n_classes": len(prep.dataset.label_names),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        # Summed over runs; absent for runs cached before they were recorded.
+        "training_s": _run_total(runs, "train_seconds"),
+        "gradient_scores_s": _run_total(runs, "grad_seconds"),
+        "train_examples_per_s": _train_rate(prep, runs),
         "scores": blocks,
     }
     if prep.noisy is not None:
@@ -423,6 +439,20 @@ def _summarize(prep: Prepared, runs, results, timings: dict[str, float]) -> dict
             "n_noisy": int(prep.noisy.sum()),
         }
     return summary
+
+
+def _run_total(runs, name: str) -> float | None:
+    if not all(name in r for r in runs):
+        return None
+    return round(float(sum(float(r[name]) for r in runs)), 2)
+
+
+def _train_rate(prep: Prepared, runs) -> float | None:
+    """Examples per second through the training steps (forward + backward + update)."""
+    total = _run_total(runs, "train_seconds")
+    if not total:
+        return None
+    return round(len(prep.labels) * prep.recipe.epochs * len(runs) / total, 1)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -479,8 +509,17 @@ def _write_examples(prep: Prepared, path: Path) -> None:
     )
 
 
-def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> Path:
-    """Compute (or resume) the run described by `prep`; caller holds the run's lock."""
+def execute(
+    prep: Prepared,
+    cache_dir: Path,
+    *,
+    show_progress: bool = True,
+    executor: Executor | None = None,
+) -> Path:
+    """Compute (or resume) the run described by `prep`; caller holds the run's lock.
+
+    The R training runs go through `executor` (default: one after another, here).
+    """
     path, cfg, recipe = prep.path, prep.config, prep.recipe
     n_runs, folds = cfg.train.runs, cfg.cv_folds
     need_cv = bool(set(prep.score_keys) & CV_SCORES)
@@ -502,18 +541,28 @@ def execute(prep: Prepared, cache_dir: Path, *, show_progress: bool = True) -> P
         x, x_test = tensor_inputs(prep, progress, cache_dir)
         timings["inputs"] = time.perf_counter() - t0
         set_train_threads(prep)
-        runs = []
+        runs: list[dict[str, np.ndarray] | None] = [None] * n_runs
         t0 = time.perf_counter()
+        todo = []
         for r in range(n_runs):
             run_file = path / "runs" / f"run_{r:03d}.npz"
             if run_file.exists():
-                runs.append(cache.load_arrays(run_file))
+                runs[r] = cache.load_arrays(run_file)
                 progress.advance(per_run)
-                continue
-            progress.stage(f"run {r + 1}/{n_runs}")
-            arrays = _train_one_run(prep, r, x, x_test, progress)
-            cache.save_arrays(run_file, **arrays)
-            runs.append(arrays)
+            else:
+                todo.append(r)
+
+        def save_run(i: int, result) -> None:
+            r, (states, arrays) = todo[i], result
+            if states:  # before the run's .npz, whose presence marks the run complete
+                save_states(path / "runs" / f"run_{r:03d}.safetensors", states)
+            cache.save_arrays(path / "runs" / f"run_{r:03d}.npz", **arrays)
+            runs[r] = arrays
+
+        if todo:
+            progress.stage(f"runs {', '.join(str(r + 1) for r in todo)} of {n_runs}")
+            work = functools.partial(_train_one_run, prep, x, x_test)
+            (executor or LocalExecutor()).map(work, todo, progress, save_run)
         timings["runs"] = time.perf_counter() - t0
         oof = None
         if need_cv:
@@ -571,8 +620,11 @@ def score(
     wait_poll_s: float = 1.0,
     on_wait: Callable[[dict], None] | None = None,
     on_prepared: Callable[[Path], None] | None = None,
+    executor: Executor | None = None,
 ) -> Path:
     """Compute the run for `config` unless it is cached; returns its folder.
+
+    `executor` runs the R training runs (default: here, one after another).
 
     A request for a key that another live process is computing waits for that job instead
     of starting a second one.
@@ -596,6 +648,6 @@ def score(
         lock.release()
         return path
     try:
-        return execute(prep, cache_dir, show_progress=show_progress)
+        return execute(prep, cache_dir, show_progress=show_progress, executor=executor)
     finally:
         lock.release()

@@ -13,6 +13,7 @@ rewritten after each trial so the app can draw the curve as it fills in.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 
 from scoring import cache, decisions
 from scoring.config import ScoreConfig
+from scoring.executors import Executor, LocalExecutor, Report
 from scoring.pipeline import (
     Prepared,
     Progress,
@@ -74,10 +76,15 @@ def _select(ctx: _Context, sel: SelectionConfig) -> np.ndarray:
 
 
 def _run_trial(
-    ctx: _Context, sel: SelectionConfig, config: SweepConfig, progress: Progress
+    ctx: _Context, config: SweepConfig, sel: SelectionConfig, progress: Report
 ) -> dict[str, Any]:
-    """Select, train a fresh model (one trial = one unit of progress), evaluate."""
+    """Select, train a fresh model (one trial = one unit of progress), evaluate.
+
+    Runs in a Ray task with `--executor ray`; the caller writes the record.
+    """
     prep, recipe = ctx.prep, ctx.prep.recipe
+    set_train_threads(prep)  # again: a Ray worker is a fresh process
+    progress.stage(f"{sel.rule} {sel.fraction:g} seed {sel.seed}")
     kept = _select(ctx, sel)
     n_full = int(ctx.keep.sum())
     full_steps = -(-n_full // recipe.batch_size) * recipe.epochs
@@ -126,8 +133,17 @@ def _run_trial(
     }
 
 
-def sweep(run: Path | str, config: SweepConfig, *, show_progress: bool = True) -> Path:
-    """Run (or finish) a sweep on a finished run; returns the path of its trials parquet."""
+def sweep(
+    run: Path | str,
+    config: SweepConfig,
+    *,
+    show_progress: bool = True,
+    executor: Executor | None = None,
+) -> Path:
+    """Run (or finish) a sweep on a finished run; returns the path of its trials parquet.
+
+    Trials not cached yet go through `executor` (default: here, one after another).
+    """
     run = Path(run)
     check_sweep(config)
     view = load_run(run)
@@ -148,23 +164,32 @@ def sweep(run: Path | str, config: SweepConfig, *, show_progress: bool = True) -
         ctx = _context(run, config, show_progress)
         set_train_threads(ctx.prep)
         progress = Progress(folder, float(len(trials)), show_progress)
-        records = []
+        records: list[dict[str, Any] | None] = [None] * len(trials)
+        trial_dir = run / "sweeps" / "trials"
+        files = [trial_dir / f"{trial_key(run_key, sel, config)}.json" for sel in trials]
         try:
-            for i, sel in enumerate(trials):
-                trial_file = run / "sweeps" / "trials" / f"{trial_key(run_key, sel, config)}.json"
-                progress.stage(
-                    f"{sel.rule} {sel.fraction:g} seed {sel.seed} ({i + 1}/{len(trials)})"
-                )
+            todo = []
+            for i, trial_file in enumerate(files):
                 if trial_file.exists():
-                    record = cache.read_json(trial_file)
+                    records[i] = cache.read_json(trial_file)
                     progress.advance(1.0)
                 else:
-                    done_before = progress.done
-                    record = _run_trial(ctx, sel, config, progress)
-                    cache.write_json(trial_file, record)
-                    progress.advance(done_before + 1.0 - progress.done)  # exactly one trial
-                records.append(record)
+                    todo.append(i)
+
+            def save_trial(j: int, record: dict[str, Any]) -> None:
+                i = todo[j]
+                cache.write_json(files[i], record)
+                records[i] = record
+                done = [r for r in records if r is not None]
+                cache.write_parquet(out, trials_frame(done, view.label_names))
+
+            if not todo:
                 cache.write_parquet(out, trials_frame(records, view.label_names))
+            else:
+                work = functools.partial(_run_trial, ctx, config)
+                (executor or LocalExecutor()).map(
+                    work, [trials[i] for i in todo], progress, save_trial
+                )
             cache.write_status(folder, "done", progress=1.0, message="done")
         except BaseException as err:
             state = "cancelled" if type(err).__name__ == "Cancelled" else "failed"

@@ -41,6 +41,8 @@ def test_digits_run_writes_a_complete_entry(cache_dir):
     for key, block in summary["scores"].items():
         assert block["higher_is_harder"] == REGISTRY[key].higher_is_harder
     assert -1 <= summary["scores"]["el2n"]["spearman_single_vs_mean"] <= 1
+    assert summary["training_s"] > 0 and summary["gradient_scores_s"] > 0
+    assert summary["train_examples_per_s"] > 0
     config = json.loads((path / "config.json").read_text())
     assert config["key"] == path.name and config["recipe"]["name"] == "mlp"
     assert config["dataset"]["n_train"] == 400 and config["dataset"]["test_origin"] == "carved"
