@@ -67,6 +67,10 @@ def _score_args(source: str, form: dict) -> list[str]:
     args += ["--scores", ",".join(scores) if scores and len(scores) < len(REGISTRY) else "all"]
     if form.get("preset"):
         args += ["--preset", form["preset"]]
+    if form.get("executor", "local") != "local":
+        args += ["--executor", form["executor"]]
+        if form.get("ray_address"):
+            args += ["--ray-address", form["ray_address"]]
     if form.get("max_length"):
         args += ["--max-length", str(form["max_length"])]
     if form.get("grad_at", "init") != "init":
@@ -136,6 +140,19 @@ def _new_run_form() -> None:
                 "Max tokens per text (a pair counts both parts)", 8, 4096, None,
                 placeholder="128", key="home_max_length",
             )  # fmt: skip
+        with st.popover("Where to run"):
+            form["executor"] = st.radio(
+                "Runs execute",
+                ["local", "ray"],
+                format_func={
+                    "local": "here, one after another",
+                    "ray": "as Ray tasks (needs requirements-ray.txt)",
+                }.get,
+                key="home_executor",
+            )
+            form["ray_address"] = st.text_input(
+                "Ray cluster address (empty = a local Ray)", key="home_ray_address"
+            ).strip()
         with st.popover("Gradient scores"):
             form["grad_at"] = st.radio(
                 "GraNd and its label-free variants at",

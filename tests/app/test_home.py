@@ -52,7 +52,7 @@ def test_start_button_launches_a_job_and_progress_is_shown(cache_dir):
     argv = " ".join(_argv(cache_dir, job_id))
     assert "--preset" in argv and "300" in _argv(cache_dir, job_id)
     assert "--grad-params last" in argv and "--checkpoints 3" in argv
-    assert "--grad-at" not in argv  # the default is not spelled out
+    assert "--grad-at" not in argv and "--executor" not in argv  # defaults stay implicit
     deadline = time.monotonic() + 120
     while jobs.status(job_id, cache_dir).state == "running":
         assert time.monotonic() < deadline
@@ -68,8 +68,14 @@ def test_a_failing_job_shows_its_message(cache_dir, tmp_path):
     at.radio(key="home_source_kind").set_value("local file or folder")
     at.run()
     at.text_input(key="home_path").input(str(tmp_path / "missing.parquet"))
+    # The job fails while checking its data, before Ray would start: the options still show.
+    at.radio(key="home_executor").set_value("ray")
+    at.text_input(key="home_ray_address").input("head-node:6379")
+    at.number_input(key="home_max_length").set_value(64)
     at.button(key="home_start").click().run()
     job_id = at.session_state["ui"].job_id
+    argv = " ".join(_argv(cache_dir, job_id))
+    assert "--executor ray --ray-address head-node:6379" in argv and "--max-length 64" in argv
     deadline = time.monotonic() + 60
     while jobs.status(job_id, cache_dir).state == "running":
         assert time.monotonic() < deadline
