@@ -16,7 +16,7 @@ from typing import Any
 
 # Bump when a change to training or recording alters recorded numbers for the same config.
 # Score modules carry their own versions (scoring/scores/registry.py).
-SCORING_VERSION = 1
+SCORING_VERSION = 2  # 2: float16 storage of some recorded arrays (pipeline.COMPACT)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from scoring.models import (
     resolve_recipe,
 )
 from scoring.noise import inject_noise, noise_detection
-from scoring.scores import REGISTRY, compute, resolve
+from scoring.scores import REGISTRY, ScoreResult, compute, resolve
 from scoring.text_models import tokenize
 from scoring.train import fit, predict, seed_everything
 
@@ -372,35 +372,76 @@ def _config_record(prep: Prepared) -> dict[str, Any]:
     }
 
 
-def _assemble_arrays(prep: Prepared, runs: list[dict[str, np.ndarray]], oof) -> dict[str, Any]:
-    """The recorded arrays by the names scores ask for (see scoring/scores/registry.py)."""
+# Per-run recordings kept in float16 on disk: values whose rounding (relative 5e-4) cannot
+# move a score that matters (tests/test_pipeline.py checks ranks and noise AUROC). Losses
+# stay float32 (an easy example's loss of 1e-6 would flush to zero), and so do the final
+# probabilities (PVI takes their log).
+COMPACT = ("logit_given", "logit_other", "prob_given", "probs_early", "features")
+_F16_MAX = float(np.finfo(np.float16).max)
+
+
+def compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A run's arrays as stored: the COMPACT ones in float16 when they fit its range."""
+    out = dict(arrays)
+    for name in COMPACT:
+        a = arrays.get(name)
+        if a is not None and a.dtype == np.float32 and np.abs(a).max() < _F16_MAX:
+            out[name] = a.astype(np.float16)
+    return out
+
+
+def _light(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What stays in memory of a run while the others train: scalars and final probs."""
+    keep = ("test_accuracy", "train_seconds", "grad_seconds", "probs_final")
+    return {k: arrays[k] for k in keep if k in arrays}
+
+
+_RUN_ARRAYS = (
+    "loss",
+    "logit_given",
+    "logit_other",
+    "prob_given",
+    "correct",
+    "probs_early",
+    "probs_final",
+    "features",
+    *grad_arrays.GRAD_ARRAYS,
+)
+
+
+def _shared_arrays(prep: Prepared, oof) -> dict[str, Any]:
+    """The arrays every run shares, by the names scores ask for (scores/registry.py)."""
     k = len(prep.dataset.label_names)
-    stack = {
-        name: np.stack([r[name] for r in runs])
-        for name in (
-            "loss",
-            "logit_given",
-            "logit_other",
-            "prob_given",
-            "correct",
-            "probs_early",
-            "probs_final",
-            "features",
-        )
-    }
-    grads = {
-        name: np.stack([r[name] for r in runs])
-        for name in grad_arrays.GRAD_ARRAYS
-        if name in prep.grad_plan.arrays
-    }
     return {
         "labels": prep.labels,
-        **stack,
-        **grads,
         "label_prior": np.bincount(prep.labels, minlength=k) / prep.labels.shape[0],
         "oof_probs": oof,
         "n_prototypes": prep.config.prototypes or k,
     }
+
+
+def _compute_scores(prep: Prepared, run_files: list[Path], oof) -> dict[str, ScoreResult]:
+    """Every requested score; per-run scores one run at a time, from the stored runs.
+
+    Reading each run back from disk, one at a time, bounds memory by one run's recording
+    (not R of them) and makes a fresh and a resumed run score the very same numbers.
+    """
+    shared = _shared_arrays(prep, oof)
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in prep.score_keys if REGISTRY[k].per_run}
+    for run_file in run_files:
+        run = cache.load_arrays(run_file)
+        arrays = {**shared, **{n: run[n][None] for n in _RUN_ARRAYS if n in run}}  # R = 1
+        for key in rows:
+            rows[key].append(compute(key, arrays).per_run[0])
+        del run, arrays
+    results = {}
+    for key in prep.score_keys:
+        if key in rows:
+            per_run = np.stack(rows.pop(key))  # (R, N)
+            results[key] = ScoreResult(key, per_run.mean(axis=0), per_run)
+        else:
+            results[key] = compute(key, shared)
+    return results
 
 
 def _summarize(prep: Prepared, runs, results, timings: dict[str, float]) -> dict[str, Any]:
@@ -549,7 +590,7 @@ def execute(
         for r in range(n_runs):
             run_file = path / "runs" / f"run_{r:03d}.npz"
             if run_file.exists():
-                runs[r] = cache.load_arrays(run_file)
+                runs[r] = _light(cache.load_arrays(run_file))
                 progress.advance(per_run)
             else:
                 todo.append(r)
@@ -558,8 +599,8 @@ def execute(
             r, (states, arrays) = todo[i], result
             if states:  # before the run's .npz, whose presence marks the run complete
                 save_states(path / "runs" / f"run_{r:03d}.safetensors", states)
-            cache.save_arrays(path / "runs" / f"run_{r:03d}.npz", **arrays)
-            runs[r] = arrays
+            cache.save_arrays(path / "runs" / f"run_{r:03d}.npz", **compact(arrays))
+            runs[r] = _light(arrays)
 
         if todo:
             progress.stage(f"runs {', '.join(str(r + 1) for r in todo)} of {n_runs}")
@@ -584,14 +625,16 @@ def execute(
             timings["cross_fit"] = time.perf_counter() - t0
         progress.stage("scoring")
         t0 = time.perf_counter()
-        arrays = _assemble_arrays(prep, runs, oof)
-        results = {key: compute(key, arrays) for key in prep.score_keys}
+        run_files = [path / "runs" / f"run_{r:03d}.npz" for r in range(n_runs)]
+        results = _compute_scores(prep, run_files, oof)
         timings["scores"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         frame, per_run = _score_frames(prep, results)
         cache.write_parquet(path / "scores.parquet", frame)
         cache.write_parquet(path / "scores_per_run.parquet", per_run)
         cache.write_parquet(path / "predictions.parquet", _predictions(prep, runs))
         _write_examples(prep, path)
+        timings["write"] = time.perf_counter() - t0
         cache.write_json(path / "summary.json", _summarize(prep, runs, results, timings))
         # Last: `done` promises that everything above is on disk.
         cache.write_status(path, "done", progress=1.0, message="done")

@@ -185,3 +185,39 @@ def test_dynamics_scores_find_injected_noise_on_digits(cache_dir):
     assert dynamics >= 0.99
     assert blocks["cl_quality"]["noise_auroc"] >= 0.95
     assert blocks["aum"]["noise_precision_at_k"] >= 0.85
+
+
+def test_float16_storage_changes_no_ranking_that_matters(cache_dir):
+    """Scores from a run's float16-stored arrays rank like those from its float32 originals."""
+    from scipy.stats import spearmanr
+
+    from scoring.noise import noise_detection
+    from scoring.pipeline import (
+        _RUN_ARRAYS,
+        Progress,
+        _shared_arrays,
+        _train_one_run,
+        compact,
+        prepare,
+        tensor_inputs,
+    )
+    from scoring.scores import compute
+
+    cfg = tiny(noise=NoiseConfig(fraction=0.1), train=TrainConfig(runs=1, epochs=6))
+    prep = prepare(cfg, cache_dir)
+    progress = Progress(cache_dir / "p", 1, enabled=False)
+    x, x_test = tensor_inputs(prep, progress, cache_dir)
+    _, arrays = _train_one_run(prep, x, x_test, 0, progress)
+    stored = compact(arrays)
+    assert stored["prob_given"].dtype == np.float16 and stored["loss"].dtype == np.float32
+    assert stored["probs_final"].dtype == np.float32  # PVI takes its log
+    shared = _shared_arrays(prep, None)
+    for key in ("aum", "confidence", "variability", "el2n", "el2n_free", "prototype", "pvi"):
+        full, small = (
+            compute(key, {**shared, **{n: a[n][None] for n in _RUN_ARRAYS if n in a}}).values
+            for a in (arrays, stored)
+        )
+        assert spearmanr(full, small).statistic > 0.999, key
+        higher = REGISTRY[key].higher_is_harder
+        auroc = [noise_detection(v, prep.noisy, higher)["noise_auroc"] for v in (full, small)]
+        assert abs(auroc[0] - auroc[1]) < 1e-3, key
