@@ -14,7 +14,7 @@ taken, each in its own child so that peak RSS belongs to that step alone:
 The table ends with each figure's growth from the smallest to the largest N (goal: about
 N_max / N_min for times, about 1 for the gradient scores' extra memory).
 
-    python bench/memory.py [--sizes 50000,100000,200000]
+    python bench/memory.py [--sizes 50000,100000,200000] [--steps score,grads,page]
 """
 
 from __future__ import annotations
@@ -37,6 +37,23 @@ _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 out = {{}}
+
+
+def peak_mb():
+    # VmHWM: this process's peak RSS since start, or since the last reset_peak().
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+
+def reset_peak():
+    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux): the peak measured
+    # next belongs to the step alone, not to the data loading before it. Returns that RSS.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return peak_mb()
+
+
 t0 = time.perf_counter()
 {code}
 out["wall_s"] = time.perf_counter() - t0
@@ -65,24 +82,25 @@ ds = data.load(DataConfig(source={data!r}, test_fraction=0.1))
 x, y = torch.from_numpy(ds.train.inputs), torch.from_numpy(ds.train.labels)
 torch.manual_seed(0)
 models = [build_model("mlp", tuple(x.shape[1:]), 10).eval() for _ in range(3)]
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+del ds
+base = reset_peak()
 t = time.perf_counter()
 sq_grad_norms(models[0], x, y)
 tracin_self_influence(models, [1e-3] * 3, x, y)
 input_grad_variance(models, x, y)
 out["grad_s"] = time.perf_counter() - t
-out["grad_extra_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+out["grad_extra_mb"] = peak_mb() - base
 out["n"] = int(x.shape[0])
 """
 
 PAGE = """
 import resource
 from scoring.views import load_run
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = reset_peak()
 t = time.perf_counter()
 view = load_run({run!r})
 out["read_s"] = time.perf_counter() - t
-out["read_extra_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+out["read_extra_mb"] = peak_mb() - base
 out["rows"] = len(view.table)
 """
 
@@ -102,29 +120,32 @@ def _child(code: str) -> dict:
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def measure(n: int) -> dict:
+def measure(n: int, steps: set[str], old: dict) -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
     from page_render import synthetic_parquet
 
     data = str(synthetic_parquet(-(-n * 10 // 9)))  # 10% carved out as the test split
-    scored = _child(SCORE.format(data=data, scores=SCORES, cache=str(CACHE)))
-    run = Path(scored["run"])
+    row = dict(old)
+    if "score" in steps or "run" not in old:
+        scored = _child(SCORE.format(data=data, scores=SCORES, cache=str(CACHE)))
+        row.update(score_wall_s=scored["wall_s"], score_peak_mb=scored["peak_rss_mb"])
+        row["run"] = scored["run"]
+    run = Path(row["run"])
     summary = json.loads((run / "summary.json").read_text())
-    grads = _child(GRADS.format(data=data))
-    page = _child(PAGE.format(run=str(run)))
+    if "grads" in steps:
+        grads = _child(GRADS.format(data=data))
+        row.update(grad_alone_s=grads["grad_s"], grad_extra_mb=grads["grad_extra_mb"])
+    if "page" in steps:
+        page = _child(PAGE.format(run=str(run)))
+        row.update(page_read_s=page["read_s"], page_read_extra_mb=page["read_extra_mb"])
     t = summary["timings_s"]
     return {
+        **row,
         "n": summary["n_train"],
-        "score_wall_s": scored["wall_s"],
         "training_s": summary.get("training_s"),
         "gradient_scores_s": summary.get("gradient_scores_s"),
         "scores_s": t.get("scores"),
         "write_s": t.get("write"),
-        "score_peak_mb": scored["peak_rss_mb"],
-        "grad_alone_s": grads["grad_s"],
-        "grad_extra_mb": grads["grad_extra_mb"],
-        "page_read_s": page["read_s"],
-        "page_read_extra_mb": page["read_extra_mb"],
         "run_mb": sum(f.stat().st_size for f in run.rglob("*") if f.is_file()) / 2**20,
     }
 
@@ -147,12 +168,23 @@ COLUMNS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50000,100000,200000")
+    parser.add_argument(
+        "--steps",
+        default="score,grads,page",
+        help="which measurements to (re)take; the others come from bench/out/memory.json",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    steps = set(args.steps.split(","))
+    store = OUT / "memory.json"
+    saved = json.loads(store.read_text()) if store.exists() else {}
     t0 = time.perf_counter()
     rows = []
     for n in sizes:
-        rows.append(measure(n))
+        rows.append(measure(n, steps, saved.get(str(n), {})))
+        saved[str(n)] = rows[-1]
+        OUT.mkdir(parents=True, exist_ok=True)
+        store.write_text(json.dumps(saved, indent=1))
         print(f"N={n:,} measured ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     lines = [
         "| " + " | ".join(label for _, label, _ in COLUMNS) + " |",

@@ -174,11 +174,11 @@ def batched_sq_norms(
     on_chunk: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """`sq_norms` over all inputs, `chunk` examples per batch, each batch `prepare`d."""
-    out = []
+    out = np.empty(inputs.shape[0])  # filled in place (see scoring.grads._fill)
     for start in range(0, inputs.shape[0], chunk):
         xb = prepare(inputs[start : start + chunk]).to(device)
         yb = labels[start : start + chunk].to(device)
-        out.append(sq_norms(model, xb, yb, target, n_classes).cpu())
+        out[start : start + xb.shape[0]] = sq_norms(model, xb, yb, target, n_classes).cpu().numpy()
         if on_chunk is not None:
             on_chunk(xb.shape[0])
-    return torch.cat(out).numpy()
+    return out

@@ -181,16 +181,26 @@ def sq_grad_norms(
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     n_out = 1 if target != "logits" else _n_classes(model)
     chunk = chunk or auto_chunk(model, n_out)
-    out = []
+    out = np.empty(inputs.shape[0])  # filled in place: see _fill
     # The outer no_grad keeps autograd from taping the vmap; torch.func.grad ignores it.
     with torch.no_grad():
         for start in range(0, inputs.shape[0], chunk):
             xb = inputs[start : start + chunk].to(device)
             yb = labels[start : start + chunk].to(device)
-            out.append(fn(weights, buffers, xb, yb).double().cpu())
+            _fill(out, start, fn(weights, buffers, xb, yb))
             if on_chunk is not None:
                 on_chunk(xb.shape[0])
-    return torch.cat(out).numpy()
+    return out
+
+
+def _fill(out: np.ndarray, start: int, values: torch.Tensor) -> None:
+    """Copy a chunk's (B,) results into the preallocated output.
+
+    Keeping one small tensor per chunk alive instead (and concatenating at the end) made
+    the heap grow by ~70 KB per chunk: each small block pinned the space of the chunk's
+    large, freed temporaries (measured: +1 GB over 200k examples; now flat).
+    """
+    out[start : start + values.shape[0]] = values.detach().double().cpu().numpy()
 
 
 def _loop_sq_norms(model, inputs, labels, target, device, on_chunk) -> np.ndarray:
@@ -251,17 +261,17 @@ def _per_example_fn(model: nn.Module, target: str):
 
 def _last_layer_sq_norms(model, inputs, labels, target, device, chunk, on_chunk) -> np.ndarray:
     """Closed forms for a linear head (weights W and bias b)."""
-    out = []
+    out = np.empty(inputs.shape[0])
     chunk = chunk or _LAST_LAYER_CHUNK
     model = _channels_last(model, inputs)
     with torch.inference_mode():
         for start in range(0, inputs.shape[0], chunk):
             h = model.features(_batch(inputs, start, start + chunk, device)).double()  # (B, D)
             probs = torch.softmax(model.head(h.to(model.head.weight.dtype)).double(), 1)
-            out.append(last_layer_sq_norm(h, probs, labels[start : start + chunk], target))
+            _fill(out, start, last_layer_sq_norm(h, probs, labels[start : start + chunk], target))
             if on_chunk is not None:
                 on_chunk(h.shape[0])
-    return torch.cat(out).cpu().numpy()
+    return out
 
 
 def last_layer_sq_norm(
@@ -362,7 +372,7 @@ def input_grad_variance(
         raise ValueError(f"VoG needs at least 2 checkpoints, got {len(models)}")
     device = device or next(models[0].parameters()).device
     models = [_channels_last(m.to(device).eval(), inputs) for m in models]
-    out = []
+    out = np.empty(inputs.shape[0])
     for start in range(0, inputs.shape[0], chunk):
         xb = _batch(inputs, start, start + chunk, device)
         yb = labels[start : start + chunk].to(device)
@@ -370,10 +380,10 @@ def input_grad_variance(
         grads = torch.stack([_input_grad(m, xb, yb) for m in models]).double()  # (K, B, D)
         var = grads.var(dim=0, unbiased=False)  # (B, D)
         weights = _input_weights(models[0], xb, var.shape[1]).double()  # (B, D)
-        out.append(((var * weights).sum(1) / weights.sum(1).clamp(min=1)).cpu())  # (B,)
+        _fill(out, start, (var * weights).sum(1) / weights.sum(1).clamp(min=1))  # (B,)
         if on_chunk is not None:
             on_chunk(xb.shape[0])
-    return torch.cat(out).numpy()
+    return out
 
 
 def _input_weights(model: nn.Module, x: torch.Tensor, n_dims: int) -> torch.Tensor:
