@@ -15,6 +15,7 @@ job) and read the dataset (a path every node sees, or a Hub name).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,6 +92,8 @@ class RayExecutor:
                 "--executor ray needs Ray: pip install -r requirements-ray.txt "
                 "(or use --executor local)"
             ) from None
+        if address not in (None, "auto", "local"):
+            _check_reachable(address)  # Ray itself waits minutes before giving up
         self.ray, self.num_gpus, self.address = ray, num_gpus, address
         self.started = False
 
@@ -155,6 +158,23 @@ class RayExecutor:
     def close(self) -> None:
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before any data loads, when nothing listens at a cluster's address."""
+    host_port = address.removeprefix("ray://")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(
+            f"--ray-address must look like host:6379 or ray://host:10001, got {address!r}"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise InputError(
+            f"cannot reach a Ray cluster at {address!r} ({err}); check --ray-address, or "
+            "leave it out to start a local Ray"
+        ) from None
 
 
 class _RemoteReport:

@@ -38,6 +38,22 @@ def test_missing_ray_gets_an_install_hint(monkeypatch) -> None:
         make("ray")
 
 
+def test_unreachable_cluster_fails_fast_with_a_message() -> None:
+    pytest.importorskip("ray")
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(InputError, match="cannot reach a Ray cluster"):
+        make("ray", address=f"127.0.0.1:{port}")
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(InputError, match="--ray-address must look like host:6379"):
+        make("ray", address="head-node")
+
+
 def test_cli_reports_a_bad_executor(cache_dir) -> None:
     out = run_cli("score", "--dataset", "digits", "--executor", "spark", cache=cache_dir)
     assert out.returncode == 2 and "--executor must be one of" in out.stderr

@@ -68,7 +68,7 @@ def test_a_failing_job_shows_its_message(cache_dir, tmp_path):
     at.radio(key="home_source_kind").set_value("local file or folder")
     at.run()
     at.text_input(key="home_path").input(str(tmp_path / "missing.parquet"))
-    # The job fails while checking its data, before Ray would start: the options still show.
+    # The job fails before any training (no cluster at that address): its message shows.
     at.radio(key="home_executor").set_value("ray")
     at.text_input(key="home_ray_address").input("head-node:6379")
     at.number_input(key="home_max_length").set_value(64)
@@ -81,7 +81,7 @@ def test_a_failing_job_shows_its_message(cache_dir, tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.3)
     at.run()
-    assert any("does not exist" in e.value for e in at.error)
+    assert any("cannot reach a Ray cluster at 'head-node:6379'" in e.value for e in at.error)
 
 
 def test_session_state_is_the_typed_dataclass(cache_dir):
