@@ -45,23 +45,37 @@ def embedding_key(model: str | None, max_length: int) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _load(model: str | None):
-    from transformers import AutoModel, AutoTokenizer
+def _from_pretrained(auto_cls, model: str | None):
+    """`auto_cls.from_pretrained` for the default, a local folder or a Hub name."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-
     path = resolve_model_path(model)
-    local = os.path.isdir(path)
     try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=local)
-        enc = AutoModel.from_pretrained(path, local_files_only=local)
+        return auto_cls.from_pretrained(path, local_files_only=os.path.isdir(path))
     except OSError as err:
         raise InputError(
             f"could not load the text model {model!r}: {err}. Pass --model with a local "
             "folder or a Hugging Face model name reachable from this machine"
         ) from err
-    return tok, enc
+
+
+def load_tokenizer(model: str | None):
+    """The model's tokenizer (default MiniLM, a local folder or a Hub name)."""
+    from transformers import AutoTokenizer
+
+    return _from_pretrained(AutoTokenizer, model)
+
+
+def load_encoder(model: str | None) -> torch.nn.Module:
+    """The pretrained encoder without a head (default MiniLM, a local folder or a Hub name)."""
+    from transformers import AutoModel
+
+    return _from_pretrained(AutoModel, model)
+
+
+def _load(model: str | None):
+    return load_tokenizer(model), load_encoder(model)
 
 
 @torch.inference_mode()

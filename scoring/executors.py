@@ -34,12 +34,6 @@ class Report(Protocol):
     def stage(self, message: str) -> None: ...
 
 
-class Sink(Report, Protocol):
-    """The caller's progress, which reports are forwarded to."""
-
-    done: float
-
-
 Work = Callable[[Any, Report], Any]
 OnResult = Callable[[int, Any], None]
 
@@ -49,7 +43,7 @@ class Executor(Protocol):
 
     name: str
 
-    def map(self, fn: Work, items: list[Any], progress: Sink, on_result: OnResult) -> None: ...
+    def map(self, fn: Work, items: list[Any], progress: Report, on_result: OnResult) -> None: ...
 
     def close(self) -> None: ...
 
@@ -59,7 +53,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def map(self, fn: Work, items: list[Any], progress: Sink, on_result: OnResult) -> None:
+    def map(self, fn: Work, items: list[Any], progress: Report, on_result: OnResult) -> None:
         for i, item in enumerate(items):
             on_result(i, fn(item, progress))
 
@@ -125,7 +119,7 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise InputError(f"could not start or join Ray at {address!r}: {err}") from err
 
-    def map(self, fn: Work, items: list[Any], progress: Sink, on_result: OnResult) -> None:
+    def map(self, fn: Work, items: list[Any], progress: Report, on_result: OnResult) -> None:
         self._start()
         ray = self.ray
         tally = _tally_actor(ray).remote()

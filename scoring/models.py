@@ -199,7 +199,8 @@ def build_model(
         Its weights are loaded, only the head is random.
     """
     if recipe == "finetune":
-        from scoring.text_models import TextClassifier, load_encoder
+        from scoring.embed import load_encoder
+        from scoring.text_models import TextClassifier
 
         return TextClassifier(load_encoder(encoder), n_classes)
     if recipe == "mlp":

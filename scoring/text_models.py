@@ -10,15 +10,13 @@ is masked out everywhere.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from scoring.embed import resolve_model_path
-from scoring.errors import InputError
+from scoring.embed import load_tokenizer
 
 IDS, MASK, TYPES = 0, 1, 2  # rows of a token tensor (B, 3, L)
 
@@ -43,7 +41,7 @@ def tokenize(
 
     Sentence pairs are tokenized as pairs (`[CLS] a [SEP] b [SEP]`, token types 0 then 1).
     """
-    tok = _tokenizer(model)
+    tok = load_tokenizer(model)
     kw = dict(padding=True, truncation=True, max_length=max_length, return_tensors="np")
     if texts and isinstance(texts[0], tuple):
         enc = tok([a for a, _ in texts], [b for _, b in texts], **kw)
@@ -52,35 +50,6 @@ def tokenize(
     ids = enc["input_ids"]
     types = enc.get("token_type_ids", np.zeros_like(ids))
     return np.stack([ids, enc["attention_mask"], types], axis=1).astype(np.int64)
-
-
-def _tokenizer(model: str | None):
-    from transformers import AutoTokenizer
-
-    path = resolve_model_path(model)
-    try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=os.path.isdir(path))
-    except OSError as err:
-        raise InputError(
-            f"could not load the tokenizer of {model!r}: {err}. Pass --model with a local "
-            "folder or a Hugging Face model name reachable from this machine"
-        ) from err
-
-
-def load_encoder(model: str | None) -> nn.Module:
-    """The pretrained encoder (no head) from a local folder or the Hub."""
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    path = resolve_model_path(model)
-    try:
-        return AutoModel.from_pretrained(path, local_files_only=os.path.isdir(path))
-    except OSError as err:
-        raise InputError(
-            f"could not load the text model {model!r}: {err}. Pass --model with a local "
-            "folder or a Hugging Face model name reachable from this machine"
-        ) from err
 
 
 class TextClassifier(nn.Module):

@@ -234,7 +234,7 @@ def test_ghost_norms_equal_a_per_example_loop_on_a_tiny_bert(target) -> None:
 
 def test_ghost_norms_on_the_real_minilm() -> None:
     """The offline MiniLM (a real Hugging Face checkpoint, float32) against the loop."""
-    from scoring.text_models import load_encoder
+    from scoring.embed import load_encoder
 
     torch.manual_seed(0)
     model = TextClassifier(load_encoder(None), n_classes=2).eval()
