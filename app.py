@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._shared import cache_dir, finished_runs, ui
-from scoring import cache, jobs
+from scoring import jobs, store
 from scoring.scores.registry import REGISTRY
 
 RECIPES = {
@@ -43,7 +43,7 @@ def _save_upload(upload) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
     if not path.exists():
-        cache.atomic_write_bytes(path, data)
+        store.atomic_write_bytes(path, data)
     return path
 
 
@@ -227,7 +227,7 @@ def _jobs_section() -> None:
 
 
 def _runs_table() -> None:
-    runs = cache.list_runs(cache_dir())
+    runs = store.list_runs(cache_dir())
     if not runs:
         return
     rows = [
@@ -267,7 +267,7 @@ def _runs_table() -> None:
 def home() -> None:
     st.title("Winnow")
     st.caption("Find the easy, the hard and the mislabeled examples of a classification dataset.")
-    if not cache.list_runs(cache_dir()) and not jobs.running(cache_dir()):
+    if not store.list_runs(cache_dir()) and not jobs.running(cache_dir()):
         st.info(
             "The cache is empty. Score the bundled digits dataset (1,797 images) to see "
             "every page filled in about a minute."

@@ -10,8 +10,8 @@ import streamlit as st
 
 from app_pages._shared import read_decisions, remembered
 from scoring.errors import InputError
-from scoring.select import auto_offset
-from scoring.views import RunView
+from scoring.prune.select import auto_offset
+from scoring.read.views import RunView
 
 AUTO_OFFSET_HELP = (
     "Data Diet found the best offset equals the label-noise rate; this uses the share of "

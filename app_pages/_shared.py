@@ -1,6 +1,6 @@
 """What every page shares: the UI state, cached reads of the cache, the current run.
 
-Pages read files the engine wrote (through `scoring.cache` / `scoring.views`) and start jobs
+Pages read files the engine wrote (through `scoring.store` / `scoring.read.views`) and start jobs
 through `scoring.jobs`; nothing here imports torch or the training loop.
 """
 
@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from scoring import cache, decisions
+from scoring import store
 from scoring.errors import InputError
-from scoring.views import RunView, load_run
+from scoring.read import decisions
+from scoring.read.views import RunView, load_run
 
 # Scatter plots above this many points are sampled (with a visible note) to keep pages fast.
 MAX_POINTS = 5000
@@ -60,8 +61,8 @@ def read_run(path: str | Path) -> RunView:
     return _load_run_cached(str(p), (mtime(p / "scores.parquet"), mtime(p / "status.json")))
 
 
-def finished_runs() -> list[cache.RunInfo]:
-    return [r for r in cache.list_runs(cache_dir()) if r.state == "done" and r.version_ok]
+def finished_runs() -> list[store.RunInfo]:
+    return [r for r in store.list_runs(cache_dir()) if r.state == "done" and r.version_ok]
 
 
 def current_run() -> RunView | None:

@@ -1,6 +1,6 @@
 """Correlations: how the run's scores agree (Spearman matrix), and a scatter of any pair.
 
-Thin page: the matrix, the default pair and the scatter table come from `scoring.stats`.
+Thin page: the matrix, the default pair and the scatter table come from `scoring.read.stats`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages._shared import page_header, pick, sample_note, ui
-from scoring import stats
-from scoring.views import RunView, hardness
+from scoring.read import stats
+from scoring.read.views import RunView, hardness
 
 ALL_CLASSES = -1
 NOISE_COLOURS = {"clean": "#9aa5b1", "injected noise": "#d62728"}

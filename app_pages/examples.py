@@ -1,7 +1,7 @@
 """Examples: the easiest and the hardest training examples by one score, per class or overall.
 
 Images come from the run's `examples/images.npy` (memory-mapped, only the shown rows are read)
-and texts from `examples/texts.parquet`; every ranking is computed in `scoring.suspects`.
+and texts from `examples/texts.parquet`; every ranking is computed in `scoring.read.suspects`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._shared import page_header, pick
-from scoring import suspects
 from scoring.errors import InputError
+from scoring.read import suspects
+from scoring.read.views import RunView
 from scoring.scores import REGISTRY
-from scoring.views import RunView
 
 ALL_CLASSES = "all classes"
 THUMB_PX = 96  # 8x8 digits are enlarged 12x (nearest neighbour) so the strokes are visible

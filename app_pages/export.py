@@ -2,9 +2,9 @@
 
 The selection is the one set on the Pruning page (the same `ui().choices` keys), so what was
 previewed and retrained on is what gets written; compact copies of its controls here change
-it for both pages. The summary is computed the way `scoring.export` picks rows (the rule over
+it for both pages. The summary is computed the way `scoring.prune.export` picks rows (the rule over
 the whole run, then decisions drop / relabel among the selected), so its counts are the ones
-the manifest will hold. Writing runs in this process: `scoring.export` is I/O + pandas +
+the manifest will hold. Writing runs in this process: `scoring.prune.export` is I/O + pandas +
 `datasets`, no torch, and takes seconds even on large runs.
 """
 
@@ -20,17 +20,17 @@ import streamlit as st
 
 from app_pages._selection import decisions_control, offset_control
 from app_pages._shared import page_header, pick, read_decisions, remembered, remembered_choice, ui
-from scoring import cache
+from scoring import store
 from scoring.errors import InputError
-from scoring.export import FORMATS, export_selection, manifest_path, resolve_out
-from scoring.select import (
+from scoring.prune.export import FORMATS, export_selection, manifest_path, resolve_out
+from scoring.prune.select import (
     RULES,
     SelectionConfig,
     apply_decisions,
     check_config,
     select_run,
 )
-from scoring.views import NORMALIZATIONS, RunView
+from scoring.read.views import NORMALIZATIONS, RunView
 
 FORMAT_NAMES = {
     "parquet": "Parquet",
@@ -199,7 +199,7 @@ class Plan:
 
 
 def _plan(run: RunView, sel: SelectionConfig, use_decisions: bool) -> Plan:
-    """Pick rows as `scoring.export` does: the rule over every example, then the decisions."""
+    """Pick rows as `scoring.prune.export` does: the rule over every example, then the decisions."""
     positions = select_run(run, sel)  # (n_selected,)
     picked = run.table.iloc[positions]
     # The export writes the source's labels: a --noise check's permuted `label` is not data.
@@ -418,7 +418,7 @@ def _show_last(run: RunView) -> None:
         return
     path, fmt = Path(last["path"]), last["format"]
     try:
-        manifest = cache.read_json(manifest_path(path, fmt))
+        manifest = store.read_json(manifest_path(path, fmt))
     except (OSError, ValueError):
         st.info(f"The last export, `{path}`, is no longer complete on disk; export again.")
         return

@@ -18,9 +18,9 @@ import streamlit as st
 
 from app_pages._shared import MAX_POINTS, cache_dir, mtime, page_header, pick, sample_note, ui
 from scoring import jobs
-from scoring.embedmap import read_map, suspect_flags
 from scoring.errors import InputError
-from scoring.views import RunView, hardness
+from scoring.read.maps import read_map, suspect_flags
+from scoring.read.views import RunView, hardness
 
 HOVER_CHARS = 120  # texts in hover boxes are cut here; the Examples page shows them whole
 POINT_SIZE = 5

@@ -1,6 +1,6 @@
 """Mislabeled: ranked suspects, given vs predicted label, keep / relabel / drop saved at once.
 
-Every click appends to the run's `decisions.jsonl` (`scoring.decisions`) in the widget's
+Every click appends to the run's `decisions.jsonl` (`scoring.read.decisions`) in the widget's
 callback, so nothing waits for a save button and nothing is lost on a restart. Suspects are
 shown a page at a time to keep the number of widgets per render small.
 """
@@ -13,9 +13,9 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._shared import page_header, pick, ui
-from scoring import decisions, suspects
 from scoring.errors import InputError
-from scoring.views import RunView
+from scoring.read import decisions, suspects
+from scoring.read.views import RunView
 
 PER_PAGE = 10  # 4 widgets per suspect: 40 per render stays responsive
 MAX_SUSPECTS = 500

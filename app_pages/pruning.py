@@ -1,7 +1,7 @@
 """Pruning: choose what to keep by a score, see it at once, and prove it by retraining.
 
 The preview (examples kept per class, score distribution kept vs dropped) is computed here
-from the run's table with `scoring.select`, the same function the sweep and the export use,
+from the run's table with `scoring.prune.select`, the same function the sweep and the export use,
 so what is shown is what gets trained on. Retraining never runs in this process: a sweep is a
 background job (`python -m scoring sweep`) whose trials land one by one in
 `<run>/sweeps/trials/`; the chart reads them back and fills in while the job runs.
@@ -30,7 +30,7 @@ from app_pages._shared import (
 )
 from scoring import jobs
 from scoring.errors import InputError
-from scoring.select import (
+from scoring.prune.select import (
     RULES,
     SelectionConfig,
     apply_decisions,
@@ -38,9 +38,9 @@ from scoring.select import (
     lost_classes,
     select_indices,
 )
-from scoring.stats import bin_edges
-from scoring.sweeps import SweepConfig, cached_trials, canonical, trials_of
-from scoring.views import NORMALIZATIONS, RunView, normalize
+from scoring.prune.sweeps import SweepConfig, cached_trials, canonical, trials_of
+from scoring.read.stats import bin_edges
+from scoring.read.views import NORMALIZATIONS, RunView, normalize
 
 RULE_HELP = {
     "hardest": "keep hardest: the top share by the score (hard examples teach most when data "
@@ -93,7 +93,7 @@ class Preview:
 
 
 def _preview(run: RunView, sel: SelectionConfig, use_decisions: bool) -> Preview:
-    """Select exactly as `scoring.retrain` does (decisions first, then the rule)."""
+    """Select exactly as `scoring.training.retrain` does (decisions first, then the rule)."""
     labels = run.table["label"].to_numpy()
     rows = np.arange(labels.shape[0])
     if use_decisions:

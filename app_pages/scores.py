@@ -1,7 +1,7 @@
 """Scores: the distribution of one score, overall, by class or in one class, and its stability.
 
-Thin page: numbers come from `scoring.stats` and `scoring.views`; histograms are binned before
-plotting so the figure carries bins, not one point per example.
+Thin page: numbers come from `scoring.read.stats` and `scoring.read.views`; histograms are
+binned before plotting so the figure carries bins, not one point per example.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages._shared import page_header, pick, ui
-from scoring import stats
+from scoring.read import stats
+from scoring.read.views import NORMALIZATIONS, RunView, normalize
 from scoring.scores import REGISTRY
-from scoring.views import NORMALIZATIONS, RunView, normalize
 
 BINS = 40
 VIEWS = {"overall": "Overall", "by_class": "By class", "one_class": "One class"}

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import time, torch, torch.nn.functional as F
-from scoring.models import build_model
+from scoring.training.models import build_model
 torch.set_num_threads({threads})
 torch.manual_seed(0)
 model = build_model("cnn32", (3, 32, 32), 10).train()

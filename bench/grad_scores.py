@@ -58,13 +58,13 @@ OUT = ROOT / "bench" / "out"
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10" / "train.parquet"
 LRS = (0.05, 0.03, 0.01)
 
-from scoring.grads import (  # noqa: E402
+from scoring.training.grads import (  # noqa: E402
     calibrate_batchnorm,
     input_grad_variance,
     sq_grad_norms,
     tracin_self_influence,
 )
-from scoring.models import build_model  # noqa: E402
+from scoring.training.models import build_model  # noqa: E402
 
 CPU = torch.device("cpu")
 

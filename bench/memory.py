@@ -63,7 +63,7 @@ print("RESULT " + json.dumps(out))
 
 SCORE = """
 from scoring.__main__ import build_parser, config_from_args
-from scoring.pipeline import score
+from scoring.training.pipeline import score
 args = build_parser().parse_args(
     ["score", "--dataset", {data!r}, "--test-fraction", "0.1", "--recipe", "mlp", "--runs",
      "2", "--epochs", "3", "--scores", {scores!r}, "--checkpoints", "3"]
@@ -75,8 +75,8 @@ GRADS = """
 import resource, torch
 from scoring import data
 from scoring.config import DataConfig
-from scoring.grads import input_grad_variance, sq_grad_norms, tracin_self_influence
-from scoring.models import build_model
+from scoring.training.grads import input_grad_variance, sq_grad_norms, tracin_self_influence
+from scoring.training.models import build_model
 torch.set_num_threads(1)
 ds = data.load(DataConfig(source={data!r}, test_fraction=0.1))
 x, y = torch.from_numpy(ds.train.inputs), torch.from_numpy(ds.train.labels)
@@ -95,7 +95,7 @@ out["n"] = int(x.shape[0])
 
 PAGE = """
 import resource
-from scoring.views import load_run
+from scoring.read.views import load_run
 base = reset_peak()
 t = time.perf_counter()
 view = load_run({run!r})

@@ -54,8 +54,8 @@ def synthetic_parquet(n: int) -> Path:
 
 def build_run(n: int) -> Path:
     from scoring.config import DataConfig, ScoreConfig, TrainConfig
-    from scoring.embedmap import MAP_FILE, compute_map
-    from scoring.pipeline import score
+    from scoring.read.maps import MAP_FILE, compute_map
+    from scoring.training.pipeline import score
 
     # 10% is carved out for testing, so make n / 0.9 rows to keep n training examples.
     cfg = ScoreConfig(

@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scoring.config import DataConfig, NoiseConfig, ScoreConfig, TrainConfig  # noqa: E402
-from scoring.pipeline import score  # noqa: E402
-from scoring.retrain import sweep  # noqa: E402
-from scoring.select import SelectionConfig, auto_offset  # noqa: E402
-from scoring.sweeps import SweepConfig  # noqa: E402
-from scoring.views import load_run  # noqa: E402
+from scoring.prune.select import SelectionConfig, auto_offset  # noqa: E402
+from scoring.prune.sweeps import SweepConfig  # noqa: E402
+from scoring.read.views import load_run  # noqa: E402
+from scoring.training.pipeline import score  # noqa: E402
+from scoring.training.retrain import sweep  # noqa: E402
 
 CACHE = ROOT / "bench" / "out" / "cache"
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"

@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-from scoring.models import SINGLE_THREAD_RECIPES, build_model, resolve_recipe  # noqa: E402
-from scoring.train import fit, seed_everything  # noqa: E402
+from scoring.training.loop import fit, seed_everything  # noqa: E402
+from scoring.training.models import SINGLE_THREAD_RECIPES, build_model, resolve_recipe  # noqa: E402
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "train.parquet"
 

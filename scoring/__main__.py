@@ -26,7 +26,7 @@ from scoring.config import (  # noqa: E402
     ScoreConfig,
     TrainConfig,
 )
-from scoring.errors import InputError  # noqa: E402
+from scoring.errors import Cancelled, InputError  # noqa: E402
 from scoring.jobs import report  # noqa: E402
 
 
@@ -66,8 +66,8 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
 
 
 def _selection_from_args(args: argparse.Namespace, *, fraction: float, seed: int):
-    from scoring.select import SelectionConfig, auto_offset
-    from scoring.views import load_run
+    from scoring.prune.select import SelectionConfig, auto_offset
+    from scoring.read.views import load_run
 
     if args.offset.strip().lower() == "auto":
         offset = auto_offset(load_run(args.run))
@@ -104,15 +104,14 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def _executor(args: argparse.Namespace, device: str):
-    from scoring.executors import make
-    from scoring.models import pick_device
+    from scoring.training.executors import make
+    from scoring.training.models import pick_device
 
     return make(args.executor, address=args.ray_address, cuda=pick_device(device).type == "cuda")
 
 
 def _cancel_on_signals() -> None:
     """SIGTERM (the app's cancel) and Ctrl-C raise Cancelled where the job is."""
-    from scoring.pipeline import Cancelled
 
     def on_signal(signum, _frame):
         raise Cancelled(f"signal {signum}")
@@ -283,13 +282,13 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
-    from scoring.cache import default_cache_dir
+    from scoring.store import default_cache_dir
 
     return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from scoring.pipeline import Cancelled, score
+    from scoring.training.pipeline import score
 
     config = config_from_args(args)
     _cancel_on_signals()
@@ -326,7 +325,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from scoring.embedmap import compute_map
+    from scoring.read.maps import compute_map
 
     report(args.job_file, run=str(Path(args.run)))
     out = compute_map(Path(args.run), seed=args.seed)
@@ -336,7 +335,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from scoring.export import export_selection
+    from scoring.prune.export import export_selection
 
     report(args.job_file, run=str(Path(args.run)))
     selection = _selection_from_args(args, fraction=args.fraction, seed=args.seed)
@@ -348,8 +347,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         apply_decisions=args.apply_decisions,
         force=args.force,
     )
-    from scoring.cache import read_json
-    from scoring.export import manifest_path
+    from scoring.prune.export import manifest_path
+    from scoring.store import read_json
 
     manifest = read_json(manifest_path(out, args.format))
     if manifest["empty_classes"]:
@@ -364,10 +363,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from scoring.pipeline import Cancelled
-    from scoring.retrain import sweep
-    from scoring.select import check_config
-    from scoring.sweeps import SweepConfig
+    from scoring.prune.select import check_config
+    from scoring.prune.sweeps import SweepConfig
+    from scoring.training.retrain import sweep
 
     _cancel_on_signals()
     report(args.job_file, run=str(Path(args.run)))
@@ -389,7 +387,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from scoring.cache import list_runs
+    from scoring.store import list_runs
 
     runs = list_runs(_cache_dir(args))
     if not runs:

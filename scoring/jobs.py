@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scoring import cache
+from scoring import store
 
 ROOT = Path(__file__).resolve().parents[1]
 # Children started by this process, by job id: polled so finished ones are reaped (no zombies
@@ -70,7 +70,7 @@ def start(kind: str, args: list[str], cache_dir: Path | str) -> str:
         "--job-file",
         str(job_file),
     ]
-    cache.write_json(job_file, {"id": job_id, "kind": kind, "argv": argv, "started": time.time()})
+    store.write_json(job_file, {"id": job_id, "kind": kind, "argv": argv, "started": time.time()})
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": _pythonpath()}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -93,11 +93,11 @@ def _pythonpath() -> str:
 
 def _update(job_file: Path, **fields: Any) -> None:
     try:
-        record = cache.read_json(job_file)
+        record = store.read_json(job_file)
     except FileNotFoundError:
         record = {}
     record.update(fields)
-    cache.write_json(job_file, record)
+    store.write_json(job_file, record)
 
 
 def report(job_file: str | os.PathLike | None, **fields: Any) -> None:
@@ -113,7 +113,7 @@ def _alive(job_id: str, record: dict[str, Any]) -> bool:
     pid = record.get("pid")
     if pid is None:  # not started by this process and has not said its pid yet
         return time.time() - float(record.get("started", 0.0)) < STARTUP_GRACE_S
-    return cache.pid_alive(pid)
+    return store.pid_alive(pid)
 
 
 def _pid(job_id: str, record: dict[str, Any]) -> int | None:
@@ -124,11 +124,11 @@ def _pid(job_id: str, record: dict[str, Any]) -> int | None:
 def status(job_id: str, cache_dir: Path | str) -> JobStatus | None:
     """The job's state, progress and message; None for an unknown job id."""
     try:
-        record = cache.read_json(jobs_dir(cache_dir) / f"{job_id}.json")
+        record = store.read_json(jobs_dir(cache_dir) / f"{job_id}.json")
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     run = record.get("run")
-    run_status = cache.read_status(Path(run)) if run else None
+    run_status = store.read_status(Path(run)) if run else None
     progress = float((run_status or {}).get("progress", 0.0))
     message = (run_status or {}).get("message", "starting")
     if "exit_code" in record:
@@ -180,7 +180,7 @@ def running(cache_dir: Path | str) -> list[JobStatus]:
 def cancel(job_id: str, cache_dir: Path | str) -> bool:
     """Ask the job to stop (SIGTERM to its process group); it marks its run `cancelled`."""
     try:
-        record = cache.read_json(jobs_dir(cache_dir) / f"{job_id}.json")
+        record = store.read_json(jobs_dir(cache_dir) / f"{job_id}.json")
     except FileNotFoundError:
         return False
     pid = _pid(job_id, record)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring import cache
+from scoring import store
 from scoring.__main__ import main
 from tests.conftest import ROOT, run_cli
 
@@ -44,7 +44,7 @@ def test_score_prints_run_dir_last_and_list_shows_it(cache_dir):
     out = run_cli("score", *TINY, cache=cache_dir)
     assert out.returncode == 0, out.stderr
     path = Path(out.stdout.strip().splitlines()[-1])
-    assert path.is_dir() and cache.read_status(path)["state"] == "done"
+    assert path.is_dir() and store.read_status(path)["state"] == "done"
     listing = run_cli("list", cache=cache_dir)
     assert listing.returncode == 0 and str(path) in listing.stdout and "done" in listing.stdout
     assert "digits" in listing.stdout and "acc 0." in listing.stdout
@@ -60,7 +60,7 @@ def test_killed_job_resumes_run_by_run_with_identical_results(cache_dir, tmp_pat
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     path = run0[0].parents[1]
-    assert cache.read_status(path)["state"] == "running"  # never claimed done
+    assert store.read_status(path)["state"] == "running"  # never claimed done
     assert not (path / "scores.parquet").exists()
     listing = run_cli("list", cache=cache_dir)
     assert "interrupted" in listing.stdout
@@ -85,11 +85,11 @@ def test_sigterm_cancels_cleanly_and_rerun_finishes(cache_dir):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "cancelled" in err
-    (path,) = cache.iter_run_dirs(cache_dir)
-    assert cache.read_status(path)["state"] == "cancelled"
+    (path,) = store.iter_run_dirs(cache_dir)
+    assert store.read_status(path)["state"] == "cancelled"
     assert not (path / "lock").exists()
     out = run_cli("score", *args, cache=cache_dir)
-    assert out.returncode == 0 and cache.read_status(path)["state"] == "done"
+    assert out.returncode == 0 and store.read_status(path)["state"] == "done"
 
 
 def test_two_requests_for_one_key_share_one_job(cache_dir):
@@ -108,7 +108,7 @@ def test_two_requests_for_one_key_share_one_job(cache_dir):
     assert first.returncode == second.returncode == 0
     assert out1.strip().splitlines()[-1] == out2.strip().splitlines()[-1]
     path = Path(out1.strip().splitlines()[-1])
-    assert cache.read_status(path)["pid"] == first.pid  # the second one never computed
+    assert store.read_status(path)["pid"] == first.pid  # the second one never computed
 
 
 def _write(path: Path, text: str) -> Path:
@@ -169,8 +169,8 @@ def test_bad_input_gets_one_clear_message_and_exit_2(cache_dir, tmp_path, capsys
         assert message.lower() in err.lower(), (args, err)
         assert err.startswith("error: ") and "Traceback" not in err
         # Nothing half-done is ever marked done.
-        for path in cache.iter_run_dirs(cache_dir):
-            assert (cache.read_status(path) or {}).get("state") != "done"
+        for path in store.iter_run_dirs(cache_dir):
+            assert (store.read_status(path) or {}).get("state") != "done"
 
 
 def test_bad_input_from_a_real_process_has_no_traceback(cache_dir, tmp_path):
@@ -208,7 +208,7 @@ def test_gradient_options_reach_the_run(cache_dir):
     path = Path(out.stdout.strip().splitlines()[-1])
     config = json.loads((path / "config.json").read_text())["config"]
     assert config["grads"] == {"at": "early", "params": "last", "checkpoints": 2}
-    assert len(cache.load_arrays(path / "runs" / "run_000.npz")["checkpoint_steps"]) == 2
+    assert len(store.load_arrays(path / "runs" / "run_000.npz")["checkpoint_steps"]) == 2
     assert (path / "runs" / "run_000.safetensors").is_file()
 
 

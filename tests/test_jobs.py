@@ -3,7 +3,7 @@
 import time
 from pathlib import Path
 
-from scoring import cache, jobs
+from scoring import jobs, store
 
 
 def _wait(job_id, cache_dir, until=("done", "failed", "cancelled"), timeout=180):
@@ -25,7 +25,7 @@ def test_a_score_job_runs_in_the_background_and_reports_its_run(cache_dir):
     assert [j.job_id for j in jobs.running(cache_dir)] == [job_id]
     done = _wait(job_id, cache_dir)
     assert done.state == "done" and done.progress == 1.0
-    assert cache.read_status(Path(done.run))["state"] == "done"
+    assert store.read_status(Path(done.run))["state"] == "done"
     assert jobs.running(cache_dir) == []
     assert "Traceback" not in jobs.log_tail(job_id, cache_dir)
 
@@ -46,7 +46,7 @@ def test_cancel_stops_the_job_and_marks_the_run(cache_dir):
     assert jobs.cancel(job_id, cache_dir)
     st = _wait(job_id, cache_dir)
     assert st.state == "cancelled"
-    assert cache.read_status(Path(st.run))["state"] == "cancelled"
+    assert store.read_status(Path(st.run))["state"] == "cancelled"
     assert not jobs.cancel(job_id, cache_dir)  # nothing left to cancel
 
 

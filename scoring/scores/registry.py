@@ -158,3 +158,9 @@ def compute(key: str, arrays: Mapping[str, Any]) -> ScoreResult:
     if score.per_run:
         return ScoreResult(key, out.mean(axis=0), out)  # (N,), (R, N)
     return ScoreResult(key, out, None)
+
+
+def hardness(values: np.ndarray, higher_is_harder: bool) -> np.ndarray:
+    """Score values as float64, oriented so that larger always means harder / more suspect."""
+    values = np.asarray(values, dtype=np.float64)
+    return values if higher_is_harder else -values

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring import cache
-from scoring.embedmap import MAP_FILE, compute_map, read_map, suspect_flags
+from scoring import store
 from scoring.errors import InputError
-from scoring.views import load_run
-from tests.app.conftest import digits_run, text_run
+from scoring.read.maps import MAP_FILE, compute_map, read_map, suspect_flags
+from scoring.read.views import load_run
+from tests.conftest import digits_run, text_run
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_read_map_returns_what_compute_map_wrote(mapped):
 def test_compute_map_refuses_an_unfinished_run(built_cache, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(digits_run(built_cache), run)
-    cache.write_status(run, "running", progress=0.5, message="run 1/2")
+    store.write_status(run, "running", progress=0.5, message="run 1/2")
     with pytest.raises(InputError, match="not a finished run"):
         compute_map(run)
     with pytest.raises(InputError, match="not a finished run"):
@@ -70,7 +70,7 @@ def test_compute_map_refuses_an_unfinished_run(built_cache, tmp_path):
 
 def test_read_map_without_a_map_is_none_and_a_bad_map_is_refused(tmp_path):
     assert read_map(tmp_path) is None
-    cache.write_parquet(tmp_path / MAP_FILE, pd.DataFrame({"id": [1], "x": [0.0]}))
+    store.write_parquet(tmp_path / MAP_FILE, pd.DataFrame({"id": [1], "x": [0.0]}))
     with pytest.raises(InputError, match="lacks column"):
         read_map(tmp_path)
 

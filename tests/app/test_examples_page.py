@@ -9,7 +9,7 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
-from tests.app.conftest import PAGES, digits_run, text_run
+from tests.conftest import PAGES, digits_run, text_run
 
 
 def _app(run: Path | None, **choices) -> AppTest:

@@ -13,11 +13,12 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
-from scoring import cache, decisions
-from scoring.export import manifest_path
-from scoring.select import SelectionConfig, select_run
-from scoring.views import load_run
-from tests.app.conftest import PAGES, digits_run, text_run
+from scoring import store
+from scoring.prune.export import manifest_path
+from scoring.prune.select import SelectionConfig, select_run
+from scoring.read import decisions
+from scoring.read.views import load_run
+from tests.conftest import PAGES, digits_run, text_run
 
 PAGE = str(PAGES / "export.py")
 
@@ -94,7 +95,7 @@ def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
 
     loaded = datasets.load_dataset("parquet", data_files=str(written), split="train")
     assert loaded["id"] == _expected_ids(run, rule="hardest", fraction=0.4, score="el2n")
-    manifest = cache.read_json(manifest_path(written, "parquet"))
+    manifest = store.read_json(manifest_path(written, "parquet"))
     assert manifest["selection"]["rule"] == "hardest"
     assert manifest["selection"]["score"] == "el2n"
     # The page's summary predicted the manifest's counts, and the result shows them.

@@ -6,8 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
 from scoring import jobs
-from tests.app.conftest import digits_run, text_run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, digits_run, text_run
 
 
 def _home() -> AppTest:
@@ -90,6 +89,6 @@ def test_session_state_is_the_typed_dataclass(cache_dir):
 
 
 def _argv(cache_dir, job_id):
-    from scoring import cache
+    from scoring import store
 
-    return cache.read_json(jobs.jobs_dir(cache_dir) / f"{job_id}.json")["argv"]
+    return store.read_json(jobs.jobs_dir(cache_dir) / f"{job_id}.json")["argv"]

@@ -18,9 +18,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
-from scoring import cache, jobs
-from scoring.embedmap import MAP_FILE
-from tests.app.conftest import PAGES, digits_run, text_run
+from scoring import jobs, store
+from scoring.read.maps import MAP_FILE
+from tests.conftest import PAGES, digits_run, text_run
 
 PAGE = str(PAGES / "map.py")
 
@@ -35,7 +35,7 @@ def _write_map(run: Path, seed: int = 0) -> None:
     """A synthetic map with the run's ids: what the page needs, without UMAP's cost."""
     ids = pd.read_parquet(run / "scores.parquet")["id"]
     xy = np.random.default_rng(seed).normal(size=(len(ids), 2)).astype(np.float32)
-    cache.write_parquet(run / MAP_FILE, pd.DataFrame({"id": ids, "x": xy[:, 0], "y": xy[:, 1]}))
+    store.write_parquet(run / MAP_FILE, pd.DataFrame({"id": ids, "x": xy[:, 0], "y": xy[:, 1]}))
 
 
 def _figures(at: AppTest) -> list[dict]:
@@ -185,7 +185,7 @@ def test_damaged_map_gets_a_warning_and_a_way_to_recompute(app_cache):
 
 def test_a_map_of_other_ids_is_not_drawn(app_cache):
     run = digits_run(app_cache)
-    cache.write_parquet(
+    store.write_parquet(
         run / MAP_FILE, pd.DataFrame({"id": [-1, -2], "x": [0.0, 1.0], "y": [0.0, 1.0]})
     )
     at = _page(run)
@@ -198,7 +198,7 @@ def _fake_job(cache_dir: Path, run: Path, **record) -> str:
     job_id = "20250101-000000-abcdef"
     folder = jobs.jobs_dir(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    cache.write_json(
+    store.write_json(
         folder / f"{job_id}.json",
         {"id": job_id, "kind": "map", "run": str(run), "started": time.time(), **record},
     )

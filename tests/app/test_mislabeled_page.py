@@ -9,8 +9,8 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
-from scoring import decisions
-from tests.app.conftest import PAGES, digits_run, text_run
+from scoring.read import decisions
+from tests.conftest import PAGES, digits_run, text_run
 
 
 def _app(run: Path | None, **choices) -> AppTest:

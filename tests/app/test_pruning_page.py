@@ -1,6 +1,6 @@
 """The Pruning page: the preview equals `select_run`, refusals are warnings, the chart reads trials.
 
-Trial records are written by hand in the format `scoring.retrain._run_trial` writes, so no
+Trial records are written by hand in the format `scoring.training.retrain._run_trial` writes, so no
 training runs here except in the one test that clicks "Retrain at this fraction" and waits for
 the real job (a few seconds on the tiny digits run).
 """
@@ -19,11 +19,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
-from scoring import cache, decisions, jobs
-from scoring.select import SelectionConfig, select_run
-from scoring.sweeps import SweepConfig, canonical, trial_key
-from scoring.views import load_run
-from tests.app.conftest import PAGES, digits_run, text_run
+from scoring import jobs, store
+from scoring.prune.select import SelectionConfig, select_run
+from scoring.prune.sweeps import SweepConfig, canonical, trial_key
+from scoring.read import decisions
+from scoring.read.views import load_run
+from tests.conftest import PAGES, digits_run, text_run
 
 PAGE = str(PAGES / "pruning.py")
 
@@ -125,7 +126,7 @@ def test_losing_a_class_is_warned_about_and_class_balance_fixes_it(app_cache):
     # A "loss" equal to the label: keeping the easiest 5% keeps only class 0.
     table = pd.read_parquet(run / "scores.parquet")
     table["loss"] = table["label"].astype(np.float64)
-    cache.write_parquet(run / "scores.parquet", table)
+    store.write_parquet(run / "scores.parquet", table)
     at = _page(run, score="loss", prune_rule="easiest", prune_fraction=0.05)
     assert not at.exception
     (warning,) = [w.value for w in at.warning]
@@ -153,7 +154,7 @@ def test_decisions_can_be_applied_before_selecting(app_cache):
 
 
 def _trial(run: Path, sel: SelectionConfig, accuracy: float, schedule: str = "steps") -> None:
-    """A trial record exactly as `scoring.retrain._run_trial` writes it."""
+    """A trial record exactly as `scoring.training.retrain._run_trial` writes it."""
     view = load_run(run)
     sel = canonical(sel)
     sweep = SweepConfig(sel, (sel.fraction,), 1, schedule)
@@ -174,7 +175,7 @@ def _trial(run: Path, sel: SelectionConfig, accuracy: float, schedule: str = "st
         "apply_decisions": False,
     }
     key = trial_key(view.config["key"], sel, sweep)
-    cache.write_json(run / "sweeps" / "trials" / f"{key}.json", record)
+    store.write_json(run / "sweeps" / "trials" / f"{key}.json", record)
 
 
 def test_chart_shows_rule_against_random_with_bands_and_the_full_data_line(app_cache):
@@ -235,7 +236,7 @@ def _fake_job(cache_dir: Path, run: Path, **record) -> str:
     job_id = "20250101-000000-abcdef"
     folder = jobs.jobs_dir(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    cache.write_json(
+    store.write_json(
         folder / f"{job_id}.json",
         {"id": job_id, "kind": "sweep", "run": str(run), "started": time.time(), **record},
     )
@@ -281,7 +282,7 @@ def test_retrain_button_starts_a_sweep_job_with_the_chosen_flags(app_cache):
     at.button(key="prune_retrain").click().run()
     assert not at.exception
     job_id = at.session_state["ui"].choices[f"prune_job:{run}"]["id"]
-    argv = cache.read_json(jobs.jobs_dir(app_cache) / f"{job_id}.json")["argv"]
+    argv = store.read_json(jobs.jobs_dir(app_cache) / f"{job_id}.json")["argv"]
     args = argv[argv.index("sweep") + 1 :]
     assert args[:6] == ["--run", str(run), "--score", "el2n", "--rule", "hardest"]
     flags = dict(zip(args[6::2], args[7::2], strict=False))

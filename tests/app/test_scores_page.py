@@ -12,9 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
+from scoring.read.views import load_run
 from scoring.scores import REGISTRY
-from scoring.views import load_run
-from tests.app.conftest import PAGES, digits_run, text_run
+from tests.conftest import PAGES, digits_run, text_run
 
 PAGE = str(PAGES / "scores.py")
 

@@ -1,0 +1,1 @@
+"""Selection without torch: the rule registry, the one selection planner, sweeps and export."""

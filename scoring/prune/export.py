@@ -1,0 +1,527 @@
+"""Write a selected subset of a run's training data out, with a manifest that reproduces it.
+
+`export_selection` selects rows of a finished run (`select.select_run`), optionally applies
+the user's decisions (drops removed, relabels applied), reads those rows' ORIGINAL source
+columns back (`data.source_rows`), adds the example `id` and one column per score, and
+writes one of:
+
+- ``parquet``: one file; image columns stay HF ``Image`` structs with the bytes embedded
+  (files an image folder only pointed to are read in), ClassLabel columns stay ClassLabel;
+  ``datasets.load_dataset("parquet", ...)`` restores both.
+- ``csv`` / ``jsonl``: one file; each image column holds the base64 (standard alphabet) of the
+  image file's bytes exactly as the source stored them (PNG for ``digits``; JPEG/PNG/... as
+  the source had them), and a ``<column>_path`` column holds the source's image path when it
+  had one. ClassLabel columns are written as their integer ids (names in the manifest).
+- ``hf``: a folder written with ``Dataset.save_to_disk`` (images embedded as for parquet);
+  ``datasets.load_from_disk`` reads it.
+
+Labels are the source's own, in the source's own column and representation (a ClassLabel
+column gets the class id, a string column the label name, a numeric column the number);
+labels injected by a run's ``--noise`` check are not part of the data and are not exported.
+A relabel decision writes the new class there and the whole export gains an
+``original_label`` column. Column names the source already uses get a ``winnow_`` prefix
+(see the manifest's ``columns``).
+
+The manifest (``<out>.manifest.json`` beside a file, ``manifest.json`` inside an ``hf``
+folder) is written after the data, so its presence means the export is complete. Outputs
+never overwrite anything without ``force``, never follow ``..`` out of the folder named, and
+appear at once: data goes to a temp sibling first and is moved into place with
+`os.replace` / `os.rename`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shlex
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from scoring import data, store
+from scoring.config import ScoreConfig
+from scoring.errors import InputError
+from scoring.prune.select import SelectionConfig, select_run
+from scoring.prune.select import apply_decisions as apply_decisions_to
+from scoring.read import decisions
+from scoring.read.views import RunView, load_run
+
+if TYPE_CHECKING:
+    import datasets
+    import pyarrow as pa
+
+FORMATS = {
+    "parquet": "one .parquet file (images embedded as HF Image structs)",
+    "csv": "one .csv file (images as base64 of their original bytes)",
+    "jsonl": "one .jsonl file (images as base64 of their original bytes)",
+    "hf": "a datasets folder written by save_to_disk (images embedded)",
+}
+IMAGES = {
+    "parquet": "HF Image struct {bytes, path}: the source's encoded bytes, embedded",
+    "hf": "HF Image struct {bytes, path}: the source's encoded bytes, embedded",
+    "csv": "base64 of the source's encoded image bytes; <column>_path = source path if any",
+    "jsonl": "base64 of the source's encoded image bytes; <column>_path = source path if any",
+}
+MANIFEST_VERSION = 1
+_PREFIX = "winnow_"  # for our columns whose names the source already uses
+
+
+@dataclass
+class _Rows:
+    """The examples going out: positions into the run's table and their final labels."""
+
+    positions: np.ndarray  # (n_selected,) rows of view.table picked by the selection
+    keep: np.ndarray  # (n_selected,) bool, False where a decision drops the example
+    labels: np.ndarray  # (n_selected,) class ids of the source labels
+    new_labels: np.ndarray  # (n_selected,) class ids after relabel decisions
+    n_decisions: int  # current decisions in the run (on any example)
+    n_dropped: int  # examples the decisions removed before the rule selected
+
+    @property
+    def relabelled(self) -> np.ndarray:
+        """(n_kept,) bool: kept examples whose class a decision changed."""
+        return (self.new_labels != self.labels)[self.keep]
+
+
+def export_selection(
+    run: Path | str,
+    selection: SelectionConfig,
+    *,
+    fmt: str,
+    out: Path | str,
+    apply_decisions: bool = False,
+    force: bool = False,
+    base: Path | str | None = None,
+) -> Path:
+    """Write the examples `selection` keeps from `run`, with ids, scores and a manifest.
+
+    Parameters
+    ----------
+    run : path of a finished run folder
+    selection : SelectionConfig
+        Rule, score, fraction, normalization, offset, seed, ... (see `scoring.prune.select`).
+    fmt : "parquet" | "csv" | "jsonl" | "hf"
+    out : path
+        The file to write (parquet/csv/jsonl) or the folder (hf). Relative paths are taken
+        relative to `base` when given, else to the working directory.
+    apply_decisions : bool
+        Drop the examples the run's decisions drop and apply its relabels.
+    force : bool
+        Replace an existing export at `out` (never a non-empty folder that is not a dataset).
+    base : path, optional
+        A folder `out` must resolve inside (the app's export folder).
+
+    Returns
+    -------
+    Path
+        The absolute path written (the file, or the hf folder).
+
+    Raises
+    ------
+    InputError
+        Unknown format, an unsafe or occupied `out`, a run that is not finished, a bad
+        selection, a selection left empty by the decisions, or a source that changed.
+    """
+    if fmt not in FORMATS:
+        raise InputError(
+            f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)} "
+            f"({'; '.join(f'{k}: {v}' for k, v in FORMATS.items())})"
+        )
+    target = resolve_out(out, base=base)
+    manifest_file = manifest_path(target, fmt)
+    _check_free(target, manifest_file, fmt, force)
+
+    view = load_run(run)
+    rows = _pick_rows(view, selection, apply_decisions)
+    table, columns = _build_table(view, rows)
+    if fmt in ("csv", "jsonl"):
+        table = _images_as_text(table)
+    manifest = _manifest(view, selection, rows, columns, fmt, target, apply_decisions)
+
+    import datasets as hf_datasets
+
+    hf_datasets.disable_progress_bars()
+    if fmt == "hf":
+        _write_folder(table, target, manifest)
+    else:
+        _write_file(table, fmt, target, manifest_file, manifest)
+    return target
+
+
+def manifest_path(out: Path, fmt: str) -> Path:
+    """Where the manifest of an export at `out` lives."""
+    return out / "manifest.json" if fmt == "hf" else out.with_name(out.name + ".manifest.json")
+
+
+def resolve_out(out: Path | str, *, base: Path | str | None = None) -> Path:
+    """The absolute path to write, refusing paths that leave the folder the user named.
+
+    A ``..`` component is refused outright (it is how a path climbs out of the folder it
+    names); with `base`, the resolved path (symbolic links followed) must also lie inside
+    `base`. The last component is kept as given, so an existing link there is not followed.
+    """
+    given = Path(out).expanduser()
+    if ".." in given.parts:
+        raise InputError(
+            f"export path {str(out)!r} contains '..'; name the folder directly "
+            "(exports stay inside the folder you point at)"
+        )
+    if given.name in ("", "."):
+        raise InputError(f"export path {str(out)!r} names no file or folder; add a name")
+    if base is None:
+        return given.parent.resolve() / given.name
+    root = Path(base).expanduser().resolve()
+    target = (root / given).parent.resolve() / given.name
+    if not target.is_relative_to(root):
+        raise InputError(
+            f"export path {str(out)!r} resolves to {target}, outside the export folder {root}; "
+            "pick a path inside it"
+        )
+    return target
+
+
+# --- rows --------------------------------------------------------------------------------
+
+
+def _pick_rows(view: RunView, selection: SelectionConfig, with_decisions: bool) -> _Rows:
+    """The selection's rows of the run, with the decisions applied when asked for."""
+    current = decisions.latest(view.path) if with_decisions else None
+    # Decisions first, then the rule among the kept rows (as the Pruning page and sweeps do).
+    positions = select_run(view, selection, decisions=current)  # (n_selected,)
+    picked = view.table.iloc[positions]
+    ids = picked["id"].to_numpy(np.int64)
+    # `true_label` is the source's label where a --noise check permuted `label`.
+    column = "true_label" if "true_label" in picked.columns else "label"
+    labels = picked[column].to_numpy(np.int64)
+    keep, new_labels = np.ones(ids.shape[0], dtype=bool), labels.copy()
+    if current is not None:
+        keep, new_labels = apply_decisions_to(ids, labels, current)  # relabels; no drops left
+    n_dropped = 0 if current is None else int((current["action"] == "drop").sum())
+    return _Rows(
+        positions, keep, labels, new_labels, 0 if current is None else len(current), n_dropped
+    )
+
+
+def _build_table(view: RunView, rows: _Rows) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """Source rows + relabels + `original_label` + `id` + scores, and the column names used."""
+    import pyarrow as pa
+
+    config = view.config
+    described = config["dataset"]
+    cfg = ScoreConfig.from_dict(config["config"]).data
+    kept = rows.positions[rows.keep]  # (n,)
+    ids = view.table["id"].to_numpy(np.int64)[kept]  # (n,)
+    source = data.source_rows(
+        cfg,
+        ids,
+        hf_cache_dir=str(Path(view.path).resolve().parent.parent / "_hf"),
+        fingerprint=described["fingerprint"],
+    )
+    features = source.features.copy()
+    table = _embed_images(source.data.table, data.image_columns(features))
+    taken = set(table.column_names)
+    label_col = described["label_col"]
+    columns: dict[str, Any] = {"label": label_col, "original_label": None}
+
+    relabelled = rows.relabelled  # (n,)
+    if relabelled.any():
+        feature, original = features[label_col], table.column(label_col)
+        values = original.to_pylist()
+        for i in np.flatnonzero(relabelled):
+            label = int(rows.new_labels[rows.keep][i])
+            values[i] = data.label_value(feature, view.label_names, label)
+        at = table.column_names.index(label_col)
+        table = table.set_column(at, label_col, pa.array(values, type=original.type))
+        name = columns["original_label"] = _free_name("original_label", taken)
+        table = table.append_column(name, original)
+        features[name] = feature
+
+    import datasets as hf_datasets
+
+    name = columns["id"] = _free_name("id", taken)
+    table = table.append_column(name, pa.array(ids, type=pa.int64()))
+    features[name] = hf_datasets.Value("int64")
+    columns["scores"] = {}
+    for key in view.score_keys:
+        values = view.table[key].to_numpy()[kept]
+        dtype = "bool" if values.dtype == bool else "float64"
+        name = columns["scores"][key] = _free_name(key, taken)
+        table = table.append_column(name, pa.array(values.astype(dtype)))
+        features[name] = hf_datasets.Value(dtype)
+    columns["inputs"] = list(described["input_cols"])
+    columns["images"] = data.image_columns(features)
+
+    from datasets.table import InMemoryTable
+
+    info = hf_datasets.DatasetInfo(features=features)
+    return hf_datasets.Dataset(InMemoryTable(table), info=info), columns
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """`name`, or `winnow_name` (then `winnow_name_2`, ...) when the source already has it."""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{_PREFIX}{name}" if n == 2 else f"{_PREFIX}{name}_{n - 1}"
+    taken.add(candidate)
+    return candidate
+
+
+def _embed_images(table: pa.Table, columns: list[str]) -> pa.Table:
+    """Read the files behind path-only image cells (image folders) into their `bytes`."""
+    import pyarrow as pa
+
+    for col in columns:
+        cells = table.column(col).to_pylist()
+        if not any(c and c.get("bytes") is None and c.get("path") for c in cells):
+            continue
+        for cell in cells:
+            if cell and cell.get("bytes") is None and cell.get("path"):
+                try:
+                    cell["bytes"] = Path(cell["path"]).read_bytes()
+                except OSError as error:
+                    raise InputError(
+                        f"cannot read image {cell['path']} of column {col!r}: {error}; "
+                        "restore the file or score the source again"
+                    ) from error
+        at = table.column_names.index(col)
+        table = table.set_column(at, col, pa.array(cells, type=table.schema.field(col).type))
+    return table
+
+
+def _images_as_text(table: datasets.Dataset) -> datasets.Dataset:
+    """For csv/jsonl: image columns -> base64 of their bytes, plus `<col>_path` if any."""
+    import datasets as hf_datasets
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    features = dict(table.features)
+    arrow = table.data.table
+    taken = set(arrow.column_names)
+    for col in data.image_columns(table.features):
+        cells = arrow.column(col).to_pylist()
+        encoded = [
+            base64.b64encode(c["bytes"]).decode("ascii") if c and c.get("bytes") else None
+            for c in cells
+        ]
+        at = arrow.column_names.index(col)
+        arrow = arrow.set_column(at, col, pa.array(encoded, type=pa.string()))
+        features[col] = hf_datasets.Value("string")
+        paths = [c.get("path") if c else None for c in cells]
+        if any(paths):
+            name = _free_name(f"{col}_path", taken)
+            arrow = arrow.add_column(at + 1, name, pa.array(paths, type=pa.string()))
+            features[name] = hf_datasets.Value("string")
+    ordered = hf_datasets.Features({col: features[col] for col in arrow.column_names})
+    return hf_datasets.Dataset(InMemoryTable(arrow), info=hf_datasets.DatasetInfo(features=ordered))
+
+
+# --- manifest ----------------------------------------------------------------------------
+
+
+def _manifest(
+    view: RunView,
+    selection: SelectionConfig,
+    rows: _Rows,
+    columns: dict[str, Any],
+    fmt: str,
+    target: Path,
+    with_decisions: bool,
+) -> dict[str, Any]:
+    """Everything needed to know what this export is and to make it again."""
+    config, described = view.config, view.config["dataset"]
+    names = view.label_names
+    final = rows.new_labels[rows.keep]  # (n,)
+    counts = np.bincount(final, minlength=len(names))
+    ids = view.table["id"].to_numpy(np.int64)[rows.positions[rows.keep]]
+    dropped = rows.n_dropped  # removed before selecting: the fraction is of what remains
+    relabelled = int(rows.relabelled.sum())
+    data_config = config["config"]["data"]
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "format": fmt,
+        "path": str(target),
+        "rows": int(final.shape[0]),
+        "counts_per_class": {name: int(c) for name, c in zip(names, counts, strict=True)},
+        "empty_classes": [name for name, c in zip(names, counts, strict=True) if c == 0],
+        "source": {
+            "description": described["description"],
+            "path": data_config["source"],
+            "test": data_config.get("test"),
+            "fingerprint": described["fingerprint"],
+            "modality": described["modality"],
+            "input_cols": list(described["input_cols"]),
+            "label_col": described["label_col"],
+            "label_names": names,
+            "data_config": data_config,
+        },
+        "run": {
+            "key": config["key"],
+            "folder": str(Path(view.path).resolve()),
+            "scoring_version": config["scoring_version"],
+            "git_revision": config.get("git_revision"),
+            "noise": config["config"].get("noise"),
+        },
+        "selection": selection.to_dict(),
+        "seed": selection.seed,
+        "selected": int(rows.positions.shape[0]),
+        "apply_decisions": with_decisions,
+        "decisions": {
+            "applied": dropped + relabelled,
+            "dropped": dropped,
+            "relabelled": relabelled,
+            "in_run": rows.n_decisions,
+        },
+        "columns": columns,
+        "images": IMAGES[fmt] if columns["images"] else None,
+        "labels": (
+            "the source's own labels in its own column and representation (injected --noise "
+            "labels are not exported), with relabel decisions applied"
+        ),
+        "ids_sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
+        "reproduce": _command(view.path, selection, fmt, target, with_decisions),
+    }
+
+
+def _command(
+    run: Path, selection: SelectionConfig, fmt: str, target: Path, with_decisions: bool
+) -> str:
+    """The CLI line that makes this export again (the offset as the number it resolved to)."""
+    s = selection
+    args = ["python", "-m", "scoring", "export", "--run", str(Path(run).resolve())]
+    if s.score is not None:
+        args += ["--score", s.score]
+    args += ["--rule", s.rule, "--fraction", repr(s.fraction)]
+    args += ["--normalization", s.normalization, "--offset", repr(s.offset)]
+    args += ["--temperature", repr(s.temperature), "--beta", repr(s.beta), "--bins", str(s.bins)]
+    args += ["--seed", str(s.seed)]
+    if s.class_balanced:
+        args.append("--class-balanced")
+    if with_decisions:
+        args.append("--apply-decisions")
+    args += ["--format", fmt, "--out", str(target)]
+    return shlex.join(args)
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def _check_free(target: Path, manifest_file: Path, fmt: str, force: bool) -> None:
+    """Refuse to replace anything without `force`, and some things even with it."""
+    if target.is_symlink():
+        raise InputError(f"{target} is a symbolic link; exports do not write through links")
+    if fmt != "hf" and target.is_dir():
+        raise InputError(f"{target} is a folder; a {fmt} export is one file: name a file")
+    occupied = [p for p in (target, manifest_file) if os.path.lexists(p)]
+    if occupied and not force:
+        raise InputError(
+            f"{occupied[0]} already exists; pass --force to overwrite it, or pick another path"
+        )
+    if fmt == "hf" and target.is_dir() and any(target.iterdir()):
+        looks_like_dataset = any(
+            (target / name).exists() for name in ("manifest.json", "dataset_info.json")
+        )
+        if not looks_like_dataset:
+            raise InputError(
+                f"{target} is a folder that does not hold a dataset export; refusing to "
+                "replace it even with --force: pick a new folder name"
+            )
+
+
+def _write_file(
+    table: datasets.Dataset,
+    fmt: str,
+    target: Path,
+    manifest_file: Path,
+    manifest: dict[str, Any],
+) -> None:
+    """Write to a temp sibling, move it into place, then write the manifest."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if fmt == "parquet":
+            table.to_parquet(tmp)
+        elif fmt == "csv":
+            table.to_csv(tmp, index=False)
+        else:
+            _write_jsonl(table, Path(tmp))
+        _fsync(Path(tmp))
+        os.chmod(tmp, 0o644)
+        # An old manifest must not describe the new data, even for a moment.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(manifest_file)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    store.write_json(manifest_file, manifest)
+    os.chmod(manifest_file, 0o644)  # mkstemp made it owner-only; an export is for sharing
+
+
+def _write_folder(table: datasets.Dataset, target: Path, manifest: dict[str, Any]) -> None:
+    """save_to_disk into a temp sibling folder (manifest last), then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    old = None
+    try:
+        table.save_to_disk(str(tmp))
+        store.write_json(tmp / "manifest.json", manifest)
+        os.chmod(tmp / "manifest.json", 0o644)  # mkstemp/mkdtemp made them owner-only
+        os.chmod(tmp, 0o755)
+        if os.path.lexists(target):  # `_check_free` allowed it: force was given
+            old = target.with_name(f".{target.name}.{os.getpid()}.old")
+            os.rename(target, old)
+        os.rename(tmp, target)
+    except BaseException:
+        if old is not None and not os.path.lexists(target):
+            os.rename(old, target)  # put the previous export back
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(old)
+
+
+def _write_jsonl(table: datasets.Dataset, path: Path) -> None:
+    """One JSON object per row; floats keep every digit (pandas' writer rounds to 10)."""
+    with path.open("w", encoding="utf-8") as file:
+        for batch in table.data.table.to_batches(max_chunksize=1000):
+            for row in batch.to_pylist():
+                record = {k: _json_value(v) for k, v in row.items()}
+                file.write(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_value(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no spelling for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """Bytes (a binary column besides the images) as base64 text."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())

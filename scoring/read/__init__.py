@@ -1,0 +1,1 @@
+"""What pages read, without torch: run views, statistics, suspects, decisions and maps."""

@@ -1,0 +1,175 @@
+"""The user's keep / relabel / drop decisions, saved the moment they are made.
+
+Decisions live in `<run>/decisions.jsonl`, one JSON object per line::
+
+    {"id": 17, "action": "relabel", "new_label": 3, "time": "2025-01-01T12:00:00+00:00"}
+
+The file is append-only: a decision is never rewritten, a later line for the same id wins,
+and the action `clear` (undo) withdraws the id's decision. Each line goes out in a single
+`os.write` on a file opened with `O_APPEND`, followed by `fsync`, so a crash loses at most the
+line being written and can never leave a half line glued to the next one (a partial tail is
+first closed with a newline). The reader skips lines it cannot parse, so a truncated last line
+costs that one decision, never the file. Because it is only a file, decisions survive app
+restarts and are read by `export` the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from scoring import store
+from scoring.errors import InputError
+
+FILE = "decisions.jsonl"
+ACTIONS = ("keep", "relabel", "drop")
+CLEAR = "clear"  # undo: withdraws the id's current decision
+COLUMNS = ["id", "action", "new_label", "time"]
+
+
+def path_of(run: Path | str) -> Path:
+    """Where a run's decisions are kept."""
+    return Path(run) / FILE
+
+
+def append(run: Path | str, id: int, action: str, new_label: int | None = None) -> dict:
+    """Validate one decision and append it to `<run>/decisions.jsonl` durably.
+
+    Parameters
+    ----------
+    run : path of a finished run folder
+    id : int
+        The example's stable id (a value of the run's `id` column, not a row number).
+    action : "keep" | "relabel" | "drop" | "clear"
+        `clear` withdraws the current decision for `id`.
+    new_label : int, required for "relabel" only
+        Index into the run's label names.
+
+    Returns
+    -------
+    dict
+        The record written (id, action, new_label, time).
+
+    Raises
+    ------
+    InputError
+        Unknown action, unknown id, missing or out-of-range `new_label`, or a folder that is
+        not a run.
+    """
+    run = Path(run)
+    if action not in (*ACTIONS, CLEAR):
+        raise InputError(f"decision must be one of {', '.join((*ACTIONS, CLEAR))}, got {action!r}")
+    if not (run / "config.json").exists() or not (run / "scores.parquet").exists():
+        raise InputError(f"{run} is not a finished Winnow run; decisions need its scores")
+    example = _as_int(id, "id")
+    ids = store.read_scores(run, columns=["id"])["id"]
+    if not ids.isin([example]).any():
+        raise InputError(f"example id {example} is not in this run ({len(ids):,} examples)")
+    if action == "relabel":
+        if new_label is None:
+            raise InputError("a relabel decision needs new_label (the index of the new class)")
+        label = _as_int(new_label, "new_label")
+        names = store.read_json(run / "config.json")["dataset"]["label_names"]
+        if not 0 <= label < len(names):
+            raise InputError(
+                f"new_label must be a class index in [0, {len(names) - 1}], got {label}"
+            )
+    elif new_label is not None:
+        raise InputError(f"new_label only goes with relabel, not with {action!r}")
+    else:
+        label = None
+    record = {
+        "id": example,
+        "action": action,
+        "new_label": label,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _append_line(path_of(run), json.dumps(record) + "\n")
+    return record
+
+
+def history(run: Path | str) -> pd.DataFrame:
+    """Every readable decision line, oldest first (clears included).
+
+    Returns
+    -------
+    DataFrame with columns id (int64), action (str), new_label (Int64, <NA> unless relabel),
+    time (str, ISO 8601 UTC). Lines that do not parse (a line cut short by a crash) are skipped.
+    """
+    file = path_of(run)
+    records = []
+    if file.exists():
+        for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
+            record = _parse(line)
+            if record is not None:
+                records.append(record)
+    frame = pd.DataFrame(records, columns=COLUMNS)
+    return frame.astype({"id": "int64", "action": "object", "new_label": "Int64", "time": "object"})
+
+
+def latest(run: Path | str) -> pd.DataFrame:
+    """The current decision per example: the last line per id wins, `clear` removes it.
+
+    Returns
+    -------
+    DataFrame with columns id, action, new_label, time (as in `history`), one row per decided
+    id, in the order the ids were last decided.
+    """
+    frame = history(run)
+    frame = frame.drop_duplicates("id", keep="last")
+    return frame[frame["action"] != CLEAR].reset_index(drop=True)
+
+
+def _as_int(value: object, name: str) -> int:
+    """An integer, accepting numpy integers; refusing bools, floats and strings."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def _parse(line: str) -> dict | None:
+    """One decision record, or None for a blank, cut-short or foreign line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or record.get("action") not in (*ACTIONS, CLEAR):
+        return None
+    example, label = record.get("id"), record.get("new_label")
+    if not isinstance(example, int) or isinstance(example, bool):
+        return None
+    if record["action"] == "relabel" and not isinstance(label, int):
+        return None
+    return {
+        "id": example,
+        "action": record["action"],
+        "new_label": label if record["action"] == "relabel" else None,
+        "time": record.get("time"),
+    }
+
+
+def _append_line(file: Path, line: str) -> None:
+    """Append `line` in one write, after closing any half line a crash left behind."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and not _ends_with_newline(file, size):
+            line = "\n" + line  # isolate the partial line so it cannot swallow this one
+        data = line.encode("utf-8")
+        written = os.write(fd, data)
+        while written < len(data):  # regular files write fully; loop only to be safe
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ends_with_newline(file: Path, size: int) -> bool:
+    with open(file, "rb") as f:
+        f.seek(size - 1)
+        return f.read(1) == b"\n"

@@ -1,0 +1,111 @@
+"""A 2-D map of a run's embedding space (UMAP), computed once in the background and cached.
+
+Uses the first run's final-model penultimate features (the space `prototype` measures in),
+L2-normalised, so the map and the prototype score see the same geometry. Also the small
+read-side helpers the Map page colours it with (no Streamlit here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scoring import store
+from scoring.errors import InputError
+from scoring.read.suspects import default_detector
+from scoring.read.views import RunView, hardness
+
+MAP_FILE = "map.parquet"
+# Share of examples the simple "suspect" view flags when cleanlab's own flag is absent.
+SUSPECT_FRACTION = 0.1
+
+
+def compute_map(run: Path, *, seed: int = 0, n_neighbors: int = 15) -> Path:
+    """Write `<run>/map.parquet` with columns id, x, y; returns its path.
+
+    Parameters
+    ----------
+    run : Path
+        A finished run folder.
+    seed : int
+        UMAP's random state (fixed, so the map does not move between computations).
+    n_neighbors : int
+        UMAP's neighbourhood size, capped below the number of examples.
+    """
+    run = Path(run)
+    status = store.read_status(run)
+    if not status or status.get("state") != "done":
+        raise InputError(f"{run} is not a finished run; score it first")
+    try:
+        import umap
+    except ImportError as err:
+        raise InputError("the embedding map needs umap-learn: pip install umap-learn") from err
+    recorded = store.load_arrays(run / "runs" / "run_000.npz")
+    if "features" not in recorded:
+        raise InputError(f"{run} recorded no embedding features; score it again to map it")
+    features = recorded["features"].astype(np.float64)  # (N, D)
+    ids = store.load_arrays(run / "split.npz")["train_ids"]  # (N,)
+    n = features.shape[0]
+    if n < 4:  # UMAP needs a neighbourhood; a 3-point "map" says nothing anyway
+        raise InputError(f"a map needs at least 4 examples; this run has {n}")
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    features = features / np.maximum(norms, 1e-12)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(n_neighbors, n - 1),
+        random_state=seed,
+        n_jobs=1,  # random_state forces one thread anyway; say so instead of warning
+    )
+    coords = reducer.fit_transform(features)  # (N, 2)
+    out = run / MAP_FILE
+    store.write_parquet(
+        out,
+        pd.DataFrame(
+            {"id": ids, "x": coords[:, 0].astype(np.float32), "y": coords[:, 1].astype(np.float32)}
+        ),
+    )
+    return out
+
+
+def read_map(run: Path) -> pd.DataFrame | None:
+    """The run's map (id, x, y), or None when it was not computed yet."""
+    path = Path(run) / MAP_FILE
+    if not path.exists():
+        return None
+    frame = pd.read_parquet(path)
+    missing = {"id", "x", "y"} - set(frame.columns)
+    if missing:
+        raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}; compute it again")
+    return frame
+
+
+def suspect_flags(view: RunView, fraction: float = SUSPECT_FRACTION) -> tuple[np.ndarray, str]:
+    """A simple yes/no "suspect" per example, and a sentence saying how it was decided.
+
+    cleanlab's `cl_issue` flag when the run has it; otherwise the top `fraction` of examples
+    by the Mislabeled page's default detector (`suspects.default_detector`), oriented so
+    larger = more suspect.
+
+    Returns
+    -------
+    flags : ndarray of shape (n_examples,), bool
+    how : str
+    """
+    table = view.table
+    keys = view.score_keys
+    if "cl_issue" in keys:
+        flags = table["cl_issue"].to_numpy(dtype=np.float64) > 0.5
+        return flags, "suspect = flagged by cleanlab's label-issue filter (`cl_issue`)"
+    key = default_detector(view)  # InputError when the run holds no score
+    values = hardness(table[key].to_numpy(), view.higher_is_harder(key))  # (N,)
+    n_flag = max(1, int(round(fraction * len(values))))
+    # Stable sort on -values: ties keep table order, so the flags never flicker.
+    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")
+    flags = np.zeros(len(values), dtype=bool)
+    flags[order[:n_flag]] = True
+    return flags, (
+        f"suspect = the {fraction:.0%} most suspect examples by `{key}`, the Mislabeled "
+        "page's default detector"
+    )

@@ -1,0 +1,203 @@
+"""Pruning sweeps on a tiny real digits run: trials, baselines, schedules, caching, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from scoring import store
+from scoring.config import DataConfig, NoiseConfig, ScoreConfig, TrainConfig
+from scoring.errors import InputError
+from scoring.prune.select import SelectionConfig
+from scoring.prune.sweeps import SweepConfig, trials_of
+from scoring.training.pipeline import score
+from scoring.training.retrain import sweep
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    cfg = ScoreConfig(
+        data=DataConfig(source="digits", limit=300),
+        train=TrainConfig(runs=2, epochs=3),
+        noise=NoiseConfig(fraction=0.1, seed=0),
+        cv_folds=2,
+        scores=("el2n", "aum", "cl_issue"),
+    )
+    return score(cfg, tmp_path_factory.mktemp("retrain_cache"), show_progress=False)
+
+
+def _config(**kw) -> SweepConfig:
+    base = dict(
+        selection=SelectionConfig(rule="hardest", fraction=1.0, score="el2n"),
+        fractions=(0.5, 1.0),
+        seeds=2,
+    )
+    base.update(kw)
+    return SweepConfig(**base)
+
+
+def test_trials_cover_rule_and_random_at_every_fraction_and_seed():
+    trials = trials_of(_config(fractions=(0.2, 0.4, 0.6), seeds=3))
+    assert len(trials) == 2 * 3 * 3
+    assert {t.rule for t in trials} == {"hardest", "random"}
+    assert {(t.fraction, t.seed) for t in trials if t.rule == "random"} == {
+        (f, s) for f in (0.2, 0.4, 0.6) for s in range(3)
+    }
+    assert all(t.score is None for t in trials if t.rule == "random")
+    only_random = trials_of(_config(selection=SelectionConfig(rule="random", fraction=1.0)))
+    assert {t.rule for t in only_random} == {"random"} and len(only_random) == 4
+
+
+def test_sweep_step_matched_trials_against_random(run_dir):
+    out = sweep(run_dir, _config(), show_progress=False)
+    frame = pd.read_parquet(out)
+    assert len(frame) == 8 and set(frame["rule"]) == {"hardest", "random"}
+    n = len(store.read_scores(run_dir))
+    assert set(frame["n_kept"]) == {round(0.5 * n), n}
+    assert frame["accuracy"].between(0, 1).all()
+    assert frame["steps"].nunique() == 1  # same optimizer steps whatever the fraction kept
+    assert {c for c in frame.columns if c.startswith("acc_")} == {f"acc_{d}" for d in range(10)}
+    assert store.read_status(out.parent)["state"] == "done"
+
+
+def test_epoch_schedule_scales_steps_with_the_subset(run_dir):
+    frame = pd.read_parquet(
+        sweep(run_dir, _config(schedule="epochs", seeds=1), show_progress=False)
+    )
+    by_fraction = frame.groupby("fraction")["steps"].first()
+    assert by_fraction[0.5] < by_fraction[1.0]
+
+
+def test_trials_are_cached_and_shared_between_sweeps(run_dir):
+    first = sweep(run_dir, _config(), show_progress=False)
+    trial_files = sorted((run_dir / "sweeps" / "trials").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in trial_files]
+    again = sweep(run_dir, _config(), show_progress=False)
+    assert again == first
+    subset = sweep(run_dir, _config(fractions=(0.5,)), show_progress=False)  # a new sweep key...
+    assert subset != first and len(pd.read_parquet(subset)) == 4
+    after = sorted((run_dir / "sweeps" / "trials").glob("*.json"))
+    assert after == trial_files  # ...but no new trial was trained
+    assert [p.stat().st_mtime_ns for p in after] == stamps
+
+
+def test_a_crashed_sweep_resumes_trial_by_trial(run_dir, monkeypatch):
+    import scoring.training.retrain as retrain
+
+    real = retrain._run_trial
+    calls = []
+
+    def flaky(*args, **kwargs):
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash")
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    cfg = _config(
+        fractions=(0.3, 0.6),
+        seeds=2,
+        selection=SelectionConfig(rule="easiest", fraction=1.0, score="aum"),
+    )
+    monkeypatch.setattr(retrain, "_run_trial", flaky)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sweep(run_dir, cfg, show_progress=False)
+    folder = run_dir / "sweeps" / cfg.key(store.read_json(run_dir / "config.json")["key"])
+    assert store.read_status(folder)["state"] == "failed"
+    assert len(pd.read_parquet(folder / "trials.parquet")) == 3  # what finished is kept
+    monkeypatch.setattr(retrain, "_run_trial", real)
+    counted = []
+    monkeypatch.setattr(retrain, "_run_trial", lambda *a, **k: counted.append(1) or real(*a, **k))
+    out = sweep(run_dir, cfg, show_progress=False)
+    assert len(pd.read_parquet(out)) == 8 and len(counted) == 5  # only the missing trials
+
+
+def test_decisions_drop_rows_from_every_trial(run_dir):
+    from scoring.read import decisions
+
+    ids = store.read_scores(run_dir)["id"].to_numpy()
+    for i in ids[:10]:
+        decisions.append(run_dir, int(i), "drop")
+    cfg = _config(apply_decisions=True, fractions=(1.0,), seeds=1)
+    frame = pd.read_parquet(sweep(run_dir, cfg, show_progress=False))
+    assert set(frame["n_kept"]) == {len(ids) - 10}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(fractions=(0.0, 0.5)), r"fractions must lie in \(0, 1\]"),
+        (dict(fractions=()), "at least one fraction"),
+        (dict(seeds=0), "--seeds must be at least 1"),
+        (dict(schedule="minutes"), "--schedule must be one of"),
+        (
+            dict(selection=SelectionConfig(rule="hardest", fraction=1.0, score="forgetting")),
+            "has no score 'forgetting'",
+        ),
+    ],
+)
+def test_bad_sweeps_are_refused(run_dir, change, message):
+    with pytest.raises(InputError, match=message):
+        sweep(run_dir, dataclasses.replace(_config(), **change), show_progress=False)
+
+
+def test_random_baselines_are_shared_whatever_the_rule_parameters():
+    a = trials_of(
+        _config(
+            selection=SelectionConfig(
+                rule="hardest", fraction=1, score="el2n", normalization="class", temperature=3.0
+            )
+        )
+    )
+    b = trials_of(
+        _config(selection=SelectionConfig(rule="softmax", fraction=1, score="aum", temperature=0.5))
+    )
+    random_a = [t for t in a if t.rule == "random"]
+    random_b = [t for t in b if t.rule == "random"]
+    assert random_a == random_b
+    hardest = [t for t in a if t.rule == "hardest"][0]
+    assert hardest.normalization == "class" and hardest.temperature == 1.0  # unused: reset
+
+
+def test_sweep_cli_prints_the_trials_parquet(run_dir, capsys):
+    from scoring.__main__ import main
+
+    args = [
+        "sweep",
+        "--run",
+        str(run_dir),
+        "--score",
+        "el2n",
+        "--rule",
+        "hardest",
+        "--fractions",
+        "0.5",
+        "--seeds",
+        "1",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    frame = pd.read_parquet(out)
+    assert sorted(frame["rule"]) == ["hardest", "random"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--rule", "hardest", "--score", "el2n", "--fractions", "0.5,x"], "--fractions"),
+        (
+            ["--rule", "offset", "--score", "el2n", "--offset", "0.6", "--fractions", "0.5"],
+            "offset",
+        ),
+        (["--rule", "hardest", "--fractions", "0.5"], "score"),
+        (["--rule", "sideways", "--score", "el2n"], "sideways"),
+    ],
+)
+def test_sweep_cli_refuses_bad_input(run_dir, capsys, extra, message):
+    from scoring.__main__ import main
+
+    assert main(["sweep", "--run", str(run_dir), "--quiet", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
