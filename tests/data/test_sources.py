@@ -509,6 +509,7 @@ def test_unlabeled_source_test_split_falls_back_to_validation_then_carving():
     import datasets
 
     from scoring.data import sources as data_module
+    from scoring.data.columns import LabelCodec
 
     features = datasets.Features(
         {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])}
@@ -519,7 +520,7 @@ def test_unlabeled_source_test_split_falls_back_to_validation_then_carving():
         return datasets.Dataset.from_dict({"text": texts, "label": labels}, features=features)
 
     train, hidden, labeled = table([0, 1] * 5), table([-1] * 4), table([1, 0, 1])
-    codec = data_module._LabelCodec.fit(train, "label")
+    codec = LabelCodec.fit(train, "label")
     columns = ("text", "label")
     splits = {"train": train, "test": hidden, "validation": labeled}
     chosen = data_module._held_out(
@@ -624,3 +625,32 @@ def test_bad_limit_and_too_many_input_columns(tmp_path):
         _load(tmp_path, limit=0)
     with pytest.raises(InputError, match="one column, or two for sentence pairs"):
         _load(tmp_path, source="x.csv", input_cols=("a", "b", "c"))
+
+
+def test_a_new_kind_of_source_is_one_class(tmp_path, monkeypatch):
+    """Adding a source = one `TableSource` subclass in the registry; nothing else changes."""
+    import datasets
+
+    from scoring.data import sources
+
+    class InMemory(sources.TableSource):
+        def claims(self, spec: str, path: Path) -> bool:
+            return spec.startswith("mem:")
+
+        def open(self, spec: str, path: Path, cache_dir: str | None) -> sources._Source:
+            n = int(spec.removeprefix("mem:"))
+            table = datasets.Dataset.from_dict(
+                {
+                    "words": [f"w{i} " * (1 + i % 3) for i in range(n)],
+                    "tag": [i % 3 for i in range(n)],
+                }
+            )
+            return sources._Source({"train": table}, spec, spec.encode())
+
+    monkeypatch.setattr(sources, "TABLE_SOURCES", (InMemory(), *sources.TABLE_SOURCES))
+    ds = _load(tmp_path, source="mem:30", input_cols=("words",), label_col="tag")
+    assert ds.description == "mem:30" and ds.modality == "text" and ds.test_origin == "carved"
+    assert len(ds.train.ids) + len(ds.test.ids) == 30
+    assert ds.label_names == ["0", "1", "2"]
+    with pytest.raises(InputError, match="does not exist"):
+        _load(tmp_path, source="nothing-here.csv")

@@ -1,0 +1,107 @@
+"""Decoding the chosen rows: texts as strings (pairs as tuples), images as float32 arrays."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from scoring.data.columns import column_values, is_blank, show_ids
+from scoring.errors import InputError
+
+if TYPE_CHECKING:
+    import datasets
+    from PIL import Image as PILImage
+
+
+_GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+
+
+def read_texts(
+    table: datasets.Dataset, cols: tuple[str, ...], rows: np.ndarray, where: str
+) -> list[str] | list[tuple[str, str]]:
+    """Texts of the given rows; two columns give (str, str) pairs."""
+    columns = [_text_column(table, col, rows, where) for col in cols]
+    return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+
+
+def _text_column(table: datasets.Dataset, col: str, rows: np.ndarray, where: str) -> list[str]:
+    """One column's values as strings; missing or empty text is an error."""
+    values = column_values(table, col, rows)
+    blank = [int(row) for row, value in zip(rows, values, strict=True) if is_blank(value)]
+    if blank:
+        raise InputError(
+            f"{len(blank)} example(s) in {where} have empty or missing text in column {col!r} "
+            f"(row ids {show_ids(blank)}); every example needs text: drop or fill them"
+        )
+    return [value if isinstance(value, str) else str(value) for value in values]
+
+
+def read_images(
+    col: str, parts: list[tuple[datasets.Dataset, np.ndarray, str]]
+) -> list[np.ndarray]:
+    """Decode the given rows of each part; one mode and one size across all parts.
+
+    Returns
+    -------
+    list of ndarray of shape (n_rows, n_channels, height, width), float32 in [0, 1]
+    """
+    from PIL import Image
+
+    decoded = [
+        [
+            _open_image(cell, int(row), where)
+            for row, cell in zip(rows, column_values(t, col, rows), strict=True)
+        ]
+        for t, rows, where in parts
+    ]
+    everything = [image for images in decoded for image in images]
+    # Gray stays one channel only if every image is gray: mixed sets need RGB for all.
+    mode = "L" if all(image.mode in _GRAYSCALE_MODES for image in everything) else "RGB"
+    sizes = Counter(image.size for image in everything)
+    size = sizes.most_common(1)[0][0]
+    if len(sizes) > 1:
+        warnings.warn(
+            f"images come in {len(sizes)} sizes; resizing all to {size[0]}x{size[1]} "
+            "(the most common)",
+            stacklevel=4,  # the caller of `load`
+        )
+    return [_to_array(images, mode, size, Image.Resampling.BILINEAR) for images in decoded]
+
+
+def _open_image(cell: dict | None, row: int, where: str) -> PILImage.Image:
+    """Decode one stored image ({'bytes', 'path'}); failures name the row and file."""
+    from PIL import Image
+
+    data, path = (cell or {}).get("bytes"), (cell or {}).get("path")
+    at = f"row id {row} of {where}" + (f" ({path})" if path else "")
+    if not data and not path:
+        raise InputError(f"no image at {at}; every example needs an image: drop or fill it")
+    try:
+        with Image.open(io.BytesIO(data) if data else path) as image:
+            image.load()
+            return image
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise InputError(
+            f"unreadable image at {at}: {error}; fix or remove that file or row"
+        ) from error
+
+
+def _to_array(
+    images: list[PILImage.Image], mode: str, size: tuple[int, int], resample: int
+) -> np.ndarray:
+    """Stack images as (N, C, H, W) float32 in [0, 1]."""
+    width, height = size
+    channels = 1 if mode == "L" else 3
+    pixels = np.empty((len(images), height, width, channels), dtype=np.uint8)  # (N, H, W, C)
+    for i, image in enumerate(images):
+        image = image.convert(mode)
+        if image.size != size:
+            image = image.resize(size, resample)
+        pixels[i] = np.asarray(image).reshape(height, width, channels)
+    array = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32)  # (N, C, H, W)
+    array /= 255
+    return array
