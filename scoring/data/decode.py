@@ -81,10 +81,19 @@ def _open_image(cell: dict | None, row: int, where: str) -> PILImage.Image:
     if not data and not path:
         raise InputError(f"no image at {at}; every example needs an image: drop or fill it")
     try:
-        with Image.open(io.BytesIO(data) if data else path) as image:
-            image.load()
-            return image
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        # PIL only warns between its limit and twice it; refuse such an image instead of
+        # decoding a possible decompression bomb.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data) if data else path) as image:
+                image.load()
+                return image
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise InputError(
+            f"image at {at} is too large: {error} Shrink or remove it (images above PIL's "
+            f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels are refused)"
+        ) from error
+    except (OSError, ValueError) as error:
         raise InputError(
             f"unreadable image at {at}: {error}; fix or remove that file or row"
         ) from error

@@ -11,8 +11,13 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from cleanlab.filter import find_label_issues
-from cleanlab.rank import get_label_quality_scores
+
+# Importing cleanlab runs `warnings.filterwarnings("ignore")` (in a Datalab module it pulls
+# in), which would silence every warning of the process: PIL's decompression-bomb warning,
+# our mixed-image-size warning. Import it with the filter list saved and restored.
+with warnings.catch_warnings():
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
 
 from scoring.errors import InputError
 from scoring.scores._checks import FloatArray, checked

@@ -654,3 +654,35 @@ def test_a_new_kind_of_source_is_one_class(tmp_path, monkeypatch):
     assert ds.label_names == ["0", "1", "2"]
     with pytest.raises(InputError, match="does not exist"):
         _load(tmp_path, source="nothing-here.csv")
+
+
+def test_an_image_above_pils_size_limit_is_refused(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    root = _image_folder(tmp_path / "pets", ["cat", "dog"])  # 6x6 = 36 pixels each
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 20)  # 36 lies in PIL's warning band
+    with pytest.raises(InputError, match=r"is too large: .*refused"):
+        _load(tmp_path, source=root)
+
+
+def test_importing_cleanlab_leaves_warnings_on(tmp_path):
+    """cleanlab's import silences every warning of the process; ours must not let it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    images = [_png(_rgb(i)) for i in range(5)] + [_png(_rgb(9, 8, 8))]
+    source = _image_parquet(tmp_path / "mix.parquet", images, [0, 1, 0, 1, 0, 1], ["a", "b"])
+    code = (
+        "import scoring.scores, scoring.training.pipeline\n"  # both import cleanlab
+        "from scoring.config import DataConfig\n"
+        "from scoring.data import load\n"
+        f"load(DataConfig(source={str(source)!r}, test_fraction=0.34), "
+        f"hf_cache_dir={str(tmp_path / 'hf')!r})\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resizing all to 5x4" in out.stderr
