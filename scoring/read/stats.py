@@ -379,3 +379,82 @@ def pair_frame(table: pd.DataFrame, x: str, y: str, label_names: Sequence[str]) 
     else:
         out["colour"] = out["label"]
     return out[np.isfinite(out[x]) & np.isfinite(out[y])].reset_index(drop=True)
+
+
+def _rank_rows(matrix: FloatArray) -> FloatArray:
+    """Average ranks of each row (ties share their mean rank), as scipy's rankdata."""
+    from scipy.stats import rankdata
+
+    return rankdata(matrix, axis=-1).astype(np.float64)
+
+
+def _pearson_rows(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Pearson correlation of matching rows of `a` and `b`, shape (n_rows,); NaN if constant."""
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    denom = np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (a * b).sum(axis=-1) / denom, np.nan)
+
+
+def _spearman(a: FloatArray, b: FloatArray) -> float:
+    return float(_pearson_rows(_rank_rows(a[None]), _rank_rows(b[None]))[0])
+
+
+def rank_stability(
+    per_run: npt.ArrayLike, *, max_splits: int = 20, seed: int = 0
+) -> dict[str, Any] | None:
+    """How reproducible a score's ranking is across independent training runs.
+
+    Never compares a run with a mean that contains it (that inflates agreement: pure noise
+    already scores about 1/sqrt(R) against the mean of R runs including itself).
+
+    Parameters
+    ----------
+    per_run : array-like of shape (n_runs, n_examples)
+        The score of every example from each run.
+    max_splits : int
+        Random disjoint splits averaged per point of the curve (all splits when fewer).
+    seed : int
+        Seeds the choice of splits.
+
+    Returns
+    -------
+    dict or None (fewer than 2 runs, or fewer than 3 examples)
+        ``spearman_loo``: mean over runs r of Spearman(run r, mean of the other runs);
+        ``spearman_pairwise``: mean Spearman over all pairs of runs;
+        ``spearman_loo_per_run``: the R leave-one-out values;
+        ``curve``: list of {"n_runs": n, "spearman": rho} for n = 1 .. R // 2, rho the mean
+        Spearman between the mean of n runs and the mean of n *other* runs (Data Diet's
+        check of how many runs a score needs);
+        ``chance``: 1.96 / sqrt(N - 1), the |rho| two independent random rankings of N
+        examples stay below 95% of the time.
+    """
+    scores = np.asarray(per_run, dtype=np.float64)
+    if scores.ndim != 2:
+        raise InputError(f"per_run must have shape (n_runs, n_examples), got {scores.shape}")
+    n_runs, n = scores.shape
+    if n_runs < 2 or n < 3:
+        return None
+    ranks = _rank_rows(scores)  # (R, N)
+    total = scores.sum(axis=0)
+    others = (total[None] - scores) / (n_runs - 1)  # (R, N): mean of the other runs
+    loo = _pearson_rows(ranks, _rank_rows(others))
+    i, j = np.triu_indices(n_runs, k=1)
+    pairwise = _pearson_rows(ranks[i], ranks[j])
+    rng = np.random.default_rng(seed)
+    curve = []
+    for k in range(1, n_runs // 2 + 1):
+        rhos = []
+        for _ in range(max_splits):
+            order = rng.permutation(n_runs)
+            a, b = scores[order[:k]].mean(axis=0), scores[order[k : 2 * k]].mean(axis=0)
+            rhos.append(_spearman(a, b))
+        curve.append({"n_runs": k, "spearman": float(np.nanmean(rhos))})
+    return {
+        "spearman_loo": float(np.nanmean(loo)),
+        "spearman_pairwise": float(np.nanmean(pairwise)),
+        "spearman_loo_per_run": [float(v) for v in loo],
+        "curve": curve,
+        "chance": float(1.96 / np.sqrt(n - 1)),
+    }

@@ -228,3 +228,51 @@ def test_pair_frame_colours():
     assert noisy["colour"].tolist() == ["injected noise", "clean"]
     with pytest.raises(InputError, match="two different"):
         stats.pair_frame(table, "a", "a", ["cat", "dog"])
+
+
+# --- rank stability across runs -------------------------------------------------------------
+
+
+def test_rank_stability_matches_scipy_by_hand():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    signal = rng.normal(size=200)
+    per_run = signal[None] + rng.normal(scale=1.0, size=(5, 200))  # (R, N)
+    got = stats.rank_stability(per_run)
+    loo = [
+        spearmanr(per_run[r], np.delete(per_run, r, axis=0).mean(axis=0)).statistic
+        for r in range(5)
+    ]
+    pairs = [spearmanr(per_run[a], per_run[b]).statistic for a in range(5) for b in range(a + 1, 5)]
+    assert got["spearman_loo_per_run"] == pytest.approx(loo, abs=1e-12)
+    assert got["spearman_loo"] == pytest.approx(np.mean(loo), abs=1e-12)
+    assert got["spearman_pairwise"] == pytest.approx(np.mean(pairs), abs=1e-12)
+    assert [p["n_runs"] for p in got["curve"]] == [1, 2]
+    # One run against another is exactly the pairwise figure, whichever pairs are drawn.
+    assert got["curve"][0]["spearman"] == pytest.approx(np.mean(pairs), abs=0.08)
+    assert got["curve"][1]["spearman"] > got["curve"][0]["spearman"]  # averaging helps
+    assert got["chance"] == pytest.approx(1.96 / np.sqrt(199))
+
+
+def test_rank_stability_of_pure_noise_sits_at_chance():
+    """The old figure (a run against a mean containing it) reads ~1/sqrt(R) on pure noise."""
+    per_run = np.random.default_rng(0).normal(size=(4, 3000))
+    got = stats.rank_stability(per_run)
+    assert abs(got["spearman_loo"]) < got["chance"]
+    assert abs(got["spearman_pairwise"]) < got["chance"]
+    included = np.mean(
+        [
+            np.corrcoef(stats._rank_rows(r[None])[0], stats._rank_rows(per_run.mean(0)[None])[0])[
+                0, 1
+            ]
+            for r in per_run
+        ]
+    )
+    assert included == pytest.approx(0.5, abs=0.05)  # 1/sqrt(4): what the old figure showed
+
+
+def test_rank_stability_needs_two_runs():
+    assert stats.rank_stability(np.ones((1, 10))) is None
+    with pytest.raises(InputError, match="n_runs, n_examples"):
+        stats.rank_stability(np.ones(10))
