@@ -3,10 +3,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
+# Also installs this repo in editable mode: the `winnow` command (= python -m scoring).
+$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e .
 	touch $@
 
 .PHONY: setup run score-digits test test-slow lint bench
@@ -18,8 +20,8 @@ run: setup
 
 # The engine alone: score the embedded digits with every score and list the cache.
 score-digits: setup
-	$(BIN)/python -m scoring score --dataset digits
-	$(BIN)/python -m scoring list
+	$(BIN)/winnow score --dataset digits
+	$(BIN)/winnow list
 
 test: setup
 	$(BIN)/python -m pytest -q

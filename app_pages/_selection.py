@@ -1,17 +1,25 @@
-"""Selection controls that the Pruning and Export pages share (one implementation, one state).
+"""The selection widgets that the Pruning and Export pages share (one implementation, one state).
 
 Both pages read and write the same `ui().choices` keys (`prune_*`), so a selection set on one
-page is the selection on the other; each page passes its own widget keys.
+page is the selection on the other; each page gives its own widget-key prefix. Which controls
+show for a rule comes from the rule registry (`scoring.prune.rules.RULES`): a rule's `uses`
+names the parameters whose widgets appear, its `label` and `help` are what the menu and the
+caption say, and `seeded` decides whether a seed is offered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
 import streamlit as st
 
-from app_pages._shared import read_decisions, remembered
+from app_pages._shared import page_header, pick, read_decisions, remembered
 from scoring.errors import InputError
-from scoring.prune.select import auto_offset
-from scoring.read.views import RunView
+from scoring.prune.rules import PARAMETERS, RULES, parameter_help, rules_using
+from scoring.prune.select import SelectionConfig, auto_offset, check_config, lost_classes
+from scoring.read.views import NORMALIZATIONS, RunView
 
 AUTO_OFFSET_HELP = (
     "Data Diet found the best offset equals the label-noise rate; this uses the share of "
@@ -19,12 +27,130 @@ AUTO_OFFSET_HELP = (
 )
 
 
-def offset_control(run: RunView, *, keys: tuple[str, str] | None = None) -> float:
-    """The offset slider, or the run's own noise estimate (cl_issue share) when auto is on.
+@dataclass(frozen=True)
+class Selection:
+    """What the selection widgets describe."""
 
-    `keys` are the widget keys of the auto checkbox and the slider (default `w_prune_*`).
+    config: SelectionConfig | None  # None when refused; `refusal` then says why
+    use_decisions: bool  # apply the Mislabeled page's decisions first
+    refusal: str | None  # the engine's message for a selection that cannot be made
+    score: str  # the score chosen, also for a rule that reads none (pages still draw it)
+
+
+def scored_page_header(title: str, *, purpose: str) -> RunView:
+    """`page_header`, and a way forward (then stop) when the run holds no scores to use."""
+    run = page_header(title)
+    if not run.score_keys:
+        st.info(
+            f"This run holds no scores to {purpose}. Score a run on the **Home** page first.",
+            icon=":material/info:",
+        )
+        st.stop()
+    return run
+
+
+def selection_controls(
+    run: RunView, *, prefix: str, decisions_help: str, seed: bool = False
+) -> Selection:
+    """Score, rule, normalization, fraction, the rule's own parameters, balance, decisions.
+
+    Parameters
+    ----------
+    run : RunView
+    prefix : str
+        Widget-key prefix of the page ("w_prune_", "export_"); the remembered choices are
+        shared (`prune_*`) whatever the prefix.
+    decisions_help : str
+        What applying the decisions means on this page.
+    seed : bool
+        Offer a seed for seeded rules (the Pruning preview always shows seed 0).
     """
-    auto_key, slider_key = keys or (None, None)
+    keys = run.score_keys
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        score = pick("Score", keys, key="score", index=keys.index("el2n") if "el2n" in keys else 0)
+    with c2:
+        name = pick(
+            "Rule",
+            list(RULES),
+            "prune_rule",
+            widget_key=f"{prefix}rule",
+            format_func=lambda r: RULES[r].label,
+        )
+    with c3:
+        normalization = pick(
+            "Normalization",
+            list(NORMALIZATIONS),
+            "prune_norm",
+            widget_key=f"{prefix}norm",
+            format_func=lambda n: f"{n}: {NORMALIZATIONS[n]}",
+        )
+    rule = RULES[name]
+    st.caption(f"{rule.label[0].upper()}{rule.label[1:]}: {rule.help}.")
+
+    c1, c2 = st.columns(2)
+    with c1:
+        fraction = remembered(
+            st.slider,
+            "Fraction kept",
+            "prune_fraction",
+            0.5,
+            key=f"{prefix}fraction",
+            min_value=0.05,
+            max_value=1.0,
+            step=0.05,
+        )
+    with c2:  # score and normalization are always shown: the pages draw the score anyway
+        params = {
+            param: _parameter(run, param, prefix)
+            for param in PARAMETERS
+            if param in rule.uses and param not in ("score", "normalization")
+        }
+    c1, c2, c3 = st.columns([1, 1, 2])
+    with c1:
+        balanced = remembered(
+            st.checkbox,
+            "Class-balanced",
+            "prune_balanced",
+            False,
+            key=f"{prefix}balanced",
+            help="Keep the fraction within each class (at least one example per class).",
+        )
+    chosen_seed = 0
+    with c2:
+        if seed and rule.seeded:
+            chosen_seed = remembered(
+                st.number_input,
+                "Seed",
+                "prune_seed",
+                0,
+                key=f"{prefix}seed",
+                min_value=0,
+                max_value=2**31 - 1,
+                step=1,
+                help="The Pruning preview shows seed 0; the manifest records the seed used.",
+            )
+    with c3:
+        use_decisions = _decisions_control(run, key=f"{prefix}decisions", help=decisions_help)
+
+    config = SelectionConfig(
+        rule=name,
+        fraction=round(float(fraction), 2),  # the slider's float steps carry round-off
+        score=score if rule.ranks else None,
+        normalization=normalization,
+        class_balanced=bool(balanced),
+        seed=int(chosen_seed),
+        **params,
+    )
+    try:
+        check_config(config)
+    except InputError as err:
+        return Selection(None, use_decisions, str(err), score)
+    return Selection(config, use_decisions, None, score)
+
+
+def _offset_control(run: RunView, prefix: str) -> float:
+    """The offset slider, or the run's own noise estimate (cl_issue share) when auto is on."""
     auto = False
     if "cl_issue" in run.table.columns:
         auto = remembered(
@@ -32,7 +158,7 @@ def offset_control(run: RunView, *, keys: tuple[str, str] | None = None) -> floa
             "auto (noise estimate from cl_issue)",
             "prune_auto_offset",
             False,
-            key=auto_key,
+            key=f"{prefix}auto_offset",
             help=AUTO_OFFSET_HELP,
         )
     offset = remembered(
@@ -40,11 +166,12 @@ def offset_control(run: RunView, *, keys: tuple[str, str] | None = None) -> floa
         "Offset: hardest share dropped first",
         "prune_offset",
         0.1,
-        key=slider_key,
+        key=f"{prefix}offset",
         min_value=0.0,
         max_value=0.5,
         step=0.01,
         disabled=bool(auto),
+        help=parameter_help("offset"),
     )
     offset = round(float(offset), 2)
     if not auto:
@@ -58,10 +185,48 @@ def offset_control(run: RunView, *, keys: tuple[str, str] | None = None) -> floa
         f"Auto offset: **{estimate:.3f}**, the share of examples cl_issue flags as "
         "likely mislabeled."
     )
-    return estimate
+    return float(estimate)
 
 
-def decisions_control(run: RunView, *, help: str, key: str | None = None) -> bool:
+@dataclass(frozen=True)
+class _Number:
+    """A number input for one rule parameter."""
+
+    label: str
+    default: float | int
+    min_value: float | int
+    max_value: float | int
+    step: float | int
+    cast: Callable[[float], float | int]  # the config's type (and rounding of float steps)
+
+
+_NUMBERS = {
+    "temperature": _Number("Temperature", 1.0, 0.01, 100.0, 0.1, float),
+    "beta": _Number("Beta: hardest share dropped", 0.1, 0.0, 0.95, 0.05, lambda v: round(v, 4)),
+    "bins": _Number("Bins", 50, 1, 1000, 1, int),
+}
+
+
+def _parameter(run: RunView, name: str, prefix: str) -> float | int:
+    """The widget of one rule parameter beyond score and normalization (`PARAMETERS`)."""
+    if name == "offset":
+        return _offset_control(run, prefix)
+    spec = _NUMBERS[name]
+    value = remembered(
+        st.number_input,
+        f"{spec.label} ({', '.join(rules_using(name))})",
+        f"prune_{name}",
+        spec.default,
+        key=f"{prefix}{name}",
+        min_value=spec.min_value,
+        max_value=spec.max_value,
+        step=spec.step,
+        help=parameter_help(name),
+    )
+    return spec.cast(float(value))
+
+
+def _decisions_control(run: RunView, *, help: str, key: str) -> bool:
     """Whether to apply the Mislabeled page's decisions (disabled while there are none)."""
     made = read_decisions(run)
     n = len(made)
@@ -76,3 +241,20 @@ def decisions_control(run: RunView, *, help: str, key: str | None = None) -> boo
         st.checkbox, label, "prune_decisions", False, key=key, disabled=n == 0, help=help
     )
     return bool(applied) and n > 0
+
+
+def warn_lost_classes(run: RunView, labels: np.ndarray, kept: np.ndarray) -> None:
+    """Warn when the kept rows hold no example of a class the rows in play have.
+
+    `labels` and `kept` are of shape (N',): the labels that matter on the page (trained on,
+    or written) and the kept mask of a `SelectionPlan`.
+    """
+    lost = lost_classes(labels, np.flatnonzero(kept))
+    if lost:
+        names = run.label_names
+        st.warning(
+            f"This selection keeps no example of {len(lost)} class(es): "
+            f"{', '.join(names[c] for c in lost)}. A model trained on it can never predict "
+            "them; turn on **Class-balanced** or keep a larger fraction.",
+            icon=":material/warning:",
+        )

@@ -56,9 +56,13 @@ def _load_run_cached(path: str, stamp: tuple[float, float]) -> RunView:
 
 
 def read_run(path: str | Path) -> RunView:
-    """A finished run, re-read whenever its scores or decisions file changes (mtime key)."""
+    """A finished run, re-read whenever its scores or status file changes (mtime key).
+
+    Decisions change more often and are read apart, by `read_decisions`.
+    """
     p = Path(path)
-    return _load_run_cached(str(p), (mtime(p / "scores.parquet"), mtime(p / "status.json")))
+    rd = store.RunDir(p)
+    return _load_run_cached(str(p), (mtime(rd.scores_file), mtime(rd.status_file)))
 
 
 def finished_runs() -> list[store.RunInfo]:
@@ -104,14 +108,27 @@ def sample_note(frame: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0
     return frame.sample(max_points, random_state=seed)
 
 
-def pick(label: str, options: list, key: str, **kw):
-    """A selectbox whose choice survives page switches (kept in UIState.choices)."""
-    state = ui()
-    remembered = state.choices.get(key)
-    default = kw.pop("index", 0)
-    index = options.index(remembered) if remembered in options else default
-    value = st.selectbox(label, options, index=index, key=f"w_{key}", **kw)
-    state.choices[key] = value
+def pick(
+    label: str,
+    options: list,
+    key: str,
+    *,
+    index: int = 0,
+    widget=st.selectbox,
+    widget_key: str | None = None,
+    **kw,
+):
+    """A selectbox (or radio) over `options` whose choice survives page switches.
+
+    It starts from, and writes back to, `ui().choices[key]`, so pages that share a setting
+    (Pruning and Export) stay in step; `index` is the option shown before any choice. The
+    widget key defaults to `w_<key>`.
+    """
+    choices = ui().choices
+    chosen = choices.get(key)
+    start = options.index(chosen) if chosen in options else index
+    value = widget(label, options, index=start, key=widget_key or f"w_{key}", **kw)
+    choices[key] = value
     return value
 
 
@@ -120,26 +137,6 @@ def remembered(widget, label: str, choice: str, default: object, *, key: str | N
     to, `ui().choices[choice]`; its widget key defaults to `w_<choice>`."""
     choices = ui().choices
     value = widget(label, value=choices.get(choice, default), key=key or f"w_{choice}", **kw)
-    choices[choice] = value
-    return value
-
-
-def remembered_choice(
-    widget,
-    label: str,
-    options: list,
-    choice: str,
-    default: object,
-    *,
-    key: str | None = None,
-    **kw,
-):
-    """A selectbox or radio over `options` that starts from, and writes back to,
-    `ui().choices[choice]`, so pages that share a setting (Pruning, Export) stay in step."""
-    choices = ui().choices
-    remembered = choices.get(choice, default)
-    index = options.index(remembered) if remembered in options else 0
-    value = widget(label, options, index=index, key=key or f"w_{choice}", **kw)
     choices[choice] = value
     return value
 

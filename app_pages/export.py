@@ -1,36 +1,37 @@
 """Export: write the examples the current selection keeps, with a manifest that reproduces it.
 
-The selection is the one set on the Pruning page (the same `ui().choices` keys), so what was
-previewed and retrained on is what gets written; compact copies of its controls here change
-it for both pages. The summary is computed the way `scoring.prune.export` picks rows (the rule over
-the whole run, then decisions drop / relabel among the selected), so its counts are the ones
-the manifest will hold. Writing runs in this process: `scoring.prune.export` is I/O + pandas +
-`datasets`, no torch, and takes seconds even on large runs.
+The selection is the one set on the Pruning page: both pages draw the same widgets
+(`app_pages._selection`) over the same remembered choices, so what was previewed and retrained
+on is what gets written. The summary comes from the one selection planner
+(`scoring.prune.plan`: decisions first, then the rule) that the export writer calls too, so
+its counts are the ones the manifest will hold. Writing runs in this process:
+`scoring.prune.export` is I/O + pandas + `datasets`, no torch, and takes seconds even on
+large runs.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages._selection import decisions_control, offset_control
-from app_pages._shared import page_header, pick, read_decisions, remembered, remembered_choice, ui
+from app_pages._selection import (
+    Selection,
+    scored_page_header,
+    selection_controls,
+    warn_lost_classes,
+)
+from app_pages._shared import pick, read_decisions, remembered, ui
 from scoring import store
 from scoring.errors import InputError
 from scoring.prune.export import FORMATS, export_selection, manifest_path, resolve_out
-from scoring.prune.select import (
-    RULES,
-    SelectionConfig,
-    apply_decisions,
-    check_config,
-    select_run,
-)
-from scoring.read.views import NORMALIZATIONS, RunView
+from scoring.prune.plan import SelectionPlan, plan_selection, source_labels
+from scoring.prune.rules import PARAMETERS, RULES
+from scoring.prune.select import SelectionConfig
+from scoring.read.views import RunView
 
 FORMAT_NAMES = {
     "parquet": "Parquet",
@@ -50,16 +51,6 @@ LOADERS = {
     "jsonl": 'datasets.load_dataset("json", data_files={path!r}, split="train")',
     "hf": "datasets.load_from_disk({path!r})",
 }
-RULE_NAMES = {
-    "hardest": "keep hardest",
-    "easiest": "keep easiest",
-    "random": "random",
-    "offset": "offset window",
-    "stratified": "stratified coverage",
-    "softmax": "softmax sampling",
-    "linear": "linear sampling",
-}
-SEEDED_RULES = ("random", "stratified", "softmax", "linear")  # rules whose pick depends on seed
 # The engine's refusals speak CLI; on this page the same switches are widgets.
 CLI_WORDS = {
     "pass --force to overwrite it": "tick **Overwrite an existing export** to replace it",
@@ -68,218 +59,60 @@ CLI_WORDS = {
 }
 
 
-# --- remembered widgets (the Pruning page's choice keys, this page's widget keys) -----------
+def _plan(run: RunView, selection: Selection) -> SelectionPlan:
+    """What an export of the selection will hold (the planner the writer calls)."""
+    assert selection.config is not None  # the caller shows the refusal otherwise
+    made = read_decisions(run) if selection.use_decisions else None
+    return plan_selection(run, selection.config, made)
 
 
-# --- reads -----------------------------------------------------------------------------------
-
-
-# --- the selection ---------------------------------------------------------------------------
-
-
-def _controls(run: RunView) -> tuple[SelectionConfig | None, bool, str | None]:
-    """The selection (Pruning's remembered values), whether to apply decisions, any refusal."""
-    keys = run.score_keys
-    c1, c2, c3 = st.columns(3)
-    with c1:
-        default = keys.index("el2n") if "el2n" in keys else 0
-        score = pick("Score", keys, key="score", index=default)
-    with c2:
-        rule = remembered_choice(
-            st.selectbox,
-            "Rule",
-            list(RULES),
-            "prune_rule",
-            "hardest",
-            key="export_rule",
-            format_func=RULE_NAMES.get,
-        )
-    with c3:
-        normalization = remembered_choice(
-            st.selectbox,
-            "Normalization",
-            list(NORMALIZATIONS),
-            "prune_norm",
-            "none",
-            key="export_norm",
-            format_func=lambda n: f"{n}: {NORMALIZATIONS[n]}",
-        )
-    c1, c2 = st.columns(2)
-    with c1:
-        fraction = remembered(
-            st.slider,
-            "Fraction kept",
-            "prune_fraction",
-            0.5,
-            key="export_fraction",
-            min_value=0.05,
-            max_value=1.0,
-            step=0.05,
-        )
-    fraction = round(float(fraction), 2)  # the slider's float steps carry round-off
-    offset, temperature, beta, seed = 0.0, 1.0, 0.1, 0
-    with c2:
-        if rule == "offset":
-            offset = offset_control(run, keys=("export_auto_offset", "export_offset"))
-        elif rule == "softmax":
-            temperature = remembered(
-                st.number_input,
-                "Temperature (softmax)",
-                "prune_temperature",
-                1.0,
-                key="export_temperature",
-                min_value=0.01,
-                max_value=100.0,
-                step=0.1,
-            )
-        elif rule == "stratified":
-            beta = remembered(
-                st.number_input,
-                "Beta: hardest share dropped (stratified)",
-                "prune_beta",
-                0.1,
-                key="export_beta",
-                min_value=0.0,
-                max_value=0.95,
-                step=0.05,
-            )
-    c1, c2, c3 = st.columns([1, 1, 2])
-    with c1:
-        balanced = remembered(
-            st.checkbox, "Class-balanced", "prune_balanced", False, key="export_balanced"
-        )
-    with c2:
-        if rule in SEEDED_RULES:
-            seed = remembered(
-                st.number_input,
-                "Seed",
-                "export_seed",
-                0,
-                key="export_seed",
-                min_value=0,
-                max_value=2**31 - 1,
-                step=1,
-                help="The Pruning preview shows seed 0; the manifest records the seed used.",
-            )
-    with c3:
-        use_decisions = decisions_control(
-            run,
-            key="export_decisions",
-            help="Among the selected examples, leave out those marked Drop and write relabeled "
-            "ones with their new label (the old one goes to an `original_label` column).",
-        )
-
-    sel = SelectionConfig(
-        rule=rule,
-        fraction=fraction,
-        score=None if rule == "random" else score,
-        normalization=normalization,
-        offset=float(offset),
-        class_balanced=bool(balanced),
-        temperature=float(temperature),
-        beta=round(float(beta), 4),
-        seed=int(seed),
-    )
-    try:
-        check_config(sel)
-    except InputError as err:
-        return None, use_decisions, str(err)
-    return sel, use_decisions, None
-
-
-@dataclass
-class Plan:
-    """What an export of the selection will hold (the counts its manifest records)."""
-
-    selected: int  # examples the rule picks
-    dropped: int  # of those, left out by drop decisions
-    relabelled: int  # of those kept, written with a new label
-    counts: np.ndarray  # (K,) examples written per class (source labels, relabels applied)
-    totals: np.ndarray  # (K,) examples per class in the run (source labels)
-
-
-def _plan(run: RunView, sel: SelectionConfig, use_decisions: bool) -> Plan:
-    """Pick rows as `scoring.prune.export` does: the rule over every example, then the decisions."""
-    positions = select_run(run, sel)  # (n_selected,)
-    picked = run.table.iloc[positions]
-    # The export writes the source's labels: a --noise check's permuted `label` is not data.
-    column = "true_label" if "true_label" in run.table.columns else "label"
-    labels = picked[column].to_numpy(np.int64)  # (n_selected,)
-    keep, new = np.ones(labels.shape[0], dtype=bool), labels
-    if use_decisions:
-        keep, new = apply_decisions(picked["id"].to_numpy(np.int64), labels, read_decisions(run))
-    if not keep.any():
-        raise InputError(
-            f"the selection is empty after applying decisions: all {labels.shape[0]} selected "
-            "examples are dropped; keep a larger fraction or export without the decisions"
-        )
-    k = len(run.label_names)
-    return Plan(
-        selected=int(labels.shape[0]),
-        dropped=int((~keep).sum()),
-        relabelled=int((new != labels)[keep].sum()),
-        counts=np.bincount(new[keep], minlength=k)[:k],
-        totals=np.bincount(run.table[column].to_numpy(np.int64), minlength=k)[:k],
-    )
-
-
-def _describe(sel: SelectionConfig, n_all: int, plan: Plan, use_decisions: bool) -> str:
+def _describe(sel: SelectionConfig, n_all: int, plan: SelectionPlan, use_decisions: bool) -> str:
     """One line of markdown naming the selection and what it writes."""
-    what = f"**{RULE_NAMES[sel.rule]}**"
-    if sel.rule != "random":
+    rule = RULES[sel.rule]
+    what = f"**{rule.label}**"
+    if rule.ranks:
         norm = "" if sel.normalization == "none" else f", {sel.normalization} z-scores"
         what += f" by **{sel.score}**{norm}"
     what += f", fraction **{sel.fraction:g}**"
     if sel.class_balanced:
         what += " of each class"
-    if sel.rule == "offset":
-        what += f" after dropping the hardest {sel.offset:.3g}"
-    elif sel.rule == "stratified":
-        what += f", beta {sel.beta:g}"
-    elif sel.rule == "softmax":
-        what += f", temperature {sel.temperature:g}"
-    if sel.rule in SEEDED_RULES:
+    for name in PARAMETERS:
+        if name in rule.uses and name not in ("score", "normalization"):
+            what += f", {name} {getattr(sel, name):.3g}"
+    if rule.seeded:
         what += f", seed {sel.seed}"
-    written = int(plan.counts.sum())
-    text = f"{what}: writes **{written:,}** of {n_all:,} examples"
+    text = f"{what}: writes **{plan.n_kept:,}** of {n_all:,} examples"
     if use_decisions:
         text += (
-            f" ({plan.selected:,} selected, {plan.dropped:,} dropped and "
-            f"{plan.relabelled:,} relabelled by your decisions)"
+            f" (your decisions dropped {plan.n_dropped:,} before selecting; "
+            f"{plan.n_relabelled:,} written relabelled)"
         )
     return text + "."
 
 
-def _show_summary(
-    run: RunView, sel: SelectionConfig | None, use_decisions: bool, refusal: str | None
-) -> Plan | None:
+def _show_summary(run: RunView, selection: Selection) -> SelectionPlan | None:
     """The selection in words and per class; None (with a warning) when it cannot be written."""
-    if refusal:
-        st.warning(refusal, icon=":material/warning:")
+    if selection.refusal:
+        st.warning(selection.refusal, icon=":material/warning:")
         return None
-    assert sel is not None  # no refusal -> a checked selection
     try:
-        plan = _plan(run, sel, use_decisions)
+        plan = _plan(run, selection)
     except InputError as err:
         st.warning(str(err), icon=":material/warning:")
         return None
-    st.markdown(_describe(sel, len(run.table), plan, use_decisions))
+    assert selection.config is not None  # planned -> a checked selection
+    st.markdown(_describe(selection.config, len(run.table), plan, selection.use_decisions))
+    warn_lost_classes(run, plan.final_labels, plan.kept)
     names = run.label_names
-    empty = [names[c] for c in np.flatnonzero((plan.counts == 0) & (plan.totals > 0))]
-    if empty:
-        st.warning(
-            f"This selection keeps no example of {len(empty)} class(es): {', '.join(empty)}. "
-            "A model trained on it can never predict them; turn on **Class-balanced** or keep "
-            "a larger fraction.",
-            icon=":material/warning:",
-        )
+    written = plan.written_per_class(len(names))  # (K,)
+    totals = np.bincount(source_labels(run), minlength=len(names))[: len(names)]  # (K,)
     st.dataframe(
         pd.DataFrame(
             {
                 "class": names,
-                "written": plan.counts,
-                "in the run": plan.totals,
-                "share": np.divide(plan.counts, np.maximum(plan.totals, 1)),
+                "written": written,
+                "in the run": totals,
+                "share": np.divide(written, np.maximum(totals, 1)),
             }
         ),
         hide_index=True,
@@ -318,13 +151,11 @@ def _output_controls(run: RunView) -> tuple[str, str, str, bool]:
     choices = ui().choices
     c1, c2 = st.columns([1, 2])
     with c1:
-        fmt = remembered_choice(
-            st.selectbox,
+        fmt = pick(
             "Format",
             list(FORMATS),
             "export_format",
-            "parquet",
-            key="export_format",
+            widget_key="export_format",
             format_func=FORMAT_NAMES.get,
         )
     with c2:
@@ -381,7 +212,7 @@ def _export(
     run: RunView,
     sel: SelectionConfig,
     use_decisions: bool,
-    plan: Plan,
+    plan: SelectionPlan,
     *,
     fmt: str,
     folder: str,
@@ -389,7 +220,7 @@ def _export(
     force: bool,
 ) -> None:
     try:
-        with st.spinner(f"Writing {int(plan.counts.sum()):,} examples…"):
+        with st.spinner(f"Writing {plan.n_kept:,} examples…"):
             path = export_selection(
                 run.path,
                 sel,
@@ -454,13 +285,7 @@ def _show_last(run: RunView) -> None:
 
 # --- page ------------------------------------------------------------------------------------
 
-current = page_header("Export")
-if not current.score_keys:
-    st.info(
-        "This run holds no scores to select by. Score a run on the **Home** page first.",
-        icon=":material/info:",
-    )
-    st.stop()
+current = scored_page_header("Export", purpose="select by")
 st.caption(
     "Write the examples the selection keeps, with their ids, scores and a manifest that "
     "reproduces the selection, as a file or a `datasets` folder."
@@ -472,9 +297,15 @@ st.markdown(
     "and retrain on it. Change it there or here: both pages share it."
 )
 with st.expander("Change the selection", icon=":material/tune:"):
-    selection, apply_made, refusal = _controls(current)
+    selection = selection_controls(
+        current,
+        prefix="export_",
+        seed=True,
+        decisions_help="Leave out the examples marked Drop and write relabeled ones with their "
+        "new label (the old one goes to an `original_label` column), before the rule selects.",
+    )
 with summary:  # drawn above the controls, from their current values
-    plan = _show_summary(current, selection, apply_made, refusal)
+    plan = _show_summary(current, selection)
 
 st.header("Write")
 fmt_, folder_, out_, force_ = _output_controls(current)
@@ -488,11 +319,11 @@ if st.button(
     disabled=plan is None or target is None,
     icon=":material/save:",
 ):
-    assert selection is not None and plan is not None  # the button is disabled otherwise
+    assert selection.config is not None and plan is not None  # else the button is disabled
     _export(
         current,
-        selection,
-        apply_made,
+        selection.config,
+        selection.use_decisions,
         plan,
         fmt=fmt_,
         folder=folder_,

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages._shared import MAX_POINTS, cache_dir, mtime, page_header, pick, sample_note, ui
-from scoring import jobs
+from scoring import jobs, store
 from scoring.errors import InputError
 from scoring.read.maps import read_map, suspect_flags
 from scoring.read.views import RunView, hardness
@@ -40,10 +40,9 @@ def _map_cached(run: str, mtime: float) -> pd.DataFrame | None:
 @st.cache_data(show_spinner=False, max_entries=4)
 def _texts_cached(run: str, mtime: float) -> pd.Series | None:
     """id -> short text for hover boxes (a pair reads "first ‖ second")."""
-    path = Path(run) / "examples" / "texts.parquet"
-    if not path.exists():
+    texts = store.RunDir(run).read_texts()
+    if texts is None:
         return None
-    texts = pd.read_parquet(path)
     joined = texts["text"].astype(str)
     if "text_pair" in texts.columns:
         joined = joined + " ‖ " + texts["text_pair"].astype(str)
@@ -80,7 +79,7 @@ def _embedding_frame(run: RunView, coords: pd.DataFrame) -> pd.DataFrame:
     frame["label name"] = _names(frame["label"], run.label_names)
     if "pred" in frame.columns:
         frame["predicted"] = _names(frame["pred"], run.label_names)
-    texts = _texts_cached(str(run.path), mtime(run.path / "examples" / "texts.parquet"))
+    texts = _texts_cached(str(run.path), mtime(store.RunDir(run.path).texts_file))
     if texts is not None:
         frame["text"] = frame["id"].map(texts).fillna("")
     return frame
@@ -208,7 +207,7 @@ def _known_job(run: RunView) -> str | None:
 
 def _compute_button(run: RunView, label: str) -> None:
     if st.button(label, key="map_compute", type="primary", icon=":material/scatter_plot:"):
-        ui().choices[_job_key(run)] = jobs.start("map", ["--run", str(run.path)], cache_dir())
+        ui().choices[_job_key(run)] = jobs.start_map(run.path, cache_dir())
         st.rerun()  # show the polling view straight away
 
 
@@ -324,7 +323,7 @@ current = page_header("Map")
 st.header("Embedding map")
 problem = None
 try:
-    coords = _map_cached(str(current.path), mtime(current.path / "map.parquet"))
+    coords = _map_cached(str(current.path), mtime(store.RunDir(current.path).map_file))
 except (InputError, OSError, ValueError) as err:  # a damaged file: offer to recompute
     coords, problem = None, f"The saved map could not be read ({err})."
 embedded = None if coords is None else _embedding_frame(current, coords)

@@ -194,7 +194,8 @@ def render(view: RunView) -> None:
     ranked = suspects.rank_suspects(view, detector, top)
     latest = decisions.latest(view.path)  # read once per render, after any callback wrote
     saved = len(latest)
-    st.markdown(f"**{saved} decision{'' if saved == 1 else 's'} saved to decisions.jsonl**")
+    file = decisions.path_of(view.path).name
+    st.markdown(f"**{saved} decision{'' if saved == 1 else 's'} saved to {file}**")
     if view.has_noise:
         noise_section(view, detector, ranked)
     pages = math.ceil(len(ranked) / PER_PAGE)

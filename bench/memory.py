@@ -130,8 +130,11 @@ def measure(n: int, steps: set[str], old: dict) -> dict:
         scored = _child(SCORE.format(data=data, scores=SCORES, cache=str(CACHE)))
         row.update(score_wall_s=scored["wall_s"], score_peak_mb=scored["peak_rss_mb"])
         row["run"] = scored["run"]
+    sys.path.insert(0, str(ROOT))
+    from scoring.store import RunDir  # light (numpy, pandas): the parent is not measured
+
     run = Path(row["run"])
-    summary = json.loads((run / "summary.json").read_text())
+    summary = RunDir(run).read_summary()
     if "grads" in steps:
         grads = _child(GRADS.format(data=data))
         row.update(grad_alone_s=grads["grad_s"], grad_extra_mb=grads["grad_extra_mb"])

@@ -53,8 +53,9 @@ def synthetic_parquet(n: int) -> Path:
 
 
 def build_run(n: int) -> Path:
+    from scoring import store
     from scoring.config import DataConfig, ScoreConfig, TrainConfig
-    from scoring.read.maps import MAP_FILE, compute_map
+    from scoring.read.maps import compute_map
     from scoring.training.pipeline import score
 
     # 10% is carved out for testing, so make n / 0.9 rows to keep n training examples.
@@ -65,7 +66,7 @@ def build_run(n: int) -> Path:
     )
     t0 = time.perf_counter()
     run = score(cfg, OUT / "cache", show_progress=True)
-    if not (run / MAP_FILE).exists():
+    if not store.RunDir(run).map_file.exists():
         compute_map(run)
     print(f"run ready in {time.perf_counter() - t0:.1f} s: {run}", file=sys.stderr)
     return run
@@ -97,8 +98,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    from scoring import store
+
     run = build_run(args.n)
-    n_train = len(pd.read_parquet(run / "scores.parquet", columns=["id"]))
+    n_train = len(store.RunDir(run).read_scores(columns=["id"]))
     print(f"{n_train:,} training examples; times in seconds")
     print(f"{'page':<14} {'first (read)':>12} {'warm median':>12}")
     for page, first, warm in render_times(run, args.repeats):

@@ -1,7 +1,12 @@
-"""Command line: `python -m scoring {score,map,export,list} ...`.
+"""Command line: `winnow` (or `python -m scoring`) `{score,sweep,map,export,list} ...`.
 
 Bad input prints one message on stderr and exits 2; the last stdout line of `score` is the
 run folder (of `export`, the path written), so scripts and the app's job runner can pick it up.
+
+`score` and `sweep` also take `--config FILE`: the typed config as JSON (`ScoreConfig.to_dict`,
+`SweepConfig.to_dict`), which is how the app's jobs receive theirs (scoring/jobs.py); the flags
+that would build the config are then refused. Heavy modules load inside each command, after
+the arguments were checked, so a typo is answered at once.
 """
 
 from __future__ import annotations
@@ -13,50 +18,71 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import datetime  # noqa: E402
+import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from scoring.config import (  # noqa: E402
+    PRESET_FIELDS,
     PRESETS,
     DataConfig,
     GradConfig,
     NoiseConfig,
     ScoreConfig,
     TrainConfig,
+    apply_preset,
+    parse_names,
 )
 from scoring.errors import Cancelled, InputError  # noqa: E402
-from scoring.jobs import report  # noqa: E402
 
 
-def _split_list(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    items = tuple(v.strip() for v in value.split(",") if v.strip())
-    return items or None
+def report(job_file: str | None, **fields: Any) -> None:
+    """Keep the app's job file current (a no-op without --job-file)."""
+    if job_file:
+        from scoring import jobs  # the store reads pandas: not for a typo's answer
+
+        jobs.report(job_file, **fields)
+
+
+# What may stand beside `--config FILE`: how and where the job runs, never what it computes.
+_BESIDE_CONFIG = {"command", "config", "run", "executor", "ray_address", "cache_dir", "quiet"}
+_BESIDE_CONFIG |= {"job_file", "help"}
 
 
 def _add_selection_args(p: argparse.ArgumentParser) -> None:
-    """The selection rule's flags, shared by `sweep` and `export`."""
+    """The selection rule's flags, shared by `sweep` and `export`; rules and help from RULES."""
+    from scoring.prune.rules import RULES, parameter_help, rule_help  # numpy only: cheap
+
+    def text(line: str) -> str:
+        return line.replace("%", "%%")  # argparse formats help with %
+
     p.add_argument("--run", required=True, help="run folder printed by `score`")
-    p.add_argument("--score", help="score key to rank by (not needed for --rule random)")
+    p.add_argument("--score", help=text(parameter_help("score")))
+    # The choices are shown, not enforced here: check_config refuses an unknown rule in one
+    # line (exit 2), like every other bad input.
     p.add_argument(
-        "--rule",
-        required=True,
-        help="hardest | easiest | random | offset | stratified | softmax | linear",
+        "--rule", required=True, metavar="{" + ",".join(RULES) + "}", help=text(rule_help())
     )
-    p.add_argument("--normalization", default="none", help="none | class | dataset")
+    p.add_argument(
+        "--normalization",
+        default="none",
+        help=text(f"none | class | dataset: {parameter_help('normalization')}"),
+    )
     p.add_argument(
         "--offset",
         default="0",
-        help="offset rule: share of hardest examples dropped first, or 'auto' (the "
-        "run's cl_issue noise estimate)",
+        help=text(f"{parameter_help('offset')}; or 'auto' (the run's cl_issue noise estimate)"),
     )
     p.add_argument("--class-balanced", action="store_true", help="keep the fraction per class")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax rule temperature")
-    p.add_argument("--beta", type=float, default=0.1, help="stratified rule: hardest share dropped")
-    p.add_argument("--bins", type=int, default=50, help="stratified rule: score bins")
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help=text(parameter_help("temperature"))
+    )
+    p.add_argument("--beta", type=float, default=0.1, help=text(parameter_help("beta")))
+    p.add_argument("--bins", type=int, default=50, help=text(parameter_help("bins")))
     p.add_argument(
         "--apply-decisions",
         action="store_true",
@@ -134,9 +160,9 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m scoring", description="Winnow's scoring engine."
-    )
+    # `winnow` and `python -m scoring` are one program; usage lines name the one typed.
+    prog = "winnow" if Path(sys.argv[0]).name == "winnow" else "python -m scoring"
+    parser = argparse.ArgumentParser(prog=prog, description="Winnow's scoring engine.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("score", help="train, record and score a dataset (cached)")
@@ -199,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tracin and vog: checkpoints K, evenly spaced in steps (default 5)",
     )
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    s.add_argument(
+        "--config",
+        help="the whole run as JSON (a ScoreConfig, as the app's jobs send it) instead of the "
+        "flags above",
+    )
     s.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
     s.add_argument(
         "--preset",
@@ -227,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("sweep", help="retrain on pruned subsets against random (cached)")
     _add_selection_args(w)
+    w.add_argument(
+        "--config",
+        help="the sweep as JSON (a SweepConfig, as the app's jobs send it) instead of the "
+        "selection flags; --run is still given",
+    )
+    _required_unless_config(w)
     w.add_argument("--fractions", default="0.3,0.5,0.7", help="comma-separated shares kept")
     w.add_argument("--seeds", type=int, default=3, help="seeds per fraction (default 3)")
     w.add_argument(
@@ -243,19 +280,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _required_unless_config(p: argparse.ArgumentParser) -> None:
+    """Make `p`'s required flags (but --run) optional; `main` requires them without --config."""
+    missing = []
+    for action in p._actions:
+        if action.required and action.dest != "run":
+            action.required = False
+            missing.append(action.dest)
+    p.set_defaults(_required_unless_config=tuple(missing))
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
+def _check_config_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """With --config, refuse flags that would change the config; without, require the rest."""
+    sub = _subparser(parser, args.command)
+    if getattr(args, "config", None) is None:
+        for dest in getattr(args, "_required_unless_config", ()):
+            if getattr(args, dest) is None:
+                flag = next(a.option_strings[0] for a in sub._actions if a.dest == dest)
+                sub.error(f"{flag} is required (or give --config FILE)")
+        return
+    given = [
+        a.option_strings[0]
+        for a in sub._actions
+        if a.option_strings
+        and a.dest not in _BESIDE_CONFIG
+        and getattr(args, a.dest, a.default) != a.default
+    ]
+    if given:
+        raise InputError(
+            f"--config gives the whole config: drop {', '.join(given)} (or drop --config "
+            "and give every setting as a flag)"
+        )
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    """The JSON object in a `--config` file."""
+    try:
+        config = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"--config: no file {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"--config: {path} is not a readable JSON file ({err})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"--config: {path} must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
-    preset = PRESETS[args.preset]
-
-    def pick(value, key, default):
-        if value is not None:
-            return value
-        return preset.get(args.recipe, {}).get(key, preset.get(key, default))
-
-    return ScoreConfig(
+    """The run `score`'s flags (or its `--config` file) describe, the preset applied."""
+    if getattr(args, "config", None):
+        return ScoreConfig.from_dict(_read_config(args.config))
+    budget = {"runs": args.runs, "epochs": args.epochs, "max_length": args.max_length}
+    budget["cv_folds"] = args.cv_folds
+    given = {k: v for k, v in budget.items() if v is not None}
+    assert set(budget) == set(PRESET_FIELDS)  # a new preset field needs its flag here
+    config = ScoreConfig(
         data=DataConfig(
             source=args.dataset,
             test=args.test,
-            input_cols=_split_list(args.input_col),
+            input_cols=parse_names(args.input_col),
             label_col=args.label_col,
             limit=args.limit,
             test_fraction=args.test_fraction,
@@ -264,21 +352,22 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         train=TrainConfig(
             recipe=args.recipe,
             model=args.model,
-            max_length=pick(args.max_length, "max_length", None),
-            runs=pick(args.runs, "runs", 5),
-            epochs=pick(args.epochs, "epochs", None),
+            max_length=args.max_length,
+            epochs=args.epochs,
             early_epoch=args.early_epoch,
             batch_size=args.batch_size,
             lr=args.lr,
             base_seed=args.seed,
             device=args.device,
+            **({"runs": args.runs} if args.runs is not None else {}),
         ),
         noise=NoiseConfig(fraction=args.noise, seed=args.noise_seed),
-        scores=_split_list(args.scores) or ("all",),
-        cv_folds=pick(args.cv_folds, "cv_folds", 5),
+        scores=parse_names(args.scores) or ("all",),
         prototypes=args.prototypes,
         grads=GradConfig(at=args.grad_at, params=args.grad_params, checkpoints=args.checkpoints),
+        **({"cv_folds": args.cv_folds} if args.cv_folds is not None else {}),
     )
+    return apply_preset(config, args.preset, keep=given)
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
@@ -369,11 +458,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     _cancel_on_signals()
     report(args.job_file, run=str(Path(args.run)))
-    fractions = _fractions(args.fractions)
-    selection = _selection_from_args(args, fraction=max(fractions, default=1.0), seed=0)
+    if args.config:
+        config = SweepConfig.from_dict(_read_config(args.config))
+        fractions = config.fractions
+        selection = dataclasses.replace(config.selection, fraction=max(fractions, default=1.0))
+    else:
+        fractions = _fractions(args.fractions)
+        selection = _selection_from_args(args, fraction=max(fractions, default=1.0), seed=0)
+        config = SweepConfig(selection, fractions, args.seeds, args.schedule, args.apply_decisions)
     if fractions:
         check_config(selection)  # the widest fraction fails first, before any data loads
-    config = SweepConfig(selection, fractions, args.seeds, args.schedule, args.apply_decisions)
     executor = _executor(args, "auto")
     try:
         out = sweep(Path(args.run), config, show_progress=not args.quiet, executor=executor)
@@ -405,7 +499,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Entry point of `winnow` and `python -m scoring`; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     report(getattr(args, "job_file", None), pid=os.getpid())  # the app polls and cancels it
     command = {
         "score": cmd_score,
@@ -415,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": cmd_sweep,
     }[args.command]
     try:
+        _check_config_flags(parser, args)
         return command(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

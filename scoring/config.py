@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from scoring.errors import InputError
+
 # Bump when a change to training or recording alters recorded numbers for the same config.
 # Score modules carry their own versions (scoring/scores/registry.py).
-SCORING_VERSION = 2  # 2: float16 storage of some recorded arrays (pipeline.COMPACT)
+SCORING_VERSION = 2  # 2: float16 storage of some recorded arrays (training.steps.COMPACT)
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class DataConfig:
 class TrainConfig:
     """How each model is trained; `None` fields take the recipe's default."""
 
-    recipe: str = "auto"  # auto | mlp | cnn | cnn32 | resnet18 | probe
+    recipe: str = "auto"  # auto | mlp | cnn | cnn32 | resnet18 | probe | finetune
     model: str | None = None  # text encoder for `probe`/`finetune` (HF name or local path)
     max_length: int | None = None  # text: tokens kept per example (pair: both parts); None -> 128
     runs: int = 5  # R independent runs; run r uses seed base_seed + r
@@ -99,23 +102,58 @@ class ScoreConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ScoreConfig:
-        def tup(v):
-            return tuple(v) if v is not None else None
+        """The inverse of `to_dict` (a job's `--config` file); missing fields take defaults.
 
+        Raises InputError for a field no config has or a value of the wrong kind, so a
+        hand-written file gets one line saying what to fix.
+        """
+        _known(d, cls, "config")
+        sections = {
+            "data": DataConfig,
+            "train": TrainConfig,
+            "noise": NoiseConfig,
+            "grads": GradConfig,
+        }
+        for name, section in sections.items():
+            if not isinstance(d.get(name, {}), dict):
+                raise InputError(f"config: {name!r} must be an object, got {d[name]!r}")
+            _known(d.get(name, {}), section, f"config.{name}")
         data = dict(d.get("data", {}))
-        data["input_cols"] = tup(data.get("input_cols"))
+        if data.get("input_cols") is not None:
+            data["input_cols"] = tuple(data["input_cols"])
+        scores = d.get("scores", ("all",))
+        if not isinstance(scores, list | tuple) or not all(isinstance(v, str) for v in scores):
+            raise InputError(f"config: 'scores' must be a list of score keys, got {scores!r}")
         return cls(
             data=DataConfig(**data),
             train=TrainConfig(**d.get("train", {})),
             noise=NoiseConfig(**d.get("noise", {})),
-            scores=tuple(d.get("scores", ("all",))),
+            scores=tuple(scores),
             cv_folds=d.get("cv_folds", 5),
             prototypes=d.get("prototypes"),
             grads=GradConfig(**d.get("grads", {})),
         )
 
 
-# Presets change the training budget only; explicit CLI flags override them.
+def _known(d: dict[str, Any], cls: type, where: str) -> None:
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(unknown)}")
+
+
+def parse_names(text: str | None) -> tuple[str, ...] | None:
+    """Comma-separated names (`--scores`, `--input-col`, the app's text boxes) as a tuple.
+
+    None for no names, so "" and None both mean "not given".
+    """
+    if text is None:
+        return None
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    return names or None
+
+
+# Presets change the training budget only; whatever the user set explicitly overrides them.
+# A recipe's own entry inside a preset overrides the preset's general values.
 PRESETS: dict[str, dict[str, Any]] = {
     # Runs the whole pipeline in seconds: for tests and a first look. Fine-tuning a
     # transformer is far slower per epoch, so it gets one epoch and shorter texts.
@@ -127,3 +165,49 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "default": {},
 }
+# The fields a preset may set, and where each lives in a ScoreConfig.
+PRESET_FIELDS: dict[str, str] = {
+    "runs": "train",
+    "epochs": "train",
+    "max_length": "train",
+    "cv_folds": "",
+}
+
+
+def preset_values(name: str, recipe: str) -> dict[str, Any]:
+    """The budget a preset sets for a recipe, e.g. `{"runs": 2, "epochs": 4, "cv_folds": 2}`.
+
+    Raises InputError for an unknown preset name.
+    """
+    if name not in PRESETS:
+        raise InputError(f"preset must be one of {', '.join(sorted(PRESETS))}, got {name!r}")
+    preset = PRESETS[name]
+    values = {k: v for k, v in preset.items() if k in PRESET_FIELDS}
+    values.update(preset.get(recipe, {}))
+    return values
+
+
+def apply_preset(config: ScoreConfig, name: str, *, keep: Collection[str] = ()) -> ScoreConfig:
+    """`config` with preset `name`'s budget for its recipe, except the fields in `keep`.
+
+    The CLI and the app both call this, so `--preset tiny` and the app's "tiny" give the same
+    config (and the same cache key).
+
+    Parameters
+    ----------
+    config : ScoreConfig
+        The config as the user gave it.
+    name : str
+        A key of `PRESETS`.
+    keep : collection of str
+        Names from `PRESET_FIELDS` the user set explicitly (a flag, a filled-in box): the
+        preset leaves them alone.
+
+    Returns
+    -------
+    ScoreConfig
+    """
+    values = {k: v for k, v in preset_values(name, config.train.recipe).items() if k not in keep}
+    train = {k: v for k, v in values.items() if PRESET_FIELDS[k] == "train"}
+    top = {k: v for k, v in values.items() if PRESET_FIELDS[k] == ""}
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **train), **top)

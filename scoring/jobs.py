@@ -5,6 +5,12 @@ with its output in a log. Each job has a small JSON file under `<cache>/_jobs/` 
 keeps current (`--job-file`): the run folder once known, then the exit code and the final
 message. Progress comes from the run's own `status.json`. Everything a page needs survives
 an app restart, because it lives in files.
+
+A job gets its config, never hand-built flags: `start_score` and `start_sweep` write the
+typed config as JSON (`<cache>/_jobs/<id>.config.json`, the `to_dict` form that `from_dict`
+reads back) and start `python -m scoring KIND --config FILE`. How a job executes
+(`--executor`, `--ray-address`) is no part of the run's key, so it travels as flags beside
+the config file. The job's own record keeps the config too, for a page or a test to read.
 """
 
 from __future__ import annotations
@@ -18,10 +24,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scoring import store
 
+if TYPE_CHECKING:  # the sweep module reads pandas; a score job should not need it here
+    from scoring.config import ScoreConfig
+    from scoring.prune.sweeps import SweepConfig
+
+# The folder that holds the `scoring` package (the repo, or site-packages once installed): put
+# on the job's PYTHONPATH so `python -m scoring` finds this very copy from any working folder.
 ROOT = Path(__file__).resolve().parents[1]
 # Children started by this process, by job id: polled so finished ones are reaped (no zombies
 # that would look alive to os.kill(pid, 0)). Only the job itself writes its job file once it
@@ -47,8 +59,56 @@ def jobs_dir(cache_dir: Path | str) -> Path:
     return Path(cache_dir) / "_jobs"
 
 
-def start(kind: str, args: list[str], cache_dir: Path | str) -> str:
-    """Start `python -m scoring KIND ARGS` in the background; returns the job id.
+def start_score(
+    config: ScoreConfig,
+    cache_dir: Path | str,
+    *,
+    executor: str = "local",
+    ray_address: str | None = None,
+) -> str:
+    """Start a scoring run of `config` in the background; returns the job id.
+
+    Parameters
+    ----------
+    config : ScoreConfig
+        The whole run, presets already resolved (`scoring.config.apply_preset`).
+    cache_dir : path
+        The cache root the job writes to (and the app reads from).
+    executor : str
+        "local" or "ray"; with `ray_address`, how the runs execute, not what they compute.
+    ray_address : str, optional
+        A Ray cluster to join; None starts a local Ray when `executor` is "ray".
+    """
+    return _start("score", [*_executor_args(executor, ray_address)], cache_dir, config.to_dict())
+
+
+def start_sweep(
+    run: Path | str,
+    config: SweepConfig,
+    cache_dir: Path | str,
+    *,
+    executor: str = "local",
+    ray_address: str | None = None,
+) -> str:
+    """Start a pruning sweep of `config` on the run folder `run`; returns the job id."""
+    args = ["--run", str(run), *_executor_args(executor, ray_address)]
+    return _start("sweep", args, cache_dir, config.to_dict())
+
+
+def start_map(run: Path | str, cache_dir: Path | str, *, seed: int = 0) -> str:
+    """Start the 2-D map of a finished run's embeddings; returns the job id."""
+    return _start("map", ["--run", str(run), "--seed", str(int(seed))], cache_dir)
+
+
+def _executor_args(executor: str, ray_address: str | None) -> list[str]:
+    args = ["--executor", executor]
+    return [*args, "--ray-address", ray_address] if ray_address else args
+
+
+def _start(
+    kind: str, args: list[str], cache_dir: Path | str, config: dict[str, Any] | None = None
+) -> str:
+    """Start `python -m scoring KIND ARGS [--config FILE]` in the background; returns the job id.
 
     `--cache-dir` and `--job-file` are added here, so a job always writes where the app reads.
     """
@@ -58,6 +118,10 @@ def start(kind: str, args: list[str], cache_dir: Path | str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     job_file, log = folder / f"{job_id}.json", folder / f"{job_id}.log"
+    if config is not None:
+        config_file = folder / f"{job_id}.config.json"
+        store.write_json(config_file, config)
+        args = [*args, "--config", str(config_file)]
     argv = [
         sys.executable,
         "-m",
@@ -70,12 +134,15 @@ def start(kind: str, args: list[str], cache_dir: Path | str) -> str:
         "--job-file",
         str(job_file),
     ]
-    store.write_json(job_file, {"id": job_id, "kind": kind, "argv": argv, "started": time.time()})
+    record = {"id": job_id, "kind": kind, "argv": argv, "started": time.time()}
+    if config is not None:
+        record["config"] = config
+    store.write_json(job_file, record)
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": _pythonpath()}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=Path.cwd(),  # a relative data path means what it meant to the caller
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -169,7 +236,8 @@ def list_jobs(cache_dir: Path | str) -> list[JobStatus]:
     folder = jobs_dir(cache_dir)
     if not folder.is_dir():
         return []
-    found = (status(p.stem, cache_dir) for p in folder.glob("*.json"))
+    records = (p for p in folder.glob("*.json") if not p.name.endswith(".config.json"))
+    found = (status(p.stem, cache_dir) for p in records)
     return sorted((j for j in found if j is not None), key=lambda j: j.started, reverse=True)
 
 

@@ -224,3 +224,108 @@ def test_tiny_preset_is_per_recipe_and_flags_override_it():
     assert (mine.train.epochs, mine.train.max_length) == (3, 32)
     mlp = cfg("--recipe", "mlp", "--preset", "tiny")
     assert (mlp.train.epochs, mlp.train.max_length, mlp.cv_folds) == (4, None, 2)
+
+
+def _flags_config(*flags: str):
+    from scoring.__main__ import build_parser, config_from_args
+
+    return config_from_args(build_parser().parse_args(["score", *flags]))
+
+
+def test_a_config_file_is_the_same_run_as_its_flags(cache_dir, tmp_path):
+    by_flags = run_cli("score", *TINY, cache=cache_dir)
+    assert by_flags.returncode == 0, by_flags.stderr
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(_flags_config(*TINY).to_dict()))
+    by_file = run_cli("score", "--config", str(config_file), "--quiet", cache=cache_dir)
+    assert by_file.returncode == 0, by_file.stderr
+    # The same key, so the same (cached) run folder: nothing was trained twice.
+    assert by_file.stdout.strip().splitlines()[-1] == by_flags.stdout.strip().splitlines()[-1]
+
+
+def test_a_sweep_config_file_is_the_same_sweep_as_its_flags(app_cache, tmp_path):
+    from scoring.prune.select import SelectionConfig
+    from scoring.prune.sweeps import SweepConfig
+    from tests.conftest import digits_run
+
+    run = str(digits_run(app_cache))
+    flags = "--score el2n --rule easiest --fractions 0.5 --seeds 1 --schedule epochs".split()
+    by_flags = run_cli("sweep", "--run", run, *flags, "--quiet", cache=app_cache)
+    assert by_flags.returncode == 0, by_flags.stderr
+    sweep = SweepConfig(SelectionConfig("easiest", 0.5, "el2n"), (0.5,), 1, "epochs")
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep.to_dict()))
+    args = ("sweep", "--run", run, "--config", str(tmp_path / "sweep.json"), "--quiet")
+    by_file = run_cli(*args, cache=app_cache)
+    assert by_file.returncode == 0, by_file.stderr
+    assert by_file.stdout.strip().splitlines()[-1] == by_flags.stdout.strip().splitlines()[-1]
+
+
+def test_config_file_mistakes_get_one_line_and_exit_2(tmp_path, capsys):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_flags_config(*TINY).to_dict()))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "typo.json").write_text(json.dumps({"train": {"epoch": 3}}))
+    cases = [
+        (["score", "--config", str(tmp_path / "none.json")], "--config: no file"),
+        (["score", "--config", str(tmp_path / "broken.json")], "not a readable JSON file"),
+        (["score", "--config", str(tmp_path / "list.json")], "must hold a JSON object"),
+        (
+            ["score", "--config", str(tmp_path / "typo.json")],
+            "config.train: unknown field(s) epoch",
+        ),
+        (["score", "--config", str(good), "--epochs", "3"], "drop --epochs"),
+        (["sweep", "--run", "r", "--config", str(good), "--rule", "easiest"], "drop --rule"),
+        (["sweep", "--run", str(tmp_path), "--config", str(good)], "unknown field(s)"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, (args, err)
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--run", "r", "--score", "el2n"])
+    assert exc.value.code == 2
+    assert "--rule is required (or give --config FILE)" in capsys.readouterr().err
+
+
+def test_flags_are_checked_before_heavy_imports(cache_dir):
+    """A typo is answered at once: neither torch nor pandas loads to say so."""
+    code = (
+        "import sys\n"
+        "from scoring.__main__ import main\n"
+        "try:\n"
+        "    main(['score', '--runs=x'])\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code, sorted({'torch', 'pandas'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip().splitlines()[-1] == "2 []", out.stderr
+
+
+def _winnow() -> Path:
+    script = Path(sys.executable).with_name("winnow")
+    if not script.is_file():
+        pytest.skip(f"no `winnow` script beside {sys.executable}: run `pip install -e .` first")
+    return script
+
+
+def test_the_winnow_command_works_from_any_folder(cache_dir, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # No PYTHONPATH: the installed package is found, not the repo's folder.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["WINNOW_CACHE_DIR"] = str(cache_dir)
+
+    def winnow(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(_winnow()), *args], cwd=elsewhere, env=env, capture_output=True, text=True
+        )
+
+    usage = winnow("--help")
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: winnow")
+    assert "score" in usage.stdout and "sweep" in usage.stdout
+    listing = winnow("list")
+    assert listing.returncode == 0 and f"no runs in {cache_dir}" in listing.stderr
+    assert winnow("score", "--runs=x").returncode == 2

@@ -1,9 +1,21 @@
 """Background jobs as the app drives them: start, poll, cancel, failure messages."""
 
+import dataclasses
+import json
 import time
 from pathlib import Path
 
 from scoring import jobs, store
+from scoring.config import DataConfig, ScoreConfig, TrainConfig, apply_preset
+from scoring.prune.select import SelectionConfig
+from scoring.prune.sweeps import SweepConfig
+from tests.conftest import digits_run
+
+TINY = apply_preset(ScoreConfig(data=DataConfig(source="digits", limit=300)), "tiny")
+
+
+def _missing(tmp_path: Path, name: str) -> ScoreConfig:
+    return dataclasses.replace(TINY, data=DataConfig(source=str(tmp_path / name)))
 
 
 def _wait(job_id, cache_dir, until=("done", "failed", "cancelled"), timeout=180):
@@ -17,9 +29,7 @@ def _wait(job_id, cache_dir, until=("done", "failed", "cancelled"), timeout=180)
 
 
 def test_a_score_job_runs_in_the_background_and_reports_its_run(cache_dir):
-    job_id = jobs.start(
-        "score", ["--dataset", "digits", "--preset", "tiny", "--limit", "300"], cache_dir
-    )
+    job_id = jobs.start_score(TINY, cache_dir)
     first = jobs.status(job_id, cache_dir)
     assert first.state == "running" and first.kind == "score"
     assert [j.job_id for j in jobs.running(cache_dir)] == [job_id]
@@ -28,17 +38,23 @@ def test_a_score_job_runs_in_the_background_and_reports_its_run(cache_dir):
     assert store.read_status(Path(done.run))["state"] == "done"
     assert jobs.running(cache_dir) == []
     assert "Traceback" not in jobs.log_tail(job_id, cache_dir)
+    # The job got the config itself, not flags: the run records exactly that config.
+    recorded = json.loads((Path(done.run) / "config.json").read_text())
+    assert ScoreConfig.from_dict(recorded["config"]) == TINY
+    assert recorded["key"] == TINY.key()
+    argv = store.read_json(jobs.jobs_dir(cache_dir) / f"{job_id}.json")["argv"]
+    assert argv[argv.index("score") + 1 : argv.index("--config")] == ["--executor", "local"]
 
 
 def test_bad_input_job_fails_with_the_cli_message(cache_dir, tmp_path):
-    job_id = jobs.start("score", ["--dataset", str(tmp_path / "nope.csv")], cache_dir)
+    job_id = jobs.start_score(_missing(tmp_path, "nope.csv"), cache_dir)
     st = _wait(job_id, cache_dir)
     assert st.state == "failed" and "does not exist" in st.message
 
 
 def test_cancel_stops_the_job_and_marks_the_run(cache_dir):
-    args = "--dataset digits --runs 6 --epochs 60 --scores loss".split()
-    job_id = jobs.start("score", args, cache_dir)
+    config = ScoreConfig(train=TrainConfig(runs=6, epochs=60), scores=("loss",))
+    job_id = jobs.start_score(config, cache_dir)
     deadline = time.monotonic() + 120
     while jobs.status(job_id, cache_dir).run is None:  # wait until it knows its run
         assert time.monotonic() < deadline
@@ -51,10 +67,34 @@ def test_cancel_stops_the_job_and_marks_the_run(cache_dir):
 
 
 def test_jobs_are_listed_newest_first_and_unknown_ids_are_none(cache_dir, tmp_path):
-    a = jobs.start("score", ["--dataset", str(tmp_path / "a.csv")], cache_dir)
+    a = jobs.start_score(_missing(tmp_path, "a.csv"), cache_dir)
     time.sleep(1.1)  # job ids and start times have one-second resolution in the name
-    b = jobs.start("score", ["--dataset", str(tmp_path / "b.csv")], cache_dir)
+    b = jobs.start_score(_missing(tmp_path, "b.csv"), cache_dir)
     _wait(a, cache_dir)
     _wait(b, cache_dir)
     assert [j.job_id for j in jobs.list_jobs(cache_dir)] == [b, a]
     assert jobs.status("no-such-job", cache_dir) is None
+
+
+def test_a_sweep_job_gets_its_config_as_json_and_finishes(app_cache):
+    run = digits_run(app_cache)
+    selection = SelectionConfig(rule="easiest", fraction=0.5, score="el2n", normalization="class")
+    config = SweepConfig(selection, fractions=(0.5,), seeds=1, schedule="epochs")
+    job_id = jobs.start_sweep(run, config, app_cache)
+    record = store.read_json(jobs.jobs_dir(app_cache) / f"{job_id}.json")
+    argv = record["argv"]
+    assert argv[argv.index("sweep") + 1 : argv.index("sweep") + 3] == ["--run", str(run)]
+    assert SweepConfig.from_dict(store.read_json(Path(argv[argv.index("--config") + 1]))) == config
+    assert record["config"] == config.to_dict()
+    st = _wait(job_id, app_cache)
+    assert st.state == "done", jobs.log_tail(job_id, app_cache)
+    assert st.kind == "sweep" and Path(st.run) == run
+    # The config files beside the job files are not jobs.
+    assert [j.job_id for j in jobs.list_jobs(app_cache)] == [job_id]
+
+
+def test_a_map_job_writes_the_map(app_cache):
+    run = digits_run(app_cache)
+    job_id = jobs.start_map(run, app_cache)
+    st = _wait(job_id, app_cache)
+    assert st.state == "done" and st.kind == "map", jobs.log_tail(job_id, app_cache)

@@ -1,7 +1,10 @@
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,13 +57,185 @@ def test_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     # A lock left by a process that died is stale.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (tmp_path / "lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename}))
+    store.RunDir(tmp_path).lock_file.write_text(
+        json.dumps({"pid": dead.pid, "host": os.uname().nodename})
+    )
     assert store.RunLock(tmp_path).acquire()
 
 
 def test_check_version_refuses_other_versions(tmp_path):
-    store.write_json(tmp_path / "config.json", {"scoring_version": SCORING_VERSION})
+    rd = store.RunDir(tmp_path)
+    store.write_json(rd.config_file, {"scoring_version": SCORING_VERSION})
     store.check_version(tmp_path)
-    store.write_json(tmp_path / "config.json", {"scoring_version": SCORING_VERSION + 1})
+    store.write_json(rd.config_file, {"scoring_version": SCORING_VERSION + 1})
     with pytest.raises(InputError, match="written by scoring version"):
         store.check_version(tmp_path)
+
+
+# -- RunDir ---------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_dir_names_every_file_under_its_folder(tmp_path):
+    rd = store.RunDir(tmp_path / "cache" / "fp" / "key")
+    assert (rd.key, rd.fingerprint, rd.cache_dir) == ("key", "fp", tmp_path / "cache")
+    assert rd.run_file(3).name == "run_003.npz" and rd.states_file(3).parent == rd.runs_dir
+    assert rd.fold_file(1).relative_to(rd.path).as_posix() == "cv/fold_1.npz"
+    assert rd.images_file.relative_to(rd.path).as_posix() == "examples/images.npy"
+    assert rd.trial_file("abc").relative_to(rd.path).as_posix() == "sweeps/trials/abc.json"
+    sweep = rd.sweep("s1")
+    assert sweep.trials_file.parent == sweep.path == rd.sweeps_dir / "s1"
+    assert rd.embeddings_file("e").relative_to(rd.cache_dir).as_posix() == "fp/embeddings/e.npz"
+    assert rd.lock().file == rd.lock_file
+    assert rd.read_status() is None and rd.read_predictions() is None
+    assert rd.read_texts() is None and rd.open_images() is None and rd.read_inputs() is None
+    assert rd.trial_files() == []
+
+
+def test_split_round_trips(tmp_path):
+    rd = store.RunDir(tmp_path)
+    split = store.RunSplit(
+        train_ids=np.array([4, 7, 9]),
+        test_ids=np.array([1]),
+        labels=np.array([0, 1, 1]),
+        true_labels=np.array([0, 1, 0]),
+        test_labels=np.array([1]),
+    )
+    rd.write_split(split)
+    got = rd.read_split()
+    for name in ("train_ids", "test_ids", "labels", "true_labels", "test_labels"):
+        assert np.array_equal(getattr(got, name), getattr(split, name)), name
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.uint32)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        # the digits loader: float64 pixels 0..16 / 16, cast to float32
+        lambda p: (p[:, :1] % 17 / 16).astype(np.float32),
+        # image files: float32 pixels, then /= 255 in float32
+        lambda p: np.ascontiguousarray(p, dtype=np.float32) / np.float32(255),
+    ],
+)
+def test_image_inputs_come_back_bit_for_bit_from_uint8(tmp_path, make):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(50, 3, 4, 4))
+    train, test = make(pixels[:40]), make(pixels[40:])
+    rd = store.RunDir(tmp_path)
+    rd.write_inputs(store.ModelInputs("images", train, test))
+    stored = store.load_arrays(rd.inputs_file)
+    assert stored["train"].dtype == np.uint8  # a quarter of the float32 size
+    got = rd.read_inputs()
+    assert got.kind == "images" and got.train.dtype == np.float32
+    assert np.array_equal(_bits(got.train), _bits(train))
+    assert np.array_equal(_bits(got.test), _bits(test))
+
+
+def test_inputs_no_divisor_reproduces_are_kept_as_float32(tmp_path):
+    train = np.random.default_rng(1).random((6, 1, 2, 2), dtype=np.float32)
+    rd = store.RunDir(tmp_path)
+    rd.write_inputs(store.ModelInputs("images", train, train[:2]))
+    assert store.load_arrays(rd.inputs_file)["train"].dtype == np.float32
+    assert np.array_equal(_bits(rd.read_inputs().train), _bits(train))
+
+
+def test_token_and_embedding_inputs(tmp_path):
+    rd = store.RunDir(tmp_path / "cache" / "fp" / "key")
+    tokens = np.random.default_rng(2).integers(0, 30_000, size=(5, 3, 8))  # int64
+    rd.write_inputs(store.ModelInputs("tokens", tokens, tokens[:2]))
+    got = rd.read_inputs()
+    assert got.train.dtype == np.int64 and np.array_equal(got.train, tokens)
+    emb = np.random.default_rng(3).random((5, 4), dtype=np.float32)
+    rd.write_inputs(store.ModelInputs("embeddings", emb, emb[:2]), embedding_key="enc")
+    assert rd.read_inputs() is None  # the dataset's embeddings file is gone: prepare again
+    store.save_arrays(rd.embeddings_file("enc"), train=emb, test=emb[:2])
+    got = rd.read_inputs()
+    assert got.kind == "embeddings" and np.array_equal(got.train, emb)
+
+
+# Every file name a run folder holds (RunDir's table), and the folders inside one.
+RUN_FILES = (
+    "config.json",
+    "status.json",
+    "split.npz",
+    "inputs.npz",
+    "scores.parquet",
+    "scores_per_run.parquet",
+    "predictions.parquet",
+    "summary.json",
+    "images.npy",
+    "texts.parquet",
+    "decisions.jsonl",
+    "map.parquet",
+    "sweep.json",
+    "trials.parquet",
+)
+RUN_FILE_PREFIXES = ("run_", "fold_")  # f"run_{r:03d}.npz", f"fold_{f}.npz"
+RUN_FOLDERS = ("runs", "cv", "examples", "sweeps", "trials", "embeddings", "lock", "_hf")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    nodes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, nodes)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+
+
+def _spelled_run_files(path: Path) -> list[str]:
+    """Run-file names spelled in code (strings, f-string parts, `x / "folder"`), not docs."""
+    tree = ast.parse(path.read_text())
+    docs = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            found += [
+                f"{node.lineno}: {name}"
+                for name in RUN_FILES
+                if re.search(rf"(?<![\w.]){re.escape(name)}\b", node.value)  # not x.config.json
+            ]
+        if isinstance(node, ast.JoinedStr):
+            parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
+            found += [
+                f"{node.lineno}: {p}"
+                for p in parts
+                if isinstance(p, str) and p.startswith(RUN_FILE_PREFIXES)
+            ]
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Div)
+            and isinstance(node.right, ast.Constant)
+            and node.right.value in RUN_FOLDERS
+        ):
+            found.append(f"{node.lineno}: / {node.right.value!r}")
+    return found
+
+
+def test_only_store_spells_a_run_file_name():
+    """One owner per file format: every other module goes through `store.RunDir`."""
+    files = [ROOT / "app.py", *sorted((ROOT / "scoring").rglob("*.py"))]
+    files += sorted((ROOT / "app_pages").glob("*.py"))
+    spelled = {
+        str(f.relative_to(ROOT)): hits
+        for f in files
+        if f != ROOT / "scoring" / "store.py" and (hits := _spelled_run_files(f))
+    }
+    assert spelled == {}
+
+
+def test_the_check_sees_a_spelled_name(tmp_path):
+    code = tmp_path / "bad.py"
+    code.write_text(
+        '"""Reads scores.parquet (a docstring may say so)."""\n'
+        'a = run / "scores.parquet"\n'
+        'b = run / "runs" / f"run_{r:03d}.npz"\n'
+        'c = jobs / f"{job}.config.json"\n'
+    )
+    assert sorted(_spelled_run_files(code)) == ["2: scores.parquet", "3: / 'runs'", "3: run_"]

@@ -1,9 +1,9 @@
 """Write a selected subset of a run's training data out, with a manifest that reproduces it.
 
-`export_selection` selects rows of a finished run (`select.select_run`), optionally applies
-the user's decisions (drops removed, relabels applied), reads those rows' ORIGINAL source
-columns back (`data.source_rows`), adds the example `id` and one column per score, and
-writes one of:
+`export_selection` plans the selection over a finished run (`plan.plan_selection`: the
+user's decisions first when asked, drops removed and relabels applied, then the rule), reads
+the kept rows' ORIGINAL source columns back (`data.source_rows`), adds the example `id` and
+one column per score, and writes one of:
 
 - ``parquet``: one file; image columns stay HF ``Image`` structs with the bytes embedded
   (files an image folder only pointed to are read in), ClassLabel columns stay ClassLabel;
@@ -40,7 +40,6 @@ import os
 import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,8 +49,8 @@ import numpy as np
 from scoring import data, store
 from scoring.config import ScoreConfig
 from scoring.errors import InputError
-from scoring.prune.select import SelectionConfig, select_run
-from scoring.prune.select import apply_decisions as apply_decisions_to
+from scoring.prune.plan import SelectionPlan, plan_selection
+from scoring.prune.select import SelectionConfig
 from scoring.read import decisions
 from scoring.read.views import RunView, load_run
 
@@ -73,23 +72,6 @@ IMAGES = {
 }
 MANIFEST_VERSION = 1
 _PREFIX = "winnow_"  # for our columns whose names the source already uses
-
-
-@dataclass
-class _Rows:
-    """The examples going out: positions into the run's table and their final labels."""
-
-    positions: np.ndarray  # (n_selected,) rows of view.table picked by the selection
-    keep: np.ndarray  # (n_selected,) bool, False where a decision drops the example
-    labels: np.ndarray  # (n_selected,) class ids of the source labels
-    new_labels: np.ndarray  # (n_selected,) class ids after relabel decisions
-    n_decisions: int  # current decisions in the run (on any example)
-    n_dropped: int  # examples the decisions removed before the rule selected
-
-    @property
-    def relabelled(self) -> np.ndarray:
-        """(n_kept,) bool: kept examples whose class a decision changed."""
-        return (self.new_labels != self.labels)[self.keep]
 
 
 def export_selection(
@@ -141,11 +123,11 @@ def export_selection(
     _check_free(target, manifest_file, fmt, force)
 
     view = load_run(run)
-    rows = _pick_rows(view, selection, apply_decisions)
-    table, columns = _build_table(view, rows)
+    plan = plan_selection(view, selection, decisions.latest(view.path) if apply_decisions else None)
+    table, columns = _build_table(view, plan)
     if fmt in ("csv", "jsonl"):
         table = _images_as_text(table)
-    manifest = _manifest(view, selection, rows, columns, fmt, target, apply_decisions)
+    manifest = _manifest(view, selection, plan, columns, fmt, target, apply_decisions)
 
     import datasets as hf_datasets
 
@@ -192,38 +174,19 @@ def resolve_out(out: Path | str, *, base: Path | str | None = None) -> Path:
 # --- rows --------------------------------------------------------------------------------
 
 
-def _pick_rows(view: RunView, selection: SelectionConfig, with_decisions: bool) -> _Rows:
-    """The selection's rows of the run, with the decisions applied when asked for."""
-    current = decisions.latest(view.path) if with_decisions else None
-    # Decisions first, then the rule among the kept rows (as the Pruning page and sweeps do).
-    positions = select_run(view, selection, decisions=current)  # (n_selected,)
-    picked = view.table.iloc[positions]
-    ids = picked["id"].to_numpy(np.int64)
-    # `true_label` is the source's label where a --noise check permuted `label`.
-    column = "true_label" if "true_label" in picked.columns else "label"
-    labels = picked[column].to_numpy(np.int64)
-    keep, new_labels = np.ones(ids.shape[0], dtype=bool), labels.copy()
-    if current is not None:
-        keep, new_labels = apply_decisions_to(ids, labels, current)  # relabels; no drops left
-    n_dropped = 0 if current is None else int((current["action"] == "drop").sum())
-    return _Rows(
-        positions, keep, labels, new_labels, 0 if current is None else len(current), n_dropped
-    )
-
-
-def _build_table(view: RunView, rows: _Rows) -> tuple[datasets.Dataset, dict[str, Any]]:
+def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, dict[str, Any]]:
     """Source rows + relabels + `original_label` + `id` + scores, and the column names used."""
     import pyarrow as pa
 
     config = view.config
     described = config["dataset"]
     cfg = ScoreConfig.from_dict(config["config"]).data
-    kept = rows.positions[rows.keep]  # (n,)
+    kept = plan.positions  # (n,)
     ids = view.table["id"].to_numpy(np.int64)[kept]  # (n,)
     source = data.source_rows(
         cfg,
         ids,
-        hf_cache_dir=str(Path(view.path).resolve().parent.parent / "_hf"),
+        hf_cache_dir=str(store.RunDir(Path(view.path).resolve()).hf_cache_dir),
         fingerprint=described["fingerprint"],
     )
     features = source.features.copy()
@@ -232,12 +195,13 @@ def _build_table(view: RunView, rows: _Rows) -> tuple[datasets.Dataset, dict[str
     label_col = described["label_col"]
     columns: dict[str, Any] = {"label": label_col, "original_label": None}
 
-    relabelled = rows.relabelled  # (n,)
+    relabelled = plan.relabelled[plan.kept]  # (n,)
+    final = plan.final_labels[plan.kept]  # (n,)
     if relabelled.any():
         feature, original = features[label_col], table.column(label_col)
         values = original.to_pylist()
         for i in np.flatnonzero(relabelled):
-            label = int(rows.new_labels[rows.keep][i])
+            label = int(final[i])
             values[i] = data.label_value(feature, view.label_names, label)
         at = table.column_names.index(label_col)
         table = table.set_column(at, label_col, pa.array(values, type=original.type))
@@ -331,7 +295,7 @@ def _images_as_text(table: datasets.Dataset) -> datasets.Dataset:
 def _manifest(
     view: RunView,
     selection: SelectionConfig,
-    rows: _Rows,
+    plan: SelectionPlan,
     columns: dict[str, Any],
     fmt: str,
     target: Path,
@@ -340,18 +304,17 @@ def _manifest(
     """Everything needed to know what this export is and to make it again."""
     config, described = view.config, view.config["dataset"]
     names = view.label_names
-    final = rows.new_labels[rows.keep]  # (n,)
-    counts = np.bincount(final, minlength=len(names))
-    ids = view.table["id"].to_numpy(np.int64)[rows.positions[rows.keep]]
-    dropped = rows.n_dropped  # removed before selecting: the fraction is of what remains
-    relabelled = int(rows.relabelled.sum())
+    counts = plan.written_per_class(len(names))  # (K,)
+    ids = view.table["id"].to_numpy(np.int64)[plan.positions]
+    dropped = plan.n_dropped  # removed before selecting: the fraction is of what remains
+    relabelled = plan.n_relabelled
     data_config = config["config"]["data"]
     return {
         "manifest_version": MANIFEST_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "format": fmt,
         "path": str(target),
-        "rows": int(final.shape[0]),
+        "rows": plan.n_kept,
         "counts_per_class": {name: int(c) for name, c in zip(names, counts, strict=True)},
         "empty_classes": [name for name, c in zip(names, counts, strict=True) if c == 0],
         "source": {
@@ -374,13 +337,13 @@ def _manifest(
         },
         "selection": selection.to_dict(),
         "seed": selection.seed,
-        "selected": int(rows.positions.shape[0]),
+        "selected": plan.n_kept,
         "apply_decisions": with_decisions,
         "decisions": {
             "applied": dropped + relabelled,
             "dropped": dropped,
             "relabelled": relabelled,
-            "in_run": rows.n_decisions,
+            "in_run": plan.n_decisions,
         },
         "columns": columns,
         "images": IMAGES[fmt] if columns["images"] else None,
@@ -397,16 +360,9 @@ def _command(
     run: Path, selection: SelectionConfig, fmt: str, target: Path, with_decisions: bool
 ) -> str:
     """The CLI line that makes this export again (the offset as the number it resolved to)."""
-    s = selection
     args = ["python", "-m", "scoring", "export", "--run", str(Path(run).resolve())]
-    if s.score is not None:
-        args += ["--score", s.score]
-    args += ["--rule", s.rule, "--fraction", repr(s.fraction)]
-    args += ["--normalization", s.normalization, "--offset", repr(s.offset)]
-    args += ["--temperature", repr(s.temperature), "--beta", repr(s.beta), "--bins", str(s.bins)]
-    args += ["--seed", str(s.seed)]
-    if s.class_balanced:
-        args.append("--class-balanced")
+    args += [*selection.cli_args(), "--fraction", repr(float(selection.fraction))]
+    args += ["--seed", str(selection.seed)]
     if with_decisions:
         args.append("--apply-decisions")
     args += ["--format", fmt, "--out", str(target)]

@@ -1,46 +1,29 @@
-"""Which examples to keep: selection rules over any score, and the user's decisions applied.
+"""Which examples to keep: a selection config, checked, and its rule applied to arrays.
 
 Every rule ranks by *hardness*: the score after optional normalization (`views.normalize`),
-oriented so that larger always means harder (`noise.hardness`). Rules are pure functions of
-arrays, so the pruning page, the retraining sweep and the export all select the same rows for
-the same config and seed.
-
-Rules
------
-hardest, easiest
-    The top / bottom `fraction` by hardness; ties go to the earlier row.
-random
-    Seeded uniform sample without replacement; ignores the score.
-offset
-    Data Diet's rule for noisy data: drop the hardest `offset` share (likely mislabeled),
-    keep the next `fraction`.
-stratified
-    Coverage-centric selection (Zheng et al., ICLR 2023, "CCS"): drop the hardest `beta`
-    share, split the rest into `bins` equal-width hardness bins and fill the budget evenly
-    across them, smallest bin first, sampling uniformly within a bin.
-softmax, linear
-    Sampling without replacement with weights softmax(hardness / T) or hardness - min + eps
-    (Influence Scores at Scale, 2023).
+oriented so that larger always means harder (`registry.hardness`). The rules themselves are
+declared once, in `scoring.prune.rules.RULES` (re-exported here); `select_indices` prepares
+the hardness, applies class-balanced quotas and calls the rule. Everything is a pure function
+of arrays, so the pruning page, the retraining sweep and the export select the same rows for
+the same config and seed (`scoring.prune.plan` applies the decisions first, then the rule).
 
 `class_balanced` applies any rule within each class with that class's quota.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from scoring.errors import InputError
+from scoring.prune.rules import PARAMETERS, RULES, Rule, rules_using  # noqa: F401 (re-exported)
 from scoring.read.decisions import ACTIONS, CLEAR
 from scoring.read.views import NORMALIZATIONS, RunView, normalize
 from scoring.scores.registry import hardness
 
-RULES = ("hardest", "easiest", "random", "offset", "stratified", "softmax", "linear")
-LINEAR_EPS = 1e-12  # keeps the easiest example's linear weight above zero
 _TOL = 1e-9  # float slack when checking that shares add up to at most 1
 
 
@@ -48,9 +31,9 @@ _TOL = 1e-9  # float slack when checking that shares add up to at most 1
 class SelectionConfig:
     """How to pick the examples kept; validated by `check_config` (also run by `select_indices`)."""
 
-    rule: str  # one of RULES
+    rule: str  # a key of RULES
     fraction: float  # share of examples kept, in (0, 1]
-    score: str | None = None  # score key; None only for rule "random"
+    score: str | None = None  # score key; None only for a rule that reads none ("random")
     normalization: str = "none"  # none | class | dataset, applied before ranking
     offset: float = 0.0  # "offset": drop the hardest `offset` share first, keep the next `fraction`
     class_balanced: bool = False  # keep `fraction` of EACH class (at least 1 per class)
@@ -63,37 +46,67 @@ class SelectionConfig:
         """Every field as plain JSON types, for manifests and cache keys."""
         return {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(self).items()}
 
+    def cli_args(self) -> list[str]:
+        """The `export` / `sweep` flags that give this selection, fraction and seed aside.
+
+        Only the parameters the rule reads are spelled (plus `--class-balanced`), floats as
+        `repr` so they parse back to the same value; the two commands add `--fraction`/`--seed`
+        or `--fractions`/`--seeds` themselves.
+        """
+        rule = RULES[self.rule]
+        args = ["--score", str(self.score)] if rule.ranks else []
+        args += ["--rule", self.rule]
+        for name in PARAMETERS:
+            if name in rule.uses and name != "score":
+                value = getattr(self, name)
+                text = repr(float(value)) if isinstance(value, float) else str(value)
+                args += [f"--{name}", text]
+        if self.class_balanced:
+            args.append("--class-balanced")
+        return args
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SelectionConfig:
+        """The inverse of `to_dict`; unknown keys are refused (InputError), values checked later."""
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"selection: unknown field(s) {', '.join(unknown)}")
+        if "rule" not in d or "fraction" not in d:
+            raise InputError("selection: 'rule' and 'fraction' are required")
+        return cls(**d)
+
 
 def check_config(config: SelectionConfig) -> None:
     """Refuse a config no data set could satisfy (InputError saying what was expected)."""
     c = config
     if c.rule not in RULES:
         raise InputError(f"rule must be one of {', '.join(RULES)}, got {c.rule!r}")
+    rule = RULES[c.rule]
     if not 0 < c.fraction <= 1:
         raise InputError(f"fraction kept must be in (0, 1], got {c.fraction}")
-    if c.score is None and c.rule != "random":
-        raise InputError(f"rule {c.rule!r} ranks by a score: name one (only 'random' needs none)")
+    if c.score is None and rule.ranks:
+        scoreless = ", ".join(repr(n) for n, r in RULES.items() if not r.ranks) or "none"
+        raise InputError(
+            f"rule {c.rule!r} ranks by a score: name one (rules that need none: {scoreless})"
+        )
     if c.normalization not in NORMALIZATIONS:
         raise InputError(
             f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {c.normalization!r}"
         )
     if not 0 <= c.offset < 1:
         raise InputError(f"offset must be a share in [0, 1), got {c.offset}")
-    if c.rule == "offset" and c.offset + c.fraction > 1 + _TOL:
-        raise InputError(
-            f"offset {c.offset:g} + fraction {c.fraction:g} exceeds 1: with offset {c.offset:g} "
-            f"at most fraction {1 - c.offset:g} fits (or lower the offset to {1 - c.fraction:g})"
-        )
     if not c.temperature > 0:
         raise InputError(f"temperature must be > 0, got {c.temperature}")
     if not 0 <= c.beta < 1:
         raise InputError(f"beta must be a share in [0, 1), got {c.beta}")
-    if c.rule == "stratified" and c.beta + c.fraction > 1 + _TOL:
-        raise InputError(
-            f"stratified drops the hardest beta {c.beta:g} first, so at most fraction "
-            f"{1 - c.beta:g} fits; got fraction {c.fraction:g} (or lower beta to "
-            f"{1 - c.fraction:g})"
-        )
+    if rule.drops_first is not None:
+        name, share = rule.drops_first, getattr(c, rule.drops_first)
+        if share + c.fraction > 1 + _TOL:
+            raise InputError(
+                f"{name} {share:g} + fraction {c.fraction:g} exceeds 1: {c.rule} drops the "
+                f"hardest {name} share first, so at most fraction {1 - share:g} fits (or "
+                f"lower {name} to {1 - c.fraction:g})"
+            )
     if isinstance(c.bins, bool) or not isinstance(c.bins, int | np.integer) or c.bins < 1:
         raise InputError(f"bins must be an integer >= 1, got {c.bins!r}")
 
@@ -109,7 +122,7 @@ def select_indices(
 
     Parameters
     ----------
-    values : ndarray of shape (n_examples,), or None for rule "random"
+    values : ndarray of shape (n_examples,), or None for a rule that reads no score
         One score per example; must be finite (ignored by "random").
     labels : ndarray of shape (n_examples,)
         Class per example (for class normalization and class-balanced quotas).
@@ -145,7 +158,8 @@ def select_indices(
     n = labels.shape[0]
     if n == 0:
         raise InputError("there are no examples to select from")
-    if config.rule == "random":
+    rule = RULES[config.rule]
+    if not rule.ranks:
         h = np.zeros(n)  # unused by the rule
     else:
         if values is None:
@@ -164,7 +178,6 @@ def select_indices(
             )
         h = hardness(normalize(values, labels, config.normalization), higher_is_harder)  # (N,)
 
-    rule = _RULES[config.rule]
     rng = np.random.default_rng(config.seed)
     if not config.class_balanced:
         m = round(config.fraction * n)
@@ -173,13 +186,13 @@ def select_indices(
                 f"fraction {config.fraction:g} of {n} examples keeps none; keep at least one "
                 f"(fraction >= {1 / n:.2g}) or use class_balanced"
             )
-        kept = rule(h, m, config, rng)
+        kept = rule.pick(h, m, config, rng)
     else:
         parts = []
         for c in np.unique(labels):
             rows = np.flatnonzero(labels == c)
             quota = max(1, round(config.fraction * rows.shape[0]))
-            parts.append(rows[rule(h[rows], quota, config, rng)])
+            parts.append(rows[rule.pick(h[rows], quota, config, rng)])
         kept = np.concatenate(parts)
     return np.sort(kept).astype(np.int64)
 
@@ -194,29 +207,14 @@ def lost_classes(labels: np.ndarray, kept: np.ndarray) -> list[int]:
 def select_run(
     view: RunView, config: SelectionConfig, *, decisions: pd.DataFrame | None = None
 ) -> np.ndarray:
-    """`select_indices` on a finished run: row positions into `view.table`, sorted ascending.
+    """Row positions into `view.table` that `config` keeps: `plan.plan_selection(...).positions`.
 
-    Values come from `view.table[config.score]` and their direction from the run's summary;
-    rule "random" needs no score. With `decisions` (`scoring.read.decisions.latest`), dropped
-    rows are removed first and relabels applied, then the rule picks among what is left, so
-    the fraction is a share of the examples the user kept — the same order the Pruning page,
-    the sweeps and the export use. Map rows to ids with `view.table["id"].to_numpy()[rows]`.
+    Kept for callers that only need the rows; the plan (decisions first, then the rule) is
+    computed by `scoring.prune.plan`, the one planner.
     """
-    check_config(config)
-    labels = view.table["label"].to_numpy()
-    rows = np.arange(labels.shape[0])
-    if decisions is not None:
-        keep, labels = apply_decisions(view.table["id"].to_numpy(), labels, decisions)
-        rows, labels = rows[keep], labels[keep]
-    if config.rule == "random":
-        return rows[select_indices(None, labels, config)]
-    key = str(config.score)  # check_config: only "random" goes without a score
-    if key not in view.score_keys:
-        have = ", ".join(view.score_keys) or "none"
-        raise InputError(f"this run has no score {key!r}; it has: {have}")
-    values = view.table[key].to_numpy(dtype=np.float64)[rows]
-    picked = select_indices(values, labels, config, higher_is_harder=view.higher_is_harder(key))
-    return rows[picked]
+    from scoring.prune.plan import plan_selection  # plan builds on this module
+
+    return plan_selection(view, config, decisions).positions
 
 
 def auto_offset(view: RunView) -> float:
@@ -288,91 +286,3 @@ def apply_decisions(
     out = labels.copy()
     out[pos[relabel]] = np.asarray(new, dtype=np.int64).astype(labels.dtype)
     return keep, out
-
-
-# --- rules: (hardness (n,), budget m with 1 <= m <= n, config, rng) -> local row indices -------
-
-Rule = Callable[[np.ndarray, int, SelectionConfig, np.random.Generator], np.ndarray]
-
-
-def _hardest_first(h: np.ndarray) -> np.ndarray:
-    """Rows by hardness, hardest first; ties keep row order."""
-    return np.argsort(-h, kind="stable")
-
-
-def _hardest(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
-) -> np.ndarray:
-    return _hardest_first(h)[:m]
-
-
-def _easiest(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
-) -> np.ndarray:
-    return np.argsort(h, kind="stable")[:m]
-
-
-def _random(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
-    return rng.choice(h.shape[0], size=m, replace=False)
-
-
-def _skip(share: float, n: int, m: int) -> int:
-    """How many hardest rows to drop first; shifted back when rounding would overrun n."""
-    return min(round(share * n), n - m)
-
-
-def _offset(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
-    skip = _skip(config.offset, h.shape[0], m)
-    return _hardest_first(h)[skip : skip + m]
-
-
-def _stratified(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
-) -> np.ndarray:
-    rest = np.sort(_hardest_first(h)[_skip(config.beta, h.shape[0], m) :])  # rows kept in play
-    hr = h[rest]
-    lo, hi = hr.min(), hr.max()
-    if hi > lo:
-        which = np.floor((hr - lo) / (hi - lo) * config.bins).astype(np.int64)
-        which = np.minimum(which, config.bins - 1)  # the maximum closes the last bin
-    else:
-        which = np.zeros(hr.shape[0], dtype=np.int64)
-    strata = [rest[which == b] for b in range(config.bins)]
-    strata = sorted((s for s in strata if s.shape[0]), key=len)  # stable: ties keep bin order
-    picked, budget = [], m
-    for left, stratum in zip(range(len(strata), 0, -1), strata, strict=True):
-        take = min(stratum.shape[0], math.ceil(budget / left))
-        picked.append(rng.choice(stratum, size=take, replace=False))
-        budget -= take
-    return np.concatenate(picked)
-
-
-def _sample(weights: np.ndarray, h: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """m rows without replacement, P proportional to weights; zero-weight rows fill by hardness."""
-    nonzero = np.flatnonzero(weights > 0)
-    if nonzero.shape[0] <= m:
-        zero = np.flatnonzero(weights <= 0)
-        fill = zero[np.argsort(-h[zero], kind="stable")][: m - nonzero.shape[0]]
-        return np.concatenate([nonzero, fill])
-    return rng.choice(h.shape[0], size=m, replace=False, p=weights / weights.sum())
-
-
-def _softmax(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
-) -> np.ndarray:
-    return _sample(np.exp((h - h.max()) / config.temperature), h, m, rng)
-
-
-def _linear(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
-    return _sample(h - h.min() + LINEAR_EPS, h, m, rng)
-
-
-_RULES: dict[str, Rule] = {
-    "hardest": _hardest,
-    "easiest": _easiest,
-    "random": _random,
-    "offset": _offset,
-    "stratified": _stratified,
-    "softmax": _softmax,
-    "linear": _linear,
-}

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from scoring import store
 from scoring.errors import InputError
-from scoring.prune.select import SelectionConfig
+from scoring.prune.select import PARAMETERS, RULES, SelectionConfig
 
 SCHEDULES = ("steps", "epochs")
 
@@ -42,8 +43,34 @@ class SweepConfig:
             "apply_decisions": self.apply_decisions,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
+        """The inverse of `to_dict` (a job's `--config` file); unknown keys are an InputError."""
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise InputError(f"sweep config: unknown field(s) {', '.join(unknown)}")
+        if not isinstance(d.get("selection"), dict):
+            raise InputError("sweep config: 'selection' (an object) is required")
+        try:
+            return cls(
+                selection=SelectionConfig.from_dict(d["selection"]),
+                fractions=tuple(float(f) for f in d.get("fractions", cls.fractions)),
+                seeds=int(d.get("seeds", cls.seeds)),
+                schedule=str(d.get("schedule", cls.schedule)),
+                apply_decisions=bool(d.get("apply_decisions", cls.apply_decisions)),
+            )
+        except (TypeError, ValueError) as err:
+            raise InputError(f"sweep config: {err}") from None
+
     def key(self, run_key: str) -> str:
         return _hash({"run": run_key, **self.to_dict()})
+
+    def cli_args(self, run: Path | str) -> list[str]:
+        """The `python -m scoring sweep` flags equal to this config (for a terminal hint)."""
+        args = ["--run", str(run), *self.selection.cli_args()]
+        args += ["--fractions", ",".join(repr(float(f)) for f in self.fractions)]
+        args += ["--seeds", str(self.seeds), "--schedule", self.schedule]
+        return [*args, "--apply-decisions"] if self.apply_decisions else args
 
 
 def _hash(obj: Any) -> str:
@@ -65,28 +92,16 @@ def check_sweep(config: SweepConfig) -> None:
         raise InputError(f"fractions must lie in (0, 1], got {bad}")
 
 
-# The parameters each rule reads; the others are reset to their defaults in trial keys, so
-# two sweeps that would select the same rows share their cached trials.
-_USES = {
-    "hardest": {"score", "normalization"},
-    "easiest": {"score", "normalization"},
-    "random": set(),
-    "offset": {"score", "normalization", "offset"},
-    "stratified": {"score", "normalization", "beta", "bins"},
-    "softmax": {"score", "normalization", "temperature"},
-    "linear": {"score", "normalization"},
-}
-_TUNABLE = ("score", "normalization", "offset", "temperature", "beta", "bins")
-
-
 def canonical(sel: SelectionConfig) -> SelectionConfig:
-    """`sel` with the parameters its rule ignores set to their defaults."""
+    """`sel` with the parameters its rule ignores (`RULES[rule].uses`) set to their defaults.
+
+    Trial keys hash the canonical form, so two sweeps that would select the same rows share
+    their cached trials. An unknown rule is left as it is (`check_config` refuses it).
+    """
+    rule = RULES.get(sel.rule)
+    uses = rule.uses if rule is not None else frozenset(PARAMETERS)
     defaults = SelectionConfig(rule=sel.rule, fraction=sel.fraction)
-    unused = {
-        name: getattr(defaults, name)
-        for name in _TUNABLE
-        if name not in _USES.get(sel.rule, set(_TUNABLE))
-    }
+    unused = {name: getattr(defaults, name) for name in PARAMETERS if name not in uses}
     return dataclasses.replace(sel, **unused)
 
 
@@ -137,11 +152,6 @@ def trials_frame(records: Sequence[dict[str, Any]], label_names: Sequence[str]) 
     return pd.DataFrame(rows)
 
 
-def sweep_folder(run: Path, config: SweepConfig) -> Path:
-    """Where a sweep keeps its status and trials.parquet."""
-    return Path(run) / "sweeps" / config.key(store.read_json(Path(run) / "config.json")["key"])
-
-
 def cached_trials(run: Path, label_names: Sequence[str]) -> pd.DataFrame:
     """Every finished trial of a run (from any sweep), one row each, with its selection.
 
@@ -149,9 +159,8 @@ def cached_trials(run: Path, label_names: Sequence[str]) -> pd.DataFrame:
     `class_balanced`, `temperature`, `beta`, `bins`) and `apply_decisions`, so a page can
     pick the points that match what the user set.
     """
-    folder = Path(run) / "sweeps" / "trials"
     records = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in store.RunDir(run).trial_files():
         try:
             records.append(store.read_json(path))
         except (OSError, json.JSONDecodeError):
@@ -161,3 +170,69 @@ def cached_trials(run: Path, label_names: Sequence[str]) -> pd.DataFrame:
         frame[name] = [r["selection"].get(name) for r in records]
     frame["apply_decisions"] = [bool(r.get("apply_decisions", False)) for r in records]
     return frame
+
+
+def matching_trials(
+    trials: pd.DataFrame, sel: SelectionConfig, *, schedule: str, apply_decisions: bool
+) -> pd.DataFrame:
+    """The rows of `cached_trials` that `sel`'s rule and parameters made (any fraction, seed).
+
+    Parameters the rule ignores are compared in their canonical (default) form, as the trial
+    keys store them; floats match within 1e-9.
+    """
+    if trials.empty:
+        return trials
+    c = canonical(sel)
+
+    def close(column: str, value: float) -> np.ndarray:
+        return np.isclose(trials[column].astype(float), float(value), atol=1e-9)
+
+    score = trials["score"].isna() if c.score is None else trials["score"] == c.score
+    mask = (
+        (trials["rule"] == c.rule)
+        & score
+        & (trials["normalization"] == c.normalization)
+        & close("offset", c.offset)
+        & (trials["class_balanced"].astype(bool) == c.class_balanced)
+        & close("temperature", c.temperature)
+        & close("beta", c.beta)
+        & (trials["bins"] == c.bins)
+        & (trials["schedule"] == schedule)
+        & (trials["apply_decisions"] == apply_decisions)
+    )
+    return trials[mask]
+
+
+def accuracy_points(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per fraction: mean, std (ddof 0), min and max accuracy over seeds, seeds, mean kept.
+
+    Returns
+    -------
+    DataFrame with columns fraction, mean, std, min, max, seeds, kept; one row per fraction,
+    ascending.
+    """
+    grouped = trials.groupby("fraction")
+    return pd.DataFrame(
+        {
+            "mean": grouped["accuracy"].mean(),
+            "std": grouped["accuracy"].std(ddof=0),
+            "min": grouped["accuracy"].min(),
+            "max": grouped["accuracy"].max(),
+            "seeds": grouped["seed"].nunique(),
+            "kept": grouped["n_kept"].mean(),
+        }
+    ).reset_index()
+
+
+def n_finished(trials: pd.DataFrame, config: SweepConfig) -> int:
+    """How many of `config`'s trials (`trials_of`) are among `trials` already."""
+    done = 0
+    for sel in trials_of(config):
+        found = matching_trials(
+            trials, sel, schedule=config.schedule, apply_decisions=config.apply_decisions
+        )
+        if found.empty:  # also: no trial at all yet, a frame without columns
+            continue
+        same_fraction = np.isclose(found["fraction"].astype(float), sel.fraction)
+        done += int((same_fraction & (found["seed"] == sel.seed)).any())
+    return done

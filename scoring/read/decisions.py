@@ -25,7 +25,6 @@ import pandas as pd
 from scoring import store
 from scoring.errors import InputError
 
-FILE = "decisions.jsonl"
 ACTIONS = ("keep", "relabel", "drop")
 CLEAR = "clear"  # undo: withdraws the id's current decision
 COLUMNS = ["id", "action", "new_label", "time"]
@@ -33,7 +32,7 @@ COLUMNS = ["id", "action", "new_label", "time"]
 
 def path_of(run: Path | str) -> Path:
     """Where a run's decisions are kept."""
-    return Path(run) / FILE
+    return store.RunDir(run).decisions_file
 
 
 def append(run: Path | str, id: int, action: str, new_label: int | None = None) -> dict:
@@ -63,17 +62,18 @@ def append(run: Path | str, id: int, action: str, new_label: int | None = None) 
     run = Path(run)
     if action not in (*ACTIONS, CLEAR):
         raise InputError(f"decision must be one of {', '.join((*ACTIONS, CLEAR))}, got {action!r}")
-    if not (run / "config.json").exists() or not (run / "scores.parquet").exists():
+    rd = store.RunDir(run)
+    if not rd.config_file.exists() or not rd.scores_file.exists():
         raise InputError(f"{run} is not a finished Winnow run; decisions need its scores")
     example = _as_int(id, "id")
-    ids = store.read_scores(run, columns=["id"])["id"]
+    ids = rd.read_scores(columns=["id"])["id"]
     if not ids.isin([example]).any():
         raise InputError(f"example id {example} is not in this run ({len(ids):,} examples)")
     if action == "relabel":
         if new_label is None:
             raise InputError("a relabel decision needs new_label (the index of the new class)")
         label = _as_int(new_label, "new_label")
-        names = store.read_json(run / "config.json")["dataset"]["label_names"]
+        names = rd.read_config()["dataset"]["label_names"]
         if not 0 <= label < len(names):
             raise InputError(
                 f"new_label must be a class index in [0, {len(names) - 1}], got {label}"

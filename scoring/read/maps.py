@@ -17,7 +17,6 @@ from scoring.errors import InputError
 from scoring.read.suspects import default_detector
 from scoring.read.views import RunView, hardness
 
-MAP_FILE = "map.parquet"
 # Share of examples the simple "suspect" view flags when cleanlab's own flag is absent.
 SUSPECT_FRACTION = 0.1
 
@@ -42,11 +41,12 @@ def compute_map(run: Path, *, seed: int = 0, n_neighbors: int = 15) -> Path:
         import umap
     except ImportError as err:
         raise InputError("the embedding map needs umap-learn: pip install umap-learn") from err
-    recorded = store.load_arrays(run / "runs" / "run_000.npz")
+    rd = store.RunDir(run)
+    recorded = rd.read_run(0)
     if "features" not in recorded:
         raise InputError(f"{run} recorded no embedding features; score it again to map it")
     features = recorded["features"].astype(np.float64)  # (N, D)
-    ids = store.load_arrays(run / "split.npz")["train_ids"]  # (N,)
+    ids = rd.read_split().train_ids  # (N,)
     n = features.shape[0]
     if n < 4:  # UMAP needs a neighbourhood; a 3-point "map" says nothing anyway
         raise InputError(f"a map needs at least 4 examples; this run has {n}")
@@ -59,7 +59,7 @@ def compute_map(run: Path, *, seed: int = 0, n_neighbors: int = 15) -> Path:
         n_jobs=1,  # random_state forces one thread anyway; say so instead of warning
     )
     coords = reducer.fit_transform(features)  # (N, 2)
-    out = run / MAP_FILE
+    out = rd.map_file
     store.write_parquet(
         out,
         pd.DataFrame(
@@ -71,7 +71,7 @@ def compute_map(run: Path, *, seed: int = 0, n_neighbors: int = 15) -> Path:
 
 def read_map(run: Path) -> pd.DataFrame | None:
     """The run's map (id, x, y), or None when it was not computed yet."""
-    path = Path(run) / MAP_FILE
+    path = store.RunDir(run).map_file
     if not path.exists():
         return None
     frame = pd.read_parquet(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from scoring import store
 from scoring.errors import InputError
 from scoring.read.views import RunView, hardness
 
@@ -179,11 +180,8 @@ def load_images(view: RunView, rows: np.ndarray | list[int], size: int = 64) -> 
     ndarray of shape (n, H', W') for grey images or (n, H', W', C) for colour, uint8; None
     when the run has no `examples/images.npy` (older runs) or it does not match the table.
     """
-    file = view.path / "examples" / "images.npy"
-    if not file.exists():
-        return None
-    images = np.load(file, mmap_mode="r")  # (N, H, W, C); only the asked rows are read
-    if images.ndim != 4 or images.shape[0] != len(view.table):
+    images = store.RunDir(view.path).open_images()  # (N, H, W, C); only asked rows are read
+    if images is None or images.ndim != 4 or images.shape[0] != len(view.table):
         return None
     picked = np.asarray(images[np.asarray(rows, dtype=np.int64)])  # (n, H, W, C)
     factor = max(1, size // max(picked.shape[1:3]))
@@ -200,10 +198,9 @@ def load_texts(view: RunView, ids: list[int] | np.ndarray) -> pd.DataFrame | Non
     (e.g. `premise`, `hypothesis` for sentence pairs); None when the run has no
     `examples/texts.parquet` (older runs).
     """
-    file = view.path / "examples" / "texts.parquet"
-    if not file.exists():
+    texts = store.RunDir(view.path).read_texts()
+    if texts is None:
         return None
-    texts = pd.read_parquet(file)
     inputs = [c for c in ("text", "text_pair") if c in texts.columns]
     names = list(view.config["dataset"].get("input_cols", []))
     if len(names) != len(inputs) or len(set(names)) != len(names) or "id" in names:

@@ -68,8 +68,9 @@ class RunView:
 def load_run(path: Path | str) -> RunView:
     """Read a finished run; InputError (with a way forward) for anything else."""
     path = Path(path)
-    status = store.read_status(path)
-    if status is None or not (path / "config.json").exists():
+    rd = store.RunDir(path)
+    status = rd.read_status()
+    if status is None or not rd.config_file.exists():
         raise InputError(f"{path} is not a Winnow run folder")
     if status["state"] != "done":
         raise InputError(
@@ -77,13 +78,11 @@ def load_run(path: Path | str) -> RunView:
             "pick a finished run or wait for it"
         )
     store.check_version(path)
-    config = store.read_json(path / "config.json")
-    summary = store.read_json(path / "summary.json")
-    table = store.read_scores(path)
-    preds = path / "predictions.parquet"
-    if preds.exists():  # runs from before predictions were written still open
-        table = table.merge(pd.read_parquet(preds), on="id", how="left")
-    return RunView(path, config, summary, table)
+    table = rd.read_scores()
+    preds = rd.read_predictions()
+    if preds is not None:  # runs from before predictions were written still open
+        table = table.merge(preds, on="id", how="left")
+    return RunView(path, rd.read_config(), rd.read_summary(), table)
 
 
 def normalize(values: np.ndarray, labels: np.ndarray, mode: str) -> np.ndarray:

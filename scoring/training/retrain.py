@@ -9,6 +9,10 @@ epochs instead. Every trial is cached by its full description under `<run>/sweep
 so a repeated or overlapping sweep only computes what is new, and a killed sweep resumes
 trial by trial. Results of one sweep are collected in `<run>/sweeps/<sweep-key>/trials.parquet`,
 rewritten after each trial so the app can draw the curve as it fills in.
+
+A sweep reads everything from the run folder (`store.RunDir`): the recipe and config, the
+labels trained on, the split, and the very tensors the scoring runs consumed; the source is
+read again only for a run scored before runs kept their inputs.
 """
 
 from __future__ import annotations
@@ -25,22 +29,17 @@ import torch
 
 from scoring import store
 from scoring.config import ScoreConfig
-from scoring.errors import Cancelled
-from scoring.prune.select import SelectionConfig, apply_decisions, select_run
+from scoring.errors import Cancelled, InputError
+from scoring.prune.plan import plan_selection
+from scoring.prune.select import SelectionConfig
 from scoring.prune.sweeps import SweepConfig, check_sweep, trial_key, trials_frame, trials_of
 from scoring.read import decisions
 from scoring.read.views import RunView, load_run
 from scoring.training.executors import Executor, LocalExecutor, Report
 from scoring.training.loop import fit, predict, seed_everything
-from scoring.training.pipeline import (
-    Prepared,
-    Progress,
-    augments,
-    new_model,
-    prepare,
-    set_train_threads,
-    tensor_inputs,
-)
+from scoring.training.models import Recipe, pick_device
+from scoring.training.progress import Progress
+from scoring.training.steps import ModelSpec, prepare, tensor_inputs
 
 TRAIN_SEED_BASE = 1_000  # retraining seeds sit apart from the scoring runs' seeds
 
@@ -50,31 +49,66 @@ class _Context:
     """What every trial of a sweep shares: the run, its data as tensors, its decisions."""
 
     view: RunView
-    prep: Prepared
+    spec: ModelSpec  # the run's recipe, classes, encoder; this machine's device
+    base_seed: int
     x: torch.Tensor  # (N, ...)
     x_test: torch.Tensor  # (M, ...)
-    labels: np.ndarray  # (N,) labels to train on (relabels applied when asked)
-    keep: np.ndarray  # (N,) bool: rows not dropped by decisions
+    test_labels: np.ndarray  # (M,)
     decisions: pd.DataFrame | None  # the latest decisions, when they apply
 
 
-def _context(run: Path, config: SweepConfig, show_progress: bool) -> _Context:
-    view = load_run(run)
+def _context(view: RunView, config: SweepConfig, progress: Progress) -> _Context:
+    """Everything from the run folder: config, recipe, split, labels and model inputs."""
+    rd = store.RunDir(view.path)
     score_config = ScoreConfig.from_dict(view.config["config"])
-    prep = prepare(score_config, run.parent.parent)
-    labels = prep.labels
-    keep = np.ones(labels.shape[0], dtype=bool)
-    latest = decisions.latest(run) if config.apply_decisions else None
-    if latest is not None:
-        keep, labels = apply_decisions(view.table["id"].to_numpy(), labels, latest)
-    progress = Progress(run / "sweeps", 1, show_progress)  # only its embedding bar is used
-    x, x_test = tensor_inputs(prep, progress, run.parent.parent)
-    return _Context(view, prep, x, x_test, labels, keep, latest)
+    spec = ModelSpec(
+        recipe=Recipe(**view.config["recipe"]),
+        n_classes=len(view.label_names),
+        encoder=score_config.train.model,
+        device=pick_device(score_config.train.device),
+    )
+    split = rd.read_split()
+    latest = decisions.latest(view.path) if config.apply_decisions else None
+    x, x_test = model_inputs(rd, score_config, progress)
+    return _Context(view, spec, score_config.train.base_seed, x, x_test, split.test_labels, latest)
 
 
-def _select(ctx: _Context, sel: SelectionConfig) -> np.ndarray:
-    """Row indices kept by `sel` (decisions applied first when asked), shape (M,)."""
-    return select_run(ctx.view, sel, decisions=ctx.decisions)
+def model_inputs(
+    rd: store.RunDir, config: ScoreConfig, progress: Progress
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The very tensors the run's models consumed, for train (N, ...) and test (M, ...).
+
+    Read from the run folder (`inputs.npz`, or the dataset's embeddings for a text probe).
+    A run scored before runs kept their inputs is prepared again from its source, which
+    must then still be where it was and unchanged; otherwise one InputError says so.
+    """
+    stored = rd.read_inputs()
+    if stored is not None:
+        return torch.from_numpy(stored.train), torch.from_numpy(stored.test)
+    why = (
+        f"the embeddings {rd.path} was trained on were removed from the cache"
+        if rd.inputs_file.exists()  # a text probe's inputs live in the dataset's folder
+        else f"{rd.path} was scored before runs kept their model inputs"
+    ) + ", so retraining reads"
+    for source in (config.data.source, config.data.test):
+        local = source and source != "digits" and not source.startswith("hf:")
+        if local and not Path(source).expanduser().exists():
+            raise InputError(
+                f"{why} its source again, but {source} is not there any more; put it "
+                "back at that path, or score the data again from where it is now"
+            )
+    try:
+        prep = prepare(config, rd.cache_dir)
+    except InputError as err:
+        raise InputError(
+            f"{why} its source {config.data.source} again, which failed: {err}"
+        ) from None
+    if prep.path.resolve() != rd.path.resolve():
+        raise InputError(
+            f"{why} its source {config.data.source} again, but that has changed since; "
+            "score it again to retrain on it"
+        )
+    return tensor_inputs(prep, progress)
 
 
 def _run_trial(
@@ -84,35 +118,38 @@ def _run_trial(
 
     Runs in a Ray task with `--executor ray`; the caller writes the record.
     """
-    prep, recipe = ctx.prep, ctx.prep.recipe
-    set_train_threads(prep)  # again: a Ray worker is a fresh process
+    spec, recipe = ctx.spec, ctx.spec.recipe
+    spec.set_threads()  # again: a Ray worker is a fresh process
     progress.stage(f"{sel.rule} {sel.fraction:g} seed {sel.seed}")
-    kept = _select(ctx, sel)
-    n_full = int(ctx.keep.sum())
+    # The one planner the Pruning preview and the export use: decisions first, then the rule.
+    plan = plan_selection(ctx.view, sel, ctx.decisions)
+    kept = plan.positions  # (M,) rows of the run's training set
+    labels = plan.labels[plan.kept]  # (M,) relabels applied
+    n_full = plan.rows.shape[0]  # examples left after the decisions' drops
     full_steps = -(-n_full // recipe.batch_size) * recipe.epochs
     steps = (
         full_steps
         if config.schedule == "steps"
         else -(-len(kept) // recipe.batch_size) * recipe.epochs
     )
-    gen = seed_everything(prep.config.train.base_seed + TRAIN_SEED_BASE + sel.seed)
-    n_classes = len(ctx.view.label_names)
-    model = new_model(prep, ctx.x)
+    gen = seed_everything(ctx.base_seed + TRAIN_SEED_BASE + sel.seed)
+    n_classes = spec.n_classes
+    model = spec.new_model(ctx.x)
     t0 = time.perf_counter()
     fit(
         model,
         ctx.x[torch.from_numpy(kept)],
-        torch.from_numpy(ctx.labels[kept]),
+        torch.from_numpy(labels),
         recipe,
         gen=gen,
-        device=prep.device,
+        device=spec.device,
         record=False,
-        augment=augments(prep),
+        augment=spec.augment,
         steps=steps,
         on_step=lambda _epoch_share: progress.advance(1.0 / steps),
     )
-    probs = predict(model, ctx.x_test, device=prep.device).probs
-    test_labels = prep.dataset.test.labels
+    probs = predict(model, ctx.x_test, device=spec.device).probs
+    test_labels = ctx.test_labels
     correct = probs.argmax(1) == test_labels
     per_class = [
         float(correct[test_labels == c].mean()) if (test_labels == c).any() else None
@@ -126,7 +163,7 @@ def _run_trial(
         "accuracy": float(correct.mean()),
         "per_class_accuracy": per_class,
         "n_kept": int(len(kept)),
-        "kept_per_class": np.bincount(ctx.labels[kept], minlength=n_classes).tolist(),
+        "kept_per_class": np.bincount(labels, minlength=n_classes).tolist(),
         "steps": int(steps),
         "schedule": config.schedule,
         "train_seconds": round(time.perf_counter() - t0, 3),
@@ -149,27 +186,27 @@ def sweep(
     run = Path(run)
     check_sweep(config)
     view = load_run(run)
+    rd = store.RunDir(run)
     run_key = view.config["key"]
-    folder = run / "sweeps" / config.key(run_key)
-    out = folder / "trials.parquet"
+    folder = rd.sweep(config.key(run_key))
     trials = trials_of(config)
-    lock = store.RunLock(folder)
+    lock = store.RunLock(folder.path)
     while not lock.acquire():  # another job computes this very sweep: wait for it
         time.sleep(1.0)
     try:
-        status = store.read_status(folder)
-        if status and status["state"] == "done" and out.exists():
-            return out
+        status = store.read_status(folder.path)
+        if status and status["state"] == "done" and folder.trials_file.exists():
+            return folder.trials_file
         store.write_json(
-            folder / "sweep.json", {"run": str(run), "run_key": run_key, **config.to_dict()}
+            folder.record_file, {"run": str(run), "run_key": run_key, **config.to_dict()}
         )
-        ctx = _context(run, config, show_progress)
-        set_train_threads(ctx.prep)
-        progress = Progress(folder, float(len(trials)), show_progress)
+        progress = Progress(folder.path, float(len(trials)), show_progress)
         records: list[dict[str, Any] | None] = [None] * len(trials)
-        trial_dir = run / "sweeps" / "trials"
-        files = [trial_dir / f"{trial_key(run_key, sel, config)}.json" for sel in trials]
+        files = [rd.trial_file(trial_key(run_key, sel, config)) for sel in trials]
         try:
+            progress.stage("reading the run")
+            ctx = _context(view, config, progress)
+            ctx.spec.set_threads()
             todo = []
             for i, trial_file in enumerate(files):
                 if trial_file.exists():
@@ -183,22 +220,23 @@ def sweep(
                 store.write_json(files[i], record)
                 records[i] = record
                 done = [r for r in records if r is not None]
-                store.write_parquet(out, trials_frame(done, view.label_names))
+                store.write_parquet(folder.trials_file, trials_frame(done, view.label_names))
 
             if not todo:
-                store.write_parquet(out, trials_frame(records, view.label_names))
+                store.write_parquet(folder.trials_file, trials_frame(records, view.label_names))
             else:
                 work = functools.partial(_run_trial, ctx, config)
                 (executor or LocalExecutor()).map(
                     work, [trials[i] for i in todo], progress, save_trial
                 )
-            store.write_status(folder, "done", progress=1.0, message="done")
+            store.write_status(folder.path, "done", progress=1.0, message="done")
         except BaseException as err:
             state = "cancelled" if isinstance(err, Cancelled) else "failed"
-            store.write_status(folder, state, message=f"{type(err).__name__}: {err}")
+            message = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
+            store.write_status(folder.path, state, progress=progress.fraction, message=message)
             raise
         finally:
             progress.close()
-        return out
+        return folder.trials_file
     finally:
         lock.release()

@@ -160,5 +160,6 @@ def test_a_user_scores_digits_and_visits_every_page(server, page):
     pg.reload()  # a new session: what is shown now comes from decisions.jsonl
     pg.get_by_role("heading", name="Mislabeled").first.wait_for()
     pg.get_by_text("1 decision saved").wait_for()
+    pg.get_by_text("Decision: drop").first.wait_for()  # cards render after the count
     assert pg.get_by_text("Decision: drop").count() == 1
     _no_error(pg)

@@ -16,7 +16,7 @@ import pytest
 
 from scoring import store
 from scoring.errors import InputError
-from scoring.read.maps import MAP_FILE, compute_map, read_map, suspect_flags
+from scoring.read.maps import compute_map, read_map, suspect_flags
 from scoring.read.views import load_run
 from tests.conftest import digits_run, text_run
 
@@ -37,7 +37,7 @@ def test_map_has_one_row_per_example_with_the_scores_ids(mapped):
     assert list(first.columns) == ["id", "x", "y"]
     assert len(first) == len(ids) == 500
     assert first["id"].tolist() == ids.tolist()
-    assert (run / MAP_FILE).exists()
+    assert store.RunDir(run).map_file.exists()
 
 
 def test_map_coordinates_are_finite_and_spread(mapped):
@@ -65,12 +65,12 @@ def test_compute_map_refuses_an_unfinished_run(built_cache, tmp_path):
         compute_map(run)
     with pytest.raises(InputError, match="not a finished run"):
         compute_map(tmp_path / "nowhere")
-    assert not (run / MAP_FILE).exists()
+    assert not store.RunDir(run).map_file.exists()
 
 
 def test_read_map_without_a_map_is_none_and_a_bad_map_is_refused(tmp_path):
     assert read_map(tmp_path) is None
-    store.write_parquet(tmp_path / MAP_FILE, pd.DataFrame({"id": [1], "x": [0.0]}))
+    store.write_parquet(store.RunDir(tmp_path).map_file, pd.DataFrame({"id": [1], "x": [0.0]}))
     with pytest.raises(InputError, match="lacks column"):
         read_map(tmp_path)
 

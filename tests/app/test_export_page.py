@@ -1,6 +1,6 @@
-"""The Export page: it starts from the Pruning page's selection, writes exactly `select_run`'s
-rows, and turns every refusal (occupied path, `..`, empty selection, bad settings) into a
-warning, never a traceback.
+"""The Export page: it starts from the Pruning page's selection, writes exactly the planner's
+rows (the count it shows is the count written), and turns every refusal (occupied path, `..`,
+empty selection, bad settings) into a warning, never a traceback.
 """
 
 from __future__ import annotations
@@ -157,21 +157,50 @@ def test_bad_settings_and_empty_selections_are_warnings(app_cache, tmp_path):
     assert any("exceeds 1" in w.value for w in at.warning)
     assert at.button(key="export_go").disabled
 
-    # Decisions that drop every selected example leave nothing to write.
-    keep = _expected_ids(run, rule="hardest", fraction=0.05, score="el2n")
-    for example in keep:
-        decisions.append(run, example, "drop")
+    # Decisions that drop every example leave nothing to write.
+    for example in load_run(run).table["id"]:
+        decisions.append(run, int(example), "drop")
     at = _page(run, prune_fraction=0.05, prune_decisions=True, export_folder=str(tmp_path))
     assert not at.exception
-    assert any("empty after applying decisions" in w.value for w in at.warning)
+    assert any("no examples left" in w.value for w in at.warning)
     assert at.button(key="export_go").disabled
 
     # Without the decisions the same selection is written.
+    keep = _expected_ids(run, rule="hardest", fraction=0.05, score="el2n")
     at.checkbox(key="export_decisions").uncheck().run()
-    assert not any("empty" in w.value for w in at.warning)
+    assert not any("no examples" in w.value for w in at.warning)
     at.button(key="export_go").click().run()
     assert not at.exception
     assert f"Wrote **{len(keep)}** examples" in _texts(at)
+
+
+def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cache, tmp_path):
+    # The bug this guards: the page once applied the rule first and the decisions second
+    # (easiest 50% by EL2N with drops among them: it said fewer than the export wrote).
+    run = digits_run(app_cache)
+    easiest = _expected_ids(run, rule="easiest", fraction=0.5, score="el2n")
+    for example in easiest[:60]:  # drops inside what the rule alone would keep
+        decisions.append(run, int(example), "drop")
+    at = _page(
+        run,
+        prune_rule="easiest",
+        prune_fraction=0.5,
+        prune_decisions=True,
+        export_folder=str(tmp_path),
+    )
+    assert not at.exception
+    expected = round(0.5 * (500 - 60))  # decisions first, then half of what is left
+    assert f"writes **{expected}** of 500 examples" in _texts(at)
+    assert at.dataframe[0].value["written"].sum() == expected
+    at.button(key="export_go").click().run()
+    assert not at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    written = tmp_path / "exports" / "digits-easiest-0.5.parquet"
+    assert datasets.load_dataset("parquet", data_files=str(written), split="train").num_rows == (
+        expected
+    )
+    manifest = store.read_json(manifest_path(written, "parquet"))
+    assert manifest["rows"] == expected and manifest["decisions"]["dropped"] == 60
 
 
 def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):

@@ -1,18 +1,28 @@
-"""Home: the quick start on an empty cache, the form, job progress, the runs table."""
+"""Home: the quick start on an empty cache, the form, job progress, the runs table; the router."""
 
 import time
 
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
-from scoring import jobs
-from tests.conftest import ROOT, digits_run, text_run
+from scoring import jobs, store
+from scoring.__main__ import build_parser, config_from_args
+from scoring.config import ScoreConfig
+from tests.conftest import PAGES, ROOT, digits_run, text_run
 
 
 def _home() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(PAGES / "home.py"), default_timeout=60)
     at.run()
     return at
+
+
+def test_the_router_opens_on_home(cache_dir):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Winnow"
+    assert at.button(key="home_quickstart").label == "Score digits now"
 
 
 def test_empty_cache_offers_a_one_click_digits_run(cache_dir):
@@ -48,10 +58,11 @@ def test_start_button_launches_a_job_and_progress_is_shown(cache_dir):
     assert job_id is not None
     status = jobs.status(job_id, cache_dir)
     assert status.state in ("running", "done")
-    argv = " ".join(_argv(cache_dir, job_id))
-    assert "--preset" in argv and "300" in _argv(cache_dir, job_id)
-    assert "--grad-params last" in argv and "--checkpoints 3" in argv
-    assert "--grad-at" not in argv and "--executor" not in argv  # defaults stay implicit
+    config = _config(cache_dir, job_id)
+    assert (config.train.runs, config.train.epochs, config.cv_folds) == (2, 4, 2)  # tiny
+    assert config.data.limit == 300
+    assert (config.grads.params, config.grads.checkpoints, config.grads.at) == ("last", 3, "init")
+    assert "--executor local" in " ".join(_argv(cache_dir, job_id))
     deadline = time.monotonic() + 120
     while jobs.status(job_id, cache_dir).state == "running":
         assert time.monotonic() < deadline
@@ -74,7 +85,8 @@ def test_a_failing_job_shows_its_message(cache_dir, tmp_path):
     at.button(key="home_start").click().run()
     job_id = at.session_state["ui"].job_id
     argv = " ".join(_argv(cache_dir, job_id))
-    assert "--executor ray --ray-address head-node:6379" in argv and "--max-length 64" in argv
+    assert "--executor ray --ray-address head-node:6379" in argv
+    assert _config(cache_dir, job_id).train.max_length == 64
     deadline = time.monotonic() + 60
     while jobs.status(job_id, cache_dir).state == "running":
         assert time.monotonic() < deadline
@@ -88,7 +100,39 @@ def test_session_state_is_the_typed_dataclass(cache_dir):
     assert isinstance(at.session_state["ui"], UIState)
 
 
-def _argv(cache_dir, job_id):
-    from scoring import store
+def test_the_form_sends_the_config_the_cli_builds_from_the_same_flags(cache_dir, tmp_path):
+    """Home and `winnow score` share one config builder and one preset: same run, same key."""
+    source = str(tmp_path / "pairs.jsonl")  # missing: the job fails at once, nothing trains
+    at = _home()
+    at.radio(key="home_source_kind").set_value("local file or folder")
+    at.run()
+    at.text_input(key="home_path").input(source)
+    at.selectbox(key="home_recipe").select("finetune")
+    at.selectbox(key="home_preset").select("tiny")
+    at.number_input(key="home_epochs").set_value(2)  # beats the preset's 1 for finetune
+    at.number_input(key="home_noise").set_value(0.1)
+    at.number_input(key="home_limit").set_value(200)
+    at.text_input(key="home_input_col").input("premise, hypothesis")
+    at.text_input(key="home_label_col").input("label")
+    at.radio(key="home_grad_at").set_value("early")
+    at.multiselect(key="home_scores").select("el2n").select("aum")
+    at.button(key="home_start").click().run()
+    sent = _config(cache_dir, at.session_state["ui"].job_id)
+    flags = (
+        f"score --dataset {source} --recipe finetune --preset tiny --epochs 2 --noise 0.1 "
+        "--limit 200 --input-col premise,hypothesis --label-col label --grad-at early "
+        "--scores el2n,aum"
+    ).split()
+    cli = config_from_args(build_parser().parse_args(flags))
+    assert sent == cli and sent.key() == cli.key()
+    assert (sent.train.epochs, sent.train.max_length, sent.train.runs) == (2, 64, 2)
 
+
+def _argv(cache_dir, job_id):
     return store.read_json(jobs.jobs_dir(cache_dir) / f"{job_id}.json")["argv"]
+
+
+def _config(cache_dir, job_id) -> ScoreConfig:
+    """The config the job was handed (its --config file)."""
+    argv = _argv(cache_dir, job_id)
+    return ScoreConfig.from_dict(store.read_json(argv[argv.index("--config") + 1]))

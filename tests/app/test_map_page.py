@@ -19,7 +19,6 @@ from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
 from scoring import jobs, store
-from scoring.read.maps import MAP_FILE
 from tests.conftest import PAGES, digits_run, text_run
 
 PAGE = str(PAGES / "map.py")
@@ -35,7 +34,8 @@ def _write_map(run: Path, seed: int = 0) -> None:
     """A synthetic map with the run's ids: what the page needs, without UMAP's cost."""
     ids = pd.read_parquet(run / "scores.parquet")["id"]
     xy = np.random.default_rng(seed).normal(size=(len(ids), 2)).astype(np.float32)
-    store.write_parquet(run / MAP_FILE, pd.DataFrame({"id": ids, "x": xy[:, 0], "y": xy[:, 1]}))
+    coords = pd.DataFrame({"id": ids, "x": xy[:, 0], "y": xy[:, 1]})
+    store.write_parquet(store.RunDir(run).map_file, coords)
 
 
 def _figures(at: AppTest) -> list[dict]:
@@ -74,7 +74,7 @@ def test_without_a_map_the_page_explains_and_offers_to_compute_it(app_cache):
     assert [b.label for b in at.button] == ["Compute the map"]
     # Only the data map is drawn; the embedding section waits for the job.
     assert len(at.get("plotly_chart")) == 1
-    assert not (digits_run(app_cache) / MAP_FILE).exists()  # the page computed nothing
+    assert not store.RunDir(digits_run(app_cache)).map_file.exists()  # the page computed nothing
 
 
 def test_with_a_map_the_page_draws_it_coloured_by_hardness(app_cache):
@@ -176,7 +176,7 @@ def test_empty_cache_shows_the_info_box(tmp_path, monkeypatch):
 
 def test_damaged_map_gets_a_warning_and_a_way_to_recompute(app_cache):
     run = digits_run(app_cache)
-    (run / MAP_FILE).write_bytes(b"not a parquet file")
+    store.RunDir(run).map_file.write_bytes(b"not a parquet file")
     at = _page(run)
     assert not at.exception
     assert "could not be read" in at.warning[0].value
@@ -186,7 +186,7 @@ def test_damaged_map_gets_a_warning_and_a_way_to_recompute(app_cache):
 def test_a_map_of_other_ids_is_not_drawn(app_cache):
     run = digits_run(app_cache)
     store.write_parquet(
-        run / MAP_FILE, pd.DataFrame({"id": [-1, -2], "x": [0.0, 1.0], "y": [0.0, 1.0]})
+        store.RunDir(run).map_file, pd.DataFrame({"id": [-1, -2], "x": [0.0, 1.0], "y": [0.0, 1.0]})
     )
     at = _page(run)
     assert "does not match" in at.warning[0].value
@@ -244,7 +244,7 @@ def test_compute_button_starts_a_job_that_writes_the_map(app_cache):
         time.sleep(1)
         status = jobs.status(job_id, app_cache)
     assert status.state == "done", jobs.log_tail(job_id, app_cache)
-    assert len(pd.read_parquet(run / MAP_FILE)) == 500
+    assert len(pd.read_parquet(store.RunDir(run).map_file)) == 500
     at.run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2  # the embedding map appeared

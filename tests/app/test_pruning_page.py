@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -265,33 +266,23 @@ def test_a_running_sweep_is_followed_and_a_failed_one_explained(app_cache):
     at = _page(run, **{f"prune_job:{run}": {"id": job_id, "n_trials": 4, "sweep": {}}})
     assert not at.exception
     assert "failed: this run has no score 'el2n'" in at.error[0].value
+    # The terminal hint is the sweep's own flags (SweepConfig.cli_args), fractions and all.
+    sweep = SweepConfig(SelectionConfig("hardest", 1.0, score="el2n"), (0.2, 0.4, 0.6, 0.8), 2)
+    assert f"`python -m scoring sweep {shlex.join(sweep.cli_args(run))}`" in at.error[0].value
     assert not at.button(key="prune_retrain").disabled
 
 
-def _has_sweep_cli() -> bool:
-    from scoring.__main__ import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    return "sweep" in sub.choices
-
-
-def test_retrain_button_starts_a_sweep_job_with_the_chosen_flags(app_cache):
+def test_retrain_button_starts_a_sweep_job_with_its_typed_config(app_cache):
     run = digits_run(app_cache)
     at = _page(run)
     at.button(key="prune_retrain").click().run()
     assert not at.exception
     job_id = at.session_state["ui"].choices[f"prune_job:{run}"]["id"]
-    argv = store.read_json(jobs.jobs_dir(app_cache) / f"{job_id}.json")["argv"]
-    args = argv[argv.index("sweep") + 1 :]
-    assert args[:6] == ["--run", str(run), "--score", "el2n", "--rule", "hardest"]
-    flags = dict(zip(args[6::2], args[7::2], strict=False))
-    assert flags["--fractions"] == "0.5" and flags["--seeds"] == "2"
-    assert flags["--schedule"] == "steps"
-    assert "--apply-decisions" not in args and "--class-balanced" not in args
-    if not _has_sweep_cli():
-        jobs.cancel(job_id, app_cache)
-        pytest.skip("`python -m scoring sweep` is not in the CLI yet: argv checked only")
+    record = store.read_json(jobs.jobs_dir(app_cache) / f"{job_id}.json")
+    # The job gets the SweepConfig itself (no hand-built selection flags).
+    selection = SelectionConfig("hardest", 1.0, score="el2n")
+    assert record["config"] == SweepConfig(selection, (0.5,), 2, "steps").to_dict()
+    assert "--rule" not in record["argv"] and "--config" in record["argv"]
     deadline = time.time() + 120
     status = jobs.status(job_id, app_cache)
     while status.state == "running" and time.time() < deadline:

@@ -78,19 +78,20 @@ def test_noise_run_reports_detection_per_score(cache_dir):
 
 
 def test_a_failing_run_is_marked_failed_not_done(cache_dir, monkeypatch):
-    import scoring.training.pipeline as pipeline
+    import scoring.training.results as results
 
     def broken(*_a, **_k):
         raise RuntimeError("simulated crash in scoring")
 
-    monkeypatch.setattr(pipeline, "compute", broken)
+    monkeypatch.setattr(results, "compute", broken)
     with pytest.raises(RuntimeError):
         score(tiny(scores=("el2n",)), cache_dir, show_progress=False)
     (path,) = store.iter_run_dirs(cache_dir)
-    status = store.read_status(path)
+    rd = store.RunDir(path)
+    status = rd.read_status()
     assert status["state"] == "failed" and "simulated crash" in status["message"]
-    assert not (path / "scores.parquet").exists() and not (path / "lock").exists()
-    assert (path / "runs" / "run_001.npz").exists()  # finished runs are kept for the retry
+    assert not rd.scores_file.exists() and not rd.lock_file.exists()
+    assert rd.run_file(1).exists()  # finished runs are kept for the retry
 
 
 @pytest.mark.parametrize(
@@ -135,7 +136,9 @@ def test_text_probe_on_a_tsv_with_unusual_columns(cache_dir, tmp_path):
     arrays = store.load_arrays(emb)
     assert arrays["train"].shape == (24, 384)  # 30 rows, 20% carved for testing
     np.testing.assert_allclose(np.linalg.norm(arrays["train"], axis=1), 1.0, rtol=1e-5)
-    run0 = store.load_arrays(run / "runs" / "run_000.npz")
+    kept = store.RunDir(run).read_inputs()  # named, not copied: the embeddings file holds them
+    assert kept.kind == "embeddings" and np.array_equal(kept.train, arrays["train"])
+    run0 = store.RunDir(run).read_run(0)
     assert run0["features"].shape == (24, 256)
     assert len(store.read_scores(run)) == 24
 
@@ -193,31 +196,50 @@ def test_float16_storage_changes_no_ranking_that_matters(cache_dir):
 
     from scoring.data.noise import noise_detection
     from scoring.scores import compute
-    from scoring.training.pipeline import (
-        _RUN_ARRAYS,
-        Progress,
-        _shared_arrays,
-        _train_one_run,
-        compact,
-        prepare,
-        tensor_inputs,
-    )
+    from scoring.training.progress import Progress
+    from scoring.training.results import RUN_ARRAYS, shared_arrays
+    from scoring.training.steps import compact, prepare, tensor_inputs, train_one_run
 
     cfg = tiny(noise=NoiseConfig(fraction=0.1), train=TrainConfig(runs=1, epochs=6))
     prep = prepare(cfg, cache_dir)
     progress = Progress(cache_dir / "p", 1, enabled=False)
-    x, x_test = tensor_inputs(prep, progress, cache_dir)
-    _, arrays = _train_one_run(prep, x, x_test, 0, progress)
+    x, x_test = tensor_inputs(prep, progress)
+    _, arrays = train_one_run(prep, x, x_test, 0, progress)
     stored = compact(arrays)
     assert stored["prob_given"].dtype == np.float16 and stored["loss"].dtype == np.float32
     assert stored["probs_final"].dtype == np.float32  # PVI takes its log
-    shared = _shared_arrays(prep, None)
+    shared = shared_arrays(prep, None)
     for key in ("aum", "confidence", "variability", "el2n", "el2n_free", "prototype", "pvi"):
         full, small = (
-            compute(key, {**shared, **{n: a[n][None] for n in _RUN_ARRAYS if n in a}}).values
+            compute(key, {**shared, **{n: a[n][None] for n in RUN_ARRAYS if n in a}}).values
             for a in (arrays, stored)
         )
         assert spearmanr(full, small).statistic > 0.999, key
         higher = REGISTRY[key].higher_is_harder
         auroc = [noise_detection(v, prep.noisy, higher)["noise_auroc"] for v in (full, small)]
         assert abs(auroc[0] - auroc[1]) < 1e-3, key
+
+
+def test_cross_fit_scores_come_from_the_registry():
+    from scoring.training.pipeline import CV_SCORES
+
+    assert CV_SCORES == ("cl_quality", "cl_issue")  # the scores that need oof_probs
+
+
+def test_the_run_keeps_its_model_inputs_bit_for_bit(cache_dir):
+    """inputs.npz gives back the very float32 tensors the models trained on (uint8 + divisor)."""
+    from scoring.training.progress import Progress
+    from scoring.training.steps import prepare, tensor_inputs
+
+    cfg = tiny(scores=("loss",))
+    rd = store.RunDir(score(cfg, cache_dir, show_progress=False))
+    prep = prepare(cfg, cache_dir)
+    x, x_test = tensor_inputs(prep, Progress(cache_dir / "p", 1, enabled=False))
+    kept = rd.read_inputs()
+    assert kept.kind == "images" and store.load_arrays(rd.inputs_file)["train"].dtype == np.uint8
+    for got, want in ((kept.train, x.numpy()), (kept.test, x_test.numpy())):
+        assert got.dtype == want.dtype == np.float32
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    split = rd.read_split()
+    assert np.array_equal(split.labels, prep.labels)
+    assert np.array_equal(split.test_labels, prep.dataset.test.labels)

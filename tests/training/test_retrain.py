@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -201,3 +203,47 @@ def test_sweep_cli_refuses_bad_input(run_dir, capsys, extra, message):
     assert main(["sweep", "--run", str(run_dir), "--quiet", *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+
+
+def _image_folder(root):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["cat", "dog", "owl"]):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(10):
+            pixels = rng.integers(0, 60, size=(8, 8, 3)) + 60 * c
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def test_retraining_reads_the_run_folder_not_the_source(tmp_path, capsys):
+    """Inputs come from the run's inputs.npz; an older run without one re-reads the source,
+    and says which path it needs when that source has moved."""
+    from scoring.__main__ import main
+
+    source = _image_folder(tmp_path / "pets")
+    cfg = ScoreConfig(
+        data=DataConfig(source=str(source)),
+        train=TrainConfig(runs=1, epochs=2),
+        scores=("el2n", "loss"),
+    )
+    run = score(cfg, tmp_path / "cache", show_progress=False)
+    rd = store.RunDir(run)
+    sweep_cfg = _config(fractions=(1.0,), seeds=1, selection=_config().selection)
+    moved = source.rename(tmp_path / "moved")
+    kept = pd.read_parquet(sweep(run, sweep_cfg, show_progress=False))  # no source needed
+
+    # A run scored before runs kept their inputs: the source again, from where it was.
+    rd.inputs_file.unlink()
+    shutil.rmtree(rd.trials_dir)
+    with pytest.raises(InputError, match=f"scored before runs kept.*{source} is not there"):
+        sweep(run, dataclasses.replace(sweep_cfg, seeds=2), show_progress=False)
+    args = ["sweep", "--run", str(run), "--rule", "hardest", "--score", "el2n"]
+    assert main([*args, "--fractions", "1.0", "--seeds", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(source) in err and "Traceback" not in err
+    moved.rename(source)
+    again = pd.read_parquet(sweep(run, sweep_cfg, show_progress=False))
+    pd.testing.assert_frame_equal(again, kept)  # the same tensors either way

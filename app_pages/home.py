@@ -1,0 +1,295 @@
+"""Home: pick a dataset and a recipe, start a scoring job, follow it, choose the current run.
+
+A job gets its typed config (`score_config` builds it from the form, with the preset applied
+by `scoring.config.apply_preset`, as the CLI does): no command line is written by hand here.
+Progress is polled only while a job runs; the chosen run is the current one on every page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app_pages._shared import cache_dir, finished_runs, ui
+from scoring import jobs, store
+from scoring.config import (
+    DataConfig,
+    GradConfig,
+    NoiseConfig,
+    ScoreConfig,
+    TrainConfig,
+    apply_preset,
+    parse_names,
+)
+from scoring.errors import InputError
+from scoring.scores.registry import REGISTRY
+
+RECIPES = {
+    "auto": "auto (from the data)",
+    "mlp": "mlp: tiny images (digits)",
+    "cnn": "cnn: tiny images",
+    "cnn32": "cnn32: 32x32 images on CPU",
+    "resnet18": "resnet18: 32x32 images on a GPU",
+    "probe": "probe: text, frozen encoder + head (fast, CPU)",
+    "finetune": "finetune: text, the whole encoder fine-tuned (GPU-sized)",
+}
+UPLOAD_TYPES = ["parquet", "csv", "tsv", "jsonl", "json"]
+
+
+def _save_upload(upload) -> Path:
+    """Keep an uploaded file under the cache (content-named, so re-uploads share it)."""
+    data = upload.getvalue()
+    suffix = Path(upload.name).suffix.lower()
+    folder = cache_dir() / "_uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    if not path.exists():
+        store.atomic_write_bytes(path, data)
+    return path
+
+
+def score_config(source: str, form: dict) -> ScoreConfig:
+    """The run the form describes, the preset applied as the CLI applies it.
+
+    `form` holds the widgets' values (empty boxes are None, 0 or ""); the boxes a preset
+    would fill are left to the preset only when empty, like the CLI's unset flags.
+    """
+    budget = {"runs": form.get("runs"), "epochs": form.get("epochs")}
+    budget["max_length"] = form.get("max_length")
+    given = {k: v for k, v in budget.items() if v}
+    scores = form.get("scores") or []
+    config = ScoreConfig(
+        data=DataConfig(
+            source=source,
+            test=form.get("test") or None,
+            input_cols=parse_names(form.get("input_col")),
+            label_col=form.get("label_col") or None,
+            limit=form.get("limit") or None,
+        ),
+        train=dataclasses.replace(TrainConfig(recipe=form.get("recipe", "auto")), **given),
+        noise=NoiseConfig(fraction=float(form.get("noise") or 0.0)),
+        # Every score picked is the same run as "all": one cache entry, not two.
+        scores=tuple(scores) if scores and len(scores) < len(REGISTRY) else ("all",),
+        grads=GradConfig(
+            at=form.get("grad_at", "init"),
+            params=form.get("grad_params", "all"),
+            checkpoints=form.get("checkpoints") or None,
+        ),
+    )
+    return apply_preset(config, form.get("preset") or "default", keep=given)
+
+
+def _start(config: ScoreConfig, form: dict | None = None) -> None:
+    form = form or {}
+    ui().job_id = jobs.start_score(
+        config,
+        cache_dir(),
+        executor=form.get("executor") or "local",
+        ray_address=form.get("ray_address") or None,
+    )
+    st.toast("Scoring job started")
+    st.rerun()  # draw the job panel (and start polling) at the top of the page now
+
+
+def _new_run_form() -> None:
+    with st.expander("New scoring run", expanded=not finished_runs()):
+        kind = st.radio(
+            "Dataset",
+            ["digits (bundled)", "local file or folder", "upload a file", "Hugging Face Hub"],
+            horizontal=True,
+            key="home_source_kind",
+        )
+        source, upload = "digits", None
+        if kind == "local file or folder":
+            source = st.text_input(
+                "Path", placeholder="/data/train.parquet or /data/images/", key="home_path"
+            ).strip()
+        elif kind == "upload a file":
+            upload = st.file_uploader(
+                "File (parquet, CSV, TSV, JSONL)", type=UPLOAD_TYPES, key="home_upload"
+            )
+        elif kind == "Hugging Face Hub":
+            name = st.text_input(
+                "Dataset name", placeholder="stanfordnlp/sst2 or glue:sst2", key="home_hub"
+            ).strip()
+            source = f"hf:{name}" if name else ""
+        form: dict = {}
+        c1, c2, c3 = st.columns(3)
+        form["recipe"] = c1.selectbox(
+            "Recipe", list(RECIPES), format_func=RECIPES.get, key="home_recipe"
+        )
+        # Empty = the preset's choice (default: 5 runs; tiny: 2 runs x 4 epochs, finetune 1).
+        form["runs"] = c2.number_input(
+            "Runs", 1, 20, None, placeholder="preset default", key="home_runs"
+        )
+        form["epochs"] = c3.number_input(
+            "Epochs", 1, 500, None, placeholder="recipe default", key="home_epochs"
+        )
+        c1, c2, c3 = st.columns(3)
+        form["noise"] = c1.number_input(
+            "Inject label noise (fraction)", 0.0, 0.9, 0.0, 0.05, key="home_noise"
+        )
+        form["limit"] = c2.number_input(
+            "Limit examples (0 = all)", 0, 10_000_000, 0, key="home_limit"
+        )
+        form["preset"] = c3.selectbox("Preset", ["default", "tiny"], key="home_preset")
+        with st.popover("Columns and held-out file"):
+            form["input_col"] = st.text_input(
+                "Input column(s), comma-separated", key="home_input_col"
+            ).strip()
+            form["label_col"] = st.text_input("Label column", key="home_label_col").strip()
+            form["test"] = st.text_input("Held-out file (optional)", key="home_test").strip()
+            form["max_length"] = st.number_input(
+                "Max tokens per text (a pair counts both parts)", 8, 4096, None,
+                placeholder="128", key="home_max_length",
+            )  # fmt: skip
+        with st.popover("Where to run"):
+            form["executor"] = st.radio(
+                "Runs execute",
+                ["local", "ray"],
+                format_func={
+                    "local": "here, one after another",
+                    "ray": "as Ray tasks (needs requirements-ray.txt)",
+                }.get,
+                key="home_executor",
+            )
+            form["ray_address"] = st.text_input(
+                "Ray cluster address (empty = a local Ray)", key="home_ray_address"
+            ).strip()
+        with st.popover("Gradient scores"):
+            form["grad_at"] = st.radio(
+                "GraNd and its label-free variants at",
+                ["init", "early"],
+                format_func={"init": "initialization", "early": "EL2N's early epoch"}.get,
+                horizontal=True,
+                key="home_grad_at",
+            )
+            form["grad_params"] = st.radio(
+                "GraNd and TracIn over",
+                ["all", "last"],
+                format_func={"all": "all weights", "last": "last layer (closed form)"}.get,
+                horizontal=True,
+                key="home_grad_params",
+            )
+            form["checkpoints"] = st.number_input(
+                "Checkpoints for TracIn and VoG", 2, 50, None, placeholder="5",
+                key="home_checkpoints",
+            )  # fmt: skip
+        form["scores"] = st.multiselect("Scores (empty = all)", list(REGISTRY), key="home_scores")
+        if st.button("Start scoring", type="primary", key="home_start"):
+            if upload is not None:
+                source = str(_save_upload(upload))
+            if not source:
+                st.warning("Give a dataset first: a path, an uploaded file or a Hub name.")
+                return
+            try:
+                config = score_config(source, form)
+            except InputError as err:
+                st.error(str(err))
+                return
+            _start(config, form)
+
+
+def _job_panel(job: jobs.JobStatus) -> None:
+    label = {
+        "running": "Running",
+        "done": "Finished",
+        "failed": "Failed",
+        "cancelled": "Cancelled",
+    }[job.state]
+    st.markdown(f"**{label}** · job `{job.job_id}`")
+    if job.state == "running":
+        st.progress(min(max(job.progress, 0.0), 1.0), text=job.message or "starting")
+        if st.button("Cancel", key=f"cancel_{job.job_id}"):
+            jobs.cancel(job.job_id, cache_dir())
+            st.toast("Cancelling…")
+    elif job.state == "failed":
+        st.error(job.message)
+    elif job.state == "cancelled":
+        st.warning(job.message)
+    else:
+        st.success("Done: the new run is now the current run on every page.")
+
+
+@st.fragment(run_every=1.0)
+def _live_jobs() -> None:
+    """Polls while a job runs; when the last one ends, one full rerun stops the polling."""
+    active = jobs.running(cache_dir())
+    for job in active:
+        _job_panel(job)
+    if not active:
+        ui().run = None  # the newest finished run becomes current
+        st.rerun()
+
+
+def _jobs_section() -> None:
+    active = jobs.running(cache_dir())
+    if active:
+        _live_jobs()
+        return
+    state = ui()
+    if state.job_id:  # the last job this session started, once it has ended
+        job = jobs.status(state.job_id, cache_dir())
+        if job is not None:
+            _job_panel(job)
+
+
+def _runs_table() -> None:
+    runs = store.list_runs(cache_dir())
+    if not runs:
+        return
+    rows = [
+        {
+            "dataset": r.dataset,
+            "state": r.state if r.version_ok else f"{r.state} (older version)",
+            "date": datetime.datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M"),
+            "examples": r.n_train,
+            "recipe": r.recipe,
+            "test accuracy": None if r.test_accuracy is None else round(r.test_accuracy, 4),
+            "folder": str(r.path),
+        }
+        for r in runs
+    ]
+    st.subheader("Runs in the cache")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    done = finished_runs()
+    if done:
+        state = ui()
+        paths = [str(r.path) for r in done]
+        if state.run not in paths:
+            state.run = paths[0]
+        labels = {
+            str(r.path): f"{r.dataset} · {r.recipe} · n={r.n_train} · "
+            f"{datetime.datetime.fromtimestamp(r.updated):%Y-%m-%d %H:%M}"
+            for r in done
+        }
+        state.run = st.selectbox(
+            "Current run (used by every page)",
+            paths,
+            index=paths.index(state.run),
+            format_func=labels.get,
+            key="home_current_run",
+        )
+
+
+def main() -> None:
+    st.title("Winnow")
+    st.caption("Find the easy, the hard and the mislabeled examples of a classification dataset.")
+    if not store.list_runs(cache_dir()) and not jobs.running(cache_dir()):
+        st.info(
+            "The cache is empty. Score the bundled digits dataset (1,797 images) to see "
+            "every page filled in about a minute."
+        )
+        if st.button("Score digits now", type="primary", key="home_quickstart"):
+            _start(ScoreConfig())  # digits, every score, the default budget
+    _jobs_section()
+    _new_run_form()
+    _runs_table()
+
+
+main()

@@ -1,0 +1,175 @@
+"""The one selection planner: which examples of a run a selection keeps, decisions first.
+
+`plan_selection` is what the Pruning preview draws, what the Export page counts, what the
+export writer writes and what retraining trains on. The order is fixed here and nowhere else:
+the user's decisions are applied first (drops leave the pool, relabels change the labels the
+rule sees), then the rule keeps its `fraction` of what is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scoring.errors import InputError
+from scoring.prune.select import (
+    RULES,
+    SelectionConfig,
+    apply_decisions,
+    check_config,
+    select_indices,
+)
+from scoring.read.decisions import CLEAR
+from scoring.read.views import RunView, normalize
+
+
+@dataclass(frozen=True)
+class SelectionPlan:
+    """A selection over one run, with the decisions applied. N' = examples left in play.
+
+    Attributes
+    ----------
+    rows : ndarray of shape (N',), int64
+        Positions into `view.table` of the examples no decision drops, ascending.
+    labels : ndarray of shape (N',), int64
+        The labels the rule ranks with and a retrained model learns: the run's `label`
+        column with relabels applied.
+    kept : ndarray of shape (N',), bool
+        Kept by the rule.
+    original_labels : ndarray of shape (N',), int64
+        The source's own labels before any decision (`true_label` where a run's `--noise`
+        check permuted `label`: injected labels are not data).
+    final_labels : ndarray of shape (N',), int64
+        `original_labels` with relabels applied: what an export writes.
+    n_dropped : int
+        Examples the decisions dropped (not in `rows`).
+    n_decisions : int
+        Current decisions in the run (0 when they are not applied).
+    """
+
+    rows: np.ndarray
+    labels: np.ndarray
+    kept: np.ndarray
+    original_labels: np.ndarray
+    final_labels: np.ndarray
+    n_dropped: int
+    n_decisions: int
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(n_kept,) positions into `view.table` of the kept examples, ascending."""
+        return self.rows[self.kept]
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.kept.sum())
+
+    @property
+    def relabelled(self) -> np.ndarray:
+        """(N',) bool: a decision changed the example's label from the source's."""
+        return self.final_labels != self.original_labels
+
+    @property
+    def n_relabelled(self) -> int:
+        """Kept examples written / trained with a label a decision changed."""
+        return int((self.relabelled & self.kept).sum())
+
+    def written_per_class(self, n_classes: int) -> np.ndarray:
+        """(n_classes,) kept examples per class of `final_labels`: what an export writes."""
+        return np.bincount(self.final_labels[self.kept], minlength=n_classes)[:n_classes]
+
+
+def plan_selection(
+    view: RunView, config: SelectionConfig, decisions: pd.DataFrame | None = None
+) -> SelectionPlan:
+    """Apply `decisions`, then `config`'s rule, to a finished run.
+
+    Parameters
+    ----------
+    view : RunView
+        The run; values come from `view.table[config.score]`, their direction from its summary.
+    config : SelectionConfig
+    decisions : DataFrame with columns id, action, new_label, or None
+        As from `scoring.read.decisions.latest`; None selects among every example.
+
+    Returns
+    -------
+    SelectionPlan
+
+    Raises
+    ------
+    InputError
+        A bad config, a score the run lacks, decisions that drop every example, or a
+        selection that keeps none (see `select.select_indices`).
+    """
+    check_config(config)
+    table = view.table
+    ids = table["id"].to_numpy()
+    labels = table["label"].to_numpy(np.int64)  # (N,)
+    original = source_labels(view)  # (N,)
+    final = original
+    rows = np.arange(labels.shape[0])
+    if decisions is not None:
+        keep, labels = apply_decisions(ids, labels, decisions)
+        _, final = apply_decisions(ids, original, decisions)
+        rows = np.flatnonzero(keep)
+        if rows.shape[0] == 0:
+            raise InputError(
+                f"your decisions drop all {keep.shape[0]:,} examples, so there are no examples "
+                "left to select from (withdraw some drops, or do not apply the decisions)"
+            )
+    labels, original, final = labels[rows], original[rows], final[rows]
+
+    values = None
+    if RULES[config.rule].ranks:
+        key = str(config.score)  # check_config: a rule that ranks has a score
+        _check_score(view, key)
+        values = table[key].to_numpy(np.float64)[rows]  # (N',)
+        higher = view.higher_is_harder(key)
+    else:
+        higher = True  # unused: the rule reads no score
+    picked = select_indices(values, labels, config, higher_is_harder=higher)
+    kept = np.zeros(rows.shape[0], dtype=bool)
+    kept[picked] = True
+    return SelectionPlan(
+        rows=rows.astype(np.int64),
+        labels=labels,
+        kept=kept,
+        original_labels=original,
+        final_labels=final,
+        n_dropped=int(len(table) - rows.shape[0]),
+        n_decisions=0 if decisions is None else _n_current(decisions),
+    )
+
+
+def _n_current(decisions: pd.DataFrame) -> int:
+    """Decisions in force: the last per id, `clear` withdrawn (as `decisions.latest`)."""
+    current = decisions.drop_duplicates("id", keep="last")
+    return int((current["action"] != CLEAR).sum())
+
+
+def source_labels(view: RunView) -> np.ndarray:
+    """(n_examples,) int64: the source's own labels, not those a `--noise` check injected."""
+    column = "true_label" if "true_label" in view.table.columns else "label"
+    return view.table[column].to_numpy(np.int64)
+
+
+def shown_values(view: RunView, plan: SelectionPlan, key: str, normalization: str) -> np.ndarray:
+    """The score `key` of the examples in play, normalized as the rule ranks them.
+
+    Returns
+    -------
+    ndarray of shape (N',), float64
+        For drawing kept vs dropped; NaN where the run has no value.
+    """
+    _check_score(view, key)
+    values = view.table[key].to_numpy(np.float64)[plan.rows]  # (N',)
+    return normalize(values, plan.labels, normalization)
+
+
+def _check_score(view: RunView, key: str) -> None:
+    if key not in view.score_keys:
+        have = ", ".join(view.score_keys) or "none"
+        raise InputError(f"this run has no score {key!r}; it has: {have}")

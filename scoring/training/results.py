@@ -1,0 +1,219 @@
+"""The steps of a scoring run after training: score, write the results, summarize.
+
+Pure arrays to files: the scores are computed from the runs as stored (`store.RunDir`), so a
+fresh and a resumed run give the same numbers; `scoring.training.steps` holds the steps
+before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import spearmanr
+
+from scoring import store
+from scoring.data.noise import noise_detection
+from scoring.scores import REGISTRY, ScoreResult, compute
+from scoring.training import grad_arrays
+from scoring.training.embed import embedding_key
+from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared
+
+RUN_ARRAYS = (
+    "loss",
+    "logit_given",
+    "logit_other",
+    "prob_given",
+    "correct",
+    "probs_early",
+    "probs_final",
+    "features",
+    *grad_arrays.GRAD_ARRAYS,
+)
+
+
+def shared_arrays(prep: Prepared, oof: np.ndarray | None) -> dict[str, Any]:
+    """The arrays every run shares, by the names scores ask for (scores/registry.py)."""
+    k = len(prep.dataset.label_names)
+    return {
+        "labels": prep.labels,
+        "label_prior": np.bincount(prep.labels, minlength=k) / prep.labels.shape[0],
+        "oof_probs": oof,
+        "n_prototypes": prep.config.prototypes or k,
+    }
+
+
+def compute_scores(prep: Prepared, oof: np.ndarray | None) -> dict[str, ScoreResult]:
+    """Every requested score; per-run scores one run at a time, from the stored runs.
+
+    Reading each run back from disk, one at a time, bounds memory by one run's recording
+    (not R of them) and makes a fresh and a resumed run score the very same numbers.
+    """
+    rd = prep.run_dir
+    shared = shared_arrays(prep, oof)
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in prep.score_keys if REGISTRY[k].per_run}
+    for r in range(prep.config.train.runs):
+        run = rd.read_run(r)
+        arrays = {**shared, **{n: run[n][None] for n in RUN_ARRAYS if n in run}}  # R = 1
+        for key in rows:
+            rows[key].append(compute(key, arrays).per_run[0])
+        del run, arrays
+    results = {}
+    for key in prep.score_keys:
+        if key in rows:
+            per_run = np.stack(rows.pop(key))  # (R, N)
+            results[key] = ScoreResult(key, per_run.mean(axis=0), per_run)
+        else:
+            results[key] = compute(key, shared)
+    return results
+
+
+# -- step 6: write what pages and retraining read ------------------------------------------
+
+
+def write_results(
+    prep: Prepared,
+    results: dict[str, ScoreResult],
+    runs: list[dict[str, np.ndarray]],
+    x: torch.Tensor,
+    x_test: torch.Tensor,
+) -> None:
+    """Scores, per-run scores, predictions, the examples to display and the model inputs."""
+    rd = prep.run_dir
+    frame, per_run = score_frames(prep, results)
+    store.write_parquet(rd.scores_file, frame)
+    store.write_parquet(rd.scores_per_run_file, per_run)
+    store.write_parquet(rd.predictions_file, predictions(prep, runs))
+    write_examples(prep)
+    write_inputs(prep, x, x_test)
+
+
+def score_frames(
+    prep: Prepared, results: dict[str, ScoreResult]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`scores.parquet` (mean over runs) and `scores_per_run.parquet` as frames."""
+    ds = prep.dataset
+    frame = pd.DataFrame({"id": ds.train.ids, "label": prep.labels})
+    if prep.noisy is not None:
+        frame["true_label"] = ds.train.labels
+        frame["noisy"] = prep.noisy
+    per_run = pd.DataFrame({"id": ds.train.ids})
+    for key, res in results.items():
+        frame[key] = res.values
+        if res.per_run is not None:
+            for r, vals in enumerate(res.per_run):
+                per_run[f"{key}__run{r}"] = vals
+    return frame, per_run
+
+
+def predictions(prep: Prepared, runs: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Final-model predictions averaged over runs: what the app shows beside a given label."""
+    probs = np.mean([r["probs_final"] for r in runs], axis=0)  # (N, K)
+    rows = np.arange(probs.shape[0])
+    return pd.DataFrame(
+        {
+            "id": prep.dataset.train.ids,
+            "pred": probs.argmax(1),
+            "pred_prob": probs.max(1),
+            "given_prob": probs[rows, prep.labels],
+        }
+    )
+
+
+def write_examples(prep: Prepared) -> None:
+    """What the app renders for each example: images as uint8, texts as strings."""
+    rd, ds = prep.run_dir, prep.dataset
+    inputs = ds.train.inputs
+    if ds.modality == "image":
+        pixels = np.clip(np.rint(inputs * 255), 0, 255).astype(np.uint8)  # (N, C, H, W)
+        rd.write_images(pixels.transpose(0, 2, 3, 1))  # (N, H, W, C)
+        return
+    if inputs and isinstance(inputs[0], tuple):
+        cols = {"text": [a for a, _ in inputs], "text_pair": [b for _, b in inputs]}
+    else:
+        cols = {"text": list(inputs)}
+    store.write_parquet(rd.texts_file, pd.DataFrame({"id": ds.train.ids, **cols}))
+
+
+def write_inputs(prep: Prepared, x: torch.Tensor, x_test: torch.Tensor) -> None:
+    """Keep what the models consumed, so retraining never goes back to the source."""
+    rd = prep.run_dir
+    if prep.dataset.modality == "image":
+        rd.write_inputs(store.ModelInputs("images", x.numpy(), x_test.numpy()))
+    elif prep.recipe.name == "finetune":
+        rd.write_inputs(store.ModelInputs("tokens", x.numpy(), x_test.numpy()))
+    else:  # probe: the dataset's embeddings file already holds them; name it
+        max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
+        key = embedding_key(prep.config.train.model, max_length)
+        rd.write_inputs(
+            store.ModelInputs("embeddings", x.numpy(), x_test.numpy()), embedding_key=key
+        )
+
+
+# -- step 7: summary ----------------------------------------------------------------------------
+
+
+def summarize(
+    prep: Prepared,
+    runs: list[dict[str, np.ndarray]],
+    results: dict[str, ScoreResult],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """`summary.json`: accuracy, timings, and per score its direction, stability, noise AUROC."""
+    accs = [float(r["test_accuracy"]) for r in runs]
+    blocks: dict[str, Any] = {}
+    for key, res in results.items():
+        block: dict[str, Any] = {
+            "higher_is_harder": REGISTRY[key].higher_is_harder,
+            "version": REGISTRY[key].version,
+        }
+        if prep.noisy is not None:
+            block.update(noise_detection(res.values, prep.noisy, REGISTRY[key].higher_is_harder))
+        if res.per_run is not None and res.per_run.shape[0] > 1:
+            rhos = [_spearman(run_vals, res.values) for run_vals in res.per_run]
+            block["spearman_single_vs_mean"] = float(np.mean(rhos))
+            block["spearman_per_run"] = rhos
+        else:
+            block["spearman_single_vs_mean"] = None
+        blocks[key] = block
+    summary: dict[str, Any] = {
+        "test_accuracy": accs,
+        "test_accuracy_mean": float(np.mean(accs)),
+        "test_accuracy_std": float(np.std(accs)),
+        "n_train": int(len(prep.labels)),
+        "n_classes": len(prep.dataset.label_names),
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        # Summed over runs; absent for runs cached before they were recorded.
+        "training_s": _run_total(runs, "train_seconds"),
+        "gradient_scores_s": _run_total(runs, "grad_seconds"),
+        "train_examples_per_s": _train_rate(prep, runs),
+        "scores": blocks,
+    }
+    if prep.noisy is not None:
+        summary["noise"] = {
+            "fraction": prep.config.noise.fraction,
+            "n_noisy": int(prep.noisy.sum()),
+        }
+    return summary
+
+
+def _run_total(runs: list[dict[str, np.ndarray]], name: str) -> float | None:
+    if not all(name in r for r in runs):
+        return None
+    return round(float(sum(float(r[name]) for r in runs)), 2)
+
+
+def _train_rate(prep: Prepared, runs: list[dict[str, np.ndarray]]) -> float | None:
+    """Examples per second through the training steps (forward + backward + update)."""
+    total = _run_total(runs, "train_seconds")
+    if not total:
+        return None
+    return round(len(prep.labels) * prep.recipe.epochs * len(runs) / total, 1)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)

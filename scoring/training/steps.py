@@ -1,0 +1,472 @@
+"""The training steps of a scoring run, public so the pipeline reads as them and tests (and
+retraining) can call one: prepare (validate, load, inject noise, resolve the recipe), record
+the setup, model inputs, the R recorded runs (one run each), cross-fitting.
+
+`scoring.training.results` holds the steps after training (score, write, summarize) and
+`scoring.training.pipeline` runs them all in order; every file they write is named by
+`store.RunDir`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scoring import data, store
+from scoring.config import SCORING_VERSION, ScoreConfig
+from scoring.data.noise import inject_noise
+from scoring.errors import InputError
+from scoring.scores import REGISTRY, resolve
+from scoring.training import grad_arrays
+from scoring.training.checkpoints import Snapshots, save_states
+from scoring.training.embed import embed_texts, embedding_key
+from scoring.training.executors import Executor, LocalExecutor, Report
+from scoring.training.loop import fit, predict, seed_everything
+from scoring.training.models import (
+    SINGLE_THREAD_RECIPES,
+    Recipe,
+    auto_recipe,
+    build_model,
+    pick_device,
+    resolve_recipe,
+)
+from scoring.training.progress import Progress
+from scoring.training.text_models import tokenize
+
+# Scores computed from cross-fit (out-of-fold) probabilities, in registry order.
+CV_SCORES = tuple(key for key, s in REGISTRY.items() if "oof_probs" in s.needs)
+DEFAULT_MAX_LENGTH = 128  # tokens per text example (a pair counts both parts)
+FOLD_SEED_OFFSET = 10_000  # fold seeds sit far from run seeds: no fold repeats a run's init
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How a run's models are built and trained: all that retraining needs besides data.
+
+    Attributes
+    ----------
+    recipe : Recipe
+    n_classes : int
+    encoder : str or None
+        The text encoder of `probe` / `finetune` (`TrainConfig.model`).
+    device : torch.device
+    """
+
+    recipe: Recipe
+    n_classes: int
+    encoder: str | None
+    device: torch.device
+
+    def new_model(self, x: torch.Tensor) -> torch.nn.Module:
+        """A fresh model of the recipe for inputs like `x` (seed torch first)."""
+        return build_model(
+            self.recipe.name, tuple(x.shape[1:]), self.n_classes, encoder=self.encoder
+        )
+
+    @property
+    def augment(self) -> bool:
+        # Flips suit natural images; digits (and text embeddings) are not flip-invariant.
+        return self.recipe.name in ("cnn32", "resnet18")
+
+    def set_threads(self) -> None:
+        """One thread for tiny recipes, every core for the rest (CPU only)."""
+        if self.device.type == "cpu":
+            small = self.recipe.name in SINGLE_THREAD_RECIPES
+            torch.set_num_threads(1 if small else cpu_threads())
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, resolved once."""
+
+    config: ScoreConfig
+    dataset: data.Dataset
+    recipe: Recipe
+    labels: np.ndarray  # (N,) labels trained on (noised when noise was asked for)
+    noisy: np.ndarray | None  # (N,) bool
+    score_keys: list[str]
+    device: torch.device
+    path: Path
+    grad_plan: grad_arrays.GradPlan  # gradient arrays each run records (none for most scores)
+
+    @property
+    def run_dir(self) -> store.RunDir:
+        return store.RunDir(self.path)
+
+    @property
+    def spec(self) -> ModelSpec:
+        n_classes = len(self.dataset.label_names)
+        return ModelSpec(self.recipe, n_classes, self.config.train.model, self.device)
+
+    @property
+    def needs_cv(self) -> bool:
+        return bool(set(self.score_keys) & set(CV_SCORES))
+
+    @property
+    def epochs_per_run(self) -> int:
+        return self.recipe.epochs + self.grad_plan.passes  # a gradient pass counts as an epoch
+
+    @property
+    def total_epochs(self) -> int:
+        """The run's whole work in epochs: R runs, then K cross-fit folds when needed."""
+        folds = self.config.cv_folds * self.recipe.epochs if self.needs_cv else 0
+        return self.config.train.runs * self.epochs_per_run + folds
+
+
+# -- step 1: prepare ----------------------------------------------------------------------
+
+
+def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
+    """Validate everything that can be validated before any training starts.
+
+    Loads (and decodes) the data, injects the asked-for noise, resolves the recipe and the
+    gradient arrays; writes nothing, so bad input never leaves a run folder behind.
+    """
+    if config.train.runs < 1:
+        raise InputError(f"--runs must be at least 1, got {config.train.runs}")
+    if config.train.max_length is not None and config.train.max_length < 8:
+        raise InputError(f"--max-length must be at least 8 tokens, got {config.train.max_length}")
+    if config.cv_folds < 2:
+        raise InputError(f"--cv-folds must be at least 2, got {config.cv_folds}")
+    if not 0 <= config.noise.fraction < 1:
+        raise InputError(f"--noise must be a fraction in [0, 1), got {config.noise.fraction}")
+    score_keys = resolve(config.scores)
+    device = pick_device(config.train.device)
+    ds = data.load(config.data, hf_cache_dir=str(store.hf_cache_dir(cache_dir)))
+    labels, noisy = ds.train.labels, None
+    if config.noise.fraction > 0:
+        labels, noisy = inject_noise(labels, config.noise.fraction, config.noise.seed)
+    name = config.train.recipe
+    if name == "auto":
+        name = auto_recipe(ds.modality, _input_shape(ds))
+    t = config.train
+    recipe = resolve_recipe(
+        name,
+        modality=ds.modality,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        early_epoch=t.early_epoch,
+    )
+    if set(score_keys) & set(CV_SCORES):
+        counts = np.bincount(labels, minlength=len(ds.label_names))
+        if counts.min() < config.cv_folds:
+            rare = ds.label_names[int(counts.argmin())]
+            raise InputError(
+                f"{', '.join(CV_SCORES)} use {config.cv_folds}-fold cross-fitting, but class "
+                f"{rare!r} has only {counts.min()} training examples; lower --cv-folds, raise "
+                f"--limit, or leave out {','.join(CV_SCORES)}"
+            )
+    needed = {name for key in score_keys for name in REGISTRY[key].needs}
+    grad_plan = grad_arrays.plan(needed, config.grads, recipe, n_train=len(labels))
+    path = store.run_dir(cache_dir, ds.fingerprint, config.key())
+    return Prepared(config, ds, recipe, labels, noisy, score_keys, device, path, grad_plan)
+
+
+def _input_shape(ds: data.Dataset) -> tuple[int, ...]:
+    if ds.modality == "image":
+        return tuple(ds.train.inputs.shape[1:])
+    return (0,)  # text: the probe's width is known once the encoder has run
+
+
+def record_setup(prep: Prepared) -> None:
+    """Write the run's `config.json` and `split.npz`: what it is, before any work."""
+    rd, ds = prep.run_dir, prep.dataset
+    store.write_json(rd.config_file, config_record(prep))
+    rd.write_split(
+        store.RunSplit(
+            train_ids=ds.train.ids,
+            test_ids=ds.test.ids,
+            labels=prep.labels,
+            true_labels=ds.train.labels,
+            test_labels=ds.test.labels,
+        )
+    )
+
+
+def config_record(prep: Prepared) -> dict[str, Any]:
+    """`config.json`: the config, the resolved recipe and what the data turned out to be."""
+    ds = prep.dataset
+    return {
+        "scoring_version": SCORING_VERSION,
+        "key": prep.config.key(),
+        "config": prep.config.to_dict(),
+        "recipe": dataclasses.asdict(prep.recipe),
+        "dataset": {
+            "description": ds.description,
+            "fingerprint": ds.fingerprint,
+            "modality": ds.modality,
+            "label_names": list(ds.label_names),
+            "input_cols": list(ds.input_cols),
+            "label_col": ds.label_col,
+            "n_train": int(len(ds.train.labels)),
+            "n_test": int(len(ds.test.labels)),
+            "test_origin": ds.test_origin,
+        },
+        "score_keys": prep.score_keys,
+        "device": str(prep.device),
+        "git_revision": _git_revision(),
+        "created": time.time(),
+    }
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+# -- step 2: model inputs -----------------------------------------------------------------
+
+
+def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model inputs for train and test: images as is, text as cached embeddings (probe) or
+    token tensors (finetune). Embeddings are computed once per dataset and encoder setting.
+
+    Returns
+    -------
+    x : Tensor of shape (n_examples, ...)
+        (N, C, H, W) float32 images, (N, D) float32 embeddings or (N, 3, L) int64 tokens.
+    x_test : Tensor of shape (n_test, ...), like `x`
+    """
+    ds = prep.dataset
+    if ds.modality == "image":
+        return torch.from_numpy(ds.train.inputs), torch.from_numpy(ds.test.inputs)
+    model = prep.config.train.model
+    max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
+    if prep.recipe.name == "finetune":
+        progress.stage("tokenizing")
+        return tuple(  # (N, 3, L) int64: ids, attention mask, token types
+            torch.from_numpy(tokenize(split.inputs, model=model, max_length=max_length))
+            for split in (ds.train, ds.test)
+        )
+    emb_path = prep.run_dir.embeddings_file(embedding_key(model, max_length))
+    if emb_path.exists():
+        arrays = store.load_arrays(emb_path)
+    else:
+        if prep.device.type == "cpu":
+            torch.set_num_threads(cpu_threads())  # a transformer forward uses every core
+        n = len(ds.train.labels) + len(ds.test.labels)
+        bar, tick = progress.counter("embedding text", n, "sentence")
+        kw = dict(model=model, max_length=max_length, device=prep.device, on_batch=tick)
+        arrays = {
+            "train": embed_texts(ds.train.inputs, **kw),
+            "test": embed_texts(ds.test.inputs, **kw),
+        }
+        bar.close()
+        store.save_arrays(emb_path, **arrays)
+    return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
+
+
+def cpu_threads() -> int:
+    """Cores this process may use (respects CPU affinity, e.g. in containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# -- step 3: the recorded runs -------------------------------------------------------------
+
+
+def train_runs(
+    prep: Prepared,
+    x: torch.Tensor,
+    x_test: torch.Tensor,
+    progress: Progress,
+    executor: Executor | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """The R recorded runs: those on disk are read back, the others trained and saved.
+
+    Each run is saved the moment it ends (so a killed job resumes run by run); the missing
+    ones go through `executor` (default: here, one after another).
+
+    Returns
+    -------
+    list of length n_runs of dict
+        What stays in memory of each run: its scalars and final probabilities (`_light`).
+    """
+    rd, n_runs = prep.run_dir, prep.config.train.runs
+    prep.spec.set_threads()
+    runs: list[dict[str, np.ndarray] | None] = [None] * n_runs
+    todo = []
+    for r in range(n_runs):
+        if rd.run_file(r).exists():
+            runs[r] = _light(rd.read_run(r))
+            progress.advance(prep.epochs_per_run)
+        else:
+            todo.append(r)
+
+    def save_run(i: int, result: tuple[dict, dict[str, np.ndarray]]) -> None:
+        r, (states, arrays) = todo[i], result
+        if states:  # before the run's .npz, whose presence marks the run complete
+            save_states(rd.states_file(r), states)
+        store.save_arrays(rd.run_file(r), **compact(arrays))
+        runs[r] = _light(arrays)
+
+    if todo:
+        progress.stage(f"runs {', '.join(str(r + 1) for r in todo)} of {n_runs}")
+        work = functools.partial(train_one_run, prep, x, x_test)
+        (executor or LocalExecutor()).map(work, todo, progress, save_run)
+    return runs  # type: ignore[return-value]  (every slot is filled by now)
+
+
+def train_one_run(
+    prep: Prepared, x: torch.Tensor, x_test: torch.Tensor, r: int, progress: Report
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, np.ndarray]]:
+    """Run r: train from seed base_seed + r, record dynamics, then an eval pass.
+
+    Returns the weight snapshots the gradient scores used (empty without them) and the run's
+    recorded arrays; the caller writes both. Runs in a Ray task with `--executor ray`.
+    """
+    spec = prep.spec
+    spec.set_threads()  # again: a Ray worker is a fresh process
+    progress.stage(f"run {r + 1}/{prep.config.train.runs}")
+    gen = seed_everything(prep.config.train.base_seed + r)
+    model = spec.new_model(x)
+    labels = torch.from_numpy(prep.labels)
+    snaps = Snapshots(model, prep.grad_plan.snapshot_steps)
+    t0 = time.perf_counter()
+    dyn = fit(
+        model,
+        x,
+        labels,
+        prep.recipe,
+        gen=gen,
+        device=prep.device,
+        augment=spec.augment,
+        on_step=progress.advance,
+        on_update=snaps if prep.grad_plan.arrays else None,
+    )
+    train_seconds = time.perf_counter() - t0
+    train_out = predict(model, x, device=prep.device)
+    test_out = predict(model, x_test, device=prep.device)
+    test_acc = float((test_out.probs.argmax(1) == prep.dataset.test.labels).mean())
+    grads: dict[str, np.ndarray] = {}
+    grad_seconds = 0.0
+    if prep.grad_plan.arrays:
+        progress.stage(f"run {r + 1}/{prep.config.train.runs}: gradient scores")
+
+        def build(state: dict[str, torch.Tensor]) -> torch.nn.Module:
+            fresh = spec.new_model(x)
+            fresh.load_state_dict(state)
+            return fresh
+
+        t0 = time.perf_counter()
+        grads = grad_arrays.record(
+            prep.grad_plan, snaps, build, x, labels, device=prep.device, on_pass=progress.advance
+        )
+        grad_seconds = time.perf_counter() - t0
+    states = {f"step{s}": state for s, state in snaps.states.items()} if grads else {}
+    return states, {
+        **grads,
+        **dataclasses.asdict(dyn),
+        "probs_final": train_out.probs,
+        "features": train_out.features,
+        "test_probs": test_out.probs,
+        "test_accuracy": np.float64(test_acc),
+        # Wall seconds of this run's training steps and of its gradient scores.
+        "train_seconds": np.float64(train_seconds),
+        "grad_seconds": np.float64(grad_seconds),
+    }
+
+
+# Per-run recordings kept in float16 on disk: values whose rounding (relative 5e-4) cannot
+# move a score that matters (tests/training/test_pipeline.py checks ranks and noise AUROC).
+# Losses stay float32 (an easy example's loss of 1e-6 would flush to zero), and so do the
+# final probabilities (PVI takes their log).
+COMPACT = ("logit_given", "logit_other", "prob_given", "probs_early", "features")
+_F16_MAX = float(np.finfo(np.float16).max)
+
+
+def compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A run's arrays as stored: the COMPACT ones in float16 when they fit its range."""
+    out = dict(arrays)
+    for name in COMPACT:
+        a = arrays.get(name)
+        if a is not None and a.dtype == np.float32 and np.abs(a).max() < _F16_MAX:
+            out[name] = a.astype(np.float16)
+    return out
+
+
+def _light(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What stays in memory of a run while the others train: scalars and final probs."""
+    keep = ("test_accuracy", "train_seconds", "grad_seconds", "probs_final")
+    return {k: arrays[k] for k in keep if k in arrays}
+
+
+# -- step 4: cross-fitting ------------------------------------------------------------------
+
+
+def cross_fit(prep: Prepared, x: torch.Tensor, progress: Progress) -> np.ndarray:
+    """Out-of-fold probabilities from K stratified folds; each fold is saved as it ends.
+
+    Returns
+    -------
+    ndarray of shape (n_examples, n_classes), float32
+        Row i: the probabilities of a model that never trained on example i.
+    """
+    rd, folds = prep.run_dir, prep.config.cv_folds
+    fold = fold_assignment(prep.labels, folds, prep.config.train.base_seed)
+    oof = np.zeros((len(prep.labels), len(prep.dataset.label_names)), dtype=np.float32)
+    for f in range(folds):
+        if rd.fold_file(f).exists():
+            got = rd.read_fold(f)
+            progress.advance(prep.recipe.epochs)
+        else:
+            progress.stage(f"cross-fit fold {f + 1}/{folds}")
+            got = cross_fit_fold(prep, f, fold, x, progress)
+            store.save_arrays(rd.fold_file(f), **got)
+        oof[got["index"]] = got["probs"]
+    return oof
+
+
+def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified fold index per example, shape (N,), from a seeded shuffle per class."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(labels.shape[0], dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        fold[rng.permutation(idx)] = np.arange(idx.shape[0]) % folds
+    return fold
+
+
+def cross_fit_fold(
+    prep: Prepared, f: int, fold: np.ndarray, x: torch.Tensor, progress: Report
+) -> dict[str, np.ndarray]:
+    """Train on every fold but f (no recording) and predict fold f: `index`, `probs`."""
+    spec = prep.spec
+    train_idx, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+    gen = seed_everything(prep.config.train.base_seed + FOLD_SEED_OFFSET + f)
+    model = spec.new_model(x)
+    fit(
+        model,
+        x[torch.from_numpy(train_idx)],
+        torch.from_numpy(prep.labels[train_idx]),
+        prep.recipe,
+        gen=gen,
+        device=prep.device,
+        record=False,
+        augment=spec.augment,
+        on_step=progress.advance,
+    )
+    out = predict(model, x[torch.from_numpy(held)], device=prep.device)
+    return {"index": held, "probs": out.probs}
