@@ -44,13 +44,26 @@ def run_cli(*args: str, cache: Path, timeout: float = 300, **kw) -> subprocess.C
     )
 
 
-def _digits_config() -> ScoreConfig:
-    return ScoreConfig(
-        data=DataConfig(source="digits", limit=500),
-        train=TrainConfig(runs=2, epochs=6),
-        noise=NoiseConfig(fraction=0.1, seed=1),
+def digits_config(
+    limit: int = 300,
+    *,
+    runs: int = 2,
+    epochs: int = 3,
+    noise_fraction: float = 0.0,
+    noise_seed: int = 0,
+    **overrides,
+) -> ScoreConfig:
+    """The small digits run tests score: `limit` examples, 2 runs x 3 epochs, 2 folds.
+
+    `overrides` replace whole ScoreConfig fields (`scores=...`, `grads=...`, `train=...`).
+    """
+    base = dict(
+        data=DataConfig(source="digits", limit=limit),
+        train=TrainConfig(runs=runs, epochs=epochs),
+        noise=NoiseConfig(fraction=noise_fraction, seed=noise_seed),
         cv_folds=2,
     )
+    return ScoreConfig(**{**base, **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +72,7 @@ def built_cache(tmp_path_factory) -> Path:
     from scoring.training.pipeline import score
 
     root = tmp_path_factory.mktemp("app_cache")
-    score(_digits_config(), root, show_progress=False)
+    score(digits_config(500, epochs=6, noise_fraction=0.1, noise_seed=1), root, show_progress=False)
     texts = tmp_path_factory.mktemp("text_src") / "pairs.jsonl"
     rows = [
         json.dumps(

@@ -21,8 +21,6 @@ from scoring.read.views import RunView, hardness
 # designed to flag mislabeled examples, EL2N is a general hardness score.
 DETECTOR_PREFERENCE = ("cl_quality", "aum", "el2n")
 
-REVIEW_COLUMNS = ["id", "given", "predicted", "pred_prob", "given_prob"]
-
 
 def rank_suspects(view: RunView, detector: str, k: int) -> pd.DataFrame:
     """The `k` examples the detector finds most suspect, most suspect first.

@@ -2,56 +2,29 @@
 
 from __future__ import annotations
 
-import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from app_pages._shared import UIState
 from scoring.read import stats
 from scoring.read.views import load_run
-from tests.conftest import PAGES, digits_run, text_run
+from tests.app.pages import figures, open_page, page_text, plotly_array
+from tests.conftest import digits_run, text_run
 
-PAGE = str(PAGES / "correlations.py")
-
-
-def open_page(run: Path | None, **choices) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    if run is not None:
-        at.session_state["ui"] = UIState(run=str(run), choices=dict(choices))
-    return at.run()
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def array(value) -> np.ndarray:
-    """A plotly trace array, plain (nested) list or the typed-array form plotly writes for numpy."""
-    if isinstance(value, dict):
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        return flat.reshape([int(d) for d in str(shape).split(",")]) if shape else flat
-    return np.array(value, dtype=object)
+PAGE = "correlations.py"
 
 
 def matrix_of(fig: dict) -> np.ndarray:
     (trace,) = fig["data"]
-    z = array(trace["z"])
+    z = plotly_array(trace["z"])
     return np.where(z == None, np.nan, z).astype(float)  # noqa: E711 (null cells, elementwise)
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join(e.value for e in [*at.caption, *at.info])
 
 
 def test_matrix_and_default_pair(app_cache):
     run = load_run(digits_run(app_cache))
-    at = open_page(run.path)
+    at = open_page(PAGE, run.path)
     assert not at.exception
     assert at.title[0].value == "Correlations"
     assert at.caption[0].value == run.title()
@@ -65,14 +38,14 @@ def test_matrix_and_default_pair(app_cache):
     # default pair: the most correlated distinct scores
     x, y = stats.strongest_pair(expected)
     assert (at.selectbox(key="w_corr_x").value, at.selectbox(key="w_corr_y").value) == (x, y)
-    assert f"between `{x}` and `{y}`: {expected.loc[x, y]:.3f}" in texts(at)
+    assert f"between `{x}` and `{y}`: {expected.loc[x, y]:.3f}" in page_text(at)
     # noise was injected: colour by it
     assert {t["name"] for t in scatter["data"]} == {"clean", "injected noise"}
 
 
 def test_one_class_and_a_chosen_pair(app_cache):
     run = load_run(digits_run(app_cache))
-    at = open_page(run.path)
+    at = open_page(PAGE, run.path)
     at.selectbox(key="w_corr_class").select(3)
     at.selectbox(key="w_corr_x").select("aum")
     at.selectbox(key="w_corr_y").select("loss").run()
@@ -81,13 +54,13 @@ def test_one_class_and_a_chosen_pair(app_cache):
     expected = stats.spearman_matrix(rows, run.score_keys)
     heat, scatter = figures(at)
     np.testing.assert_allclose(matrix_of(heat), expected.to_numpy(), atol=1e-9)
-    assert f"between `aum` and `loss`: {expected.loc['aum', 'loss']:.3f}" in texts(at)
-    assert sum(len(array(t["x"])) for t in scatter["data"]) == len(rows)
+    assert f"between `aum` and `loss`: {expected.loc['aum', 'loss']:.3f}" in page_text(at)
+    assert sum(len(plotly_array(t["x"])) for t in scatter["data"]) == len(rows)
     assert scatter["layout"]["xaxis"]["title"]["text"] == "aum"
 
 
 def test_same_score_twice_asks_for_two(app_cache):
-    at = open_page(digits_run(app_cache), corr_x="loss", corr_y="loss")
+    at = open_page(PAGE, digits_run(app_cache), corr_x="loss", corr_y="loss")
     assert not at.exception
     assert "Pick two different scores" in at.info[0].value
     assert len(at.get("plotly_chart")) == 1  # the matrix, no scatter
@@ -95,7 +68,7 @@ def test_same_score_twice_asks_for_two(app_cache):
 
 def test_orienting_flips_lower_is_harder_scores(app_cache):
     run = load_run(digits_run(app_cache))
-    at = open_page(run.path)
+    at = open_page(PAGE, run.path)
     raw = matrix_of(figures(at)[0])
     at.toggle(key="w_corr_orient").set_value(True).run()
     assert not at.exception
@@ -110,23 +83,23 @@ def test_constant_score_leaves_blank_cells_and_a_note(app_cache):
     table = pd.read_parquet(run / "scores.parquet")
     table["prototype"] = 0.25
     table.to_parquet(run / "scores.parquet")
-    at = open_page(run)
+    at = open_page(PAGE, run)
     assert not at.exception
     heat = figures(at)[0]
     k = heat["data"][0]["x"].index("prototype")
     assert np.isnan(matrix_of(heat)[k]).all() and np.isnan(matrix_of(heat)[:, k]).all()
     assert heat["data"][0]["text"][k][0] == ""
-    assert "`prototype` is constant" in texts(at)
+    assert "`prototype` is constant" in page_text(at)
 
 
 def test_text_run_without_noise_colours_by_label(app_cache):
     run = load_run(text_run(app_cache))
-    at = open_page(run.path)
+    at = open_page(PAGE, run.path)
     assert not at.exception
     heat, scatter = figures(at)
     assert heat["data"][0]["x"] == ["el2n", "aum", "loss", "cl_quality"]
     assert {t["name"] for t in scatter["data"]} == set(run.label_names)
-    assert "Colour: the label trained on" in texts(at)
+    assert "Colour: the label trained on" in page_text(at)
 
 
 def test_single_score_run_has_no_matrix(app_cache):
@@ -134,7 +107,7 @@ def test_single_score_run_has_no_matrix(app_cache):
     summary = json.loads((run / "summary.json").read_text())
     summary["scores"] = {"el2n": summary["scores"]["el2n"]}
     (run / "summary.json").write_text(json.dumps(summary))
-    at = open_page(run)
+    at = open_page(PAGE, run)
     assert not at.exception
     assert "holds one score (`el2n`)" in at.info[0].value
     assert not at.get("plotly_chart")
@@ -142,7 +115,7 @@ def test_single_score_run_has_no_matrix(app_cache):
 
 def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):
     monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
-    at = open_page(None)
+    at = open_page(PAGE)
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
 
@@ -157,8 +130,8 @@ def test_big_run_scatter_is_sampled(app_cache):
         big[col] = rng.random(n) if scores[col].dtype.kind == "f" else scores[col].iloc[0]
     big.to_parquet(run / "scores.parquet")
     (run / "predictions.parquet").unlink()
-    at = open_page(run)
+    at = open_page(PAGE, run)
     assert not at.exception
-    assert f"Showing a random sample of 5,000 of {n:,} examples." in texts(at)
+    assert f"Showing a random sample of 5,000 of {n:,} examples." in page_text(at)
     scatter = figures(at)[1]
-    assert sum(len(array(t["x"])) for t in scatter["data"]) == 5000
+    assert sum(len(plotly_array(t["x"])) for t in scatter["data"]) == 5000

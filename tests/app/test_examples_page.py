@@ -6,17 +6,11 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-from streamlit.testing.v1 import AppTest
 
-from app_pages._shared import UIState
-from tests.conftest import PAGES, digits_run, text_run
+from tests.app.pages import open_page
+from tests.conftest import digits_run, text_run
 
-
-def _app(run: Path | None, **choices) -> AppTest:
-    at = AppTest.from_file(str(PAGES / "examples.py"), default_timeout=60)
-    if run is not None:
-        at.session_state["ui"] = UIState(run=str(run), choices=dict(choices))
-    return at.run()
+PAGE = "examples.py"
 
 
 def _table(run: Path) -> pd.DataFrame:
@@ -31,7 +25,7 @@ def _ids(captions: list[str]) -> list[int]:
 
 def test_image_grid_hardest_first_by_chosen_score(app_cache):
     run = digits_run(app_cache)
-    at = _app(run)
+    at = open_page(PAGE, run)
     at.selectbox(key="w_score").select("aum")
     at.slider(key="examples_k").set_value(4)
     at.run()
@@ -53,7 +47,7 @@ def test_image_grid_hardest_first_by_chosen_score(app_cache):
 
 
 def test_one_class_only(app_cache):
-    at = _app(digits_run(app_cache))
+    at = open_page(PAGE, digits_run(app_cache))
     at.selectbox(key="w_examples_class").select("3")
     at.run()
     assert [h.value for h in at.subheader] == ["12 hardest in class 3", "12 easiest in class 3"]
@@ -64,7 +58,7 @@ def test_one_class_only(app_cache):
 
 def test_text_run_shows_premise_and_hypothesis(app_cache):
     run = text_run(app_cache)
-    at = _app(run)
+    at = open_page(PAGE, run)
     at.selectbox(key="w_score").select("loss")
     at.slider(key="examples_k").set_value(4)
     at.run()
@@ -85,7 +79,7 @@ def test_text_run_shows_premise_and_hypothesis(app_cache):
 def test_older_run_without_examples_lists_ids_and_values(app_cache):
     run = digits_run(app_cache)
     shutil.rmtree(run / "examples")
-    at = _app(run)
+    at = open_page(PAGE, run)
     at.selectbox(key="w_score").select("el2n")
     at.slider(key="examples_k").set_value(5)
     at.run()
@@ -99,7 +93,7 @@ def test_older_run_without_examples_lists_ids_and_values(app_cache):
 
 
 def test_remembered_score_missing_from_run_falls_back(app_cache):
-    at = _app(text_run(app_cache), score="forgetting")  # the text run has no forgetting
+    at = open_page(PAGE, text_run(app_cache), score="forgetting")  # the text run has no forgetting
     assert not at.exception
     assert at.selectbox(key="w_score").value == "el2n"
     assert at.subheader[0].value == "12 hardest"
@@ -107,7 +101,7 @@ def test_remembered_score_missing_from_run_falls_back(app_cache):
 
 def test_empty_cache_shows_info(tmp_path, monkeypatch):
     monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
-    at = _app(None)
+    at = open_page(PAGE)
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
     assert not at.get("image")

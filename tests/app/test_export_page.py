@@ -10,28 +10,16 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pandas as pd
-from streamlit.testing.v1 import AppTest
 
-from app_pages._shared import UIState
 from scoring import store
 from scoring.prune.export import manifest_path
 from scoring.prune.select import SelectionConfig, select_run
 from scoring.read import decisions
 from scoring.read.views import load_run
-from tests.conftest import PAGES, digits_run, text_run
+from tests.app.pages import open_page, page_text
+from tests.conftest import digits_run, text_run
 
-PAGE = str(PAGES / "export.py")
-
-
-def _page(run: Path | None, **choices) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["ui"] = UIState(run=None if run is None else str(run), choices=dict(choices))
-    return at.run()
-
-
-def _texts(at: AppTest) -> str:
-    parts = [*at.info, *at.warning, *at.error, *at.success, *at.caption, *at.markdown]
-    return "\n".join(str(p.value) for p in parts)
+PAGE = "export.py"
 
 
 def _expected_ids(run: Path, **cfg) -> list[int]:
@@ -41,7 +29,8 @@ def _expected_ids(run: Path, **cfg) -> list[int]:
 
 def test_defaults_follow_the_pruning_pages_choices(app_cache):
     run = digits_run(app_cache)
-    at = _page(
+    at = open_page(
+        PAGE,
         run,
         score="aum",
         prune_rule="easiest",
@@ -56,7 +45,7 @@ def test_defaults_follow_the_pruning_pages_choices(app_cache):
     assert at.selectbox(key="export_norm").value == "class"
     assert at.slider(key="export_fraction").value == 0.3
     assert at.checkbox(key="export_balanced").value
-    text = _texts(at)
+    text = page_text(at)
     assert "**keep easiest** by **aum**, class z-scores, fraction **0.3** of each class" in text
     assert "Pruning" in text
     # Per class: what the manifest will count (source labels: the injected noise is not data).
@@ -78,20 +67,22 @@ def test_defaults_follow_the_pruning_pages_choices(app_cache):
     assert at.text_input(key="export_out").value == "exports/digits-easiest-0.6.parquet"
 
     # A path the user typed is theirs: it stays when they come back to the page.
-    back = _page(run, export_out="mine/x.parquet", export_out_default="exports/old.parquet")
+    back = open_page(
+        PAGE, run, export_out="mine/x.parquet", export_out_default="exports/old.parquet"
+    )
     assert back.text_input(key="export_out").value == "mine/x.parquet"
 
 
 def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
     run = digits_run(app_cache)
-    at = _page(run, prune_rule="hardest", prune_fraction=0.4, export_folder=str(tmp_path))
+    at = open_page(PAGE, run, prune_rule="hardest", prune_fraction=0.4, export_folder=str(tmp_path))
     assert at.selectbox(key="export_format").value == "parquet"
     at.button(key="export_go").click().run()
     assert not at.exception
     assert not at.warning, [w.value for w in at.warning]
     written = tmp_path / "exports" / "digits-hardest-0.4.parquet"
     assert written.is_file()
-    assert f"Wrote **200** examples to `{written}`" in _texts(at)
+    assert f"Wrote **200** examples to `{written}`" in page_text(at)
 
     loaded = datasets.load_dataset("parquet", data_files=str(written), split="train")
     assert loaded["id"] == _expected_ids(run, rule="hardest", fraction=0.4, score="el2n")
@@ -108,7 +99,7 @@ def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
 
 def test_overwrite_is_refused_until_ticked(app_cache, tmp_path):
     run = text_run(app_cache)
-    at = _page(run, prune_rule="random", prune_fraction=0.5, export_folder=str(tmp_path))
+    at = open_page(PAGE, run, prune_rule="random", prune_fraction=0.5, export_folder=str(tmp_path))
     at.selectbox(key="export_format").select("jsonl").run()
     out = at.text_input(key="export_out").value
     assert out.endswith("-random-0.5.jsonl")
@@ -138,7 +129,7 @@ def test_overwrite_is_refused_until_ticked(app_cache, tmp_path):
 def test_paths_that_leave_the_folder_are_refused(app_cache, tmp_path):
     run = digits_run(app_cache)
     root = tmp_path / "out"
-    at = _page(run, export_folder=str(root / "inside"))
+    at = open_page(PAGE, run, export_folder=str(root / "inside"))
     at.text_input(key="export_out").input("../escape.parquet").run()
     assert not at.exception
     assert any("contains '..'" in w.value for w in at.warning)
@@ -152,7 +143,7 @@ def test_paths_that_leave_the_folder_are_refused(app_cache, tmp_path):
 def test_bad_settings_and_empty_selections_are_warnings(app_cache, tmp_path):
     run = text_run(app_cache)  # 40 examples
     # An offset window that cannot fit.
-    at = _page(run, prune_rule="offset", prune_offset=0.5, prune_fraction=0.8)
+    at = open_page(PAGE, run, prune_rule="offset", prune_offset=0.5, prune_fraction=0.8)
     assert not at.exception
     assert any("exceeds 1" in w.value for w in at.warning)
     assert at.button(key="export_go").disabled
@@ -160,7 +151,9 @@ def test_bad_settings_and_empty_selections_are_warnings(app_cache, tmp_path):
     # Decisions that drop every example leave nothing to write.
     for example in load_run(run).table["id"]:
         decisions.append(run, int(example), "drop")
-    at = _page(run, prune_fraction=0.05, prune_decisions=True, export_folder=str(tmp_path))
+    at = open_page(
+        PAGE, run, prune_fraction=0.05, prune_decisions=True, export_folder=str(tmp_path)
+    )
     assert not at.exception
     assert any("no examples left" in w.value for w in at.warning)
     assert at.button(key="export_go").disabled
@@ -171,7 +164,7 @@ def test_bad_settings_and_empty_selections_are_warnings(app_cache, tmp_path):
     assert not any("no examples" in w.value for w in at.warning)
     at.button(key="export_go").click().run()
     assert not at.exception
-    assert f"Wrote **{len(keep)}** examples" in _texts(at)
+    assert f"Wrote **{len(keep)}** examples" in page_text(at)
 
 
 def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cache, tmp_path):
@@ -181,7 +174,8 @@ def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cach
     easiest = _expected_ids(run, rule="easiest", fraction=0.5, score="el2n")
     for example in easiest[:60]:  # drops inside what the rule alone would keep
         decisions.append(run, int(example), "drop")
-    at = _page(
+    at = open_page(
+        PAGE,
         run,
         prune_rule="easiest",
         prune_fraction=0.5,
@@ -190,7 +184,7 @@ def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cach
     )
     assert not at.exception
     expected = round(0.5 * (500 - 60))  # decisions first, then half of what is left
-    assert f"writes **{expected}** of 500 examples" in _texts(at)
+    assert f"writes **{expected}** of 500 examples" in page_text(at)
     assert at.dataframe[0].value["written"].sum() == expected
     at.button(key="export_go").click().run()
     assert not at.exception
@@ -205,7 +199,7 @@ def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cach
 
 def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):
     monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
-    at = _page(None)
+    at = open_page(PAGE)
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
     assert not at.button

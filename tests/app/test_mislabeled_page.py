@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from app_pages._shared import UIState
 from scoring.read import decisions
-from tests.conftest import PAGES, digits_run, text_run
+from tests.app.pages import open_page
+from tests.conftest import digits_run, text_run
 
-
-def _app(run: Path | None, **choices) -> AppTest:
-    at = AppTest.from_file(str(PAGES / "mislabeled.py"), default_timeout=60)
-    if run is not None:
-        at.session_state["ui"] = UIState(run=str(run), choices=dict(choices))
-    return at.run()
+PAGE = "mislabeled.py"
 
 
 def _shown_ids(at: AppTest) -> list[int]:
@@ -32,7 +26,7 @@ def test_default_detector_noise_table_and_suspect_order(app_cache):
     run = digits_run(app_cache)
     summary = json.loads((run / "summary.json").read_text())
     aurocs = {k: v["noise_auroc"] for k, v in summary["scores"].items()}
-    at = _app(run)
+    at = open_page(PAGE, run)
     assert not at.exception
     assert at.title[0].value == "Mislabeled"
     best = max(aurocs, key=aurocs.get)
@@ -65,7 +59,7 @@ def test_default_detector_noise_table_and_suspect_order(app_cache):
 
 def test_decisions_saved_at_once_and_shown_after_restart(app_cache):
     run = digits_run(app_cache)
-    at = _app(run, detector="el2n")
+    at = open_page(PAGE, run, detector="el2n")
     first, second = _shown_ids(at)[:2]
     at.button(key=f"drop_{first}").click()
     at.run()
@@ -82,7 +76,7 @@ def test_decisions_saved_at_once_and_shown_after_restart(app_cache):
     assert "2 decisions saved to decisions.jsonl" in _markdown(at)[0]
 
     # An app restart: a fresh AppTest (new session) on the same cache.
-    fresh = _app(run, detector="el2n")
+    fresh = open_page(PAGE, run, detector="el2n")
     assert not fresh.exception
     assert "2 decisions saved to decisions.jsonl" in _markdown(fresh)[0]
     shown = _markdown(fresh)
@@ -106,7 +100,7 @@ def test_decisions_saved_at_once_and_shown_after_restart(app_cache):
 
 def test_text_run_without_noise(app_cache):
     run = text_run(app_cache)
-    at = _app(run, detector="forgetting")  # remembered, but this run has no forgetting
+    at = open_page(PAGE, run, detector="forgetting")  # remembered, but this run has no forgetting
     assert not at.exception
     assert at.selectbox(key="w_detector").value == "cl_quality"  # preference, no noise
     assert not any("injected noise" in h.value for h in at.subheader)
@@ -117,7 +111,7 @@ def test_text_run_without_noise(app_cache):
 
 def test_empty_cache_shows_info(tmp_path, monkeypatch):
     monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
-    at = _app(None)
+    at = open_page(PAGE)
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
     assert not at.button

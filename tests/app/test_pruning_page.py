@@ -7,8 +7,6 @@ the real job (a few seconds on the tiny digits run).
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shlex
 import time
@@ -19,38 +17,21 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages._shared import UIState
 from scoring import jobs, store
 from scoring.prune.select import SelectionConfig, select_run
 from scoring.prune.sweeps import SweepConfig, canonical, trial_key
 from scoring.read import decisions
 from scoring.read.views import load_run
+from tests.app.pages import fake_job, figures, open_page, page_text, plotly_array
 from tests.conftest import PAGES, digits_run, text_run
 
-PAGE = str(PAGES / "pruning.py")
-
-
-def _page(run: Path, **choices) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["ui"] = UIState(run=str(run), choices=dict(choices))
-    return at.run()
-
-
-def _figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _values(array: list | dict) -> np.ndarray:
-    """A plotly JSON array: a plain list, or {"dtype", "bdata"} (base64, plotly >= 6)."""
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
-    return np.asarray(array)
+PAGE = "pruning.py"
 
 
 def _kept_per_class(at: AppTest) -> np.ndarray:
-    (fig,) = [f for f in _figures(at) if "per class" in f["layout"]["title"]["text"]]
+    (fig,) = [f for f in figures(at) if "per class" in f["layout"]["title"]["text"]]
     (kept,) = [t for t in fig["data"] if t["name"] == "kept"]
-    return _values(kept["y"]).astype(np.int64)
+    return plotly_array(kept["y"]).astype(np.int64)
 
 
 def _expected(run: Path, **cfg) -> np.ndarray:
@@ -59,23 +40,18 @@ def _expected(run: Path, **cfg) -> np.ndarray:
     return np.bincount(view.table["label"].to_numpy()[rows], minlength=len(view.label_names))
 
 
-def _texts(at: AppTest) -> str:
-    parts = [*at.info, *at.warning, *at.error, *at.caption, *at.markdown]
-    return "\n".join(str(p.value) for p in parts)
-
-
 def test_preview_counts_are_select_run_and_follow_the_slider(app_cache):
     run = digits_run(app_cache)
-    at = _page(run)
+    at = open_page(PAGE, run)
     assert not at.exception
     assert at.title[0].value == "Pruning"
     # Defaults: keep hardest by el2n, half the data, no normalization.
     assert at.selectbox(key="w_score").value == "el2n"
     kept = _kept_per_class(at)
     assert kept.tolist() == _expected(run, rule="hardest", fraction=0.5, score="el2n").tolist()
-    assert "Keeps **250** of 500" in _texts(at)
+    assert "Keeps **250** of 500" in page_text(at)
     assert len(at.get("plotly_chart")) == 2  # per class + distribution; no trials yet
-    assert "No retraining results yet" in _texts(at)
+    assert "No retraining results yet" in page_text(at)
 
     at.slider(key="w_prune_fraction").set_value(0.2).run()
     assert not at.exception
@@ -83,19 +59,19 @@ def test_preview_counts_are_select_run_and_follow_the_slider(app_cache):
     assert moved.tolist() == _expected(run, rule="hardest", fraction=0.2, score="el2n").tolist()
     assert moved.sum() == 100 and moved.tolist() != kept.tolist()
     # The distribution is drawn from binned counts: kept + dropped = every example.
-    (dist,) = [f for f in _figures(at) if "distribution" in f["layout"]["title"]["text"]]
-    assert sum(_values(t["y"]).sum() for t in dist["data"]) == 500
+    (dist,) = [f for f in figures(at) if "distribution" in f["layout"]["title"]["text"]]
+    assert sum(plotly_array(t["y"]).sum() for t in dist["data"]) == 500
     assert at.session_state["ui"].choices["prune_fraction"] == pytest.approx(0.2)
 
 
 def test_offset_rule_shows_its_slider_and_refuses_an_impossible_window(app_cache):
     run = digits_run(app_cache)
-    at = _page(run)
+    at = open_page(PAGE, run)
     assert "w_prune_offset" not in [s.key for s in at.slider]
     at.selectbox(key="w_prune_rule").select("offset").run()
     assert "w_prune_offset" in [s.key for s in at.slider]
     assert "auto (noise estimate from cl_issue)" in [c.label for c in at.checkbox]
-    assert "Data Diet" in _texts(at)
+    assert "Data Diet" in page_text(at)
     at.slider(key="w_prune_offset").set_value(0.1).run()
     expected = _expected(run, rule="offset", fraction=0.5, score="el2n", offset=0.1)
     assert _kept_per_class(at).tolist() == expected.tolist()
@@ -105,18 +81,18 @@ def test_offset_rule_shows_its_slider_and_refuses_an_impossible_window(app_cache
     assert not at.exception
     assert any("exceeds 1" in w.value for w in at.warning)
     assert not at.get("plotly_chart")  # no preview of a refused selection
-    assert "Fix the selection above" in _texts(at)
+    assert "Fix the selection above" in page_text(at)
 
     # auto: the run's own cl_issue noise estimate replaces the slider's value.
     at.slider(key="w_prune_fraction").set_value(0.5).run()
     at.checkbox(key="w_prune_auto_offset").check().run()
     assert not at.exception
     assert at.slider(key="w_prune_offset").disabled
-    assert "Auto offset" in _texts(at)
+    assert "Auto offset" in page_text(at)
 
 
 def test_text_run_without_cl_issue_offers_no_auto_offset(app_cache):
-    at = _page(text_run(app_cache), prune_rule="offset")
+    at = open_page(PAGE, text_run(app_cache), prune_rule="offset")
     assert not at.exception
     assert "w_prune_offset" in [s.key for s in at.slider]
     assert "auto (noise estimate from cl_issue)" not in [c.label for c in at.checkbox]
@@ -128,7 +104,7 @@ def test_losing_a_class_is_warned_about_and_class_balance_fixes_it(app_cache):
     table = pd.read_parquet(run / "scores.parquet")
     table["loss"] = table["label"].astype(np.float64)
     store.write_parquet(run / "scores.parquet", table)
-    at = _page(run, score="loss", prune_rule="easiest", prune_fraction=0.05)
+    at = open_page(PAGE, run, score="loss", prune_rule="easiest", prune_fraction=0.05)
     assert not at.exception
     (warning,) = [w.value for w in at.warning]
     assert "keeps no example of 9 class(es)" in warning
@@ -146,12 +122,12 @@ def test_decisions_can_be_applied_before_selecting(app_cache):
     ids = pd.read_parquet(run / "scores.parquet")["id"]
     decisions.append(run, int(ids[0]), "drop")
     decisions.append(run, int(ids[1]), "drop")
-    at = _page(run)
+    at = open_page(PAGE, run)
     box = at.checkbox(key="w_prune_decisions")
     assert box.label.startswith("Apply Mislabeled decisions (2: 2 drops")
     box.check().run()
     assert not at.exception
-    assert "Keeps **249** of 498" in _texts(at)
+    assert "Keeps **249** of 498" in page_text(at)
 
 
 def _trial(run: Path, sel: SelectionConfig, accuracy: float, schedule: str = "steps") -> None:
@@ -189,20 +165,20 @@ def test_chart_shows_rule_against_random_with_bands_and_the_full_data_line(app_c
     # Trials of other settings must not be drawn: another score, another schedule.
     _trial(run, SelectionConfig("hardest", 0.4, score="aum"), 0.1)
     _trial(run, SelectionConfig("hardest", 0.4, score="el2n"), 0.1, schedule="epochs")
-    at = _page(run)
+    at = open_page(PAGE, run)
     assert not at.exception
-    figures = _figures(at)
-    assert len(figures) == 3
-    fig = figures[2]
+    figs = figures(at)
+    assert len(figs) == 3
+    fig = figs[2]
     names = [t["name"] for t in fig["data"] if t.get("showlegend", True)]
     assert names == ["hardest by el2n", "random"]
     (hard_line,) = [t for t in fig["data"] if t["name"] == "hardest by el2n"]
-    assert _values(hard_line["x"]).tolist() == [0.2, 0.6]
-    assert _values(hard_line["y"]) == pytest.approx([0.725, 0.765])
+    assert plotly_array(hard_line["x"]).tolist() == [0.2, 0.6]
+    assert plotly_array(hard_line["y"]) == pytest.approx([0.725, 0.765])
     full = load_run(run).summary["test_accuracy_mean"]
     (line,) = fig["layout"]["shapes"]
     assert line["y0"] == pytest.approx(full) and line["y1"] == pytest.approx(full)
-    assert "min–max over seeds" in _texts(at)
+    assert "min–max over seeds" in page_text(at)
     table = at.dataframe[0].value
     assert table["fraction"].tolist() == [0.2, 0.2, 0.6, 0.6]
     assert table["rule"].tolist() == ["hardest by el2n", "random"] * 2
@@ -211,13 +187,13 @@ def test_chart_shows_rule_against_random_with_bands_and_the_full_data_line(app_c
 
     # Same epochs: only the one epochs trial matches, and random has none.
     at.radio(key="w_prune_schedule").set_value("epochs").run()
-    fig = _figures(at)[2]
+    fig = figures(at)[2]
     assert [t["name"] for t in fig["data"] if t.get("showlegend", True)] == ["hardest by el2n"]
     assert at.dataframe[0].value["fraction"].tolist() == [0.4]
 
 
 def test_sweep_fractions_are_validated(app_cache):
-    at = _page(digits_run(app_cache))
+    at = open_page(PAGE, digits_run(app_cache))
     at.text_input(key="w_prune_fractions").input("0.2, abc").run()
     assert not at.exception
     assert any("'abc' is not a number" in w.value for w in at.warning)
@@ -233,22 +209,11 @@ def test_sweep_fractions_are_validated(app_cache):
     assert not at.button(key="prune_retrain").disabled
 
 
-def _fake_job(cache_dir: Path, run: Path, **record) -> str:
-    job_id = "20250101-000000-abcdef"
-    folder = jobs.jobs_dir(cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    store.write_json(
-        folder / f"{job_id}.json",
-        {"id": job_id, "kind": "sweep", "run": str(run), "started": time.time(), **record},
-    )
-    return job_id
-
-
 def test_a_running_sweep_is_followed_and_a_failed_one_explained(app_cache):
     run = digits_run(app_cache)
     # Alive pid and no exit code: a sweep another tab started; the page follows it.
-    job_id = _fake_job(app_cache, run, pid=os.getpid())
-    at = _page(run)
+    job_id = fake_job(app_cache, run, "sweep", pid=os.getpid())
+    at = open_page(PAGE, run)
     assert not at.exception
     assert f"job `{job_id}`" in at.get("progress")[0].proto.text
     assert at.button(key="prune_retrain").disabled and at.button(key="prune_sweep").disabled
@@ -257,13 +222,13 @@ def test_a_running_sweep_is_followed_and_a_failed_one_explained(app_cache):
     sweep = SweepConfig(SelectionConfig("hardest", 1.0, score="el2n"), (0.2, 0.6), 1)
     _trial(run, SelectionConfig("random", 0.2), 0.8)
     mine = {"id": job_id, "n_trials": 4, "sweep": sweep.to_dict()}
-    at = _page(run, **{f"prune_job:{run}": mine})
+    at = open_page(PAGE, run, **{f"prune_job:{run}": mine})
     assert not at.exception
     assert "1 of 4 trials done" in at.get("progress")[0].proto.text
     assert len(at.get("plotly_chart")) == 3  # the chart is drawn while the job runs
 
-    _fake_job(app_cache, run, exit_code=2, message="this run has no score 'el2n'")
-    at = _page(run, **{f"prune_job:{run}": {"id": job_id, "n_trials": 4, "sweep": {}}})
+    fake_job(app_cache, run, "sweep", exit_code=2, message="this run has no score 'el2n'")
+    at = open_page(PAGE, run, **{f"prune_job:{run}": {"id": job_id, "n_trials": 4, "sweep": {}}})
     assert not at.exception
     assert "failed: this run has no score 'el2n'" in at.error[0].value
     # The terminal hint is the sweep's own flags (SweepConfig.cli_args), fractions and all.
@@ -274,7 +239,7 @@ def test_a_running_sweep_is_followed_and_a_failed_one_explained(app_cache):
 
 def test_retrain_button_starts_a_sweep_job_with_its_typed_config(app_cache):
     run = digits_run(app_cache)
-    at = _page(run)
+    at = open_page(PAGE, run)
     at.button(key="prune_retrain").click().run()
     assert not at.exception
     job_id = at.session_state["ui"].choices[f"prune_job:{run}"]["id"]
@@ -291,7 +256,7 @@ def test_retrain_button_starts_a_sweep_job_with_its_typed_config(app_cache):
     assert status.state == "done", jobs.log_tail(job_id, app_cache)
     at.run()
     assert not at.exception
-    fig = _figures(at)[2]
+    fig = figures(at)[2]
     assert [t["name"] for t in fig["data"] if t.get("showlegend", True)] == [
         "hardest by el2n",
         "random",
@@ -301,7 +266,7 @@ def test_retrain_button_starts_a_sweep_job_with_its_typed_config(app_cache):
 
 def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):
     monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at = AppTest.from_file(str(PAGES / PAGE), default_timeout=60).run()
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
     assert not at.get("plotly_chart")

@@ -2,56 +2,29 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from app_pages._shared import UIState
 from scoring.read.views import load_run
 from scoring.scores import REGISTRY
-from tests.conftest import PAGES, digits_run, text_run
+from tests.app.pages import figures, open_page, page_text, plotly_array
+from tests.conftest import digits_run, text_run
 
-PAGE = str(PAGES / "scores.py")
-
-
-def open_page(run: Path | None, **choices) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    if run is not None:
-        at.session_state["ui"] = UIState(run=str(run), choices=dict(choices))
-    return at.run()
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def array(value) -> np.ndarray:
-    """A plotly trace array, plain list or the typed-array form plotly writes for numpy."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-    return np.asarray(value)
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join(e.value for e in [*at.caption, *at.markdown, *at.info])
+PAGE = "scores.py"
 
 
 def test_default_view_shows_histogram_summary_and_spread(app_cache):
     run = digits_run(app_cache)
-    at = open_page(run)
+    at = open_page(PAGE, run)
     assert not at.exception
     assert at.title[0].value == "Scores"
     assert at.caption[0].value == load_run(run).title()
     assert at.selectbox(key="w_score").value == "el2n"
-    assert "Higher = harder" in texts(at)
+    assert "Higher = harder" in page_text(at)
     (fig,) = figures(at)
     (bars,) = fig["data"]
-    assert bars["type"] == "bar" and array(bars["y"]).sum() == 500
+    assert bars["type"] == "bar" and plotly_array(bars["y"]).sum() == 500
     summary = at.dataframe[0].value
     assert list(summary.index) == ["all"] and summary.loc["all", "count"] == 500
     assert at.metric[0].label == "Spearman of each single run vs the mean (average)"
@@ -60,16 +33,16 @@ def test_default_view_shows_histogram_summary_and_spread(app_cache):
 
 
 def test_score_doc_and_direction_follow_the_pick(app_cache):
-    at = open_page(digits_run(app_cache))
+    at = open_page(PAGE, digits_run(app_cache))
     at.selectbox(key="w_score").select("aum").run()
     assert not at.exception
-    assert "Lower = harder" in texts(at)
+    assert "Lower = harder" in page_text(at)
     assert at.expander[0].markdown[0].value == REGISTRY["aum"].doc.strip()
 
 
 def test_class_normalization_gives_zero_mean_per_class(app_cache):
     run = digits_run(app_cache)
-    at = open_page(run)
+    at = open_page(PAGE, run)
     raw = at.dataframe[0].value
     at.radio(key="w_norm").set_value("class")
     at.radio(key="w_view").set_value("by_class").run()
@@ -86,17 +59,17 @@ def test_class_normalization_gives_zero_mean_per_class(app_cache):
 
 
 def test_faceted_view_has_a_panel_per_class(app_cache):
-    at = open_page(digits_run(app_cache), view="by_class")
+    at = open_page(PAGE, digits_run(app_cache), view="by_class")
     at.radio(key="w_class_layout").set_value("faceted").run()
     assert not at.exception
     (fig,) = figures(at)
     assert len(fig["data"]) == 10
-    assert sum(array(t["y"]).sum() for t in fig["data"]) == 500
+    assert sum(plotly_array(t["y"]).sum() for t in fig["data"]) == 500
 
 
 def test_one_class_view(app_cache):
     run = digits_run(app_cache)
-    at = open_page(run, view="one_class")
+    at = open_page(PAGE, run, view="one_class")
     at.selectbox(key="w_class").select(3).run()
     assert not at.exception
     table = at.dataframe[0].value
@@ -104,36 +77,36 @@ def test_one_class_view(app_cache):
     assert list(table.index) == ["3"]
     assert table.loc["3", "count"] == (labels == 3).sum()
     (fig,) = figures(at)
-    assert array(fig["data"][0]["y"]).sum() == (labels == 3).sum()
+    assert plotly_array(fig["data"][0]["y"]).sum() == (labels == 3).sum()
 
 
 def test_binary_score_gets_counts_and_no_spread(app_cache):
     run = digits_run(app_cache)
-    at = open_page(run, score="cl_issue", norm="class")
+    at = open_page(PAGE, run, score="cl_issue", norm="class")
     assert not at.exception
     (fig,) = figures(at)
     assert [t["name"] for t in fig["data"]] == ["not flagged", "flagged"]
     flagged = int(load_run(run).table["cl_issue"].sum())
-    assert array(fig["data"][1]["y"]).tolist() == [flagged]
-    assert "0/1 flag" in texts(at)
-    assert "computed once (not per run)" in texts(at)
+    assert plotly_array(fig["data"][1]["y"]).tolist() == [flagged]
+    assert "0/1 flag" in page_text(at)
+    assert "computed once (not per run)" in page_text(at)
     assert len(at.metric) == 0
 
 
 def test_run_missing_scores_falls_back_to_one_it_has(app_cache):
     # A choice remembered from another run (forgetting) that this text run lacks.
-    at = open_page(text_run(app_cache), score="forgetting", view="by_class")
+    at = open_page(PAGE, text_run(app_cache), score="forgetting", view="by_class")
     assert not at.exception
     assert at.selectbox(key="w_score").options == ["el2n", "aum", "loss", "cl_quality"]
     assert at.selectbox(key="w_score").value == "el2n"
     assert list(at.dataframe[0].value.index) == [*load_run(text_run(app_cache)).label_names, "all"]
     at.selectbox(key="w_score").select("cl_quality").run()
-    assert "computed once (not per run)" in texts(at)
+    assert "computed once (not per run)" in page_text(at)
 
 
 def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):
     monkeypatch.setenv("WINNOW_CACHE_DIR", str(tmp_path / "empty"))
-    at = open_page(None)
+    at = open_page(PAGE)
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
     assert not at.get("plotly_chart")
@@ -149,8 +122,8 @@ def test_fifty_thousand_examples_plot_bins_not_points(app_cache):
         big[col] = rng.random(n) if scores[col].dtype.kind == "f" else scores[col].iloc[0]
     big.to_parquet(run / "scores.parquet")
     (run / "predictions.parquet").unlink()
-    at = open_page(run, view="by_class")
+    at = open_page(PAGE, run, view="by_class")
     assert not at.exception
     (fig,) = figures(at)
-    assert all(len(array(t["x"])) == 40 for t in fig["data"])
+    assert all(len(plotly_array(t["x"])) == 40 for t in fig["data"])
     assert at.dataframe[0].value.loc["all", "count"] == n

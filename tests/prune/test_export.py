@@ -22,13 +22,14 @@ from PIL import Image
 
 from scoring import data
 from scoring.__main__ import main
-from scoring.config import DataConfig, NoiseConfig, ScoreConfig, TrainConfig
+from scoring.config import DataConfig, ScoreConfig, TrainConfig
 from scoring.errors import InputError
 from scoring.prune.export import FORMATS, export_selection, manifest_path
 from scoring.prune.select import SelectionConfig, select_run
 from scoring.read import decisions
 from scoring.read.views import load_run
 from scoring.training.pipeline import score
+from tests.conftest import digits_config
 
 SELECTION = SelectionConfig(rule="hardest", fraction=0.3, score="el2n")
 TEXT_COL, LABEL_COL = "Review Text!", "stars (1-3)"
@@ -41,12 +42,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export_cache")
     src = tmp_path_factory.mktemp("export_src")
     digits = score(
-        ScoreConfig(
-            data=DataConfig(source="digits", limit=300),
-            train=TrainConfig(runs=2, epochs=3),
-            noise=NoiseConfig(fraction=0.1, seed=1),
-            cv_folds=2,
-            scores=("el2n", "aum", "forgetting", "cl_issue"),
+        digits_config(
+            noise_fraction=0.1, noise_seed=1, scores=("el2n", "aum", "forgetting", "cl_issue")
         ),
         root,
         show_progress=False,

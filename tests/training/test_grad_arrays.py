@@ -24,6 +24,7 @@ from scoring.training.grads import calibrate_batchnorm
 from scoring.training.loop import fit, seed_everything
 from scoring.training.models import build_model, resolve_recipe
 from scoring.training.pipeline import score
+from tests.conftest import digits_config
 
 GRAD_SCORES = ("grand", "vog", "tracin", "el2n_free", "grand_free", "grand_logit_sq")
 
@@ -105,11 +106,12 @@ def test_states_round_trip_through_safetensors(tmp_path) -> None:
 
 
 def _run_config(recipe: str, **grads) -> ScoreConfig:
-    return ScoreConfig(
-        data=DataConfig(source="digits", limit=200),
+    return digits_config(
+        200,
         train=TrainConfig(recipe=recipe, runs=2, epochs=3, batch_size=50),
         scores=GRAD_SCORES,
         grads=GradConfig(checkpoints=3, **grads),
+        cv_folds=5,
     )
 
 

@@ -11,16 +11,11 @@ from scoring.config import DataConfig, NoiseConfig, ScoreConfig, TrainConfig
 from scoring.errors import InputError
 from scoring.scores import REGISTRY
 from scoring.training.pipeline import score
+from tests.conftest import digits_config
 
 
 def tiny(**overrides) -> ScoreConfig:
-    base = dict(
-        data=DataConfig(source="digits", limit=400),
-        train=TrainConfig(runs=2, epochs=4),
-        cv_folds=2,
-    )
-    base.update(overrides)
-    return ScoreConfig(**base)
+    return digits_config(400, epochs=4, **overrides)
 
 
 def test_digits_run_writes_a_complete_entry(cache_dir):

@@ -10,23 +10,18 @@ import pandas as pd
 import pytest
 
 from scoring import store
-from scoring.config import DataConfig, NoiseConfig, ScoreConfig, TrainConfig
+from scoring.config import DataConfig, ScoreConfig, TrainConfig
 from scoring.errors import InputError
 from scoring.prune.select import SelectionConfig
 from scoring.prune.sweeps import SweepConfig, trials_of
 from scoring.training.pipeline import score
 from scoring.training.retrain import sweep
+from tests.conftest import digits_config
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    cfg = ScoreConfig(
-        data=DataConfig(source="digits", limit=300),
-        train=TrainConfig(runs=2, epochs=3),
-        noise=NoiseConfig(fraction=0.1, seed=0),
-        cv_folds=2,
-        scores=("el2n", "aum", "cl_issue"),
-    )
+    cfg = digits_config(noise_fraction=0.1, scores=("el2n", "aum", "cl_issue"))
     return score(cfg, tmp_path_factory.mktemp("retrain_cache"), show_progress=False)
 
 
