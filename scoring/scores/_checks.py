@@ -42,6 +42,7 @@ _SPECS: dict[str, tuple[str, str]] = {
     "probs_early": ("RNK", "prob"),
     "probs_final": ("RNK", "prob"),
     "features": ("RND", "float"),
+    "features_free": ("ND", "float"),  # label-independent embeddings, once per run folder
     "label_prior": ("K", "prior"),
     "oof_probs": ("NK", "prob"),
     "n_prototypes": ("", "count"),

@@ -12,7 +12,8 @@ from scoring.scores._checks import FloatArray, checked
 GRAND_DOC = """\
 **GraNd** — the gradient norm ‖∇_w ℓ(f(x; w_t), y)‖₂ of the example's cross-entropy loss over
 all the weights, for each run at initialization (t = 0, as Data Diet does; `--grad-at
-early` takes EL2N's epoch instead); averaged over runs.
+early` takes the weights after EL2N's early epoch, the very weights EL2N's eval pass reads);
+averaged over runs.
 
 **Higher = harder** (more important to keep): the example would move the weights most.
 Computed exactly with batched per-example gradients (`torch.func`), in eval mode (BatchNorm

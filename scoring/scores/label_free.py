@@ -17,8 +17,9 @@ Source: Paul, Ganguli & Dziugaite, *Deep Learning on a Data Diet*, NeurIPS 2021,
 
 EL2N_FREE_DOC = (
     """\
-**EL2N, label-free** — ‖softmax(f_t(x)) − 1/K‖₂, the distance of the early-epoch softmax
-(the same epoch t as EL2N) from the uniform distribution; averaged over runs.
+**EL2N, label-free** — ‖softmax(f(x; w_t)) − 1/K‖₂, the distance from the uniform
+distribution of the softmax EL2N reads (one eval-mode pass with the weights after the early
+epoch t, the same for every example); averaged over runs.
 
 **Lower = harder**: the model is still unsure between classes, whatever the label says.
 Data Diet's appendix D keeps the *highest* values, which is "keep easiest" here.
@@ -53,7 +54,7 @@ def el2n_free(*, probs_early: npt.ArrayLike) -> FloatArray:
     Parameters
     ----------
     probs_early : ndarray of shape (n_runs, n_examples, n_classes)
-        Softmax outputs at EL2N's early epoch.
+        EL2N's eval-mode softmax with the weights after the early epoch.
 
     Returns
     -------

@@ -17,15 +17,18 @@ PROB_FLOOR = 1e-12
 
 PVI_DOC = """\
 **PVI** (pointwise V-information) — log₂ g_x(y) − log₂ g_∅(y): how many bits the input adds
-to the model's belief in the given label, per run, averaged over runs. g_x is each run's
-final model on the training set; g_∅ is the "null-input" model.
+to a model's belief in the given label. g_x(y) is the **out-of-fold** probability of the
+given label: the cross-fit model that never trained on the example (K stratified folds, the
+same probabilities cleanlab reads), as Ethayarajh et al. estimate V-information with models
+held out from the example. Computed once, not per run; asking for it runs the cross-fit.
 
-No null model is trained: with a constant input, the cross-entropy minimiser is the
-empirical label distribution, so g_∅(y) is the training label prior. Probabilities are
-clipped at 1e-12 before the log.
+g_∅ is the "null-input" model. None is trained: with a constant input, the cross-entropy
+minimiser is the empirical label distribution, so g_∅(y) is the training label prior.
+Probabilities are clipped at 1e-12 before the log.
 
 **Low = hard or suspect**: a negative PVI means the input makes the given label *less*
-likely than guessing from label frequencies alone. Higher is easier.
+likely than guessing from label frequencies alone. Higher is easier. Within a class it ranks
+exactly like the out-of-fold p(y|x); the prior only shifts whole classes.
 
 Source: Ethayarajh, Choi & Swayamdipta, *Understanding Dataset Difficulty with V-Usable
 Information*, ICML 2022; used for data pruning in *Influence Scores at Scale for Efficient
@@ -34,27 +37,27 @@ Language Data Sampling*, 2023.
 
 
 def pvi(
-    *, labels: npt.ArrayLike, probs_final: npt.ArrayLike, label_prior: npt.ArrayLike
+    *, labels: npt.ArrayLike, oof_probs: npt.ArrayLike, label_prior: npt.ArrayLike
 ) -> FloatArray:
-    """Per-example pointwise V-information for each run.
+    """Per-example pointwise V-information from held-out (out-of-fold) probabilities.
 
     Parameters
     ----------
     labels : ndarray of shape (n_examples,)
         Given labels, integers in [0, n_classes).
-    probs_final : ndarray of shape (n_runs, n_examples, n_classes)
-        Softmax of each run's final model (eval mode) on the training set.
+    oof_probs : ndarray of shape (n_examples, n_classes)
+        Out-of-fold softmax: row i from the cross-fit model that did not train on example i.
     label_prior : ndarray of shape (n_classes,)
         Training label frequencies (sums to 1). It stands in for the null-input model:
         the cross-entropy minimiser over a constant input is the label distribution.
 
     Returns
     -------
-    ndarray of shape (n_runs, n_examples)
-        log2 probs_final[y] - log2 label_prior[y], with probabilities clipped at 1e-12.
+    ndarray of shape (n_examples,)
+        log2 oof_probs[y] - log2 label_prior[y], with probabilities clipped at 1e-12.
         Lower means harder or more likely mislabeled.
     """
-    labels, probs, prior = checked(labels=labels, probs_final=probs_final, label_prior=label_prior)
+    labels, probs, prior = checked(labels=labels, oof_probs=oof_probs, label_prior=label_prior)
     prior_y = prior[labels].astype(np.float64)  # (N,)
     if (prior_y <= 0).any():
         missing = np.unique(labels[prior_y <= 0]).tolist()
@@ -62,5 +65,5 @@ def pvi(
             f"label_prior: classes {missing} occur in labels but have prior 0; expected the "
             "training label frequencies"
         )
-    prob_y = probs[:, np.arange(labels.size), labels].astype(np.float64)  # (R, N)
+    prob_y = probs[np.arange(labels.size), labels].astype(np.float64)  # (N,)
     return np.log2(np.maximum(prob_y, PROB_FLOOR)) - np.log2(prior_y)

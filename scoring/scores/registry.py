@@ -53,29 +53,35 @@ class Score:
     version: int  # enters the cache key: bump when the numbers change
     doc: str  # markdown shown in the app: definition, direction, source paper
     per_run: bool = True  # fn returns (R, N) per-run values, averaged over runs; else (N,)
+    # Reads no label: blind to label noise by construction (its noise AUROC sits at chance).
+    label_free: bool = False
 
 
 # One line per score, fields in Score's order:
-#   key: Score(key, fn, needs, higher_is_harder, version, doc[, per_run=False])
+#   key: Score(key, fn, needs, higher_is_harder, version, doc[, per_run=False][, label_free=True])
+# Versions 2 (issue 13): el2n and el2n_free read a fixed-weight eval pass after the early
+# epoch (was the training pass); pvi reads out-of-fold probabilities (was the final model on
+# its own training data); prototype clusters label-independent embeddings (was the final
+# supervised model's features, which had seen the noisy labels).
 # fmt: off
 REGISTRY: dict[str, Score] = {
-    "el2n": Score("el2n", el2n, ("labels", "probs_early"), True, 1, EL2N_DOC),
+    "el2n": Score("el2n", el2n, ("labels", "probs_early"), True, 2, EL2N_DOC),
     "forgetting": Score("forgetting", forgetting, ("correct",), True, 1, FORGETTING_DOC),
     "aum": Score("aum", aum, ("logit_given", "logit_other"), False, 1, AUM_DOC),
     "confidence": Score("confidence", confidence, ("prob_given",), False, 1, CONFIDENCE_DOC),
     "variability": Score("variability", variability, ("prob_given",), True, 1, VARIABILITY_DOC),
     "correctness": Score("correctness", correctness, ("correct",), False, 1, CORRECTNESS_DOC),
     "loss": Score("loss", loss, ("loss",), True, 1, LOSS_DOC),
-    "pvi": Score("pvi", pvi, ("labels", "probs_final", "label_prior"), False, 1, PVI_DOC),
+    "pvi": Score("pvi", pvi, ("labels", "oof_probs", "label_prior"), False, 2, PVI_DOC, per_run=False),  # noqa: E501
     "cl_quality": Score("cl_quality", cl_quality, ("labels", "oof_probs"), False, 1, CL_QUALITY_DOC, per_run=False),  # noqa: E501
     "cl_issue": Score("cl_issue", cl_issue, ("labels", "oof_probs"), True, 1, CL_ISSUE_DOC, per_run=False),  # noqa: E501
-    "prototype": Score("prototype", prototype, ("features", "n_prototypes"), True, 1, PROTOTYPE_DOC),  # noqa: E501
+    "prototype": Score("prototype", prototype, ("features_free", "n_prototypes"), True, 2, PROTOTYPE_DOC, per_run=False, label_free=True),  # noqa: E501
     "grand": Score("grand", grand, ("grad_norm",), True, 1, GRAND_DOC),
     "vog": Score("vog", vog, ("input_grad_var",), True, 1, VOG_DOC),
     "tracin": Score("tracin", tracin, ("tracin_self",), True, 1, TRACIN_DOC),
-    "el2n_free": Score("el2n_free", el2n_free, ("probs_early",), False, 1, EL2N_FREE_DOC),
-    "grand_free": Score("grand_free", grand_free, ("grad_free_norm",), True, 1, GRAND_FREE_DOC),
-    "grand_logit_sq": Score("grand_logit_sq", grand_logit_sq, ("grad_logit_sq",), True, 1, GRAND_LOGIT_SQ_DOC),  # noqa: E501
+    "el2n_free": Score("el2n_free", el2n_free, ("probs_early",), False, 2, EL2N_FREE_DOC, label_free=True),  # noqa: E501
+    "grand_free": Score("grand_free", grand_free, ("grad_free_norm",), True, 1, GRAND_FREE_DOC, label_free=True),  # noqa: E501
+    "grand_logit_sq": Score("grand_logit_sq", grand_logit_sq, ("grad_logit_sq",), True, 1, GRAND_LOGIT_SQ_DOC, label_free=True),  # noqa: E501
 }
 # fmt: on
 

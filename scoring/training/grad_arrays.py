@@ -40,7 +40,9 @@ class GradPlan:
     """Which gradient arrays a run records, and the optimizer steps it snapshots for them."""
 
     arrays: tuple[str, ...]  # subset of GRAD_ARRAYS
-    at_step: int | None  # 0 = initialization, else the step ending EL2N's early epoch
+    # 0 = initialization, else the step ending EL2N's early epoch: the snapshot then holds
+    # the weights of EL2N's eval pass (`loop.fit`), and GraNd is taken in eval mode too.
+    at_step: int | None
     params: str  # "all" | "last"
     checkpoint_steps: tuple[int, ...]  # K steps, 1-based, increasing; () when not needed
 

@@ -2,8 +2,12 @@
 
 Recording happens in the training pass itself, from the logits each step already computed:
 they are copied into an (N, K) epoch buffer, and per-example losses, margins and
-probabilities are derived from it once per epoch. `bench/recording_overhead.py` measures
-the cost against the same training without recording.
+probabilities are derived from it once per epoch (forgetting, AUM, data maps and loss are
+defined on this pass). EL2N's probabilities are the one exception: Data Diet scores every
+example with the same weights w_t, so right after the last step of the early epoch t the
+loop makes one eval-mode pass over the training set (no augmentation) and keeps its softmax.
+`bench/recording_overhead.py` measures the cost of both against the same training without
+recording.
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ class Dynamics:
     correct : ndarray of shape (n_epochs, n_examples), bool
         Whether the given label had the largest logit in that training pass.
     probs_early : ndarray of shape (n_examples, n_classes)
-        Training-pass softmax at the recipe's early epoch (for EL2N).
+        Softmax of one eval-mode pass over the training set (in row order, no augmentation)
+        with the weights after the last step of the recipe's early epoch: every example
+        scored by the same weights w_t, as EL2N is defined. These are the weights the
+        `--grad-at early` snapshot holds (the step `early_epoch * steps_per_epoch`).
     """
 
     loss: np.ndarray
@@ -193,8 +200,12 @@ def fit(
         if record:
             with torch.no_grad():
                 _epoch_stats(epoch_logits, labels_dev, out=stats[:, epoch])
-                if epoch + 1 == recipe.early_epoch:
-                    probs_early = torch.softmax(epoch_logits, dim=1).cpu().numpy()
+            if epoch + 1 == recipe.early_epoch:
+                # Fixed weights w_t for every example (not the moving training-pass ones).
+                # Eval mode neither updates BatchNorm's running statistics nor draws dropout
+                # or data-order randomness, so the rest of training is unchanged by it.
+                probs_early = predict(model, inputs, device=device).probs
+                model.train()
     if not record:
         return None
     stats_np = stats.cpu().numpy()

@@ -29,6 +29,7 @@ N_AXIS: dict[str, int | None] = {
     "probs_early": 1,
     "probs_final": 1,
     "features": 1,
+    "features_free": 0,
     "label_prior": None,
     "oof_probs": 0,
     "n_prototypes": None,
@@ -44,26 +45,6 @@ ORDER = [
     "loss", "pvi", "cl_quality", "cl_issue", "prototype",
     "grand", "vog", "tracin", "el2n_free", "grand_free", "grand_logit_sq",
 ]  # fmt: skip
-
-HIGHER_IS_HARDER = {
-    "el2n": True,
-    "forgetting": True,
-    "aum": False,
-    "confidence": False,
-    "variability": True,
-    "correctness": False,
-    "loss": True,
-    "pvi": False,
-    "cl_quality": False,
-    "cl_issue": True,
-    "prototype": True,
-    "grand": True,
-    "vog": True,
-    "tracin": True,
-    "el2n_free": False,
-    "grand_free": True,
-    "grand_logit_sq": True,
-}
 
 SCORES = list(REGISTRY.values())
 IDS = list(REGISTRY)
@@ -99,6 +80,7 @@ def recorded() -> dict[str, Any]:
         "probs_early": probs[:, 1].astype(np.float32),  # (R, N, K)
         "probs_final": _softmax(3 * onehot + rng.normal(size=(R, N, K))).astype(np.float32),
         "features": (centers[labels] + rng.normal(size=(R, N, D))).astype(np.float32),
+        "features_free": rng.normal(scale=3.0, size=(N, D)).astype(np.float32),
         "label_prior": np.bincount(labels, minlength=K) / N,
         "oof_probs": _softmax(2 * onehot + rng.normal(size=(N, K))),
         "n_prototypes": 4,
@@ -232,8 +214,18 @@ def test_validation_knows_every_recorded_name() -> None:
 
 def test_registry_order_and_directions() -> None:
     assert list(REGISTRY) == ORDER
-    assert {k: s.higher_is_harder for k, s in REGISTRY.items()} == HIGHER_IS_HARDER
-    assert [k for k, s in REGISTRY.items() if not s.per_run] == ["cl_quality", "cl_issue"]
+    # Directions are not copied here: tests/training/test_directions.py checks each declared
+    # direction against injected noise on a real run.
+    for score in REGISTRY.values():
+        assert isinstance(score.label_free, bool)
+        assert not (score.label_free and "labels" in score.needs), score.key
+    # Computed once from arrays shared by every run: out-of-fold probabilities (pvi and
+    # cleanlab) or label-independent embeddings (prototype).
+    once = ["pvi", "cl_quality", "cl_issue", "prototype"]
+    assert [k for k, s in REGISTRY.items() if not s.per_run] == once
+    assert all({"oof_probs", "features_free"} & set(REGISTRY[k].needs) for k in once), (
+        "a score computed once reads a run-level array"
+    )
 
 
 def test_resolve_all() -> None:

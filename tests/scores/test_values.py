@@ -120,16 +120,14 @@ def test_loss_by_hand() -> None:
 
 def test_pvi_by_hand() -> None:
     labels = np.array([0, 1, 1])
-    probs_final = np.array([[[0.8, 0.2], [0.75, 0.25], [1.0, 0.0]]])  # (R=1, N=3, K=2)
+    oof_probs = np.array([[0.8, 0.2], [0.75, 0.25], [1.0, 0.0]])  # (N=3, K=2), held out
     label_prior = np.array([0.5, 0.5])
     expected = [
-        [
-            math.log2(0.8) - math.log2(0.5),  # 0.678: the input adds bits for the label
-            math.log2(0.25) - math.log2(0.5),  # -1: the input argues against the label
-            math.log2(1e-12) - math.log2(0.5),  # p = 0 is clipped at 1e-12: finite
-        ]
+        math.log2(0.8) - math.log2(0.5),  # 0.678: the input adds bits for the label
+        math.log2(0.25) - math.log2(0.5),  # -1: the input argues against the label
+        math.log2(1e-12) - math.log2(0.5),  # p = 0 is clipped at 1e-12: finite
     ]
-    got = pvi(labels=labels, probs_final=probs_final, label_prior=label_prior)
+    got = pvi(labels=labels, oof_probs=oof_probs, label_prior=label_prior)
     assert_allclose(got, expected)
 
 
@@ -137,17 +135,36 @@ def test_pvi_uses_the_prior_of_the_given_label() -> None:
     # Rare class 1 (prior .25) predicted at .5: log2(.5) - log2(.25) = -1 + 2 = 1 bit.
     got = pvi(
         labels=np.array([1, 0]),
-        probs_final=np.array([[[0.5, 0.5], [0.5, 0.5]]]),
+        oof_probs=np.array([[0.5, 0.5], [0.5, 0.5]]),
         label_prior=np.array([0.75, 0.25]),
     )
-    assert_allclose(got, [[1.0, math.log2(0.5 / 0.75)]])
+    assert_allclose(got, [1.0, math.log2(0.5 / 0.75)])
+
+
+def test_pvi_ranks_like_the_out_of_fold_probability_within_each_class() -> None:
+    # Ethayarajh et al.'s PVI on held-out probabilities: within a class the prior is one
+    # constant, so the ranking is that of p_oof(y|x) exactly (Spearman 1), while across
+    # classes the prior shifts a rare class up.
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    labels = rng.permutation(np.repeat([0, 1, 2], [50, 30, 20]))
+    oof_probs = rng.dirichlet([1.0, 1.0, 1.0], size=100)
+    prior = np.bincount(labels) / labels.size
+    got = pvi(labels=labels, oof_probs=oof_probs, label_prior=prior)
+    given = oof_probs[np.arange(100), labels]
+    for c in range(3):
+        rho = spearmanr(got[labels == c], given[labels == c]).statistic
+        assert rho == pytest.approx(1.0, abs=1e-12), c
+    # and the values are log2 p - log2 prior, not a rank transform
+    assert_allclose(got, np.log2(given) - np.log2(prior[labels]), rtol=1e-12)
 
 
 def test_pvi_rejects_zero_prior_for_a_present_label() -> None:
     with pytest.raises(InputError, match=r"label_prior: classes \[1\]"):
         pvi(
             labels=np.array([0, 1]),
-            probs_final=np.full((1, 2, 2), 0.5),
+            oof_probs=np.full((2, 2), 0.5),
             label_prior=np.array([1.0, 0.0]),
         )
 
@@ -202,12 +219,12 @@ def _unit(*angles: float) -> np.ndarray:
 def test_prototype_by_hand() -> None:
     # Two pairs on the unit circle at 0 +- .1 and pi/2 +- .1 rad. Each pair's centroid is
     # its midpoint, at distance sin(.1) from both points.
-    features = _unit(0.1, math.pi / 2 + 0.1, -0.1, math.pi / 2 - 0.1)[None]  # (1, 4, 2)
-    got = prototype(features=features, n_prototypes=2)
-    assert_allclose(got, np.full((1, 4), math.sin(0.1)), rtol=1e-9)
+    features = _unit(0.1, math.pi / 2 + 0.1, -0.1, math.pi / 2 - 0.1)  # (4, 2)
+    got = prototype(features_free=features, n_prototypes=2)
+    assert_allclose(got, np.full(4, math.sin(0.1)), rtol=1e-9)
     # L2 normalisation: rescaling rows changes nothing.
-    scaled = features * np.array([1.0, 7.0, 0.5, 3.0])[None, :, None]
-    assert_allclose(prototype(features=scaled, n_prototypes=2), got, rtol=1e-9)
+    scaled = features * np.array([1.0, 7.0, 0.5, 3.0])[:, None]
+    assert_allclose(prototype(features_free=scaled, n_prototypes=2), got, rtol=1e-9)
 
 
 def test_prototype_outlier_is_farthest() -> None:
@@ -217,8 +234,8 @@ def test_prototype_outlier_is_farthest() -> None:
     cluster_a = np.array([5.0, 0.0]) + rng.normal(scale=0.05, size=(20, 2))
     cluster_b = np.array([0.0, 5.0]) + rng.normal(scale=0.05, size=(20, 2))
     outlier = np.array([[-3.0, -3.0]])
-    features = np.concatenate([cluster_a, outlier, cluster_b])[None]  # (1, 41, 2)
-    dist = prototype(features=features, n_prototypes=2)[0]
+    features = np.concatenate([cluster_a, outlier, cluster_b])  # (41, 2)
+    dist = prototype(features_free=features, n_prototypes=2)
     assert dist.argmax() == 20
     assert dist[20] > 1.0
     assert np.delete(dist, 20).max() < 0.15
@@ -226,8 +243,8 @@ def test_prototype_outlier_is_farthest() -> None:
 
 def test_prototype_clips_to_distinct_rows() -> None:
     # Three distinct directions, asked for ten prototypes: each point is its own centroid.
-    features = _unit(0.0, 0.0, 1.0, 2.0, 2.0)[None] * np.array([1, 2, 1, 1, 3])[None, :, None]
-    assert_allclose(prototype(features=features, n_prototypes=10), np.zeros((1, 5)), atol=1e-12)
+    features = _unit(0.0, 0.0, 1.0, 2.0, 2.0) * np.array([1, 2, 1, 1, 3])[:, None]
+    assert_allclose(prototype(features_free=features, n_prototypes=10), np.zeros(5), atol=1e-12)
 
 
 # --- validation messages ----------------------------------------------------------------
@@ -250,10 +267,10 @@ def test_probabilities_outside_unit_interval_rejected() -> None:
 def test_non_integer_labels_and_counts_rejected() -> None:
     with pytest.raises(InputError, match="labels: expected integer class indices"):
         el2n(labels=np.array([0.0, 1.0]), probs_early=np.full((1, 2, 2), 0.5))
-    features = np.ones((1, 3, 2))
+    features = np.ones((3, 2))
     for bad in (0, 2.0, True, "3"):
         with pytest.raises(InputError, match="n_prototypes: expected a positive integer"):
-            prototype(features=features, n_prototypes=bad)
+            prototype(features_free=features, n_prototypes=bad)
 
 
 # --- gradient scores and label-free variants ---------------------------------------------

@@ -150,7 +150,7 @@ def test_mlp_run_records_gradient_scores_that_a_plain_loop_reproduces(cache_dir)
     assert [c for c in frame.columns if c in GRAD_SCORES] == list(GRAD_SCORES)
     assert all(f"{k}__run1" in per_run for k in GRAD_SCORES)
     summary = json.loads((path / "summary.json").read_text())
-    assert all(-1 <= summary["scores"][k]["spearman_single_vs_mean"] <= 1 for k in GRAD_SCORES)
+    assert all(-1 <= summary["scores"][k]["spearman_loo"] <= 1 for k in GRAD_SCORES)
     run1 = store.load_arrays(path / "runs" / "run_001.npz")
     steps = list(run1["checkpoint_steps"])
     assert steps == [4, 8, 12]  # 200 examples / 50 = 4 steps per epoch, 3 epochs

@@ -1,0 +1,89 @@
+"""Label-independent embeddings of the training set: what `prototype` clusters.
+
+Sorscher et al. cluster self-supervised embeddings; a supervised model's features have seen
+the (possibly noisy) labels, so prototypes built on them drift toward the label noise. The
+embeddings here never see a label and are computed once per run folder, not per run:
+
+- text (`probe` and `finetune`): the frozen pre-trained encoder's mean-pooled embeddings, the
+  very table a `probe` run trains on (cached per dataset and encoder setting; a `finetune`
+  run computes it once if no probe run has);
+- images: the raw pixels, flattened, projected by a seeded Gaussian matrix to `MAX_DIM`
+  dimensions when they have more (a Johnson-Lindenstrauss projection keeps distances and,
+  unlike PCA, does not depend on the data). The measurement behind this choice is in
+  `scoring.scores.prototype.PROTOTYPE_DOC`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from scoring import store
+from scoring.training.embed import embed_texts, embedding_key
+from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared, cpu_threads
+
+MAX_DIM = 256  # projected width for large images (CIFAR: 3,072 -> 256)
+PROJECTION_SEED = 0  # fixed: the embedding is a property of the data, not of a run's seed
+
+
+def label_free_features(prep: Prepared) -> np.ndarray:
+    """The run folder's label-independent embeddings, computed on first use and stored.
+
+    Returns
+    -------
+    ndarray of shape (n_examples, n_features), float32
+        Rows in training order. No label (given, noisy or true) enters them.
+    """
+    rd = prep.run_dir
+    if rd.features_free_file.exists():
+        return store.load_arrays(rd.features_free_file)["features"]
+    if prep.dataset.modality == "image":
+        features = pixel_features(prep.dataset.train.inputs)
+    else:
+        features = _encoder_embeddings(prep)
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    store.save_arrays(rd.features_free_file, features=features)
+    return features
+
+
+def pixel_features(images: np.ndarray, max_dim: int = MAX_DIM) -> np.ndarray:
+    """Flattened pixels, randomly projected to `max_dim` dimensions when wider.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_examples, channels, height, width)
+
+    Returns
+    -------
+    ndarray of shape (n_examples, min(channels * height * width, max_dim)), float32
+    """
+    flat = images.reshape(images.shape[0], -1).astype(np.float32)  # (N, C*H*W)
+    if flat.shape[1] <= max_dim:
+        return flat
+    rng = np.random.default_rng(PROJECTION_SEED)
+    proj = rng.standard_normal((flat.shape[1], max_dim), dtype=np.float32)
+    proj /= np.float32(np.sqrt(max_dim))  # E‖xP‖² = ‖x‖²: distances kept, not rescaled
+    return flat @ proj  # (N, max_dim)
+
+
+def _encoder_embeddings(prep: Prepared) -> np.ndarray:
+    """The frozen encoder's training-set embeddings, from the dataset's cached table.
+
+    Computed (train and test, as `steps.tensor_inputs` stores them for `probe`) when absent,
+    so a later `probe` run of the same data and encoder setting reuses them.
+    """
+    model = prep.config.train.model
+    max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
+    path = prep.run_dir.embeddings_file(embedding_key(model, max_length))
+    if path.exists():
+        return store.load_arrays(path)["train"]
+    if prep.device.type == "cpu":
+        torch.set_num_threads(cpu_threads())  # a transformer forward uses every core
+    kw = dict(model=model, max_length=max_length, device=prep.device)
+    ds = prep.dataset
+    arrays = {
+        "train": embed_texts(ds.train.inputs, **kw),
+        "test": embed_texts(ds.test.inputs, **kw),
+    }
+    store.save_arrays(path, **arrays)
+    return arrays["train"]
