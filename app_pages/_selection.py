@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from app_pages._shared import page_header, pick, read_decisions, remembered
+from app_pages._shared import escape_md, page_header, pick, read_decisions, remembered
 from scoring.errors import InputError
 from scoring.prune.rules import PARAMETERS, RULES, parameter_help, rules_using
 from scoring.prune.select import SelectionConfig, auto_offset, check_config, lost_classes
@@ -179,7 +179,7 @@ def _offset_control(run: RunView, prefix: str) -> float:
     try:
         estimate = auto_offset(run)
     except InputError as err:
-        st.warning(f"{err}. Using the slider's offset instead.")
+        st.warning(f"{escape_md(err)}. Using the slider's offset instead.")
         return offset
     st.caption(
         f"Auto offset: **{estimate:.3f}**, the share of examples cl_issue flags as "
@@ -254,7 +254,7 @@ def warn_lost_classes(run: RunView, labels: np.ndarray, kept: np.ndarray) -> Non
         names = run.label_names
         st.warning(
             f"This selection keeps no example of {len(lost)} class(es): "
-            f"{', '.join(names[c] for c in lost)}. A model trained on it can never predict "
-            "them; turn on **Class-balanced** or keep a larger fraction.",
+            f"{', '.join(escape_md(names[c]) for c in lost)}. A model trained on it can never "
+            "predict them; turn on **Class-balanced** or keep a larger fraction.",
             icon=":material/warning:",
         )

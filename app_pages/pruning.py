@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 from app_pages._selection import (
     Selection,
@@ -25,18 +26,29 @@ from app_pages._selection import (
     selection_controls,
     warn_lost_classes,
 )
-from app_pages._shared import cache_dir, mtime, pick, read_decisions, remembered, ui
+from app_pages._shared import (
+    cache_dir,
+    code_md,
+    escape_md,
+    mtime,
+    pick,
+    read_decisions,
+    remembered,
+    ui,
+)
 from scoring import jobs, store
 from scoring.errors import InputError
 from scoring.prune.plan import SelectionPlan, plan_selection, shown_values
 from scoring.prune.rules import RULES
 from scoring.prune.select import SelectionConfig, check_config
 from scoring.prune.sweeps import (
+    VALIDATION_FRACTION,
     SweepConfig,
-    accuracy_points,
     cached_trials,
+    indistinguishable,
     matching_trials,
     n_finished,
+    sweep_summary,
     trials_of,
 )
 from scoring.read.stats import bin_edges
@@ -49,6 +61,12 @@ SCHEDULE_HELP = {
 DEFAULT_FRACTIONS = "0.2,0.4,0.6,0.8"
 HIST_BINS = 40
 KEPT_COLOR, DROPPED_COLOR, RANDOM_COLOR = "#1f77b4", "#c7c7c7", "#7f7f7f"
+BASELINE_COLOR = "#ff7f0e"
+SPLIT_NAMES = {"validation": "validation", "test": "test"}
+SPLIT_HELP = {
+    "validation": "validation split (choose here)",
+    "test": "test split (report, do not tune)",
+}
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -126,7 +144,7 @@ def _show_preview(run: RunView, selection: Selection) -> bool:
         plan = plan_selection(run, sel, read_decisions(run) if selection.use_decisions else None)
         values = shown_values(run, plan, selection.score, sel.normalization)  # (N',)
     except InputError as err:
-        st.warning(str(err))
+        st.warning(escape_md(err))
         return False
     n_kept, n_all = plan.n_kept, plan.rows.shape[0]
     note = f"Keeps **{n_kept:,}** of {n_all:,} examples ({n_kept / n_all:.0%})"
@@ -192,40 +210,136 @@ def _start_sweep(run: RunView, sweep: SweepConfig) -> None:
 
 
 def _series_name(sel: SelectionConfig) -> str:
-    return "random" if sel.rule == "random" else f"{sel.rule} by {sel.score}"
+    if not RULES[sel.rule].ranks:
+        return sel.rule
+    return f"{sel.rule} by {sel.score}"
 
 
-def _accuracy_figure(series: list[tuple[str, pd.DataFrame, str]], full: float | None) -> go.Figure:
-    fig = go.Figure()
-    for name, points, color in series:
+def _wanted(sel: SelectionConfig) -> list[tuple[SelectionConfig, str]]:
+    """The series a sweep of `sel` draws: the rule, its registry baseline, random; colours."""
+    wanted = [(sel, KEPT_COLOR)]
+    baseline = RULES[sel.rule].baseline
+    if baseline is not None:
+        wanted.append((dataclasses.replace(sel, rule=baseline), BASELINE_COLOR))
+    if sel.rule != "random":
+        random_sel = SelectionConfig(rule="random", fraction=1.0, class_balanced=sel.class_balanced)
+        wanted.append((random_sel, RANDOM_COLOR))
+    return wanted
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _summary_cached(
+    run: str,
+    stamp: tuple[float, int],
+    label_names: tuple[str, ...],
+    sweep: dict,
+    split: str,
+    fractions: tuple[float, ...] | None,
+) -> pd.DataFrame:
+    """`sweep_summary` of the trials that `sweep`'s rule, baseline and random left, one split.
+
+    Cached on the trials' stamp: the bootstrap runs once per new trial, not once per click.
+    """
+    config = SweepConfig.from_dict(sweep)
+    trials = _trials_cached(run, stamp, label_names)
+    found = [
+        matching_trials(
+            trials, which, schedule=config.schedule, apply_decisions=config.apply_decisions
+        )
+        for which, _ in _wanted(config.selection)
+    ]
+    found = [f for f in found if not f.empty]
+    if not found:
+        return pd.DataFrame()
+    return sweep_summary(pd.concat(found, ignore_index=True), [split], fractions=fractions)
+
+
+def _summary(
+    run: RunView, sweep: SweepConfig, split: str, fractions: tuple[float, ...] | None = None
+) -> pd.DataFrame:
+    rd = store.RunDir(run.path)
+    stamp = (mtime(rd.trials_dir), len(rd.trial_files()))
+    return _summary_cached(
+        str(run.path), stamp, tuple(run.label_names), sweep.to_dict(), split, fractions
+    )
+
+
+def _names(summary: pd.DataFrame) -> list[str]:
+    """The series name of each summary row (as the legend shows it)."""
+    return [
+        rule if pd.isna(score) else f"{rule} by {score}"
+        for rule, score in zip(summary["rule"], summary["score"], strict=True)
+    ]
+
+
+def _accuracy_figure(
+    summary: pd.DataFrame, colors: dict[str, str], split: str, full: float | None
+) -> go.Figure:
+    """Accuracy vs fraction kept per series (top) and each one's paired difference to random
+    with its bootstrap CI band (bottom); from `sweep_summary` rows of one split."""
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.62, 0.38], vertical_spacing=0.06
+    )
+    names = np.array(_names(summary))
+    for name in dict.fromkeys(names):
+        points = summary[names == name].sort_values("fraction")
+        color = colors.get(name, RANDOM_COLOR)
         x = points["fraction"].to_numpy()
         # The band: min-max over seeds, drawn as one closed polygon under the mean line.
         fig.add_trace(
-            go.Scatter(
-                x=np.concatenate([x, x[::-1]]),
-                y=np.concatenate([points["max"].to_numpy(), points["min"].to_numpy()[::-1]]),
-                fill="toself",
-                mode="lines",
-                fillcolor=color,
-                opacity=0.2,
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-                name=f"{name} (min–max)",
-            )
+            _band(x, points["accuracy_min"], points["accuracy_max"], color, f"{name} (min–max)"),
+            row=1,
+            col=1,
         )
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=points["mean"].to_numpy(),
+                y=points["accuracy_mean"].to_numpy(),
                 mode="lines+markers",
                 name=name,
+                legendgroup=name,
                 line={"color": color, "width": 2},
-                customdata=np.stack([points["std"], points["seeds"]], axis=1),
+                customdata=np.stack([points["accuracy_std"], points["seeds"]], axis=1),
                 hovertemplate="kept %{x:.2f}: %{y:.4f} ± %{customdata[0]:.4f} "
                 "(%{customdata[1]} seeds)<extra>" + name + "</extra>",
-            )
+            ),
+            row=1,
+            col=1,
         )
+        diff = points[np.isfinite(points["diff_vs_random"].to_numpy(dtype=np.float64))]
+        if diff.empty:
+            continue
+        dx = diff["fraction"].to_numpy()
+        fig.add_trace(
+            _band(dx, diff["ci_low"], diff["ci_high"], color, f"{name} − random (95% CI)"),
+            row=2,
+            col=1,
+        )
+        same = [
+            indistinguishable(lo, hi)
+            for lo, hi in zip(diff["ci_low"], diff["ci_high"], strict=True)
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=dx,
+                y=diff["diff_vs_random"].to_numpy(),
+                mode="lines+markers+text",
+                name=f"{name} − random",
+                legendgroup=name,
+                showlegend=False,
+                line={"color": color, "width": 2, "dash": "dot"},
+                marker={"symbol": ["circle-open" if s else "circle" for s in same], "size": 9},
+                text=["indistinguishable from random" if s else "" for s in same],
+                textposition="top center",
+                textfont={"size": 10, "color": color},
+                customdata=np.stack([diff["ci_low"], diff["ci_high"]], axis=1),
+                hovertemplate="kept %{x:.2f}: %{y:+.4f} [%{customdata[0]:+.4f}, "
+                "%{customdata[1]:+.4f}]<extra>" + name + " − random</extra>",
+            ),
+            row=2,
+            col=1,
+        )
+    fig.add_hline(y=0, line_color="#7f7f7f", line_width=1, row=2, col=1)
     if full is not None:
         fig.add_hline(
             y=full,
@@ -233,15 +347,35 @@ def _accuracy_figure(series: list[tuple[str, pd.DataFrame, str]], full: float | 
             line_color="#2ca02c",
             annotation_text=f"all data {full:.3f}",
             annotation_position="bottom right",
+            row=1,
+            col=1,
         )
     fig.update_layout(
-        height=420,
+        height=560,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis={"title": "fraction kept", "range": [0, 1.02]},
-        yaxis={"title": "test accuracy"},
-        legend={"orientation": "h", "y": -0.18},
+        legend={"orientation": "h", "y": -0.12},
     )
+    fig.update_xaxes(range=[0, 1.02])
+    fig.update_xaxes(title="fraction kept", row=2, col=1)
+    fig.update_yaxes(title=f"{SPLIT_NAMES[split]} accuracy", row=1, col=1)
+    fig.update_yaxes(title="− random", row=2, col=1)
     return fig
+
+
+def _band(x: np.ndarray, low: pd.Series, high: pd.Series, color: str, name: str) -> go.Scatter:
+    """A closed polygon from `low` to `high` over `x` (no legend, no hover)."""
+    return go.Scatter(
+        x=np.concatenate([x, x[::-1]]),
+        y=np.concatenate([high.to_numpy(), low.to_numpy()[::-1]]),
+        fill="toself",
+        mode="lines",
+        fillcolor=color,
+        opacity=0.2,
+        line={"width": 0},
+        hoverinfo="skip",
+        showlegend=False,
+        name=name,
+    )
 
 
 def _full_accuracy(run: RunView) -> float | None:
@@ -251,60 +385,140 @@ def _full_accuracy(run: RunView) -> float | None:
     return None if acc is None else float(acc)
 
 
-def _show_results(run: RunView, sweep: SweepConfig) -> None:
-    """Accuracy vs fraction kept for the rule against random, from the cached trials."""
+def _ci_text(value: float, low: float, high: float) -> str:
+    if not np.isfinite(value):
+        return "–"
+    return f"{value:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def _summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per series and fraction, as the page shows it."""
+    table = pd.DataFrame(
+        {
+            "fraction": summary["fraction"].to_numpy(),
+            "rule": _names(summary),
+            "accuracy (mean ± std)": [
+                f"{m:.4f} ± {s:.4f}"
+                for m, s in zip(summary["accuracy_mean"], summary["accuracy_std"], strict=True)
+            ],
+            "− random [95% CI]": [
+                _ci_text(*v)
+                for v in zip(
+                    summary["diff_vs_random"], summary["ci_low"], summary["ci_high"], strict=True
+                )
+            ],
+            "seeds": summary["seeds"].to_numpy(),
+            "examples kept": summary["n_kept"].round().astype(int).to_numpy(),
+        }
+    )
+    baseline = summary["baseline"].dropna()
+    if not baseline.empty:
+        table[f"− {baseline.iloc[0]} [95% CI]"] = [
+            _ci_text(*v)
+            for v in zip(
+                summary["diff_vs_baseline"],
+                summary["baseline_ci_low"],
+                summary["baseline_ci_high"],
+                strict=True,
+            )
+        ]
+    return table.sort_values(["fraction", "rule"], kind="stable").reset_index(drop=True)
+
+
+def _verdicts(summary: pd.DataFrame) -> str:
+    """Which points of the rule cannot be told from random (their CI contains 0)."""
+    rule = summary[np.isfinite(summary["diff_vs_random"].to_numpy(dtype=np.float64))]
+    parts = []
+    for name in dict.fromkeys(_names(rule)):
+        points = rule[np.array(_names(rule)) == name]
+        same = [
+            f"{f:g}"
+            for f, lo, hi in zip(
+                points["fraction"], points["ci_low"], points["ci_high"], strict=True
+            )
+            if indistinguishable(lo, hi)
+        ]
+        if same:
+            parts.append(f"**{name}** is indistinguishable from random at {', '.join(same)}")
+    if not parts:
+        return ""
+    return "; ".join(parts) + " (the 95% CI of the difference contains 0)."
+
+
+def _show_results(run: RunView, sweep: SweepConfig, chosen: float) -> None:
+    """Curves on the validation split (or test) for the rule, its baseline and random; the
+    test split at the chosen fraction."""
     sel = sweep.selection
-    trials = _trials(run)
-    random_sel = SelectionConfig(rule="random", fraction=1.0, class_balanced=sel.class_balanced)
-    wanted = [(sel, KEPT_COLOR)]
-    if sel.rule != "random":
-        wanted.append((random_sel, RANDOM_COLOR))
-    series = []
-    for which, color in wanted:
-        found = matching_trials(
-            trials, which, schedule=sweep.schedule, apply_decisions=sweep.apply_decisions
-        )
-        if not found.empty:
-            series.append((_series_name(which), accuracy_points(found), color))
-    if not series:
+    split = pick(
+        "Curves on",
+        list(SPLIT_NAMES),
+        "prune_split",
+        widget=st.radio,
+        format_func=SPLIT_HELP.get,
+        horizontal=True,
+        help="Pick rule, fraction and offset on the validation split; the test split judges "
+        "the setting you picked. Tuning on the test curves makes the test a second "
+        "validation split.",
+    )
+    summary = _summary(run, sweep, split)
+    if summary.empty:
         st.info(
             f"No retraining results yet for **{_series_name(sel)}** with these settings. "
             f"**Run the sweep** trains a fresh model with the run's recipe on the examples "
             f"this rule keeps at each fraction of the sweep, and on random subsets of the same "
-            f"sizes, {sweep.seeds} seed(s) each, then measures each model's held-out accuracy. "
-            "The points appear here one by one as they finish.",
+            f"sizes, {sweep.seeds} seed(s) each, then measures each model on a validation "
+            "split held out of training and on the test split. The points appear here one by "
+            "one as they finish.",
             icon=":material/info:",
         )
         return
-    full = _full_accuracy(run)
-    st.plotly_chart(_accuracy_figure(series, full), width="stretch")
+    colors = {_series_name(which): color for which, color in _wanted(sel)}
+    full = _full_accuracy(run) if split == "test" else None
+    st.plotly_chart(_accuracy_figure(summary, colors, split, full), width="stretch")
     st.caption(
-        "Lines: mean test accuracy over seeds; bands: min–max over seeds. "
-        + ("Dashed: the run's accuracy with all the data, same recipe. " if full else "")
-        + "Keeping only the hardest examples often loses to random when data is scarce "
+        (
+            f"Top: mean {SPLIT_NAMES[split]} accuracy over seeds; bands: min–max over seeds. "
+            if split == "test"
+            else "Top: mean accuracy over seeds on the validation split "
+            f"({VALIDATION_FRACTION:.0%} of each class's training rows, seeded, never selected "
+            "nor trained on, scored "
+            "with the labels as given); bands: min–max over seeds. "
+        )
+        + ("Dashed: the run's test accuracy with all the data, same recipe. " if full else "")
+        + "Bottom: each rule minus random at the same size and seeds, with the bootstrap 95% "
+        "CI over seeds and evaluation examples; open markers: indistinguishable from random. "
+        "Keeping only the hardest examples often loses to random when data is scarce "
         "(Sorscher et al. 2022): a score earns its keep only above the random line."
     )
-    table = pd.concat([pts.assign(rule=name) for name, pts, _ in series], ignore_index=True)
-    table = table.sort_values(["fraction", "rule"])
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "fraction": table["fraction"].to_numpy(),
-                "rule": table["rule"].to_numpy(),
-                "accuracy (mean ± std)": [
-                    f"{m:.4f} ± {s:.4f}" for m, s in zip(table["mean"], table["std"], strict=True)
-                ],
-                "seeds": table["seeds"].to_numpy(),
-                "examples kept": table["kept"].round().astype(int).to_numpy(),
-            }
-        ),
-        hide_index=True,
-        width="stretch",
+    verdict = _verdicts(summary)
+    if verdict:
+        st.markdown(verdict)
+    st.dataframe(_summary_table(summary), hide_index=True, width="stretch")
+    _show_test_point(run, sweep, chosen)
+
+
+def _show_test_point(run: RunView, sweep: SweepConfig, chosen: float) -> None:
+    """The test split at the chosen fraction: the figure to report, not to tune on."""
+    st.subheader(f"Test split at the chosen fraction ({chosen:g})")
+    point = _summary(run, sweep, "test", (chosen,))
+    if point.empty:
+        st.caption(
+            f"No trial at fraction {chosen:g} yet: **Retrain at this fraction** to measure the "
+            "chosen setting on the test split."
+        )
+        return
+    st.dataframe(_summary_table(point), hide_index=True, width="stretch")
+    st.caption(
+        "Test accuracy of the setting chosen above, with the paired difference to random "
+        "(bootstrap 95% CI over seeds and test examples). "
+        + (_verdicts(point) or "The CI excludes 0: the difference is more than seed noise.")
     )
 
 
 @st.fragment(run_every=2)
-def _live(run: RunView, job_id: str, sweep: SweepConfig, n_trials: int | None) -> None:
+def _live(
+    run: RunView, job_id: str, sweep: SweepConfig, n_trials: int | None, chosen: float
+) -> None:
     """Redrawn every 2 s while the job runs, chart included; the page reruns once it stops."""
     status = jobs.status(job_id, cache_dir())
     if status is None or status.state != "running":
@@ -316,7 +530,7 @@ def _live(run: RunView, job_id: str, sweep: SweepConfig, n_trials: int | None) -
         st.progress(min(done / n_trials, 1.0), text=text)
     else:
         st.progress(0.0, text=text + "…")
-    _show_results(run, sweep)
+    _show_results(run, sweep, chosen)
 
 
 def _done_trials(run: RunView, job_id: str, n_trials: int | None) -> int | None:
@@ -332,7 +546,10 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
     st.caption(
         "Does the selection train a better model than a random subset of the same size? "
         "Each trial trains a fresh model with the run's recipe on the kept examples and "
-        "measures accuracy on the held-out split."
+        f"measures it on a validation split ({VALIDATION_FRACTION:.0%} of each class's "
+        "training rows, held out of every selection, so the fraction is of the rest) and on "
+        "the test split. The offset window also runs its honest baseline, random after the "
+        "same offset, which splits its gain into denoising and selection."
     )
     c1, c2, c3 = st.columns([1, 2, 2])
     with c1:
@@ -365,8 +582,8 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
             except InputError as err:
                 fractions, problem = None, f"Sweep fraction {f:g}: {err}"
                 break
-    if problem:
-        st.warning(problem)
+    if problem:  # it quotes what was typed in the fractions box
+        st.warning(escape_md(problem))
 
     base = dataclasses.replace(sel, fraction=1.0, seed=0)
     sweep = SweepConfig(base, tuple(fractions or ()), int(seeds), schedule, use_decisions)
@@ -392,16 +609,17 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
     if running:
         known = ui().choices.get(_job_key(run))
         n_trials = known.get("n_trials") if isinstance(known, dict) else None
-        _live(run, job.job_id, sweep, n_trials)
+        _live(run, job.job_id, sweep, n_trials, sel.fraction)
         return
     if job is not None and job.state in ("failed", "cancelled"):
         st.error(
-            f"The retraining job {job.state}: {job.message}. Check the settings and start it "
-            f"again, or run `python -m scoring sweep {shlex.join(sweep.cli_args(run.path))}` "
+            f"The retraining job {job.state}: {escape_md(job.message)}. Check the settings and "
+            "start it again, or run "
+            f"{code_md('python -m scoring sweep ' + shlex.join(sweep.cli_args(run.path)))} "
             "in a terminal to see the details.",
             icon=":material/error:",
         )
-    _show_results(run, sweep)
+    _show_results(run, sweep, sel.fraction)
 
 
 # --- page ----------------------------------------------------------------------------------
@@ -419,7 +637,7 @@ selection = selection_controls(
 )
 st.header("Preview")
 if selection.refusal:
-    st.warning(selection.refusal, icon=":material/warning:")
+    st.warning(escape_md(selection.refusal), icon=":material/warning:")
     ok = False
 else:
     ok = _show_preview(current, selection)

@@ -108,11 +108,50 @@ def flag_figure(counts: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def spread_section(run: RunView, key: str) -> None:
+def stability_figure(stability: stats.RunStability) -> go.Figure:
+    """Data Diet's curve: Spearman of an n-run mean against n other runs, with chance."""
+    curve = stability.curve
+    fig = go.Figure(
+        go.Scatter(
+            x=curve["n_runs"],
+            y=curve["spearman"],
+            mode="lines+markers",
+            name="mean of n runs vs n others",
+            hovertemplate="%{x} run(s): %{y:.3f}<extra></extra>",
+        )
+    )
+    if np.isfinite(stability.chance):
+        fig.add_hline(
+            y=stability.chance,
+            line_dash="dot",
+            line_color="#7f7f7f",
+            annotation_text=f"chance {stability.chance:.3f}",
+            annotation_position="bottom right",
+        )
+    fig.update_layout(
+        height=260,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"title": "runs averaged (n)", "dtick": 1},
+        yaxis={"title": "Spearman", "range": [min(0.0, float(curve["spearman"].min())), 1.0]},
+        showlegend=False,
+    )
+    return fig
+
+
+def _rho(value: float) -> str:
+    return f"{value:.3f}" if np.isfinite(value) else "undefined"
+
+
+def stability_section(run: RunView, key: str) -> None:
     st.subheader("Agreement between training runs")
-    spread = stats.run_spread(run.summary, key)
-    if spread is None:
-        if key in REGISTRY and not REGISTRY[key].per_run:
+    stability = stats.run_stability(run.summary, key)
+    if stability is None:
+        if stats.stability_outdated(run.summary, key):
+            st.caption(
+                f"This run was scored before leave-one-out stability existed: rescore for "
+                f"stability figures (score it again from Home) to see how stable `{key}` is."
+            )
+        elif key in REGISTRY and not REGISTRY[key].per_run:
             st.caption(
                 f"`{key}` is computed once (not per run), from cross-validated "
                 "predictions, so there is no run-to-run spread to show."
@@ -123,13 +162,35 @@ def spread_section(run: RunView, key: str) -> None:
                 "run). Score with more runs on Home to see how stable it is."
             )
         return
-    st.metric(
-        "Spearman of each single run vs the mean (average)",
-        f"{spread.loc['mean', 'spearman_vs_mean']:.3f}",
-        help="Near 1: one training run already ranks examples like the average of all runs. "
-        "Lower: the score changes from run to run, so trust the mean over runs.",
+    left, right = st.columns(2)
+    left.metric(
+        "Spearman, each run vs the mean of the others",
+        _rho(stability.loo),
+        help="Leave-one-out: each run's ranking against the mean of the *other* runs, "
+        "averaged over runs. Near 1: one run already ranks examples like the others. A run is "
+        "never compared with a mean that contains it (that reads 1/√R on pure noise).",
     )
-    st.dataframe(spread.rename(columns={"spearman_vs_mean": "Spearman vs mean"}), width=320)
+    right.metric(
+        "Spearman between two runs",
+        _rho(stability.pairwise),
+        help="Mean over every pair of runs.",
+    )
+    if stability.unstable:
+        st.warning(
+            f"`{key}` is unstable across training runs (leave-one-out Spearman "
+            f"{_rho(stability.loo)} < {stats.STABILITY_WARNING}): a single run ranks examples "
+            "differently, so trust only the mean over many runs, and score with more runs.",
+            icon=":material/warning:",
+        )
+    if len(stability.curve) > 1:
+        st.plotly_chart(stability_figure(stability), width="stretch")
+        st.caption(
+            "Spearman between the mean of n runs and the mean of n other runs (Data Diet's "
+            "check of how many runs a score needs); dotted: the |ρ| two random rankings stay "
+            "below 95% of the time."
+        )
+    elif np.isfinite(stability.chance):
+        st.caption(f"Chance level: |ρ| < {stability.chance:.3f} for two random rankings.")
 
 
 def main() -> None:
@@ -196,7 +257,7 @@ def main() -> None:
         st.caption(f"Values are {NORMALIZATIONS[mode]}. Std is the population std (ddof = 0).")
     # Tall enough for every row: the "all" row must not hide below a scrollbar.
     st.dataframe(table, column_config=NUMBER_FORMAT, height=38 + 35 * len(table))
-    spread_section(run, key)
+    stability_section(run, key)
 
 
 main()

@@ -19,7 +19,10 @@ from scoring.errors import InputError
 
 # Bump when a change to training or recording alters recorded numbers for the same config.
 # Score modules carry their own versions (scoring/scores/registry.py).
-SCORING_VERSION = 2  # 2: float16 storage of some recorded arrays (training.steps.COMPACT)
+# 2: float16 storage of some recorded arrays (training.steps.COMPACT).
+# 3: probs_early from an eval pass at the weights after the early epoch (EL2N at fixed
+#    weights); features_free (label-independent embeddings for prototype) per run folder.
+SCORING_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,65 @@ class ScoreConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def validate(self) -> ScoreConfig:
+        """Check every number and name that needs no data; returns the config itself.
+
+        The one place a config's own values are checked: the CLI calls it for flags and for
+        `--config` files, and `steps.prepare` calls it for every other caller (the app's
+        jobs, the API), before any data loads. What depends on the data (`prototypes` at
+        most the number of training examples, `max_length` within the encoder's limit) is
+        checked in `prepare`, still before a run folder exists.
+
+        Raises
+        ------
+        InputError
+            Naming the flag, what was expected and what was given.
+        """
+        d, t, n, g = self.data, self.train, self.noise, self.grads
+        if not isinstance(d.source, str):  # an empty one is data.load's to explain
+            raise InputError(f"--dataset must be a text, got {d.source!r}")
+        _text(d.test, "--test", optional=True)
+        _text(d.label_col, "--label-col", optional=True)
+        if d.input_cols is not None and (
+            not isinstance(d.input_cols, tuple)
+            or not all(isinstance(c, str) and c for c in d.input_cols)
+        ):
+            raise InputError(f"--input-col must be one or two column names, got {d.input_cols!r}")
+        _integer(d.limit, "--limit", low=1, optional=True)
+        _number(d.test_fraction, "--test-fraction")
+        if not 0 < d.test_fraction < 1:
+            raise InputError(
+                f"--test-fraction must lie strictly between 0 and 1, got {d.test_fraction}; "
+                "e.g. 0.2 holds out a fifth of the examples"
+            )
+        check_seed(d.split_seed, "--split-seed")
+        for value, flag in ((t.recipe, "--recipe"), (t.device, "--device")):
+            _text(value, flag)
+        _text(t.model, "--model", optional=True)
+        _integer(t.max_length, "--max-length", low=8, optional=True, unit=" tokens")
+        _integer(t.runs, "--runs", low=1)
+        _integer(t.epochs, "--epochs", low=1, optional=True)
+        _integer(t.early_epoch, "--early-epoch", low=1, optional=True)
+        _integer(t.batch_size, "--batch-size", low=1, optional=True)
+        for value, flag in ((t.lr, "--lr"), (t.weight_decay, "train.weight_decay")):
+            if value is not None:
+                _number(value, flag)
+        if t.lr is not None and not t.lr > 0:
+            raise InputError(f"--lr must be positive, got {t.lr}")
+        if t.weight_decay is not None and not t.weight_decay >= 0:
+            raise InputError(f"train.weight_decay must be 0 or more, got {t.weight_decay}")
+        check_seed(t.base_seed, "--seed")
+        _number(n.fraction, "--noise")
+        if not 0 <= n.fraction < 1:
+            raise InputError(f"--noise must be a fraction in [0, 1), got {n.fraction}")
+        check_seed(n.seed, "--noise-seed")
+        _integer(self.cv_folds, "--cv-folds", low=2)
+        _integer(self.prototypes, "--prototypes", low=1, optional=True)
+        _text(g.at, "--grad-at")
+        _text(g.params, "--grad-params")
+        _integer(g.checkpoints, "--checkpoints", low=1, optional=True)
+        return self
+
     def key(self) -> str:
         """Content hash of the config and the scoring version (never of Python objects).
 
@@ -133,6 +195,40 @@ class ScoreConfig:
             prototypes=d.get("prototypes"),
             grads=GradConfig(**d.get("grads", {})),
         )
+
+
+# Seeds feed numpy's and torch's generators; 2^32 - 1 is the largest every one of them takes
+# (legacy RandomState, UMAP's random_state), and negative seeds none of them take.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(value: Any, flag: str) -> int:
+    """`value` if it is a seed: an integer in [0, 2^32 - 1]; else InputError naming `flag`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise InputError(f"{flag} must be an integer from 0 to {MAX_SEED}, got {value!r}")
+    return value
+
+
+def _integer(value: Any, flag: str, *, low: int, optional: bool = False, unit: str = "") -> None:
+    """An int (never a bool or float) of at least `low`; None passes when `optional`."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{flag} must be a whole number, got {value!r}")
+    if value < low:
+        raise InputError(f"{flag} must be at least {low}{unit}, got {value}")
+
+
+def _number(value: Any, flag: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InputError(f"{flag} must be a number, got {value!r}")
+
+
+def _text(value: Any, flag: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{flag} must be a non-empty text, got {value!r}")
 
 
 def _known(d: dict[str, Any], cls: type, where: str) -> None:

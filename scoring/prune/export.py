@@ -122,6 +122,9 @@ def export_selection(
     manifest_file = manifest_path(target, fmt)
     _check_free(target, manifest_file, fmt, force)
 
+    status = store.read_status(Path(run))
+    if status is not None and status["state"] != "done":  # say why, and how to finish it
+        raise InputError(f"cannot export {run}: {store.unfinished_reason(run)}")
     view = load_run(run)
     plan = plan_selection(view, selection, decisions.latest(view.path) if apply_decisions else None)
     table, columns = _build_table(view, plan)

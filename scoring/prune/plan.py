@@ -2,8 +2,9 @@
 
 `plan_selection` is what the Pruning preview draws, what the Export page counts, what the
 export writer writes and what retraining trains on. The order is fixed here and nowhere else:
-the user's decisions are applied first (drops leave the pool, relabels change the labels the
-rule sees), then the rule keeps its `fraction` of what is left.
+the rows a caller holds out (retraining's validation split) leave the pool, the user's
+decisions are applied (drops leave the pool, relabels change the labels the rule sees), then
+the rule keeps its `fraction` of what is left.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class SelectionPlan:
     Attributes
     ----------
     rows : ndarray of shape (N',), int64
-        Positions into `view.table` of the examples no decision drops, ascending.
+        Positions into `view.table` of the examples in play (not held out, not dropped by a
+        decision), ascending.
     labels : ndarray of shape (N',), int64
         The labels the rule ranks with and a retrained model learns: the run's `label`
         column with relabels applied.
@@ -44,9 +46,11 @@ class SelectionPlan:
     final_labels : ndarray of shape (N',), int64
         `original_labels` with relabels applied: what an export writes.
     n_dropped : int
-        Examples the decisions dropped (not in `rows`).
+        Examples the decisions dropped (not in `rows`; held-out rows not counted).
     n_decisions : int
         Current decisions in the run (0 when they are not applied).
+    n_excluded : int
+        Examples held out by the caller (`exclude`), never in `rows`.
     """
 
     rows: np.ndarray
@@ -56,6 +60,7 @@ class SelectionPlan:
     final_labels: np.ndarray
     n_dropped: int
     n_decisions: int
+    n_excluded: int = 0
 
     @property
     def positions(self) -> np.ndarray:
@@ -82,9 +87,13 @@ class SelectionPlan:
 
 
 def plan_selection(
-    view: RunView, config: SelectionConfig, decisions: pd.DataFrame | None = None
+    view: RunView,
+    config: SelectionConfig,
+    decisions: pd.DataFrame | None = None,
+    *,
+    exclude: np.ndarray | None = None,
 ) -> SelectionPlan:
-    """Apply `decisions`, then `config`'s rule, to a finished run.
+    """Hold out `exclude`, apply `decisions`, then `config`'s rule, to a finished run.
 
     Parameters
     ----------
@@ -93,6 +102,9 @@ def plan_selection(
     config : SelectionConfig
     decisions : DataFrame with columns id, action, new_label, or None
         As from `scoring.read.decisions.latest`; None selects among every example.
+    exclude : ndarray of shape (E,), int, or None
+        Positions into `view.table` that are never in play (retraining's validation split,
+        `sweeps.validation_rows`): the rule's fraction is of the rows left.
 
     Returns
     -------
@@ -110,16 +122,24 @@ def plan_selection(
     labels = table["label"].to_numpy(np.int64)  # (N,)
     original = source_labels(view)  # (N,)
     final = original
-    rows = np.arange(labels.shape[0])
+    in_play = np.ones(labels.shape[0], dtype=bool)
+    if exclude is not None:
+        in_play[np.asarray(exclude, dtype=np.int64)] = False
+    n_excluded = int((~in_play).sum())
     if decisions is not None:
         keep, labels = apply_decisions(ids, labels, decisions)
         _, final = apply_decisions(ids, original, decisions)
-        rows = np.flatnonzero(keep)
-        if rows.shape[0] == 0:
+        n_in, n_dropped = int(in_play.sum()), int((in_play & ~keep).sum())
+        in_play &= keep
+        if not in_play.any():
+            held = f" not held out ({n_excluded:,} are)" if n_excluded else ""
             raise InputError(
-                f"your decisions drop all {keep.shape[0]:,} examples, so there are no examples "
+                f"your decisions drop all {n_in:,} examples{held}, so there are no examples "
                 "left to select from (withdraw some drops, or do not apply the decisions)"
             )
+    else:
+        n_dropped = 0
+    rows = np.flatnonzero(in_play)
     labels, original, final = labels[rows], original[rows], final[rows]
 
     values = None
@@ -139,8 +159,9 @@ def plan_selection(
         kept=kept,
         original_labels=original,
         final_labels=final,
-        n_dropped=int(len(table) - rows.shape[0]),
+        n_dropped=n_dropped,
         n_decisions=0 if decisions is None else _n_current(decisions),
+        n_excluded=n_excluded,
     )
 
 

@@ -16,6 +16,10 @@ random
 offset
     Data Diet's rule for noisy data: drop the hardest `offset` share (likely mislabeled),
     keep the next `fraction`.
+offset_random
+    Random among the rows left after dropping the same hardest `offset` share: the offset
+    rule's honest baseline. offset_random vs random is the gain from denoising alone, offset
+    vs offset_random the gain from selecting within what is left; sweeps of `offset` add it.
 stratified
     Coverage-centric selection (Zheng et al., ICLR 2023, "CCS"): drop the hardest `beta`
     share, split the rest into `bins` equal-width hardness bins and fill the budget evenly
@@ -76,6 +80,9 @@ class Rule:
     drops_first : str or None
         A share parameter (in `uses`) of hardest rows dropped before keeping, so fraction +
         that share must not exceed 1.
+    baseline : str or None
+        Another rule every sweep of this one also runs, at the same parameters, fractions and
+        seeds, besides random (which every sweep runs): its like-for-like baseline.
     """
 
     pick: RuleFn
@@ -84,6 +91,7 @@ class Rule:
     uses: frozenset[str]
     seeded: bool = False
     drops_first: str | None = None
+    baseline: str | None = None
 
     def __post_init__(self) -> None:
         # A rule without words would crash the page that shows it; refuse it at import.
@@ -148,6 +156,13 @@ def _skip(share: float, n: int, m: int) -> int:
 def _offset(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
     skip = _skip(config.offset, h.shape[0], m)
     return _hardest_first(h)[skip : skip + m]
+
+
+def _offset_random(
+    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
+) -> np.ndarray:
+    rest = _hardest_first(h)[_skip(config.offset, h.shape[0], m) :]  # what offset keeps from
+    return rng.choice(rest, size=m, replace=False)
 
 
 def _stratified(
@@ -220,6 +235,16 @@ RULES: dict[str, Rule] = {
         "(Data Diet for noisy data)",
         uses=_RANKED | {"offset"},
         drops_first="offset",
+        baseline="offset_random",
+    ),
+    "offset_random": Rule(
+        _offset_random,
+        label="random after offset",
+        help="drop the hardest `offset` share first, keep a random sample of the rest (the "
+        "offset window's baseline: its gain over random is denoising alone)",
+        uses=_RANKED | {"offset"},
+        seeded=True,
+        drops_first="offset",
     ),
     "stratified": Rule(
         _stratified,
@@ -245,3 +270,16 @@ RULES: dict[str, Rule] = {
         seeded=True,
     ),
 }
+
+
+def _check_baselines() -> None:
+    """A baseline must be a rule that reads no parameter its rule lacks (same trial settings)."""
+    for name, rule in RULES.items():
+        if rule.baseline is None:
+            continue
+        base = RULES.get(rule.baseline)
+        if base is None or base.baseline is not None or not base.uses <= rule.uses:
+            raise ValueError(f"rule {name!r}: baseline {rule.baseline!r} is not a usable rule")
+
+
+_check_baselines()

@@ -1,11 +1,22 @@
-"""Sweep descriptions and their cached trials, readable without torch (the app uses this).
+"""Sweep descriptions, their cached trials and what they show, readable without torch.
 
-`scoring.training.retrain` runs sweeps; this module says what a sweep is, names its trials' cache
-entries, and reads what finished trials left under `<run>/sweeps/`.
+`scoring.training.retrain` runs sweeps; this module says what a sweep is (the rule, its
+registry baseline and random, at every fraction and seed), carves the validation split every
+trial is measured on, names the trials' cache entries, reads what finished trials left under
+`<run>/sweeps/`, and summarizes them: per rule and fraction, the accuracy over seeds and the
+paired difference to random with a bootstrap 95% CI over seeds and evaluation examples.
+
+Two splits measure every trial. *validation*: a seeded, stratified `VALIDATION_FRACTION` of the
+run's training rows, held out of every selection and every trial's training set and scored
+with the run's labels as given (so it carries any label noise the training labels carry);
+the Pruning page's curves show it, because a person picks rule, fraction and offset there by
+eye. *test*: the run's held-out split, shown for the chosen setting only; choosing on it
+would make it a second validation split.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -22,6 +33,19 @@ from scoring.errors import InputError
 from scoring.prune.select import PARAMETERS, RULES, SelectionConfig
 
 SCHEDULES = ("steps", "epochs")
+# Version of a trial record: 2 = validation split held out, per-example correctness stored.
+# It enters every trial and sweep key, so trials of an older format are never reused.
+TRIAL_FORMAT = 2
+VALIDATION_FRACTION = 0.1  # of the run's training rows, per class
+VALIDATION_SEED = 0
+SPLITS = ("validation", "test")
+# Trial columns per split: accuracy, packed per-example correctness, number of examples.
+_SPLIT_COLUMNS = {
+    "validation": ("val_accuracy", "val_correct", "n_val"),
+    "test": ("accuracy", "test_correct", "n_test"),
+}
+N_BOOT = 2000  # bootstrap replicates per CI
+CI_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,7 @@ class SweepConfig:
             raise InputError(f"sweep config: {err}") from None
 
     def key(self, run_key: str) -> str:
-        return _hash({"run": run_key, **self.to_dict()})
+        return _hash({"run": run_key, **self.to_dict(), **_TRIAL_SETUP})
 
     def cli_args(self, run: Path | str) -> list[str]:
         """The `python -m scoring sweep` flags equal to this config (for a terminal hint)."""
@@ -75,6 +99,52 @@ class SweepConfig:
 
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# What every trial of this version shares besides its selection: in every key.
+_TRIAL_SETUP = {
+    "format": TRIAL_FORMAT,
+    "validation": {"fraction": VALIDATION_FRACTION, "seed": VALIDATION_SEED},
+}
+
+
+def validation_rows(
+    labels: np.ndarray, fraction: float = VALIDATION_FRACTION, seed: int = VALIDATION_SEED
+) -> np.ndarray:
+    """The validation split retraining holds out: seeded, stratified by class.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (N,)
+        The run's training labels (its `label` column).
+    fraction : float
+        Share of each class held out: round(fraction * n_class) rows, so a class with very
+        few examples keeps them all for training.
+    seed : int
+
+    Returns
+    -------
+    ndarray of shape (V,), int64, ascending
+        Positions into the run's table. Never selected, never trained on.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts = [np.empty(0, dtype=np.int64)]
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        parts.append(rng.choice(rows, size=round(fraction * rows.shape[0]), replace=False))
+    return np.sort(np.concatenate(parts)).astype(np.int64)
+
+
+def pack_correct(correct: np.ndarray) -> str:
+    """(M,) bool per-example correctness as base64 packed bits (M / 8 bytes in a record)."""
+    return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool))).decode("ascii")
+
+
+def unpack_correct(text: str, n: int) -> np.ndarray:
+    """The inverse of `pack_correct`: (n,) bool."""
+    bits = np.frombuffer(base64.b64decode(text), dtype=np.uint8)
+    return np.unpackbits(bits, count=n).astype(bool)
 
 
 def check_sweep(config: SweepConfig) -> None:
@@ -106,10 +176,14 @@ def canonical(sel: SelectionConfig) -> SelectionConfig:
 
 
 def trials_of(config: SweepConfig) -> list[SelectionConfig]:
-    """Every trial's selection: the rule and random, at each fraction and seed."""
+    """Every trial's selection: the rule, random and the rule's registry baseline (offset:
+    `offset_random`), at each fraction and seed."""
     rules = [config.selection]
     if config.selection.rule != "random":
         rules.append(dataclasses.replace(config.selection, rule="random", score=None))
+    rule = RULES.get(config.selection.rule)
+    if rule is not None and rule.baseline is not None:
+        rules.append(dataclasses.replace(config.selection, rule=rule.baseline))
     return [
         canonical(dataclasses.replace(sel, fraction=float(f), seed=s))
         for sel in rules
@@ -125,27 +199,38 @@ def trial_key(run_key: str, sel: SelectionConfig, config: SweepConfig) -> str:
             "selection": sel.to_dict(),
             "schedule": config.schedule,
             "apply_decisions": config.apply_decisions,
+            **_TRIAL_SETUP,
         }
     )
 
 
+TRIAL_COLUMNS = (
+    "rule",
+    "score",
+    "fraction",
+    "seed",
+    "accuracy",
+    "val_accuracy",
+    "n_kept",
+    "steps",
+    "schedule",
+    "test_correct",
+    "n_test",
+    "val_correct",
+    "n_val",
+)
+
+
 def trials_frame(records: Sequence[dict[str, Any]], label_names: Sequence[str]) -> pd.DataFrame:
-    """One row per trial: rule, score, fraction, seed, accuracy, n_kept, acc_<class>..."""
+    """One row per trial: `TRIAL_COLUMNS` then acc_<class> (test accuracy per class).
+
+    `accuracy` is on the test split, `val_accuracy` on the validation split; `test_correct`
+    and `val_correct` are the per-example correctness as `pack_correct` strings of `n_test`
+    and `n_val` examples.
+    """
     rows = []
     for rec in records:
-        row = {
-            k: rec[k]
-            for k in (
-                "rule",
-                "score",
-                "fraction",
-                "seed",
-                "accuracy",
-                "n_kept",
-                "steps",
-                "schedule",
-            )
-        }
+        row = {k: rec[k] for k in TRIAL_COLUMNS}
         for name, acc in zip(label_names, rec["per_class_accuracy"], strict=True):
             row[f"acc_{name}"] = acc
         rows.append(row)
@@ -157,14 +242,17 @@ def cached_trials(run: Path, label_names: Sequence[str]) -> pd.DataFrame:
 
     Columns as `trials_frame` plus the selection's parameters (`normalization`, `offset`,
     `class_balanced`, `temperature`, `beta`, `bins`) and `apply_decisions`, so a page can
-    pick the points that match what the user set.
+    pick the points that match what the user set. Trials of another `TRIAL_FORMAT` (made
+    before the validation split) are left out.
     """
     records = []
     for path in store.RunDir(run).trial_files():
         try:
-            records.append(store.read_json(path))
+            record = store.read_json(path)
         except (OSError, json.JSONDecodeError):
             continue  # a trial being written right now shows up on the next read
+        if record.get("format") == TRIAL_FORMAT:  # older trials: no validation split
+            records.append(record)
     frame = trials_frame(records, label_names)
     for name in ("normalization", "offset", "class_balanced", "temperature", "beta", "bins"):
         frame[name] = [r["selection"].get(name) for r in records]
@@ -203,25 +291,216 @@ def matching_trials(
     return trials[mask]
 
 
-def accuracy_points(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per fraction: mean, std (ddof 0), min and max accuracy over seeds, seeds, mean kept.
+def paired_bootstrap(
+    rule: np.ndarray,
+    baseline: np.ndarray,
+    *,
+    n_boot: int = N_BOOT,
+    level: float = CI_LEVEL,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean accuracy difference of paired trials, with a bootstrap CI over seeds and examples.
+
+    Each replicate resamples the S seeds with replacement (a seed brings its rule trial and
+    its baseline trial together: paired by seed) and, independently, the M evaluation
+    examples (the same examples for both: paired by example), and takes the mean difference.
+
+    Parameters
+    ----------
+    rule, baseline : ndarray of shape (S, M), bool
+        Per-example correctness; row s of both comes from seed s.
+    n_boot : int
+        Replicates.
+    level : float
+        Coverage of the percentile interval.
+    seed : int
+        Seeds the resampling (the CI is deterministic).
 
     Returns
     -------
-    DataFrame with columns fraction, mean, std, min, max, seeds, kept; one row per fraction,
-    ascending.
+    (difference, ci_low, ci_high) : floats; difference = mean(rule) - mean(baseline).
     """
-    grouped = trials.groupby("fraction")
-    return pd.DataFrame(
+    d = np.asarray(rule, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)  # (S, M)
+    if d.ndim != 2 or d.size == 0:
+        raise InputError(f"paired correctness must have shape (seeds, examples), got {d.shape}")
+    n_seeds, n = d.shape
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(n_boot)
+    chunk = max(1, min(n_boot, 2_000_000 // n))  # bounds the (chunk, M) count matrix
+    for start in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - start)
+        seeds = _counts(rng.integers(0, n_seeds, size=(k, n_seeds)), n_seeds)  # (k, S)
+        examples = _counts(rng.integers(0, n, size=(k, n)), n)  # (k, M)
+        # mean over the resampled (seed, example) grid = sum_s sum_m w_s v_m d[s, m] / (S M)
+        replicates[start : start + k] = ((examples @ d.T) * seeds).sum(axis=1) / (n_seeds * n)
+    tail = (1 - level) / 2
+    low, high = np.quantile(replicates, [tail, 1 - tail])
+    return float(d.mean()), float(low), float(high)
+
+
+def _counts(draws: np.ndarray, n: int) -> np.ndarray:
+    """(k, n) float64: how often each of n indices occurs in each row of `draws` (k, n)."""
+    k = draws.shape[0]
+    flat = (draws + n * np.arange(k)[:, None]).ravel()
+    return np.bincount(flat, minlength=k * n).reshape(k, n).astype(np.float64)
+
+
+def correctness(trials: pd.DataFrame, split: str) -> np.ndarray:
+    """(S, M) bool: the per-example correctness of each trial row on `split`, in row order."""
+    _, bits, count = _SPLIT_COLUMNS[split]
+    return np.stack(
+        [unpack_correct(t, int(n)) for t, n in zip(trials[bits], trials[count], strict=True)]
+    )
+
+
+SUMMARY_COLUMNS = (
+    "split",
+    "rule",
+    "score",
+    "fraction",
+    "n_kept",
+    "seeds",
+    "accuracy_mean",
+    "accuracy_std",
+    "accuracy_min",
+    "accuracy_max",
+    "diff_vs_random",
+    "ci_low",
+    "ci_high",
+    "baseline",
+    "diff_vs_baseline",
+    "baseline_ci_low",
+    "baseline_ci_high",
+)
+
+
+def sweep_summary(
+    trials: pd.DataFrame,
+    splits: Sequence[str] = SPLITS,
+    *,
+    fractions: Sequence[float] | None = None,
+    n_boot: int = N_BOOT,
+) -> pd.DataFrame:
+    """Per split, rule and fraction: accuracy over seeds and the paired difference to random.
+
+    Parameters
+    ----------
+    trials : DataFrame, rows of `trials_frame` / `cached_trials`
+        One selection per rule (a sweep's own trials, or the rows `matching_trials` found for
+        a rule, its baseline and random); any fractions and seeds.
+    splits : subset of SPLITS
+    fractions : sequence of float, optional
+        Only these fractions (e.g. the one a page shows the test split for).
+    n_boot : int
+        Bootstrap replicates per CI (`paired_bootstrap`).
+
+    Returns
+    -------
+    DataFrame with `SUMMARY_COLUMNS`, one row per (split, rule, fraction); rules in their
+    order of appearance, fractions ascending. `accuracy_std` is over seeds (ddof 0).
+    `diff_vs_random`, `ci_low`, `ci_high`: mean accuracy difference to random over the seeds
+    both ran at that fraction, with its bootstrap `CI_LEVEL` interval (NaN for random itself
+    or when random has no trial there). `baseline` names the rule's registry baseline
+    (offset: offset_random) and the three `baseline_*` columns compare with it likewise.
+    """
+    rows = []
+    if trials.empty:
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    wanted = None if fractions is None else np.asarray(fractions, dtype=np.float64)
+    for split in splits:
+        accuracy = _SPLIT_COLUMNS[split][0]
+        for rule_name in pd.unique(trials["rule"]):
+            of_rule = trials[trials["rule"] == rule_name]
+            rule = RULES.get(str(rule_name))
+            baseline = rule.baseline if rule is not None else None
+            for fraction, group in of_rule.groupby("fraction", sort=True):
+                if wanted is not None and not np.isclose(wanted, fraction, atol=1e-9).any():
+                    continue
+                row = {
+                    "split": split,
+                    "rule": rule_name,
+                    "score": group["score"].iloc[0],
+                    "fraction": float(fraction),
+                    "n_kept": float(group["n_kept"].mean()),
+                    "seeds": int(group["seed"].nunique()),
+                    "accuracy_mean": float(group[accuracy].mean()),
+                    "accuracy_std": float(group[accuracy].std(ddof=0)),
+                    "accuracy_min": float(group[accuracy].min()),
+                    "accuracy_max": float(group[accuracy].max()),
+                    "baseline": baseline,
+                }
+                against = (("random", ""), (baseline, "baseline_"))
+                for other, prefix in against:
+                    found = (np.nan, np.nan, np.nan)
+                    if other is not None and other != rule_name:
+                        found = _compare(group, trials, str(other), float(fraction), split, n_boot)
+                    diff = "diff_vs_random" if not prefix else "diff_vs_baseline"
+                    row[diff], row[f"{prefix}ci_low"], row[f"{prefix}ci_high"] = found
+                rows.append(row)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def _compare(
+    group: pd.DataFrame, trials: pd.DataFrame, other: str, fraction: float, split: str, n_boot: int
+) -> tuple[float, float, float]:
+    """`paired_bootstrap` of `group` (one rule at `fraction`) against rule `other` there."""
+    there = trials[(trials["rule"] == other) & np.isclose(trials["fraction"], fraction, atol=1e-9)]
+    mine = group.drop_duplicates("seed").set_index("seed")
+    theirs = there.drop_duplicates("seed").set_index("seed")
+    seeds = sorted(set(mine.index) & set(theirs.index))
+    if not seeds:
+        return (np.nan, np.nan, np.nan)
+    a = correctness(mine.loc[seeds], split)
+    b = correctness(theirs.loc[seeds], split)
+    if a.shape != b.shape or a.shape[1] == 0:  # no evaluation examples on this split
+        return (np.nan, np.nan, np.nan)
+    return paired_bootstrap(a, b, n_boot=n_boot)
+
+
+def indistinguishable(low: float, high: float) -> bool:
+    """The CI contains 0: the data cannot tell the rule from its baseline."""
+    return bool(low <= 0 <= high)
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """A small text table of `sweep_summary` for a terminal (the `sweep` command's stderr)."""
+    if summary.empty:
+        return "no finished trials"
+
+    def diff(value: float, low: float, high: float) -> str:
+        if not np.isfinite(value):
+            return "–"
+        flag = " ~" if indistinguishable(low, high) else ""
+        return f"{value:+.4f} [{low:+.4f}, {high:+.4f}]{flag}"
+
+    def diffs(value: str, low: str, high: str) -> list[str]:
+        columns = (summary[value], summary[low], summary[high])
+        return [diff(*v) for v in zip(*columns, strict=True)]
+
+    table = pd.DataFrame(
         {
-            "mean": grouped["accuracy"].mean(),
-            "std": grouped["accuracy"].std(ddof=0),
-            "min": grouped["accuracy"].min(),
-            "max": grouped["accuracy"].max(),
-            "seeds": grouped["seed"].nunique(),
-            "kept": grouped["n_kept"].mean(),
+            "split": summary["split"],
+            "rule": [
+                r if pd.isna(s) else f"{r} ({s})"
+                for r, s in zip(summary["rule"], summary["score"], strict=True)
+            ],
+            "fraction": summary["fraction"].map("{:g}".format),
+            "kept": summary["n_kept"].round().astype(int),
+            "seeds": summary["seeds"],
+            "accuracy": [
+                f"{m:.4f} ± {s:.4f}"
+                for m, s in zip(summary["accuracy_mean"], summary["accuracy_std"], strict=True)
+            ],
+            "vs random [95% CI]": diffs("diff_vs_random", "ci_low", "ci_high"),
         }
-    ).reset_index()
+    )
+    if summary["baseline"].notna().any():
+        name = summary["baseline"].dropna().iloc[0]
+        table[f"vs {name} [95% CI]"] = diffs(
+            "diff_vs_baseline", "baseline_ci_low", "baseline_ci_high"
+        )
+    note = "~: the CI contains 0, indistinguishable from its baseline"
+    return table.to_string(index=False) + "\n" + note
 
 
 def n_finished(trials: pd.DataFrame, config: SweepConfig) -> int:

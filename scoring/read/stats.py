@@ -8,6 +8,7 @@ Non-finite values (NaN from an older or partial run) are left out of every summa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -323,8 +324,41 @@ def strongest_pair(matrix: pd.DataFrame) -> tuple[str, str] | None:
     return str(matrix.index[i]), str(matrix.columns[j])
 
 
-def run_spread(summary: Mapping[str, Any], key: str) -> pd.DataFrame | None:
-    """Spearman of each single training run's score against the mean over runs.
+STABILITY_WARNING = 0.5  # spearman_loo below this: one run's ranking is not to be trusted
+
+
+@dataclass(frozen=True)
+class RunStability:
+    """A score's rank stability across training runs, as `summarize` wrote it (see
+    `rank_stability`). R = runs, n = points of the curve (R // 2).
+
+    Attributes
+    ----------
+    loo : float
+        Mean over runs of Spearman(run r, mean of the other runs).
+    pairwise : float
+        Mean Spearman over pairs of runs.
+    loo_per_run : ndarray of shape (R,)
+    curve : DataFrame with columns n_runs, spearman; n rows
+        Spearman between the mean of n runs and the mean of n other runs (Data Diet).
+    chance : float
+        |rho| two independent random rankings stay below 95% of the time.
+    """
+
+    loo: float
+    pairwise: float
+    loo_per_run: FloatArray
+    curve: pd.DataFrame
+    chance: float
+
+    @property
+    def unstable(self) -> bool:
+        """One run ranks examples unlike the others (LOO below `STABILITY_WARNING`)."""
+        return not self.loo >= STABILITY_WARNING  # NaN (a constant score) counts as unstable
+
+
+def run_stability(summary: Mapping[str, Any], key: str) -> RunStability | None:
+    """The stability figures of one score from a run's summary.json.
 
     Parameters
     ----------
@@ -333,19 +367,31 @@ def run_spread(summary: Mapping[str, Any], key: str) -> pd.DataFrame | None:
 
     Returns
     -------
-    DataFrame with column `spearman_vs_mean`, rows "run 0", "run 1", ... then "mean", or None
-    when the score was computed once (cl_quality, cl_issue), the run had one training run, or
-    the summary predates these numbers. Near 1 means one run already ranks examples like the
-    average of all runs; lower means the score is noisy from run to run.
+    RunStability, or None when the score was computed once (cl_quality, cl_issue), the run
+    had one training run, or the summary predates these figures (`stability_outdated` tells
+    that case apart: rescore the run).
     """
     block = summary.get("scores", {}).get(key) or {}
-    mean = block.get("spearman_single_vs_mean")
-    per_run = block.get("spearman_per_run") or []
-    if mean is None and not per_run:
+    if block.get("spearman_loo") is None:
         return None
-    rows = {f"run {r}": float(rho) for r, rho in enumerate(per_run)}
-    rows["mean"] = float(mean) if mean is not None else float(np.nanmean(per_run))
-    return pd.DataFrame({"spearman_vs_mean": rows})
+    curve = pd.DataFrame(block.get("stability_curve") or [], columns=["n_runs", "spearman"])
+
+    def number(value: Any) -> float:
+        return float("nan") if value is None else float(value)
+
+    return RunStability(
+        loo=number(block["spearman_loo"]),
+        pairwise=number(block.get("spearman_pairwise")),
+        loo_per_run=np.array([number(v) for v in block.get("spearman_loo_per_run") or []]),
+        curve=curve.astype({"n_runs": np.int64, "spearman": np.float64}),
+        chance=number(block.get("stability_chance")),
+    )
+
+
+def stability_outdated(summary: Mapping[str, Any], key: str) -> bool:
+    """The summary was written before leave-one-out stability existed (rescore for it)."""
+    block = summary.get("scores", {}).get(key) or {}
+    return "spearman_loo" not in block and block.get("spearman_single_vs_mean") is not None
 
 
 def pair_frame(table: pd.DataFrame, x: str, y: str, label_names: Sequence[str]) -> pd.DataFrame:

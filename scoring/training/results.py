@@ -7,18 +7,20 @@ before.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import spearmanr
 
 from scoring import store
 from scoring.data.noise import noise_detection
+from scoring.read.stats import rank_stability
 from scoring.scores import REGISTRY, ScoreResult, compute
 from scoring.training import grad_arrays
 from scoring.training.embed import embedding_key
+from scoring.training.free_features import label_free_features
 from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared
 
 RUN_ARRAYS = (
@@ -35,14 +37,21 @@ RUN_ARRAYS = (
 
 
 def shared_arrays(prep: Prepared, oof: np.ndarray | None) -> dict[str, Any]:
-    """The arrays every run shares, by the names scores ask for (scores/registry.py)."""
+    """The arrays every run shares, by the names scores ask for (scores/registry.py).
+
+    `features_free` (label-independent embeddings, `free_features`) is computed and stored
+    once per run folder, and only when a requested score needs it.
+    """
     k = len(prep.dataset.label_names)
-    return {
+    shared = {
         "labels": prep.labels,
         "label_prior": np.bincount(prep.labels, minlength=k) / prep.labels.shape[0],
         "oof_probs": oof,
         "n_prototypes": prep.config.prototypes or k,
     }
+    if any("features_free" in REGISTRY[key].needs for key in prep.score_keys):
+        shared["features_free"] = label_free_features(prep)
+    return shared
 
 
 def compute_scores(prep: Prepared, oof: np.ndarray | None) -> dict[str, ScoreResult]:
@@ -171,12 +180,7 @@ def summarize(
         }
         if prep.noisy is not None:
             block.update(noise_detection(res.values, prep.noisy, REGISTRY[key].higher_is_harder))
-        if res.per_run is not None and res.per_run.shape[0] > 1:
-            rhos = [_spearman(run_vals, res.values) for run_vals in res.per_run]
-            block["spearman_single_vs_mean"] = float(np.mean(rhos))
-            block["spearman_per_run"] = rhos
-        else:
-            block["spearman_single_vs_mean"] = None
+        block.update(_stability(res))
         blocks[key] = block
     summary: dict[str, Any] = {
         "test_accuracy": accs,
@@ -213,7 +217,36 @@ def _train_rate(prep: Prepared, runs: list[dict[str, np.ndarray]]) -> float | No
     return round(len(prep.labels) * prep.recipe.epochs * len(runs) / total, 1)
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
+def _stability(res: ScoreResult) -> dict[str, Any]:
+    """Rank stability across runs (`read.stats.rank_stability`), never a run against a mean
+    that contains it; every figure None for a score computed once or a single run, and any
+    undefined figure (a score constant in a run) None rather than NaN in the JSON."""
+    found = None
+    if res.per_run is not None:
+        with warnings.catch_warnings():  # a score constant in every run: all-NaN means
+            warnings.simplefilter("ignore", RuntimeWarning)
+            found = rank_stability(res.per_run)
+    if found is None:
+        return dict.fromkeys(STABILITY_KEYS)
+
+    def finite(value: float) -> float | None:
+        return float(value) if np.isfinite(value) else None
+
+    return {
+        "spearman_loo": finite(found["spearman_loo"]),
+        "spearman_pairwise": finite(found["spearman_pairwise"]),
+        "spearman_loo_per_run": [finite(v) for v in found["spearman_loo_per_run"]],
+        "stability_curve": [
+            {"n_runs": p["n_runs"], "spearman": finite(p["spearman"])} for p in found["curve"]
+        ],
+        "stability_chance": finite(found["chance"]),
+    }
+
+
+STABILITY_KEYS = (
+    "spearman_loo",
+    "spearman_pairwise",
+    "spearman_loo_per_run",
+    "stability_curve",
+    "stability_chance",
+)

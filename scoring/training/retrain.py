@@ -1,14 +1,19 @@
 """Pruning sweeps: retrain fresh models on selected subsets, always against random.
 
-For each fraction x seed, and for the chosen rule and the random baseline at the same
-fractions and seeds, a trial selects a subset of a finished run's training examples, trains
-a new model with the run's recipe (new seeds, as Data Diet does: the models that scored the
-data never judge it) and measures held-out accuracy. By default a trial takes the same number
-of optimizer steps as the full-data schedule (Data Diet); `schedule="epochs"` keeps the
-epochs instead. Every trial is cached by its full description under `<run>/sweeps/trials/`,
-so a repeated or overlapping sweep only computes what is new, and a killed sweep resumes
-trial by trial. Results of one sweep are collected in `<run>/sweeps/<sweep-key>/trials.parquet`,
-rewritten after each trial so the app can draw the curve as it fills in.
+For each fraction x seed, and for the chosen rule, the random baseline and the rule's
+registry baseline (offset: random after the same offset) at the same fractions and seeds, a
+trial selects a subset of a finished run's training examples, trains a new model with the
+run's recipe (new seeds, as Data Diet does: the models that scored the data never judge it)
+and records its per-example correctness on the validation split (`sweeps.validation_rows`:
+held out of every selection and every trial's training set) and on the test split. By
+default a trial takes the same number of optimizer steps as the full-data schedule (the
+examples in play: training rows less the validation split and any dropped by decisions;
+Data Diet); `schedule="epochs"` keeps the epochs instead. Every trial is cached by its full
+description under `<run>/sweeps/trials/`, so a repeated or overlapping sweep only computes
+what is new, and a killed sweep resumes trial by trial. Results of one sweep are collected in
+`<run>/sweeps/<sweep-key>/trials.parquet`, rewritten after each trial so the app can draw the
+curve as it fills in, and, once done, `summary.parquet` (`sweeps.sweep_summary`: per split,
+rule and fraction the accuracy and the paired difference to random with a bootstrap CI).
 
 A sweep reads everything from the run folder (`store.RunDir`): the recipe and config, the
 labels trained on, the split, and the very tensors the scoring runs consumed; the source is
@@ -32,7 +37,19 @@ from scoring.config import ScoreConfig
 from scoring.errors import Cancelled, InputError
 from scoring.prune.plan import plan_selection
 from scoring.prune.select import SelectionConfig
-from scoring.prune.sweeps import SweepConfig, check_sweep, trial_key, trials_frame, trials_of
+from scoring.prune.sweeps import (
+    TRIAL_FORMAT,
+    VALIDATION_FRACTION,
+    VALIDATION_SEED,
+    SweepConfig,
+    check_sweep,
+    pack_correct,
+    sweep_summary,
+    trial_key,
+    trials_frame,
+    trials_of,
+    validation_rows,
+)
 from scoring.read import decisions
 from scoring.read.views import RunView, load_run
 from scoring.training.executors import Executor, LocalExecutor, Report
@@ -55,6 +72,8 @@ class _Context:
     x_test: torch.Tensor  # (M, ...)
     test_labels: np.ndarray  # (M,)
     decisions: pd.DataFrame | None  # the latest decisions, when they apply
+    val_rows: np.ndarray  # (V,) positions into the run's table, never selected or trained on
+    val_labels: np.ndarray  # (V,) the run's labels as given there
 
 
 def _context(view: RunView, config: SweepConfig, progress: Progress) -> _Context:
@@ -70,7 +89,19 @@ def _context(view: RunView, config: SweepConfig, progress: Progress) -> _Context
     split = rd.read_split()
     latest = decisions.latest(view.path) if config.apply_decisions else None
     x, x_test = model_inputs(rd, score_config, progress)
-    return _Context(view, spec, score_config.train.base_seed, x, x_test, split.test_labels, latest)
+    labels = view.table["label"].to_numpy(np.int64)  # (N,)
+    val_rows = validation_rows(labels)
+    return _Context(
+        view,
+        spec,
+        score_config.train.base_seed,
+        x,
+        x_test,
+        split.test_labels,
+        latest,
+        val_rows,
+        labels[val_rows],
+    )
 
 
 def model_inputs(
@@ -121,11 +152,12 @@ def _run_trial(
     spec, recipe = ctx.spec, ctx.spec.recipe
     spec.set_threads()  # again: a Ray worker is a fresh process
     progress.stage(f"{sel.rule} {sel.fraction:g} seed {sel.seed}")
-    # The one planner the Pruning preview and the export use: decisions first, then the rule.
-    plan = plan_selection(ctx.view, sel, ctx.decisions)
+    # The one planner the Pruning preview and the export use: the validation rows out, then
+    # the decisions, then the rule.
+    plan = plan_selection(ctx.view, sel, ctx.decisions, exclude=ctx.val_rows)
     kept = plan.positions  # (M,) rows of the run's training set
     labels = plan.labels[plan.kept]  # (M,) relabels applied
-    n_full = plan.rows.shape[0]  # examples left after the decisions' drops
+    n_full = plan.rows.shape[0]  # examples in play: less the validation split and the drops
     full_steps = -(-n_full // recipe.batch_size) * recipe.epochs
     steps = (
         full_steps
@@ -150,17 +182,28 @@ def _run_trial(
     )
     probs = predict(model, ctx.x_test, device=spec.device).probs
     test_labels = ctx.test_labels
-    correct = probs.argmax(1) == test_labels
+    correct = probs.argmax(1) == test_labels  # (M_test,)
     per_class = [
         float(correct[test_labels == c].mean()) if (test_labels == c).any() else None
         for c in range(n_classes)
     ]
+    val_correct = np.zeros(0, dtype=bool)
+    if ctx.val_rows.shape[0]:
+        x_val = ctx.x[torch.from_numpy(ctx.val_rows)]
+        val_correct = predict(model, x_val, device=spec.device).probs.argmax(1) == ctx.val_labels
     return {
+        "format": TRIAL_FORMAT,
         "rule": sel.rule,
         "score": sel.score,
         "fraction": sel.fraction,
         "seed": sel.seed,
         "accuracy": float(correct.mean()),
+        "val_accuracy": float(val_correct.mean()) if val_correct.shape[0] else float("nan"),
+        "test_correct": pack_correct(correct),
+        "n_test": int(correct.shape[0]),
+        "val_correct": pack_correct(val_correct),
+        "n_val": int(val_correct.shape[0]),
+        "validation": {"fraction": VALIDATION_FRACTION, "seed": VALIDATION_SEED},
         "per_class_accuracy": per_class,
         "n_kept": int(len(kept)),
         "kept_per_class": np.bincount(labels, minlength=n_classes).tolist(),
@@ -196,6 +239,8 @@ def sweep(
     try:
         status = store.read_status(folder.path)
         if status and status["state"] == "done" and folder.trials_file.exists():
+            if not folder.summary_file.exists():  # e.g. removed by hand: cheap to redo
+                _write_summary(folder)
             return folder.trials_file
         store.write_json(
             folder.record_file, {"run": str(run), "run_key": run_key, **config.to_dict()}
@@ -229,6 +274,8 @@ def sweep(
                 (executor or LocalExecutor()).map(
                     work, [trials[i] for i in todo], progress, save_trial
                 )
+            progress.stage("confidence intervals")
+            _write_summary(folder)
             store.write_status(folder.path, "done", progress=1.0, message="done")
         except BaseException as err:
             state = "cancelled" if isinstance(err, Cancelled) else "failed"
@@ -240,3 +287,8 @@ def sweep(
         return folder.trials_file
     finally:
         lock.release()
+
+
+def _write_summary(folder: store.SweepDir) -> None:
+    """`summary.parquet` beside the trials: `sweeps.sweep_summary` of the sweep's trials."""
+    store.write_parquet(folder.summary_file, sweep_summary(pd.read_parquet(folder.trials_file)))

@@ -28,11 +28,12 @@ from scoring.errors import InputError
 from scoring.scores import REGISTRY, resolve
 from scoring.training import grad_arrays
 from scoring.training.checkpoints import Snapshots, save_states
-from scoring.training.embed import embed_texts, embedding_key
+from scoring.training.embed import check_encoder, embed_texts, embedding_key
 from scoring.training.executors import Executor, LocalExecutor, Report
 from scoring.training.loop import fit, predict, seed_everything
 from scoring.training.models import (
     SINGLE_THREAD_RECIPES,
+    TEXT_RECIPES,
     Recipe,
     auto_recipe,
     build_model,
@@ -128,17 +129,12 @@ class Prepared:
 def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
     """Validate everything that can be validated before any training starts.
 
-    Loads (and decodes) the data, injects the asked-for noise, resolves the recipe and the
-    gradient arrays; writes nothing, so bad input never leaves a run folder behind.
+    Checks the config's own values (`ScoreConfig.validate`), loads (and decodes) the data,
+    injects the asked-for noise, resolves the recipe and the gradient arrays, and checks
+    what depends on the data (the number of prototypes, the text model and its token limit);
+    writes nothing, so bad input never leaves a run folder behind.
     """
-    if config.train.runs < 1:
-        raise InputError(f"--runs must be at least 1, got {config.train.runs}")
-    if config.train.max_length is not None and config.train.max_length < 8:
-        raise InputError(f"--max-length must be at least 8 tokens, got {config.train.max_length}")
-    if config.cv_folds < 2:
-        raise InputError(f"--cv-folds must be at least 2, got {config.cv_folds}")
-    if not 0 <= config.noise.fraction < 1:
-        raise InputError(f"--noise must be a fraction in [0, 1), got {config.noise.fraction}")
+    config.validate()
     score_keys = resolve(config.scores)
     device = pick_device(config.train.device)
     ds = data.load(config.data, hf_cache_dir=str(store.hf_cache_dir(cache_dir)))
@@ -167,6 +163,13 @@ def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
                 f"{rare!r} has only {counts.min()} training examples; lower --cv-folds, raise "
                 f"--limit, or leave out {','.join(CV_SCORES)}"
             )
+    if config.prototypes is not None and config.prototypes > len(labels):
+        raise InputError(
+            f"--prototypes must be between 1 and the number of training examples "
+            f"({len(labels)}), got {config.prototypes}"
+        )
+    if recipe.name in TEXT_RECIPES:  # the model's config and tokenizer only, no weights
+        check_encoder(config.train.model, config.train.max_length or DEFAULT_MAX_LENGTH)
     needed = {name for key in score_keys for name in REGISTRY[key].needs}
     grad_plan = grad_arrays.plan(needed, config.grads, recipe, n_train=len(labels))
     path = store.run_dir(cache_dir, ds.fingerprint, config.key())
@@ -182,7 +185,12 @@ def _input_shape(ds: data.Dataset) -> tuple[int, ...]:
 def record_setup(prep: Prepared) -> None:
     """Write the run's `config.json` and `split.npz`: what it is, before any work."""
     rd, ds = prep.run_dir, prep.dataset
-    store.write_json(rd.config_file, config_record(prep))
+    try:  # a resumed or repaired run keeps its intact record (its creation time and revision)
+        kept = rd.read_config().get("key") == prep.config.key()
+    except store.DamagedRun:
+        kept = False
+    if not kept:
+        store.write_json(rd.config_file, config_record(prep))
     rd.write_split(
         store.RunSplit(
             train_ids=ds.train.ids,
@@ -392,7 +400,7 @@ def train_one_run(
 # Per-run recordings kept in float16 on disk: values whose rounding (relative 5e-4) cannot
 # move a score that matters (tests/training/test_pipeline.py checks ranks and noise AUROC).
 # Losses stay float32 (an easy example's loss of 1e-6 would flush to zero), and so do the
-# final probabilities (PVI takes their log).
+# final probabilities (the predictions the pages show beside each label).
 COMPACT = ("logit_given", "logit_other", "prob_given", "probs_early", "features")
 _F16_MAX = float(np.finfo(np.float16).max)
 

@@ -19,10 +19,10 @@ from streamlit.testing.v1 import AppTest
 
 from scoring import jobs, store
 from scoring.prune.select import SelectionConfig, select_run
-from scoring.prune.sweeps import SweepConfig, canonical, trial_key
+from scoring.prune.sweeps import TRIAL_FORMAT, SweepConfig, canonical, pack_correct, trial_key
 from scoring.read import decisions
 from scoring.read.views import load_run
-from tests.app.pages import fake_job, figures, open_page, page_text, plotly_array
+from tests.app.pages import fake_job, figures, open_page, page_text, plotly_array, shown
 from tests.conftest import PAGES, digits_run, text_run
 
 PAGE = "pruning.py"
@@ -130,18 +130,40 @@ def test_decisions_can_be_applied_before_selecting(app_cache):
     assert "Keeps **249** of 498" in page_text(at)
 
 
-def _trial(run: Path, sel: SelectionConfig, accuracy: float, schedule: str = "steps") -> None:
+N_TEST, N_VAL = 200, 100
+
+
+def _correct(accuracy: float, n: int) -> np.ndarray:
+    """(n,) bool: the first round(accuracy * n) examples right, so equal accuracies pair exactly."""
+    return np.arange(n) < round(accuracy * n)
+
+
+def _trial(
+    run: Path,
+    sel: SelectionConfig,
+    accuracy: float,
+    schedule: str = "steps",
+    val_accuracy: float | None = None,
+) -> None:
     """A trial record exactly as `scoring.training.retrain._run_trial` writes it."""
     view = load_run(run)
     sel = canonical(sel)
     sweep = SweepConfig(sel, (sel.fraction,), 1, schedule)
     n_kept = round(sel.fraction * len(view.table))
+    val = accuracy if val_accuracy is None else val_accuracy
     record = {
+        "format": TRIAL_FORMAT,
         "rule": sel.rule,
         "score": sel.score,
         "fraction": sel.fraction,
         "seed": sel.seed,
-        "accuracy": accuracy,
+        "accuracy": _correct(accuracy, N_TEST).mean(),
+        "val_accuracy": _correct(val, N_VAL).mean(),
+        "test_correct": pack_correct(_correct(accuracy, N_TEST)),
+        "n_test": N_TEST,
+        "val_correct": pack_correct(_correct(val, N_VAL)),
+        "n_val": N_VAL,
+        "validation": {"fraction": 0.1, "seed": 0},
         "per_class_accuracy": [accuracy] * len(view.label_names),
         "n_kept": n_kept,
         "kept_per_class": [n_kept // len(view.label_names)] * len(view.label_names),
@@ -155,41 +177,97 @@ def _trial(run: Path, sel: SelectionConfig, accuracy: float, schedule: str = "st
     store.write_json(run / "sweeps" / "trials" / f"{key}.json", record)
 
 
-def test_chart_shows_rule_against_random_with_bands_and_the_full_data_line(app_cache):
+def _legend(fig: dict) -> list[str]:
+    return [t["name"] for t in fig["data"] if t.get("showlegend", True)]
+
+
+def test_chart_shows_validation_curves_differences_with_cis_and_test_at_the_chosen_point(
+    app_cache,
+):
     run = digits_run(app_cache)
     for fraction in (0.2, 0.6):
         for seed in (0, 1):
             hard = SelectionConfig("hardest", fraction, score="el2n", seed=seed)
-            _trial(run, hard, 0.70 + 0.1 * fraction + 0.01 * seed)
-            _trial(run, SelectionConfig("random", fraction, seed=seed), 0.80 + 0.01 * seed)
+            # validation: equal to random at 0.2 (same examples right), far above at 0.6
+            val = 0.80 if fraction == 0.2 else 0.95
+            _trial(run, hard, 0.70 + 0.1 * fraction + 0.01 * seed, val_accuracy=val)
+            rand = SelectionConfig("random", fraction, seed=seed)
+            _trial(run, rand, 0.80 + 0.01 * seed, val_accuracy=0.80 if fraction == 0.2 else 0.60)
     # Trials of other settings must not be drawn: another score, another schedule.
     _trial(run, SelectionConfig("hardest", 0.4, score="aum"), 0.1)
     _trial(run, SelectionConfig("hardest", 0.4, score="el2n"), 0.1, schedule="epochs")
-    at = open_page(PAGE, run)
+    # A trial of the old format (no validation split) is never shown.
+    old = SelectionConfig("hardest", 0.4, score="el2n", seed=5)
+    store.write_json(
+        run / "sweeps" / "trials" / "old.json",
+        {"rule": "hardest", "score": "el2n", "fraction": 0.4, "seed": 5, "accuracy": 0.1,
+         "selection": old.to_dict()},
+    )  # fmt: skip
+    at = open_page(PAGE, run, prune_fraction=0.2)
     assert not at.exception
+    assert at.radio(key="w_prune_split").value == "validation"  # curves on validation by default
     figs = figures(at)
     assert len(figs) == 3
     fig = figs[2]
-    names = [t["name"] for t in fig["data"] if t.get("showlegend", True)]
-    assert names == ["hardest by el2n", "random"]
+    assert _legend(fig) == ["hardest by el2n", "random"]
     (hard_line,) = [t for t in fig["data"] if t["name"] == "hardest by el2n"]
     assert plotly_array(hard_line["x"]).tolist() == [0.2, 0.6]
-    assert plotly_array(hard_line["y"]) == pytest.approx([0.725, 0.765])
-    full = load_run(run).summary["test_accuracy_mean"]
-    (line,) = fig["layout"]["shapes"]
-    assert line["y0"] == pytest.approx(full) and line["y1"] == pytest.approx(full)
-    assert "min–max over seeds" in page_text(at)
+    assert plotly_array(hard_line["y"]) == pytest.approx([0.80, 0.95])  # validation accuracy
+    (diff,) = [t for t in fig["data"] if t["name"] == "hardest by el2n − random"]
+    assert plotly_array(diff["y"]) == pytest.approx([0.0, 0.35])
+    assert diff["yaxis"] == "y2"  # the difference panel under the curves
+    assert list(diff["text"]) == ["indistinguishable from random", ""]
+    assert not [sh for sh in fig["layout"]["shapes"] if sh.get("y0") not in (0, None)]
+    assert "**hardest by el2n** is indistinguishable from random at 0.2" in page_text(at)
     table = at.dataframe[0].value
     assert table["fraction"].tolist() == [0.2, 0.2, 0.6, 0.6]
     assert table["rule"].tolist() == ["hardest by el2n", "random"] * 2
     assert table["seeds"].tolist() == [2, 2, 2, 2]
-    assert table["accuracy (mean ± std)"].iloc[0] == "0.7250 ± 0.0050"
+    assert table["accuracy (mean ± std)"].iloc[0] == "0.8000 ± 0.0000"
+    assert table["− random [95% CI]"].iloc[0] == "+0.0000 [+0.0000, +0.0000]"
+    low, high = map(float, table["− random [95% CI]"].iloc[2].split("[")[1].rstrip("]").split(","))
+    assert 0 < low < 0.35 < high
+    # The test split at the chosen fraction, labelled as such.
+    assert "Test split at the chosen fraction (0.2)" in [h.value for h in at.subheader]
+    point = at.dataframe[1].value
+    assert point["rule"].tolist() == ["hardest by el2n", "random"]
+    assert point["accuracy (mean ± std)"].iloc[0] == "0.7250 ± 0.0050"
+
+    # The test curves, on request, with the run's all-data accuracy.
+    at.radio(key="w_prune_split").set_value("test").run()
+    fig = figures(at)[2]
+    (hard_line,) = [t for t in fig["data"] if t["name"] == "hardest by el2n"]
+    assert plotly_array(hard_line["y"]) == pytest.approx([0.725, 0.765])
+    full = load_run(run).summary["test_accuracy_mean"]
+    assert any(sh.get("y0") == pytest.approx(full) for sh in fig["layout"]["shapes"])
+    assert "min–max over seeds" in page_text(at)
 
     # Same epochs: only the one epochs trial matches, and random has none.
     at.radio(key="w_prune_schedule").set_value("epochs").run()
     fig = figures(at)[2]
-    assert [t["name"] for t in fig["data"] if t.get("showlegend", True)] == ["hardest by el2n"]
+    assert _legend(fig) == ["hardest by el2n"]
     assert at.dataframe[0].value["fraction"].tolist() == [0.4]
+    assert "No trial at fraction 0.2 yet" in page_text(at)
+
+
+def test_offset_sweeps_draw_their_honest_baseline(app_cache):
+    run = digits_run(app_cache)
+    for seed in (0, 1):
+        common = dict(score="el2n", offset=0.1, seed=seed)
+        _trial(run, SelectionConfig("offset", 0.4, **common), 0.95, val_accuracy=0.95)
+        _trial(run, SelectionConfig("offset_random", 0.4, **common), 0.93, val_accuracy=0.93)
+        _trial(run, SelectionConfig("random", 0.4, seed=seed), 0.90, val_accuracy=0.90)
+    at = open_page(PAGE, run, prune_rule="offset", prune_offset=0.1, prune_fraction=0.4)
+    assert not at.exception
+    fig = figures(at)[2]
+    assert _legend(fig) == ["offset by el2n", "offset_random by el2n", "random"]
+    (denoise,) = [t for t in fig["data"] if t["name"] == "offset_random by el2n − random"]
+    assert plotly_array(denoise["y"]) == pytest.approx([0.03])  # the denoising share
+    table = at.dataframe[0].value
+    assert "− offset_random [95% CI]" in table.columns
+    row = table.set_index("rule").loc["offset by el2n"]
+    assert row["− random [95% CI]"].startswith("+0.0500 [")
+    assert row["− offset_random [95% CI]"].startswith("+0.0200 [")  # the selection share
 
 
 def test_sweep_fractions_are_validated(app_cache):
@@ -199,12 +277,12 @@ def test_sweep_fractions_are_validated(app_cache):
     assert any("'abc' is not a number" in w.value for w in at.warning)
     assert at.button(key="prune_sweep").disabled
     at.text_input(key="w_prune_fractions").input("0.2,1.5").run()
-    assert any("(0, 1]" in w.value for w in at.warning)
+    assert any("(0, 1]" in shown(w.value) for w in at.warning)
     # Fractions the rule cannot satisfy are refused too (offset 0.3 leaves room for 0.7).
     at.text_input(key="w_prune_fractions").input("0.5,0.8").run()
     at.selectbox(key="w_prune_rule").select("offset").run()
     at.slider(key="w_prune_offset").set_value(0.3).run()
-    assert any("Sweep fraction 0.8" in w.value for w in at.warning)
+    assert any("Sweep fraction 0.8" in shown(w.value) for w in at.warning)
     assert at.button(key="prune_sweep").disabled
     assert not at.button(key="prune_retrain").disabled
 
@@ -257,11 +335,10 @@ def test_retrain_button_starts_a_sweep_job_with_its_typed_config(app_cache):
     at.run()
     assert not at.exception
     fig = figures(at)[2]
-    assert [t["name"] for t in fig["data"] if t.get("showlegend", True)] == [
-        "hardest by el2n",
-        "random",
-    ]
+    assert _legend(fig) == ["hardest by el2n", "random"]
     assert at.dataframe[0].value["seeds"].tolist() == [2, 2]
+    assert "Test split at the chosen fraction (0.5)" in [h.value for h in at.subheader]
+    assert len(at.dataframe[1].value) == 2  # the test split for the point just retrained
 
 
 def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):

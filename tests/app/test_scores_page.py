@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +17,7 @@ from tests.conftest import digits_run, text_run
 PAGE = "scores.py"
 
 
-def test_default_view_shows_histogram_summary_and_spread(app_cache):
+def test_default_view_shows_histogram_summary_and_stability(app_cache):
     run = digits_run(app_cache)
     at = open_page(PAGE, run)
     assert not at.exception
@@ -27,9 +30,60 @@ def test_default_view_shows_histogram_summary_and_spread(app_cache):
     assert bars["type"] == "bar" and plotly_array(bars["y"]).sum() == 500
     summary = at.dataframe[0].value
     assert list(summary.index) == ["all"] and summary.loc["all", "count"] == 500
-    assert at.metric[0].label == "Spearman of each single run vs the mean (average)"
-    spread = at.dataframe[1].value
-    assert list(spread.index) == ["run 0", "run 1", "mean"]
+    block = load_run(run).summary["scores"]["el2n"]
+    assert [m.label for m in at.metric] == [
+        "Spearman, each run vs the mean of the others",
+        "Spearman between two runs",
+    ]
+    assert at.metric[0].value == f"{block['spearman_loo']:.3f}"
+    assert at.metric[1].value == f"{block['spearman_pairwise']:.3f}"
+
+
+def _edit_summary(run, key: str, **block) -> None:
+    summary = json.loads((run / "summary.json").read_text())
+    summary["scores"][key] = {"higher_is_harder": True, "version": 1, **block}
+    (run / "summary.json").write_text(json.dumps(summary))
+    # Pages re-read a run when its status or scores file changes: move status.json's mtime on.
+    status = run / "status.json"
+    stamp = status.stat().st_mtime + 1
+    os.utime(status, (stamp, stamp))
+
+
+def test_stability_curve_chance_line_and_unstable_warning(app_cache):
+    run = digits_run(app_cache)
+    curve = [{"n_runs": 1, "spearman": 0.3}, {"n_runs": 2, "spearman": 0.45}]
+    _edit_summary(
+        run,
+        "el2n",
+        spearman_loo=0.42,
+        spearman_pairwise=0.3,
+        spearman_loo_per_run=[0.4, 0.44, 0.42, 0.42],
+        stability_curve=curve,
+        stability_chance=0.088,
+    )
+    at = open_page(PAGE, run)
+    assert not at.exception
+    assert at.metric[0].value == "0.420" and at.metric[1].value == "0.300"
+    (warning,) = [w.value for w in at.warning]
+    assert "unstable across training runs" in warning and "0.420 < 0.5" in warning
+    chart = figures(at)[1]
+    assert plotly_array(chart["data"][0]["y"]).tolist() == [0.3, 0.45]
+    (chance,) = chart["layout"]["shapes"]
+    assert chance["y0"] == pytest.approx(0.088)
+
+    _edit_summary(run, "el2n", spearman_loo=0.5, stability_curve=curve[:1])
+    at = open_page(PAGE, run)
+    assert not at.exception and not at.warning  # the warning starts below 0.5
+    assert len(figures(at)) == 1  # one point is no curve
+
+
+def test_a_summary_from_before_stability_does_not_crash(app_cache):
+    run = digits_run(app_cache)
+    _edit_summary(run, "el2n", spearman_single_vs_mean=0.9, spearman_per_run=[0.9, 0.9])
+    at = open_page(PAGE, run)
+    assert not at.exception
+    assert "rescore for stability figures" in page_text(at)
+    assert len(at.metric) == 0
 
 
 def test_score_doc_and_direction_follow_the_pick(app_cache):

@@ -12,7 +12,7 @@ import pytest
 from scoring.errors import InputError
 from scoring.prune.plan import plan_selection, shown_values, source_labels
 from scoring.prune.select import SelectionConfig, select_indices, select_run
-from scoring.prune.sweeps import SweepConfig, accuracy_points, matching_trials, n_finished
+from scoring.prune.sweeps import SweepConfig, matching_trials, n_finished
 from scoring.read.views import RunView
 
 # Ten examples; a --noise check swapped the labels of rows 0 and 5 (true_label is the source's).
@@ -159,14 +159,24 @@ def test_matching_trials_compare_the_canonical_selection():
     assert matching_trials(empty, hard, schedule="steps", apply_decisions=False).empty
 
 
-def test_accuracy_points_and_finished_trials():
+def test_finished_trials():
     trials = _trials()
-    hard = trials[trials["rule"] == "hardest"]
-    points = accuracy_points(hard)
-    assert points["fraction"].tolist() == [0.2, 0.6]
-    assert points["mean"].tolist() == pytest.approx([0.605, 0.805])
-    assert points["std"].tolist() == pytest.approx([0.005, 0.005])
-    assert points["seeds"].tolist() == [2, 2] and points["kept"].tolist() == [20, 60]
     sweep = SweepConfig(SelectionConfig("hardest", 1.0, score="s"), (0.2, 0.4), 2)
     assert n_finished(trials, sweep) == 4  # 0.2 x 2 seeds x (hardest, random); 0.4 not yet
     assert n_finished(pd.DataFrame(), sweep) == 0
+
+
+def test_held_out_rows_never_enter_the_pool():
+    """Retraining's validation rows: out before the decisions and the rule; fraction of the rest."""
+    held = np.array([1, 3])  # s = 0.9 and 0.7: the two hardest would otherwise be kept
+    plan = plan_selection(_view(), HARDEST_HALF, exclude=held)
+    assert plan.rows.tolist() == [0, 2, 4, 5, 6, 7, 8, 9] and plan.n_excluded == 2
+    assert plan.n_dropped == 0
+    # round(0.5 * 8) = 4 hardest of the 8 left: rows 5 (0.8), 7 (0.6), 0 (0.5), 9 (0.4)
+    assert plan.positions.tolist() == [0, 5, 7, 9]
+    made = _decisions((11, "drop", None), (10, "drop", None))  # row 1 is held out anyway
+    plan = plan_selection(_view(), HARDEST_HALF, made, exclude=held)
+    assert plan.n_dropped == 1 and plan.rows.tolist() == [2, 4, 5, 6, 7, 8, 9]
+    every = _decisions(*[(int(i), "drop", None) for i in TABLE["id"]])
+    with pytest.raises(InputError, match=r"drop all 8 examples not held out \(2 are\)"):
+        plan_selection(_view(), HARDEST_HALF, every, exclude=held)

@@ -99,6 +99,25 @@ def test_direction_flips_hardest_and_easiest():
     )
 
 
+def test_offset_random_samples_what_offset_keeps_from():
+    """The offset window's baseline: random among the rows left after the same offset."""
+    config = _config("offset_random", fraction=0.3, offset=0.2)
+    pool = np.argsort(-VALUES)[round(0.2 * N) :]  # the 80% left after dropping the hardest 20%
+    draws = [select_indices(VALUES, LABELS, dataclasses.replace(config, seed=s)) for s in range(40)]
+    assert all(np.isin(kept, pool).all() for kept in draws)
+    counts = np.bincount(np.concatenate(draws), minlength=N)
+    assert (counts[pool] > 0).all()  # every row left is drawn some time: a uniform sample
+    offset = select_indices(VALUES, LABELS, _config("offset", fraction=0.3, offset=0.2))
+    assert np.isin(offset, pool).all() and not np.array_equal(draws[0], offset)
+
+
+def test_baselines_are_rules_sharing_their_rule_parameters():
+    assert {n: r.baseline for n, r in RULES.items() if r.baseline} == {"offset": "offset_random"}
+    for rule in RULES.values():
+        if rule.baseline:
+            assert RULES[rule.baseline].uses <= rule.uses
+
+
 @pytest.mark.parametrize("rule", list(RULES))
 def test_decisions_applied_first(rule):
     view = _view(VALUES, LABELS)

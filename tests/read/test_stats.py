@@ -198,23 +198,39 @@ def test_strongest_pair():
     assert stats.strongest_pair(nan) is None
 
 
-# --- run spread and pairs ---------------------------------------------------------------------
+# --- run stability and pairs ---------------------------------------------------------------------
 
 SUMMARY = {
     "scores": {
-        "el2n": {"spearman_single_vs_mean": 0.75, "spearman_per_run": [0.7, 0.8]},
-        "cl_issue": {"spearman_single_vs_mean": None},
-        "old": {"spearman_single_vs_mean": 0.9},
+        "el2n": {
+            "spearman_loo": 0.75,
+            "spearman_pairwise": 0.6,
+            "spearman_loo_per_run": [0.7, 0.8],
+            "stability_curve": [{"n_runs": 1, "spearman": 0.6}],
+            "stability_chance": 0.1,
+        },
+        "grand": {"spearman_loo": 0.3, "spearman_loo_per_run": [0.3, None]},
+        "cl_issue": {"spearman_loo": None},
+        "old": {"spearman_single_vs_mean": 0.9, "spearman_per_run": [0.9, 0.9]},
     }
 }
 
 
-def test_run_spread():
-    spread = stats.run_spread(SUMMARY, "el2n")
-    assert spread["spearman_vs_mean"].to_dict() == {"run 0": 0.7, "run 1": 0.8, "mean": 0.75}
-    assert stats.run_spread(SUMMARY, "cl_issue") is None  # computed once
-    assert stats.run_spread(SUMMARY, "missing") is None
-    assert stats.run_spread(SUMMARY, "old")["spearman_vs_mean"].to_dict() == {"mean": 0.9}
+def test_run_stability_reads_the_summary():
+    got = stats.run_stability(SUMMARY, "el2n")
+    assert (got.loo, got.pairwise, got.chance) == (0.75, 0.6, 0.1)
+    assert got.loo_per_run.tolist() == [0.7, 0.8]
+    assert got.curve.to_dict("list") == {"n_runs": [1], "spearman": [0.6]}
+    assert not got.unstable
+    low = stats.run_stability(SUMMARY, "grand")
+    assert low.unstable and np.isnan(low.pairwise) and np.isnan(low.loo_per_run[1])
+    assert low.curve.empty
+    assert stats.run_stability(SUMMARY, "cl_issue") is None  # computed once
+    assert stats.run_stability(SUMMARY, "missing") is None
+    # A summary written before these figures: no crash, and it says so.
+    assert stats.run_stability(SUMMARY, "old") is None
+    assert stats.stability_outdated(SUMMARY, "old")
+    assert not any(stats.stability_outdated(SUMMARY, k) for k in ("el2n", "cl_issue", "missing"))
 
 
 def test_pair_frame_colours():

@@ -13,7 +13,14 @@ from scoring import store
 from scoring.config import DataConfig, ScoreConfig, TrainConfig
 from scoring.errors import InputError
 from scoring.prune.select import SelectionConfig
-from scoring.prune.sweeps import SweepConfig, trials_of
+from scoring.prune.sweeps import (
+    SUMMARY_COLUMNS,
+    SweepConfig,
+    correctness,
+    trials_of,
+    unpack_correct,
+    validation_rows,
+)
 from scoring.training.pipeline import score
 from scoring.training.retrain import sweep
 from tests.conftest import digits_config
@@ -47,16 +54,78 @@ def test_trials_cover_rule_and_random_at_every_fraction_and_seed():
     assert {t.rule for t in only_random} == {"random"} and len(only_random) == 4
 
 
+def _pool(run_dir) -> int:
+    """Training rows in play: the run's, less the validation split."""
+    labels = store.read_scores(run_dir)["label"].to_numpy()
+    return len(labels) - len(validation_rows(labels))
+
+
 def test_sweep_step_matched_trials_against_random(run_dir):
     out = sweep(run_dir, _config(), show_progress=False)
     frame = pd.read_parquet(out)
     assert len(frame) == 8 and set(frame["rule"]) == {"hardest", "random"}
-    n = len(store.read_scores(run_dir))
+    n = _pool(run_dir)
     assert set(frame["n_kept"]) == {round(0.5 * n), n}
-    assert frame["accuracy"].between(0, 1).all()
+    assert frame["accuracy"].between(0, 1).all() and frame["val_accuracy"].between(0, 1).all()
     assert frame["steps"].nunique() == 1  # same optimizer steps whatever the fraction kept
     assert {c for c in frame.columns if c.startswith("acc_")} == {f"acc_{d}" for d in range(10)}
     assert store.read_status(out.parent)["state"] == "done"
+
+
+def test_validation_rows_are_never_selected_nor_trained_on(run_dir, monkeypatch):
+    import scoring.training.retrain as retrain
+
+    plans, trained = [], []
+    real_plan, real_fit = retrain.plan_selection, retrain.fit
+
+    def planned(*args, **kwargs):
+        plans.append(real_plan(*args, **kwargs))
+        return plans[-1]
+
+    def fitted(model, x, *args, **kwargs):
+        trained.append(len(x))
+        return real_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(retrain, "plan_selection", planned)
+    monkeypatch.setattr(retrain, "fit", fitted)
+    cfg = _config(fractions=(0.9,), seeds=1, selection=SelectionConfig("random", 1.0))
+    frame = pd.read_parquet(sweep(run_dir, cfg, show_progress=False))
+    labels = store.read_scores(run_dir)["label"].to_numpy()
+    held = validation_rows(labels)
+    (plan,) = plans
+    assert not np.isin(held, plan.rows).any()  # never in play, so never selected
+    assert plan.n_excluded == len(held) and len(plan.rows) == len(labels) - len(held)
+    assert trained == [plan.n_kept] == [round(0.9 * (len(labels) - len(held)))]
+    (row,) = frame.itertuples()
+    assert row.n_val == len(held) and row.n_test == len(
+        store.RunDir(run_dir).read_split().test_labels
+    )
+    assert unpack_correct(row.val_correct, row.n_val).mean() == pytest.approx(row.val_accuracy)
+    assert unpack_correct(row.test_correct, row.n_test).mean() == pytest.approx(row.accuracy)
+
+
+def test_summary_parquet_holds_paired_differences_with_cis(run_dir):
+    cfg = _config(
+        selection=SelectionConfig("offset", 1.0, score="el2n", offset=0.1), fractions=(0.5,)
+    )
+    out = sweep(run_dir, cfg, show_progress=False)
+    frame = pd.read_parquet(out)
+    assert set(frame["rule"]) == {"offset", "random", "offset_random"}  # the honest baseline
+    summary = pd.read_parquet(store.SweepDir(out.parent).summary_file)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert len(summary) == 2 * 3  # (validation, test) x (offset, random, offset_random)
+    for split in ("validation", "test"):
+        row = summary[(summary["split"] == split) & (summary["rule"] == "offset")].iloc[0]
+        rule = frame[frame["rule"] == "offset"].sort_values("seed")
+        rand = frame[frame["rule"] == "random"].sort_values("seed")
+        base = frame[frame["rule"] == "offset_random"].sort_values("seed")
+        by_hand = (correctness(rule, split).mean(1) - correctness(rand, split).mean(1)).mean()
+        assert row["diff_vs_random"] == pytest.approx(by_hand, abs=1e-12)
+        assert row["ci_low"] <= row["diff_vs_random"] <= row["ci_high"]
+        by_hand = (correctness(rule, split).mean(1) - correctness(base, split).mean(1)).mean()
+        assert row["baseline"] == "offset_random"
+        assert row["diff_vs_baseline"] == pytest.approx(by_hand, abs=1e-12)
+        assert row["seeds"] == 2
 
 
 def test_epoch_schedule_scales_steps_with_the_subset(run_dir):
@@ -118,7 +187,9 @@ def test_decisions_drop_rows_from_every_trial(run_dir):
         decisions.append(run_dir, int(i), "drop")
     cfg = _config(apply_decisions=True, fractions=(1.0,), seeds=1)
     frame = pd.read_parquet(sweep(run_dir, cfg, show_progress=False))
-    assert set(frame["n_kept"]) == {len(ids) - 10}
+    labels = store.read_scores(run_dir)["label"].to_numpy()
+    held = set(ids[validation_rows(labels)].tolist())
+    assert set(frame["n_kept"]) == {_pool(run_dir) - len(set(ids[:10].tolist()) - held)}
 
 
 @pytest.mark.parametrize(
@@ -175,9 +246,13 @@ def test_sweep_cli_prints_the_trials_parquet(run_dir, capsys):
         "--quiet",
     ]
     assert main(args) == 0
-    out = capsys.readouterr().out.strip().splitlines()[-1]
+    printed = capsys.readouterr()
+    out = printed.out.strip().splitlines()[-1]
     frame = pd.read_parquet(out)
     assert sorted(frame["rule"]) == ["hardest", "random"]
+    # The confidence intervals, as a small table on stderr.
+    assert "vs random [95% CI]" in printed.err and "indistinguishable" in printed.err
+    assert any(line.split()[:2] == ["test", "hardest"] for line in printed.err.splitlines())
 
 
 @pytest.mark.parametrize(
@@ -232,6 +307,7 @@ def test_retraining_reads_the_run_folder_not_the_source(tmp_path, capsys):
 
     # A run scored before runs kept their inputs: the source again, from where it was.
     rd.inputs_file.unlink()
+    store.write_status(run, "done")  # older runs' status lists no files (no manifest)
     shutil.rmtree(rd.trials_dir)
     with pytest.raises(InputError, match=f"scored before runs kept.*{source} is not there"):
         sweep(run, dataclasses.replace(sweep_cfg, seeds=2), show_progress=False)
