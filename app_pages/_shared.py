@@ -7,13 +7,15 @@ through `scoring.jobs`; nothing here imports torch or the training loop.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from scoring import store
+from scoring import jobs, store
+from scoring.config import ScoreConfig
 from scoring.errors import InputError
 from scoring.read import decisions
 from scoring.read.views import RunView, load_run
@@ -62,7 +64,9 @@ def read_run(path: str | Path) -> RunView:
     """
     p = Path(path)
     rd = store.RunDir(p)
-    return _load_run_cached(str(p), (mtime(rd.scores_file), mtime(rd.status_file)))
+    # Every file the run wrote is in the key: a file damaged since it was read is noticed.
+    stamp = (mtime(rd.status_file), *(mtime(f) for f in rd.written_files()))
+    return _load_run_cached(str(p), stamp)
 
 
 def finished_runs() -> list[store.RunInfo]:
@@ -72,7 +76,12 @@ def finished_runs() -> list[store.RunInfo]:
 def current_run() -> RunView | None:
     """The run every page shows, or None after telling the user what to do."""
     state = ui()
-    runs = finished_runs()
+    listed = store.list_runs(cache_dir())
+    chosen = next((r for r in listed if str(r.path) == state.run), None)
+    if chosen is not None and chosen.problems:  # the chosen run is damaged: say so, offer repair
+        damaged_panel(chosen.path, chosen.problems)
+        return None
+    runs = [r for r in listed if r.state == "done" and r.version_ok]
     paths = [str(r.path) for r in runs]
     if state.run not in paths:
         state.run = paths[0] if paths else None
@@ -85,9 +94,81 @@ def current_run() -> RunView | None:
         return None
     try:
         return read_run(state.run)
-    except InputError as err:
-        st.warning(str(err))
+    except store.DamagedRun as err:  # found while reading (garbage the cheap check missed)
+        damaged_panel(err.run, [err])
         return None
+    except InputError as err:
+        st.warning(escape_md(err))
+        return None
+
+
+# Every ASCII character markdown (or Streamlit's :color[...] / :icon: syntax) gives a meaning.
+MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~$:&=")
+
+
+def escape_md(text: object) -> str:
+    """`text` shown literally in any element that renders markdown.
+
+    The one escape for user strings (label, column and file names, texts, messages that
+    quote them) in `st.markdown`, `st.caption`, `st.error` / `st.warning` / `st.info`,
+    `st.toast`, headers and widget labels: a label named `**x**` or
+    `![x](http://host/a.png)` shows as typed, never as bold text or a fetched image.
+    Inside a code span (backticks) escapes show literally: use `code_md` there.
+    """
+    return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in str(text))
+
+
+def code_md(text: object) -> str:
+    """`text` as an inline code span (shown verbatim), whatever backticks it holds."""
+    text = str(text).replace("\n", " ")
+    longest = max((len(m) for m in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)  # a fence longer than any backtick run inside
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def damaged_panel(path: Path, problems: list[store.DamagedRun]) -> None:
+    """A damaged run: what is wrong, and a button to rescore it (or to delete its folder).
+
+    Rescoring starts the run's own config again (`jobs.start_score`); the engine checks every
+    file against the hashes the run recorded and recomputes only what is damaged or missing.
+    Without a readable config.json there is nothing to rescore from: delete is offered.
+    """
+    rd = store.RunDir(path)
+    listing = "\n".join(f"- {code_md(p.file)} {escape_md(p.reason)}" for p in problems)
+    st.error(f"**This run is damaged.**\n\n{listing}", icon=":material/error:")
+    st.caption(f"Run folder: {escape_md(rd.path)}")
+    try:
+        config = ScoreConfig.from_dict(rd.read_config()["config"])
+    except InputError as err:  # DamagedRun, or a config section that no longer parses
+        config, why = None, err
+    if config is not None:
+        st.markdown(
+            "Rescoring runs the same configuration again: only the damaged or missing files "
+            "are recomputed, the rest is read back (from the command line: run the same "
+            "`winnow score` command again)."
+        )
+        if st.button("Rescore this run", type="primary", key=f"rescore_{rd.key}"):
+            ui().job_id = jobs.start_score(config, cache_dir())
+            st.toast("Rescoring job started; follow it on Home")
+        return
+    st.warning(
+        f"Its configuration cannot be read ({escape_md(why)}), so it cannot be rescored from "
+        "here. Run the `winnow score` command that made it again, or delete the folder."
+    )
+    n_decisions = len(decisions.latest(rd.path)) if rd.decisions_file.exists() else 0
+    lost = f" and its {n_decisions} decision(s)" if n_decisions else ""
+    sure = st.checkbox(f"Yes, delete this run folder{lost}", key=f"sure_{rd.key}")
+    if st.button("Delete this run folder", disabled=not sure, key=f"delete_{rd.key}"):
+        try:
+            rd.remove()
+        except InputError as err:
+            st.error(escape_md(err))
+            return
+        if ui().run == str(rd.path):
+            ui().run = None
+        st.toast("Run folder deleted")
+        st.rerun()
 
 
 def page_header(title: str) -> RunView:
@@ -96,7 +177,7 @@ def page_header(title: str) -> RunView:
     run = current_run()
     if run is None:
         st.stop()
-    st.caption(run.title())
+    st.caption(escape_md(run.title()))  # the dataset's file name is the user's
     return run
 
 
@@ -148,5 +229,12 @@ def _decisions_cached(run: str, stamp: float) -> pd.DataFrame:
 
 
 def read_decisions(run: RunView) -> pd.DataFrame:
-    """The run's latest keep/relabel/drop decisions, re-read when the file changes."""
-    return _decisions_cached(str(run.path), mtime(decisions.path_of(run.path)))
+    """The run's latest keep/relabel/drop decisions, re-read when the file changes.
+
+    Unreadable lines (a damaged file) are skipped with a warning; the others are kept.
+    """
+    latest = _decisions_cached(str(run.path), mtime(decisions.path_of(run.path)))
+    skipped = latest.attrs.get("skipped_lines", 0)
+    if skipped:
+        st.warning(escape_md(decisions.skipped_message(decisions.path_of(run.path), skipped)))
+    return latest

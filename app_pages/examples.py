@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import page_header, pick
+from app_pages._shared import escape_md, page_header, pick
 from scoring.errors import InputError
 from scoring.read import suspects
 from scoring.read.views import RunView
@@ -17,19 +17,13 @@ from scoring.scores import REGISTRY
 
 ALL_CLASSES = "all classes"
 THUMB_PX = 96  # 8x8 digits are enlarged 12x (nearest neighbour) so the strokes are visible
-MARKDOWN_SPECIAL = "\\`*_{}[]()#+-.!|<>$~:"
-
-
-def escape(text: object) -> str:
-    """User text shown as literal markdown (a '#' or '*' in a sentence stays a character)."""
-    return "".join("\\" + ch if ch in MARKDOWN_SPECIAL else ch for ch in str(text))
 
 
 def caption(row: pd.Series, key: str) -> str:
     """What each thumbnail says: id, given and predicted label, the score's value."""
     predicted = row["predicted"] if row["predicted"] is not None else "?"
     return (
-        f"#{row['id']}  \ngiven {escape(row['given'])} · pred {escape(predicted)}  \n"
+        f"#{row['id']}  \ngiven {escape_md(row['given'])} · pred {escape_md(predicted)}  \n"
         f"{key} {row[key]:.4g}"
     )
 
@@ -61,10 +55,11 @@ def show_texts(view: RunView, frame: pd.DataFrame, key: str) -> bool:
         predicted = row["predicted"] if row["predicted"] is not None else "?"
         with st.container(border=True):
             st.markdown(
-                f"**#{row['id']}** · given **{escape(row['given'])}** · "
-                f"predicted **{escape(predicted)}** · {key} `{row[key]:.4g}`"
+                f"**#{row['id']}** · given **{escape_md(row['given'])}** · "
+                f"predicted **{escape_md(predicted)}** · {key} `{row[key]:.4g}`"
             )
-            st.markdown("  \n".join(f"*{escape(col)}:* {escape(text[col])}" for col in inputs))
+            lines = [f"*{escape_md(col)}:* {escape_md(text[col])}" for col in inputs]
+            st.markdown("  \n".join(lines))
     return True
 
 
@@ -101,12 +96,12 @@ def render(view: RunView) -> None:
         k = st.slider("Examples per side", 4, 48, 12, key="examples_k")
     label = None if chosen == ALL_CLASSES else names.index(chosen)
     direction = "higher" if view.higher_is_harder(key) else "lower"
-    st.caption(f"Ranked by `{key}`: {direction} values are harder. {view.title()}")
+    st.caption(f"Ranked by `{key}`: {direction} values are harder. {escape_md(view.title())}")
     if key in REGISTRY:
         with st.expander(f"What is `{key}`?"):
             st.markdown(REGISTRY[key].doc)
     easiest, hardest = suspects.extremes(view, key, k, label)
-    where = "" if label is None else f" in class {chosen}"
+    where = "" if label is None else f" in class {escape_md(chosen)}"
     section(view, f"{len(hardest)} hardest{where}", hardest, key)
     section(view, f"{len(easiest)} easiest{where}", easiest, key)
 
@@ -115,4 +110,4 @@ run = page_header("Examples")
 try:
     render(run)
 except InputError as err:
-    st.warning(str(err))
+    st.warning(escape_md(err))

@@ -24,7 +24,7 @@ from app_pages._selection import (
     selection_controls,
     warn_lost_classes,
 )
-from app_pages._shared import pick, read_decisions, remembered, ui
+from app_pages._shared import code_md, escape_md, pick, read_decisions, remembered, ui
 from scoring import store
 from scoring.errors import InputError
 from scoring.prune.export import FORMATS, export_selection, manifest_path, resolve_out
@@ -93,12 +93,12 @@ def _describe(sel: SelectionConfig, n_all: int, plan: SelectionPlan, use_decisio
 def _show_summary(run: RunView, selection: Selection) -> SelectionPlan | None:
     """The selection in words and per class; None (with a warning) when it cannot be written."""
     if selection.refusal:
-        st.warning(selection.refusal, icon=":material/warning:")
+        st.warning(escape_md(selection.refusal), icon=":material/warning:")
         return None
     try:
         plan = _plan(run, selection)
     except InputError as err:
-        st.warning(str(err), icon=":material/warning:")
+        st.warning(escape_md(err), icon=":material/warning:")
         return None
     assert selection.config is not None  # planned -> a checked selection
     st.markdown(_describe(selection.config, len(run.table), plan, selection.use_decisions))
@@ -204,7 +204,7 @@ def _target(folder: str, out: str) -> Path | None:
     try:
         return resolve_out(out.strip(), base=Path(folder.strip()))
     except InputError as err:
-        st.warning(_plain(str(err)), icon=":material/warning:")
+        st.warning(escape_md(_plain(str(err))), icon=":material/warning:")
         return None
 
 
@@ -231,11 +231,11 @@ def _export(
                 base=Path(folder.strip()),
             )
     except InputError as err:
-        st.warning(_plain(str(err)), icon=":material/warning:")
+        st.warning(escape_md(_plain(str(err))), icon=":material/warning:")
         return
     except OSError as err:  # a folder that is not writable, a full disk, ...
         st.error(
-            f"Could not write the export: {err}. Pick a folder you can write to.",
+            f"Could not write the export: {escape_md(err)}. Pick a folder you can write to.",
             icon=":material/error:",
         )
         return
@@ -251,11 +251,12 @@ def _show_last(run: RunView) -> None:
     try:
         manifest = store.read_json(manifest_path(path, fmt))
     except (OSError, ValueError):
-        st.info(f"The last export, `{path}`, is no longer complete on disk; export again.")
+        st.info(f"The last export, {code_md(path)}, is no longer complete on disk; export again.")
         return
     st.subheader("Last export")
     st.success(
-        f"Wrote **{manifest['rows']:,}** examples to `{path}`.", icon=":material/check_circle:"
+        f"Wrote **{manifest['rows']:,}** examples to {code_md(path)}.",
+        icon=":material/check_circle:",
     )
     left, right = st.columns([1, 2])
     with left:
@@ -272,14 +273,14 @@ def _show_last(run: RunView) -> None:
         st.code(manifest["reproduce"], language="bash")
         if fmt in MIME:
             st.download_button(
-                f"Download {path.name}",
+                f"Download {escape_md(path.name)}",
                 data=lambda: path.read_bytes(),  # read on click, not on every rerun
                 file_name=path.name,
                 mime=MIME[fmt],
                 key="export_download",
                 icon=":material/download:",
             )
-    st.markdown(f"Manifest (`{manifest_path(path, fmt).name}`):")
+    st.markdown(f"Manifest ({code_md(manifest_path(path, fmt).name)}):")
     st.json(manifest, expanded=1)
 
 
@@ -311,7 +312,7 @@ st.header("Write")
 fmt_, folder_, out_, force_ = _output_controls(current)
 target = _target(folder_, out_)
 if target is not None:
-    st.caption(f"Writes `{target}`.")
+    st.caption(f"Writes {code_md(target)}.")
 if st.button(
     "Export",
     key="export_go",

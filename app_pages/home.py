@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import cache_dir, finished_runs, ui
+from app_pages._shared import cache_dir, damaged_panel, escape_md, finished_runs, ui
 from scoring import jobs, store
 from scoring.config import (
     DataConfig,
@@ -190,7 +190,7 @@ def _new_run_form() -> None:
             try:
                 config = score_config(source, form)
             except InputError as err:
-                st.error(str(err))
+                st.error(escape_md(err))
                 return
             _start(config, form)
 
@@ -204,14 +204,14 @@ def _job_panel(job: jobs.JobStatus) -> None:
     }[job.state]
     st.markdown(f"**{label}** · job `{job.job_id}`")
     if job.state == "running":
-        st.progress(min(max(job.progress, 0.0), 1.0), text=job.message or "starting")
+        st.progress(min(max(job.progress, 0.0), 1.0), text=escape_md(job.message or "starting"))
         if st.button("Cancel", key=f"cancel_{job.job_id}"):
             jobs.cancel(job.job_id, cache_dir())
             st.toast("Cancelling…")
-    elif job.state == "failed":
-        st.error(job.message)
+    elif job.state == "failed":  # messages quote paths, columns and labels: shown as typed
+        st.error(escape_md(job.message))
     elif job.state == "cancelled":
-        st.warning(job.message)
+        st.warning(escape_md(job.message))
     else:
         st.success("Done: the new run is now the current run on every page.")
 
@@ -246,17 +246,22 @@ def _runs_table() -> None:
     rows = [
         {
             "dataset": r.dataset,
-            "state": r.state if r.version_ok else f"{r.state} (older version)",
+            "state": r.state if r.version_ok or r.problems else f"{r.state} (older version)",
             "date": datetime.datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M"),
             "examples": r.n_train,
             "recipe": r.recipe,
             "test accuracy": None if r.test_accuracy is None else round(r.test_accuracy, 4),
             "folder": str(r.path),
+            "problem": r.problem,  # a damaged run: which file and why (the panel below: fix)
         }
         for r in runs
     ]
     st.subheader("Runs in the cache")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    for r in runs:
+        if r.problems:  # each damaged run: the reason and a way out (rescore, else delete)
+            with st.expander(f"Damaged run `{r.path.name}`", expanded=True):
+                damaged_panel(r.path, r.problems)
     done = finished_runs()
     if done:
         state = ui()

@@ -16,7 +16,17 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages._shared import MAX_POINTS, cache_dir, mtime, page_header, pick, sample_note, ui
+from app_pages._shared import (
+    MAX_POINTS,
+    cache_dir,
+    code_md,
+    escape_md,
+    mtime,
+    page_header,
+    pick,
+    sample_note,
+    ui,
+)
 from scoring import jobs, store
 from scoring.errors import InputError
 from scoring.read.maps import read_map, suspect_flags
@@ -177,7 +187,7 @@ def _show_embedding_map(run: RunView, frame: pd.DataFrame) -> None:
     try:
         fig, how = _embedding_figure(run, frame, choice)
     except InputError as err:
-        st.warning(str(err))
+        st.warning(escape_md(err))
         return
     st.plotly_chart(_style(fig), width="stretch")
     st.caption(
@@ -233,14 +243,15 @@ def _show_compute_panel(run: RunView, problem: str | None = None) -> None:
         _poll(job_id)
         return
     if problem is not None:
-        st.warning(f"{problem} Compute it again.")
+        st.warning(f"{escape_md(problem)} Compute it again.")  # it may quote a path
     elif status is not None and status.state == "done":
         # Finished but no file: someone removed it, or the job wrote elsewhere. Start afresh.
         st.warning("The map job finished but its file is missing; compute it again.")
     elif status is not None:
         st.warning(
-            f"Computing the map {status.state}: {status.message}. Try again, or run "
-            f"`python -m scoring map --run {run.path}` in a terminal to see the details."
+            f"Computing the map {status.state}: {escape_md(status.message)}. Try again, or "
+            f"run {code_md(f'python -m scoring map --run {run.path}')} in a terminal to see "
+            "the details."
         )
     else:
         st.info(

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import page_header, pick, ui
+from app_pages._shared import escape_md, page_header, pick, ui
 from scoring.errors import InputError
 from scoring.read import decisions, suspects
 from scoring.read.views import RunView
@@ -20,12 +20,6 @@ from scoring.read.views import RunView
 PER_PAGE = 10  # 4 widgets per suspect: 40 per render stays responsive
 MAX_SUSPECTS = 500
 THUMB_PX = 96
-MARKDOWN_SPECIAL = "\\`*_{}[]()#+-.!|<>$~:"
-
-
-def escape(text: object) -> str:
-    """User text shown as literal markdown."""
-    return "".join("\\" + ch if ch in MARKDOWN_SPECIAL else ch for ch in str(text))
 
 
 def save(run: str, example: int, action: str, relabel_key: str | None = None) -> None:
@@ -38,7 +32,7 @@ def save(run: str, example: int, action: str, relabel_key: str | None = None) ->
     try:
         decisions.append(run, example, action, new_label)
     except (InputError, OSError) as err:
-        st.toast(f"Decision not saved: {err}", icon=":material/error:")
+        st.toast(f"Decision not saved: {escape_md(err)}", icon=":material/error:")
         return
     if action != "relabel" and relabel_key is not None:
         st.session_state[relabel_key] = None  # the select no longer shows an old relabel
@@ -49,7 +43,7 @@ def describe(decision: pd.Series | None, names: list[str]) -> str:
     if decision is None:
         return "No decision yet"
     if decision["action"] == "relabel":
-        return f"Decision: **relabel → {escape(names[int(decision['new_label'])])}**"
+        return f"Decision: **relabel → {escape_md(names[int(decision['new_label'])])}**"
     return f"Decision: **{decision['action']}**"
 
 
@@ -99,15 +93,15 @@ def controls(
 
 
 def suspect_text(row: pd.Series, detector: str) -> str:
-    predicted = escape(row["predicted"]) if row["predicted"] is not None else "?"
+    predicted = escape_md(row["predicted"]) if row["predicted"] is not None else "?"
     lines = [
-        f"**#{row['id']}** · given **{escape(row['given'])}** · predicted **{predicted}**",
+        f"**#{row['id']}** · given **{escape_md(row['given'])}** · predicted **{predicted}**",
         f"confidence {row['pred_prob']:.2f} · p(given) {row['given_prob']:.2f} · "
         f"{detector} `{row[detector]:.4g}`",
     ]
     if "noisy" in row.index:
         lines.append(
-            f":red[label was flipped (true label {escape(row['true'])})]"
+            f":red[label was flipped (true label {escape_md(row['true'])})]"
             if row["noisy"]
             else ":green[label was not flipped]"
         )
@@ -142,7 +136,9 @@ def show_suspects(view: RunView, page: pd.DataFrame, detector: str, latest: pd.D
                     text = texts.iloc[i]
                     st.markdown(
                         "  \n".join(
-                            f"*{escape(c)}:* {escape(text[c])}" for c in texts.columns if c != "id"
+                            f"*{escape_md(c)}:* {escape_md(text[c])}"
+                            for c in texts.columns
+                            if c != "id"
                         )
                     )
             with act:
@@ -181,9 +177,18 @@ def render(view: RunView) -> None:
         state.choices["detector"] = suspects.default_detector(view)
     detector = pick("Detector", keys, key="detector")
     direction = "higher" if view.higher_is_harder(detector) else "lower"
+    default = suspects.default_detector(view)
+    tuned = view.has_noise and view.summary["scores"][default].get("noise_auroc") is not None
     st.caption(
         f"Most suspect first ({direction} `{detector}` = more suspect). "
         f"Default detector: {suspects.default_reason(view)}"
+        + (
+            " This choice is optimistic: the detector was picked by its AUROC on this very "
+            "injected noise, so its figures below overstate how well it would do on noise "
+            "it was not chosen on."
+            if tuned
+            else ""
+        )
     )
     n = len(view.table)
     most = min(n, MAX_SUSPECTS)
@@ -220,4 +225,4 @@ run = page_header("Mislabeled")
 try:
     render(run)
 except InputError as err:
-    st.warning(str(err))
+    st.warning(escape_md(err))

@@ -18,8 +18,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
+import errno  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -35,6 +37,7 @@ from scoring.config import (  # noqa: E402
     ScoreConfig,
     TrainConfig,
     apply_preset,
+    check_seed,
     parse_names,
 )
 from scoring.errors import Cancelled, InputError  # noqa: E402
@@ -334,7 +337,7 @@ def _read_config(path: str) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
     """The run `score`'s flags (or its `--config` file) describe, the preset applied."""
     if getattr(args, "config", None):
-        return ScoreConfig.from_dict(_read_config(args.config))
+        return ScoreConfig.from_dict(_read_config(args.config)).validate()
     budget = {"runs": args.runs, "epochs": args.epochs, "max_length": args.max_length}
     budget["cv_folds"] = args.cv_folds
     given = {k: v for k, v in budget.items() if v is not None}
@@ -367,7 +370,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         grads=GradConfig(at=args.grad_at, params=args.grad_params, checkpoints=args.checkpoints),
         **({"cv_folds": args.cv_folds} if args.cv_folds is not None else {}),
     )
-    return apply_preset(config, args.preset, keep=given)
+    return apply_preset(config, args.preset, keep=given).validate()
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
@@ -417,7 +420,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from scoring.read.maps import compute_map
 
     report(args.job_file, run=str(Path(args.run)))
-    out = compute_map(Path(args.run), seed=args.seed)
+    out = compute_map(Path(args.run), seed=check_seed(args.seed, "--seed"))
     report(args.job_file, exit_code=0, message="map ready")
     print(out)
     return 0
@@ -427,7 +430,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from scoring.prune.export import export_selection
 
     report(args.job_file, run=str(Path(args.run)))
-    selection = _selection_from_args(args, fraction=args.fraction, seed=args.seed)
+    seed = check_seed(args.seed, "--seed")
+    selection = _selection_from_args(args, fraction=args.fraction, seed=seed)
     out = export_selection(
         Path(args.run),
         selection,
@@ -476,8 +480,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         executor.close()
     report(args.job_file, exit_code=0, message="sweep done")
+    _print_sweep_summary(out)
     print(out)
     return 0
+
+
+def _print_sweep_summary(trials_file: Path) -> None:
+    """The sweep's accuracy and paired differences to random with 95% CIs, on stderr."""
+    import pandas as pd
+
+    from scoring import store
+    from scoring.prune.sweeps import format_summary
+
+    summary = pd.read_parquet(store.SweepDir(trials_file.parent).summary_file)
+    print(format_summary(summary), file=sys.stderr)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -490,11 +506,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in runs:
         when = datetime.datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M")
         acc = f"acc {r.test_accuracy:.3f}" if r.test_accuracy is not None else ""
-        old = "" if r.version_ok else " (older scoring version)"
+        old = "" if r.version_ok or r.problems else " (older scoring version)"
         n = f"n={r.n_train}" if r.n_train is not None else ""
         print(
             f"{when}  {r.state:<11} {r.dataset:<40} {r.recipe or '':<8} {n:<9} {acc}{old}  {r.path}"
         )
+        if r.problems:  # a damaged run: which file, why, and what to do (indented under it)
+            print(f"    {r.problem}; {r.fix}")
     return 0
 
 
@@ -518,9 +536,36 @@ def main(argv: list[str] | None = None) -> int:
         report(getattr(args, "job_file", None), exit_code=2, message=str(err))
         return 2
     except Exception as err:
+        full = _disk_full(err)
+        if full is not None:  # not a bug: one line, and the log says the same
+            print(f"error: {full}", file=sys.stderr)
+            with contextlib.suppress(OSError):  # the job file sits on that full disk too
+                report(getattr(args, "job_file", None), exit_code=1, message=full)
+            return 1
         # A bug, not bad input: keep the traceback in the log, tell the app it failed.
         report(getattr(args, "job_file", None), exit_code=1, message=f"{type(err).__name__}: {err}")
         raise
+
+
+def _disk_full(err: BaseException) -> str | None:
+    """The one line for a full disk (or quota) anywhere in `err`'s chain; None otherwise.
+
+    Every cache write is a temp file moved into place (`store.atomic_write_bytes`), so a
+    write that fails leaves the previous files whole, and finished runs and folds stay on
+    disk for the rerun to pick up.
+    """
+    for _ in range(20):  # chains can in principle loop
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" (writing {err.filename})" if err.filename else ""
+            return (
+                f"the disk is full{where}: nothing already written was lost or half-written; "
+                "free some space and run the same command again to continue where it stopped"
+            )
+        nxt = err.__cause__ or err.__context__
+        if nxt is None:
+            return None
+        err = nxt
+    return None
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the config file. The job's own record keeps the config too, for a page or a test
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -168,8 +167,14 @@ def _update(job_file: Path, **fields: Any) -> None:
 
 
 def report(job_file: str | os.PathLike | None, **fields: Any) -> None:
-    """Called by the CLI to keep its job file current (a no-op without --job-file)."""
+    """Called by the CLI to keep its job file current (a no-op without --job-file).
+
+    A `pid` is recorded with its process's start time (`pid_start`), so the app can tell the
+    job from a later process that was given the same pid.
+    """
     if job_file:
+        if "pid" in fields and "pid_start" not in fields:
+            fields["pid_start"] = store.process_start(fields["pid"])
         _update(Path(job_file), **fields)
 
 
@@ -180,19 +185,30 @@ def _alive(job_id: str, record: dict[str, Any]) -> bool:
     pid = record.get("pid")
     if pid is None:  # not started by this process and has not said its pid yet
         return time.time() - float(record.get("started", 0.0)) < STARTUP_GRACE_S
-    return store.pid_alive(pid)
+    # A pid alone is no proof: a dead job's pid may since belong to another process.
+    return store.pid_alive(pid, record.get("pid_start"))
 
 
-def _pid(job_id: str, record: dict[str, Any]) -> int | None:
+def _proven_pid(job_id: str, record: dict[str, Any]) -> int | None:
+    """The job's pid if it is provably the job's process (safe to signal), else None.
+
+    Our own child is proven by its unreaped `Popen` (its pid cannot be reused before we reap
+    it); any other job by the start time it recorded beside its pid.
+    """
     child = _CHILDREN.get(job_id)
-    return child.pid if child is not None else record.get("pid")
+    if child is not None:
+        return child.pid if child.poll() is None else None
+    pid = record.get("pid")
+    return pid if store.is_process(pid, record.get("pid_start")) else None
 
 
 def status(job_id: str, cache_dir: Path | str) -> JobStatus | None:
-    """The job's state, progress and message; None for an unknown job id."""
+    """The job's state, progress and message; None for an unknown (or unreadable) job id."""
     try:
         record = store.read_json(jobs_dir(cache_dir) / f"{job_id}.json")
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, or not JSON (UnicodeDecodeError included)
+        return None
+    if not isinstance(record, dict):
         return None
     run = record.get("run")
     run_status = store.read_status(Path(run)) if run else None
@@ -246,17 +262,25 @@ def running(cache_dir: Path | str) -> list[JobStatus]:
 
 
 def cancel(job_id: str, cache_dir: Path | str) -> bool:
-    """Ask the job to stop (SIGTERM to its process group); it marks its run `cancelled`."""
+    """Ask the job to stop (SIGTERM to its process group); it marks its run `cancelled`.
+
+    Returns False, signalling nothing, unless the process is provably the job's: its pid
+    and the start time it recorded both match (or it is this process's own running child).
+    """
     try:
         record = store.read_json(jobs_dir(cache_dir) / f"{job_id}.json")
-    except FileNotFoundError:
+    except (OSError, ValueError):
         return False
-    pid = _pid(job_id, record)
-    if pid is None or "exit_code" in record or not _alive(job_id, record):  # finished/finishing
+    if not isinstance(record, dict):
+        return False
+    if "exit_code" in record:  # finished or finishing
+        return False
+    pid = _proven_pid(job_id, record)
+    if pid is None:  # gone, not started yet, or a pid we cannot prove is still the job's
         return False
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
+        os.killpg(pid, signal.SIGTERM)  # the job leads its own session: its group id is its pid
+    except (ProcessLookupError, PermissionError):
         return False
     return True
 

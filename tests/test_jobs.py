@@ -2,13 +2,22 @@
 
 import dataclasses
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from scoring import jobs, store
+from scoring.__main__ import main
 from scoring.config import DataConfig, ScoreConfig, TrainConfig, apply_preset
 from scoring.prune.select import SelectionConfig
 from scoring.prune.sweeps import SweepConfig
+from tests.app.pages import fake_job
 from tests.conftest import digits_run
 
 TINY = apply_preset(ScoreConfig(data=DataConfig(source="digits", limit=300)), "tiny")
@@ -98,3 +107,101 @@ def test_a_map_job_writes_the_map(app_cache):
     job_id = jobs.start_map(run, app_cache)
     st = _wait(job_id, app_cache)
     assert st.state == "done" and st.kind == "map", jobs.log_tail(job_id, app_cache)
+
+
+# -- pid reuse: a live, unrelated process stands in for a dead job whose pid was reused -----
+
+
+@pytest.fixture
+def stranger():
+    """A live process that is not a job (in its own session, so a group signal could reach it)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _wrong_start(pid: int) -> int | float:
+    start = store.process_start(pid)
+    assert start is not None  # Linux (/proc) or psutil: the start time is known
+    return start - 1  # the job that held this pid started earlier and died
+
+
+def test_process_start_tells_processes_apart(stranger):
+    mine, theirs = store.process_start(os.getpid()), store.process_start(stranger.pid)
+    assert mine is not None and theirs is not None
+    assert store.process_start(os.getpid()) == mine  # stable for one process
+    assert theirs >= mine  # started after this test process
+    assert store.pid_alive(stranger.pid, theirs) and store.pid_alive(stranger.pid)
+    assert not store.pid_alive(stranger.pid, theirs - 1)
+    assert store.is_process(stranger.pid, theirs)
+    assert not store.is_process(stranger.pid, None)  # no recorded start: no proof
+    for nonsense in (None, 0, -1, True, "12"):
+        assert not store.pid_alive(nonsense) and store.process_start(nonsense) is None
+
+
+def test_a_lock_whose_pid_was_reused_is_taken_over(tmp_path, stranger):
+    lock = store.RunLock(tmp_path / "run")
+    lock.path.mkdir()
+    owner = {"pid": stranger.pid, "host": socket.gethostname()}
+    store.write_json(lock.file, {**owner, "pid_start": store.process_start(stranger.pid)})
+    assert not lock.acquire()  # the real owner is alive: wait for it
+    store.write_json(lock.file, {**owner, "pid_start": _wrong_start(stranger.pid)})
+    assert lock.acquire()  # same pid, other start: the owner died, its lock is stale
+    assert store.read_json(lock.file)["pid"] == os.getpid()
+    assert store.read_json(lock.file)["pid_start"] == store.process_start(os.getpid())
+    lock.release()
+    assert stranger.poll() is None
+
+
+def test_a_run_whose_job_pid_was_reused_is_interrupted(app_cache, stranger):
+    run = digits_run(app_cache)
+    status = store.read_json(run / "status.json")
+    status.update(state="running", pid=stranger.pid, pid_start=_wrong_start(stranger.pid))
+    status.pop("files", None)
+    store.write_json(run / "status.json", status)
+    assert "interrupted" in store.unfinished_reason(run)
+    (info,) = [r for r in store.list_runs(app_cache) if r.path == run]
+    assert info.state == "interrupted"
+
+
+def test_a_job_whose_pid_was_reused_is_not_running_and_cancel_leaves_it_alone(cache_dir, stranger):
+    job_id = fake_job(
+        cache_dir,
+        cache_dir / "run",
+        "score",
+        pid=stranger.pid,
+        pid_start=_wrong_start(stranger.pid),
+    )
+    assert jobs.status(job_id, cache_dir).state != "running"
+    assert jobs.running(cache_dir) == []
+    assert not jobs.cancel(job_id, cache_dir)
+    time.sleep(0.2)
+    assert stranger.poll() is None  # never signalled
+    # An old record without a start time is no proof either: never signalled.
+    record = store.read_json(jobs.jobs_dir(cache_dir) / f"{job_id}.json")
+    record.pop("pid_start")
+    store.write_json(jobs.jobs_dir(cache_dir) / f"{job_id}.json", record)
+    assert not jobs.cancel(job_id, cache_dir)
+    time.sleep(0.2)
+    assert stranger.poll() is None
+
+
+def test_cancel_signals_a_job_proven_by_its_start_time(cache_dir, stranger):
+    """The positive control: with the right start time the same record is the job."""
+    start = store.process_start(stranger.pid)
+    job_id = fake_job(cache_dir, cache_dir / "run", "score", pid=stranger.pid, pid_start=start)
+    assert jobs.status(job_id, cache_dir).state == "running"
+    assert jobs.cancel(job_id, cache_dir)
+    assert stranger.wait(timeout=10) == -signal.SIGTERM
+
+
+def test_the_cli_records_its_start_time_in_the_job_file(cache_dir, tmp_path):
+    job_file = tmp_path / "job.json"
+    # A map of no run: refused, but the pid was recorded first (the app polls and cancels it).
+    assert main(["map", "--run", str(tmp_path / "none"), "--job-file", str(job_file)]) == 2
+    record = store.read_json(job_file)
+    assert record["pid"] == os.getpid()
+    assert record["pid_start"] == store.process_start(os.getpid())

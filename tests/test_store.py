@@ -239,3 +239,84 @@ def test_the_check_sees_a_spelled_name(tmp_path):
         'c = jobs / f"{job}.config.json"\n'
     )
     assert sorted(_spelled_run_files(code)) == ["2: scores.parquet", "3: / 'runs'", "3: run_"]
+
+
+# -- damaged runs -------------------------------------------------------------------------
+
+
+def _finished_run(root: Path) -> store.RunDir:
+    """A minimal finished run: config, summary, scores and a done status with its manifest."""
+    rd = store.RunDir(root / "fp" / "key")
+    config = {"scoring_version": SCORING_VERSION, "config": {}, "dataset": {}, "recipe": {}}
+    store.write_json(rd.config_file, config)
+    store.write_json(rd.summary_file, {"scores": {}, "test_accuracy_mean": 0.5})
+    store.save_arrays(rd.run_file(0), test_accuracy=np.float64(0.5), probs_final=np.eye(2))
+    store.write_status(rd.path, "done", files=rd.digest())
+    return rd
+
+
+def test_damaged_run_is_an_input_error_in_one_line(tmp_path):
+    err = store.DamagedRun(tmp_path, "runs/run_000.npz", "is empty")
+    assert isinstance(err, InputError) and "\n" not in str(err)
+    assert str(err).startswith(f"damaged run {tmp_path}: runs/run_000.npz is empty; run the same")
+    assert store.DamagedRun(tmp_path, "config.json", "x").fix == store.FIX_CONFIG
+    assert store.DamagedRun(tmp_path, "map.parquet", "x").fix == store.FIX_MAP
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [(b"", "is empty"), (b"{not json", "is not valid JSON"), (b"[1]", "holds a list")],
+)
+def test_status_readers_strict_and_lenient(tmp_path, content, reason):
+    rd = _finished_run(tmp_path)
+    rd.status_file.write_bytes(content)
+    assert store.read_status(rd.path) is None  # lenient: jobs and sweeps ask "done?" only
+    with pytest.raises(store.DamagedRun, match=reason) as err:
+        rd.read_status()
+    assert err.value.file == "status.json"
+    assert [p.file for p in rd.check()] == ["status.json"]
+
+
+def test_status_with_an_unknown_state_is_damage(tmp_path):
+    rd = _finished_run(tmp_path)
+    store.write_json(rd.status_file, {"state": "exploded"})
+    with pytest.raises(store.DamagedRun, match="no valid state"):
+        rd.read_status()
+
+
+def test_check_compares_sizes_and_hashes_when_the_time_moved(tmp_path):
+    rd = _finished_run(tmp_path)
+    assert rd.check(deep=True) == []
+    file = rd.run_file(0)
+    data = file.read_bytes()
+    stat = file.stat()
+    flipped = data[:-1] + bytes([data[-1] ^ 1])  # same size, one bit
+    file.write_bytes(flipped)
+    (problem,) = rd.check()  # the time moved: hashed, found
+    assert problem.file == "runs/run_000.npz" and "sha256" in problem.reason
+    os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # damage that kept the time
+    assert rd.check() == []  # a stat cannot see it ...
+    assert [p.file for p in rd.check(deep=True)] == ["runs/run_000.npz"]  # ... a hash can
+    file.write_bytes(data)  # the original bytes under a new time (a copy without -p): fine
+    assert rd.check() == []
+    file.write_bytes(data[:10])
+    assert rd.check()[0].reason == f"is cut short (10 of {len(data):,} bytes)"
+
+
+def test_iter_run_dirs_finds_a_run_without_its_config(tmp_path):
+    rd = _finished_run(tmp_path)
+    rd.config_file.unlink()
+    (tmp_path / "_jobs" / "x").mkdir(parents=True)
+    store.write_json(tmp_path / "_jobs" / "x" / "status.json", {"state": "done"})
+    assert list(store.iter_run_dirs(tmp_path)) == [rd.path]
+    (info,) = store.list_runs(tmp_path)
+    assert info.state == "damaged" and info.problem == "config.json is missing"
+    assert info.fix == store.FIX_CONFIG and info.dataset == "?"
+
+
+def test_remove_deletes_only_run_folders(tmp_path):
+    rd = _finished_run(tmp_path)
+    with pytest.raises(InputError, match="not a Winnow run folder"):
+        store.RunDir(tmp_path / "fp").remove()
+    rd.remove()
+    assert not rd.path.exists() and (tmp_path / "fp").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 
 _GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
 def read_texts(
@@ -53,7 +55,7 @@ def read_images(
 
     decoded = [
         [
-            _open_image(cell, int(row), where)
+            _open_image(cell, int(row), where, col)
             for row, cell in zip(rows, column_values(t, col, rows), strict=True)
         ]
         for t, rows, where in parts
@@ -72,12 +74,12 @@ def read_images(
     return [_to_array(images, mode, size, Image.Resampling.BILINEAR) for images in decoded]
 
 
-def _open_image(cell: dict | None, row: int, where: str) -> PILImage.Image:
-    """Decode one stored image ({'bytes', 'path'}); failures name the row and file."""
+def _open_image(cell: dict | None, row: int, where: str, col: str) -> PILImage.Image:
+    """Decode one stored image ({'bytes', 'path'}); failures name the row, column and file."""
     from PIL import Image
 
     data, path = (cell or {}).get("bytes"), (cell or {}).get("path")
-    at = f"row id {row} of {where}" + (f" ({path})" if path else "")
+    at = f"row id {row} of {where}, column {col!r}" + (f" ({path})" if path else "")
     if not data and not path:
         raise InputError(f"no image at {at}; every example needs an image: drop or fill it")
     try:
@@ -93,10 +95,21 @@ def _open_image(cell: dict | None, row: int, where: str) -> PILImage.Image:
             f"image at {at} is too large: {error} Shrink or remove it (images above PIL's "
             f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels are refused)"
         ) from error
+    except Image.UnidentifiedImageError as error:
+        raise InputError(
+            f"unreadable image at {at}: not in any image format PIL reads; fix or remove that "
+            "file or row"
+        ) from error
     except (OSError, ValueError) as error:
         raise InputError(
-            f"unreadable image at {at}: {error}; fix or remove that file or row"
+            f"unreadable image at {at}: {_plain(error)}; fix or remove that file or row"
         ) from error
+
+
+def _plain(error: BaseException) -> str:
+    """An error's message without Python object reprs such as <_io.BytesIO object at 0x...>."""
+    text = _OBJECT_REPR.sub("the image", str(error)).strip()
+    return text or type(error).__name__
 
 
 def _to_array(

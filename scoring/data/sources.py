@@ -65,6 +65,11 @@ _FILE_READERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 _CHUNK_BYTES = 1 << 20
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# Python object reprs in library messages (a resolver's functools.partial(...), a buffer's
+# <_io.BytesIO object at 0x...>) say nothing to a person: cut from the message.
+_OBJECT_REPR = re.compile(
+    r"\s*(with resolver )?functools\.partial\(.*|<[\w.]+ object at 0x[0-9a-fA-F]+>"
+)
 _SOURCE_HELP = (
     "expected 'digits', a .parquet/.csv/.tsv/.jsonl/.json file, a folder with one "
     "sub-folder of images per class, or hf:NAME[:CONFIG]"
@@ -329,6 +334,7 @@ class ImageFolder(TableSource):
         return path.is_dir()
 
     def open(self, spec: str, path: Path, cache_dir: str | None) -> _Source:
+        _require_images(path)
         splits = _hf_load(
             f"image folder {path} (expected one sub-folder of images per class)",
             cache_dir,
@@ -341,6 +347,21 @@ class ImageFolder(TableSource):
                 "expected one sub-folder of images per class"
             )
         return _Source(dict(splits), f"{path.name}/", _folder_digest(path))
+
+
+def _require_images(folder: Path) -> None:
+    """Refuse a folder without a single image file, before the reader's cryptic error."""
+    from PIL import Image
+
+    Image.init()  # registers every format PIL knows, so the extension list is complete
+    suffixes = {s.lower() for s in Image.registered_extensions()}
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    if not any(p.suffix.lower() in suffixes for p in files):
+        found = f"it holds {len(files)} other file(s)" if files else "it holds no files"
+        raise InputError(
+            f"image folder {folder} holds no images ({found}); expected one sub-folder of "
+            f"images per class, e.g. {folder / 'cat' / '1.png'}"
+        )
 
 
 class LocalFile(TableSource):
@@ -399,12 +420,26 @@ def _csv_header_options(path: Path, options: dict[str, Any]) -> dict[str, Any]:
                 delimiter=options.get("delimiter", ","),
                 quoting=options.get("quoting", csv.QUOTE_MINIMAL),
             )
-            first, second = next(rows, None), next(rows, None)
+            lines = (row for row in rows if row)  # the reader skips blank lines too
+            first, second = next(lines, None), next(lines, None)
+            second_line = rows.line_num
     except csv.Error:  # e.g. a huge first field: let the real reader decide
         return {}
     if not first:
         raise InputError(f"{path} has no rows; expected one example per row")
-    if any(_looks_like_data(cell) for cell in first):
+    headless = any(_looks_like_data(cell) for cell in first)
+    if second is not None and len(second) > len(first):
+        # The reader would take the extra leading field for an index and shift every column
+        # by one (and then blame the labels). Later long rows are its own error; short rows
+        # are filled with blanks, as everywhere in the file.
+        first_is = "the first row" if headless else "the header"
+        tsv = options.get("delimiter") == "\t"
+        raise InputError(
+            f"{path}: line {second_line} has {len(second)} fields where {first_is} has "
+            f"{len(first)}; every row needs one value per column "
+            f"({'a TSV value cannot hold a tab' if tsv else 'quote values that hold a comma'})"
+        )
+    if headless:
         return {"column_names": [f"column_{i}" for i in range(len(first))]}
     if second is None:
         raise InputError(f"{path} has a header row but no examples; expected one example per row")
@@ -435,7 +470,8 @@ def _root_cause(error: BaseException) -> str:
         if inner is None:
             break
         error = inner
-    return f"{type(error).__name__}: {error}"
+    text = _OBJECT_REPR.sub("", str(error).strip().split("\n")[0]).strip()
+    return f"{type(error).__name__}: {text}"
 
 
 def _held_out(

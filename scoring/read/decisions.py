@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -98,17 +99,34 @@ def history(run: Path | str) -> pd.DataFrame:
     Returns
     -------
     DataFrame with columns id (int64), action (str), new_label (Int64, <NA> unless relabel),
-    time (str, ISO 8601 UTC). Lines that do not parse (a line cut short by a crash) are skipped.
+    time (str, ISO 8601 UTC). Lines that do not parse (a line cut short by a crash, garbage)
+    are skipped with a warning, and counted in ``frame.attrs["skipped_lines"]``.
     """
     file = path_of(run)
-    records = []
+    records, skipped = [], 0
     if file.exists():
         for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
             record = _parse(line)
             if record is not None:
                 records.append(record)
+            elif line.strip():
+                skipped += 1
+    if skipped:  # decisions are the user's work: say that some were unreadable, keep the rest
+        warnings.warn(skipped_message(file, skipped), stacklevel=2)
     frame = pd.DataFrame(records, columns=COLUMNS)
-    return frame.astype({"id": "int64", "action": "object", "new_label": "Int64", "time": "object"})
+    frame = frame.astype(
+        {"id": "int64", "action": "object", "new_label": "Int64", "time": "object"}
+    )
+    frame.attrs["skipped_lines"] = skipped  # pages show `skipped_message` from it
+    return frame
+
+
+def skipped_message(file: Path, skipped: int) -> str:
+    """What to tell the user about `skipped` unreadable lines in a decisions file."""
+    return (
+        f"{file}: skipped {skipped} unreadable line(s) (damaged or cut short); every other "
+        "decision is kept, and new decisions are appended after them"
+    )
 
 
 def latest(run: Path | str) -> pd.DataFrame:
@@ -120,8 +138,11 @@ def latest(run: Path | str) -> pd.DataFrame:
     id, in the order the ids were last decided.
     """
     frame = history(run)
+    skipped = frame.attrs.get("skipped_lines", 0)
     frame = frame.drop_duplicates("id", keep="last")
-    return frame[frame["action"] != CLEAR].reset_index(drop=True)
+    frame = frame[frame["action"] != CLEAR].reset_index(drop=True)
+    frame.attrs["skipped_lines"] = skipped
+    return frame
 
 
 def _as_int(value: object, name: str) -> int:

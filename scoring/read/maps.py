@@ -34,14 +34,12 @@ def compute_map(run: Path, *, seed: int = 0, n_neighbors: int = 15) -> Path:
         UMAP's neighbourhood size, capped below the number of examples.
     """
     run = Path(run)
-    status = store.read_status(run)
-    if not status or status.get("state") != "done":
-        raise InputError(f"{run} is not a finished run; score it first")
+    rd = store.RunDir(run)
+    rd.require_finished()  # not a run, damaged (which file, how to repair) or unfinished
     try:
         import umap
     except ImportError as err:
         raise InputError("the embedding map needs umap-learn: pip install umap-learn") from err
-    rd = store.RunDir(run)
     recorded = rd.read_run(0)
     if "features" not in recorded:
         raise InputError(f"{run} recorded no embedding features; score it again to map it")
@@ -70,14 +68,21 @@ def compute_map(run: Path, *, seed: int = 0, n_neighbors: int = 15) -> Path:
 
 
 def read_map(run: Path) -> pd.DataFrame | None:
-    """The run's map (id, x, y), or None when it was not computed yet."""
-    path = store.RunDir(run).map_file
+    """The run's map (id, x, y), or None when it was not computed yet.
+
+    Raises `store.DamagedRun` when the file cannot be read (the fix: compute it again).
+    """
+    rd = store.RunDir(run)
+    path = rd.map_file
     if not path.exists():
         return None
-    frame = pd.read_parquet(path)
+    with rd.reading(path):  # a damaged map: DamagedRun, whose fix is computing it again
+        frame = pd.read_parquet(path)
     missing = {"id", "x", "y"} - set(frame.columns)
     if missing:
-        raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}; compute it again")
+        raise store.DamagedRun(
+            rd.path, rd.relative(path), f"lacks column(s) {', '.join(sorted(missing))}"
+        )
     return frame
 
 

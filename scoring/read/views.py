@@ -66,23 +66,35 @@ class RunView:
 
 
 def load_run(path: Path | str) -> RunView:
-    """Read a finished run; InputError (with a way forward) for anything else."""
+    """Read a finished run; InputError (with a way forward) for anything else.
+
+    A damaged run raises `store.DamagedRun` (an InputError) naming the file, why and the fix:
+    the cheap checks of `RunDir.check` first, then whatever fails while the tables are read.
+    """
     path = Path(path)
     rd = store.RunDir(path)
-    status = rd.read_status()
-    if status is None or not rd.config_file.exists():
-        raise InputError(f"{path} is not a Winnow run folder")
-    if status["state"] != "done":
-        raise InputError(
-            f"this run is {status['state']} ({status.get('message', '')}); "
-            "pick a finished run or wait for it"
-        )
+    rd.require_finished()
     store.check_version(path)
+    config, summary = rd.read_config(), rd.read_summary()
     table = rd.read_scores()
+    _require(rd, rd.scores_file, table, ("id", "label"))
     preds = rd.read_predictions()
     if preds is not None:  # runs from before predictions were written still open
+        _require(rd, rd.predictions_file, preds, ("id", "pred", "pred_prob", "given_prob"))
         table = table.merge(preds, on="id", how="left")
-    return RunView(path, rd.read_config(), rd.read_summary(), table)
+    # The display files are opened (a header, not the data) so a garbled one is reported
+    # here, with the run, rather than by the page that shows examples.
+    if config["dataset"].get("modality") == "image":
+        rd.open_images()
+    else:
+        rd.read_texts(columns=["id"])
+    return RunView(path, config, summary, table)
+
+
+def _require(rd: store.RunDir, file: Path, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise store.DamagedRun(rd.path, rd.relative(file), f"lacks column(s) {', '.join(missing)}")
 
 
 def normalize(values: np.ndarray, labels: np.ndarray, mode: str) -> np.ndarray:

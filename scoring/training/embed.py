@@ -45,18 +45,119 @@ def embedding_key(model: str | None, max_length: int) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _from_pretrained(auto_cls, model: str | None):
+# Weight files that are pickles: loading one can run code, so they are never read.
+PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# What a local model folder holds (the config file's name is transformers' CONFIG_NAME).
+_MODEL_FILES = "its config, tokenizer files and model.safetensors"
+
+
+def check_encoder(model: str | None, max_length: int) -> int | None:
+    """Refuse a text model that cannot load, or a `max_length` above its limit.
+
+    Reads the model's config and tokenizer only, never its weights, so `steps.prepare` can
+    call it before any work: a folder that is missing, is no model, or holds only pickled
+    weights is refused here rather than after the run folder exists.
+
+    Parameters
+    ----------
+    model : str or None
+        `TrainConfig.model`: None (the bundled MiniLM), a local folder or a Hub name.
+    max_length : int
+        Tokens kept per example (a pair's two parts together).
+
+    Returns
+    -------
+    int or None
+        The encoder's token limit: the smaller of the tokenizer's `model_max_length` and
+        the config's `max_position_embeddings` (None when neither says).
+
+    Raises
+    ------
+    InputError
+    """
+    from transformers import AutoConfig
+
+    name = model or DEFAULT_TEXT_MODEL
+    path = resolve_model_path(model)
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        _check_model_folder(folder, name)
+    elif folder.exists() or _looks_like_path(path):
+        raise InputError(
+            f"--model {name}: no such folder; give a local model folder ({_MODEL_FILES}) or "
+            "a Hugging Face model name"
+        )
+    config = _from_pretrained(AutoConfig, model)
+    tokenizer = load_tokenizer(model)
+    limits = {}
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        limits["max_position_embeddings"] = positions
+    # Tokenizers without a recorded limit report a huge placeholder (1e30): no limit then.
+    tokens = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokens, int) and 0 < tokens < 1_000_000:
+        limits["model_max_length"] = tokens
+    if not limits:
+        return None
+    field, limit = min(limits.items(), key=lambda item: item[1])
+    if max_length > limit:
+        raise InputError(
+            f"--max-length {max_length} is above what the text model {name} reads: "
+            f"{limit} tokens (its {field}); use --max-length {limit} or less"
+        )
+    return limit
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A spec no Hub name looks like (Hub names are NAME or ORG/NAME)."""
+    return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or os.sep in spec.strip("/")
+
+
+def _check_model_folder(folder: Path, name: str) -> None:
+    """A local model folder needs a config and safetensors weights (never a pickle)."""
+    from transformers.utils import CONFIG_NAME
+
+    if not (folder / CONFIG_NAME).is_file():
+        raise InputError(
+            f"--model {name} is not a model folder: it has no {CONFIG_NAME}; expected a "
+            f"Hugging Face model folder ({_MODEL_FILES}), such as save_pretrained writes"
+        )
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLED_WEIGHTS)
+    if pickled:
+        raise InputError(
+            f"--model {name} holds pickled weights ({', '.join(pickled[:3])}), which are "
+            "refused: loading a pickle can run code. Convert them to safetensors where you "
+            "trust the file (AutoModel.from_pretrained(folder).save_pretrained(folder, "
+            "safe_serialization=True)) and pass the folder again"
+        )
+    raise InputError(
+        f"--model {name} has no weights: expected model.safetensors beside its {CONFIG_NAME}"
+    )
+
+
+def _from_pretrained(auto_cls, model: str | None, **kwargs):
     """`auto_cls.from_pretrained` for the default, a local folder or a Hub name."""
+    import pickle
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     path = resolve_model_path(model)
     try:
-        return auto_cls.from_pretrained(path, local_files_only=os.path.isdir(path))
-    except OSError as err:
+        return auto_cls.from_pretrained(path, local_files_only=os.path.isdir(path), **kwargs)
+    except pickle.UnpicklingError as err:  # only if a loader ever reached a pickle anyway
         raise InputError(
-            f"could not load the text model {model!r}: {err}. Pass --model with a local "
-            "folder or a Hugging Face model name reachable from this machine"
+            f"the text model {model or DEFAULT_TEXT_MODEL} holds pickled weights, which are "
+            "refused; convert them to safetensors and pass the folder again"
+        ) from err
+    except (OSError, ValueError) as err:  # missing files, unknown architecture, no tokenizer
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(
+            f"could not load the text model {model or DEFAULT_TEXT_MODEL}: {reason} Pass "
+            "--model with a local model folder or a Hugging Face model name reachable from "
+            "this machine"
         ) from err
 
 
@@ -71,7 +172,8 @@ def load_encoder(model: str | None) -> torch.nn.Module:
     """The pretrained encoder without a head (default MiniLM, a local folder or a Hub name)."""
     from transformers import AutoModel
 
-    return _from_pretrained(AutoModel, model)
+    # Safetensors only: no pickle is ever unpickled, whatever a folder or the Hub offers.
+    return _from_pretrained(AutoModel, model, use_safetensors=True)
 
 
 def _load(model: str | None):

@@ -3,12 +3,22 @@
 prepare -> record the setup -> model inputs -> R recorded runs -> K cross-fit folds (only
 for scores that need out-of-fold probabilities) -> scores -> results -> summary; each step
 lives in `scoring.training.steps`. Each run and fold is saved as soon as it finishes, so a
-killed job resumes where it stopped; the run is marked done only after every file is written.
+killed job resumes where it stopped; the run is marked done only after every file is written,
+and `done` records every file's size and sha256 (`store.RunDir.digest`).
+
+Repair: `score` on a run marked done first checks its files against those hashes
+(`RunDir.check(deep=True)`). When one is damaged or missing it computes the run again the way
+a resume does: recorded runs and folds that fail their hash (or, without one, do not load)
+are dropped and retrained, the intact ones are read back, and everything derived from them
+(scores, predictions, examples, inputs, summary) is written again, bit for bit what an
+undamaged run holds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +45,7 @@ def execute(
     The R training runs go through `executor` (default: one after another, here).
     """
     rd = prep.run_dir
+    drop_damaged(prep)
     steps.record_setup(prep)
     progress = Progress(rd.path, prep.total_epochs, show_progress)
     timings: dict[str, float] = {}
@@ -55,8 +66,8 @@ def execute(
         with _timed(timings, "write"):
             results.write_results(prep, scores, runs, x, x_test)
         store.write_json(rd.summary_file, results.summarize(prep, runs, scores, timings))
-        # Last: `done` promises that everything above is on disk.
-        store.write_status(rd.path, "done", progress=1.0, message="done")
+        # Last: `done` promises that everything above is on disk, as its manifest says.
+        store.write_status(rd.path, "done", progress=1.0, message="done", files=rd.digest())
     except Cancelled:
         store.write_status(
             rd.path,
@@ -99,15 +110,16 @@ def score(
     `executor` runs the R training runs (default: here, one after another).
 
     A request for a key that another live process is computing waits for that job instead
-    of starting a second one.
+    of starting a second one. A cached run whose files no longer match the hashes its
+    `done` recorded is repaired: only what is damaged or missing is recomputed.
     """
     cache_dir = Path(cache_dir)
     prep = prepare(config, cache_dir)
     path = prep.path
     if on_prepared is not None:
         on_prepared(path)
-    status = store.read_status(path)
-    if status and status["state"] == "done":
+    damage = _damage(prep.run_dir)
+    if damage is None:
         store.check_version(path)
         return path
     lock = prep.run_dir.lock()
@@ -115,11 +127,67 @@ def score(
         if on_wait is not None:
             on_wait(store.read_status(path) or {})
         time.sleep(wait_poll_s)
-    status = store.read_status(path)
-    if status and status["state"] == "done":  # the job we waited for finished it
+    damage = _damage(prep.run_dir)
+    if damage is None:  # the job we waited for finished it
         lock.release()
         return path
+    if damage and show_progress:
+        print(f"repairing {path}: {'; '.join(d.short for d in damage)}", file=sys.stderr)
     try:
         return execute(prep, show_progress=show_progress, executor=executor)
     finally:
         lock.release()
+
+
+def _damage(rd: store.RunDir) -> list[store.DamagedRun] | None:
+    """None for a finished, intact run; else what is damaged ([] when just not finished)."""
+    try:
+        status = rd.read_status()
+    except store.DamagedRun as err:
+        return [err]
+    if not status or status["state"] != "done":
+        return []
+    return rd.check(deep=True) or None
+
+
+def drop_damaged(prep: Prepared) -> list[str]:
+    """Remove the recorded runs, folds and label-free features that are damaged, so they are
+    computed again.
+
+    A file the finished run's manifest lists must match its size and sha256; one it does not
+    list (a resumed, unfinished run) must load. A run's weight snapshots go with its
+    recording (the .npz marks the run complete). Returns the relative names removed.
+    """
+    rd = prep.run_dir
+    manifest = rd.manifest()
+    groups = [
+        ((rd.run_file(r), rd.states_file(r)), functools.partial(rd.read_run, r))
+        for r in range(prep.config.train.runs)
+    ]
+    if prep.needs_cv:
+        groups += [
+            ((rd.fold_file(f),), functools.partial(rd.read_fold, f))
+            for f in range(prep.config.cv_folds)
+        ]
+    # Label-free features are computed once and read back, like a run: a damaged file goes.
+    free = rd.features_free_file
+    groups.append(((free,), functools.partial(rd.read_arrays, free, ("features",))))
+    dropped = []
+    for files, read in groups:
+        if not files[0].exists():
+            continue  # computed anyway
+        if rd.relative(files[0]) in manifest:
+            listed = [(f, manifest[rd.relative(f)]) for f in files if rd.relative(f) in manifest]
+            bad = any(store.compare_file(f, meta, deep=True) for f, meta in listed)
+        else:
+            try:
+                read()
+                bad = False
+            except store.DamagedRun:
+                bad = True
+        if bad:
+            for f in files:
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+            dropped.append(rd.relative(files[0]))
+    return dropped

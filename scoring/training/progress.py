@@ -10,7 +10,24 @@ from tqdm.auto import tqdm
 
 from scoring import store
 
-_BAR = "{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f} epochs [{elapsed}<{remaining}]"
+# `{left}` is "<mm:ss" once the time left is known, else nothing (never "<?" or "<-00:00").
+_BAR = "{desc}{percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f} epochs [{elapsed}{left}]"
+
+
+class _EpochBar(tqdm):
+    """tqdm whose time left is shown only once known, and never below zero."""
+
+    @property
+    def format_dict(self) -> dict:
+        d = super().format_dict
+        n, total, elapsed = d["n"], d["total"], d["elapsed"]
+        rate = d["rate"]
+        if rate is None and elapsed and n > d.get("initial", 0):
+            rate = (n - d.get("initial", 0)) / elapsed
+        left = ""
+        if rate and total:
+            left = "<" + self.format_interval(max(total - n, 0.0) / rate)
+        return {**d, "left": left}
 
 
 class Progress:
@@ -40,21 +57,25 @@ class Progress:
     def stage(self, message: str) -> None:
         self.message = message
         if self.bar is None:
-            self.bar = tqdm(
+            self.bar = _EpochBar(
                 total=self.total,
                 disable=not self.enabled,
                 unit="epoch",
                 dynamic_ncols=True,
                 bar_format=_BAR,
+                # Work read back from disk (a resumed run) is the start, not speed: the time
+                # left comes from what this process computes.
+                initial=min(self.done, self.total),
             )
-            self.bar.update(self.done)
         self.bar.set_description(message)
         self._write(force=True)
 
     def advance(self, amount: float = 1.0) -> None:
         self.done += amount
         if self.bar is not None:
-            self.bar.update(amount)
+            # Fractional steps add up to a hair over the total in floating point: clamp, so
+            # the bar neither warns nor overshoots.
+            self.bar.update(max(min(amount, self.total - self.bar.n), 0.0))
         self._write()
 
     def counter(self, message: str, total: int, unit: str) -> tuple[tqdm, Callable[[int], None]]:

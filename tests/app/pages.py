@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 
@@ -40,6 +41,11 @@ def page_text(at: AppTest) -> str:
     """Everything the page says in messages, captions and markdown, one element a line."""
     parts = [*at.info, *at.warning, *at.error, *at.success, *at.caption, *at.markdown]
     return "\n".join(str(p.value) for p in parts)
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of markdown that escapes user text: backslash escapes removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(markdown))
 
 
 def fake_job(cache_dir: Path, run: Path, kind: str, **record) -> str:

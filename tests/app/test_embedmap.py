@@ -61,9 +61,9 @@ def test_compute_map_refuses_an_unfinished_run(built_cache, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(digits_run(built_cache), run)
     store.write_status(run, "running", progress=0.5, message="run 1/2")
-    with pytest.raises(InputError, match="not a finished run"):
+    with pytest.raises(InputError, match="this run is not finished"):
         compute_map(run)
-    with pytest.raises(InputError, match="not a finished run"):
+    with pytest.raises(InputError, match="not a Winnow run folder"):
         compute_map(tmp_path / "nowhere")
     assert not store.RunDir(run).map_file.exists()
 

@@ -16,7 +16,7 @@ from scoring.prune.export import manifest_path
 from scoring.prune.select import SelectionConfig, select_run
 from scoring.read import decisions
 from scoring.read.views import load_run
-from tests.app.pages import open_page, page_text
+from tests.app.pages import open_page, page_text, shown
 from tests.conftest import digits_run, text_run
 
 PAGE = "export.py"
@@ -94,7 +94,7 @@ def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
     assert at.dataframe[1].value["examples"].tolist() == list(manifest["counts_per_class"].values())
     assert at.json[0].value  # the manifest, shown
     (download,) = at.get("download_button")
-    assert download.proto.label == f"Download {written.name}"
+    assert shown(download.proto.label) == f"Download {written.name}"
 
 
 def test_overwrite_is_refused_until_ticked(app_cache, tmp_path):
@@ -132,7 +132,7 @@ def test_paths_that_leave_the_folder_are_refused(app_cache, tmp_path):
     at = open_page(PAGE, run, export_folder=str(root / "inside"))
     at.text_input(key="export_out").input("../escape.parquet").run()
     assert not at.exception
-    assert any("contains '..'" in w.value for w in at.warning)
+    assert any("contains '..'" in shown(w.value) for w in at.warning)
     assert at.button(key="export_go").disabled
     at.text_input(key="export_out").input(str(root / "elsewhere.parquet")).run()
     assert any("outside the export folder" in w.value for w in at.warning)

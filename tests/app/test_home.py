@@ -8,6 +8,7 @@ from app_pages._shared import UIState
 from scoring import jobs, store
 from scoring.__main__ import build_parser, config_from_args
 from scoring.config import ScoreConfig
+from tests.app.pages import shown
 from tests.conftest import PAGES, ROOT, digits_run, text_run
 
 
@@ -92,7 +93,7 @@ def test_a_failing_job_shows_its_message(cache_dir, tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.3)
     at.run()
-    assert any("cannot reach a Ray cluster at 'head-node:6379'" in e.value for e in at.error)
+    assert any("cannot reach a Ray cluster at 'head-node:6379'" in shown(e.value) for e in at.error)
 
 
 def test_session_state_is_the_typed_dataclass(cache_dir):

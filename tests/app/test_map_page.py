@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
 from scoring import jobs, store
-from tests.app.pages import fake_job, figures, open_page, page_text, plotly_array
+from tests.app.pages import fake_job, figures, open_page, page_text, plotly_array, shown
 from tests.conftest import PAGES, digits_run, text_run
 
 PAGE = "map.py"
@@ -177,7 +177,7 @@ def test_failed_job_shows_its_message_and_a_retry(app_cache):
     at.session_state["ui"] = UIState(run=str(run), choices={f"map_job:{run}": job_id})
     at.run()
     assert not at.exception
-    assert "failed: the map needs umap-learn" in at.warning[0].value
+    assert "failed: the map needs umap-learn" in shown(at.warning[0].value)
     assert [b.label for b in at.button] == ["Compute the map again"]
 
 

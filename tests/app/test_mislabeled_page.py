@@ -8,7 +8,7 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from scoring.read import decisions
-from tests.app.pages import open_page
+from tests.app.pages import open_page, page_text
 from tests.conftest import digits_run, text_run
 
 PAGE = "mislabeled.py"
@@ -31,6 +31,7 @@ def test_default_detector_noise_table_and_suspect_order(app_cache):
     assert at.title[0].value == "Mislabeled"
     best = max(aurocs, key=aurocs.get)
     assert at.selectbox(key="w_detector").value == best
+    assert "This choice is optimistic" in page_text(at)  # tuned on the very noise it reports
     assert "0 decisions saved to decisions.jsonl" in _markdown(at)[0]
     # The noise table: every score, and precision@n_noisy agrees with the engine's summary.
     noise = at.dataframe[0].value
@@ -103,6 +104,7 @@ def test_text_run_without_noise(app_cache):
     at = open_page(PAGE, run, detector="forgetting")  # remembered, but this run has no forgetting
     assert not at.exception
     assert at.selectbox(key="w_detector").value == "cl_quality"  # preference, no noise
+    assert "optimistic" not in page_text(at)
     assert not any("injected noise" in h.value for h in at.subheader)
     assert not any("flipped" in m for m in _markdown(at))
     assert any(m.startswith("*premise:*") and "*hypothesis:*" in m for m in _markdown(at))

@@ -544,6 +544,44 @@ def test_missing_labels_in_csv(tmp_path):
         _load(tmp_path, source=source)
 
 
+def test_a_first_row_longer_than_the_header_is_named_not_blamed_on_labels(tmp_path):
+    # pandas would take the extra leading field for an index and shift every column.
+    rows = ["text 0,x,0", *(f"text {i},{i % 2}" for i in range(1, 10))]
+    source = _write_lines(tmp_path / "r.csv", ["text,label", *rows])
+    with pytest.raises(InputError, match="line 2 has 3 fields where the header has 2") as err:
+        _load(tmp_path, source=source)
+    assert "label" not in str(err.value).split(";")[0]
+    tsv = _write_lines(tmp_path / "r.tsv", ["text\tlabel", "a\tb\t0", "c d\t1", "e f\t0"])
+    with pytest.raises(InputError, match="a TSV value cannot hold a tab"):
+        _load(tmp_path, source=tsv)
+
+
+def test_a_short_first_row_is_filled_like_any_other(tmp_path):
+    rows = ["text 0,0", *(f"text {i},{i % 2},note" for i in range(1, 10))]
+    data = _load(tmp_path, source=_write_lines(tmp_path / "s.csv", ["text,label,note", *rows]))
+    assert len(data.train.labels) + len(data.test.labels) == 10
+
+
+def test_a_folder_without_images_says_so(tmp_path):
+    (tmp_path / "pets" / "cat").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"holds no images \(it holds no files\)") as err:
+        _load(tmp_path, source=tmp_path / "pets")
+    assert "functools" not in str(err.value)
+    (tmp_path / "pets" / "cat" / "notes.txt").write_text("hi")
+    with pytest.raises(InputError, match=r"holds no images \(it holds 1 other file\(s\)\)"):
+        _load(tmp_path, source=tmp_path / "pets")
+
+
+def test_garbage_image_bytes_name_row_and_column_not_a_buffer(tmp_path):
+    images = [_png(_rgb(i)) for i in range(6)]
+    images[2] = b"no image here"
+    source = _image_parquet(tmp_path / "g.parquet", images, [0, 1] * 3, ["a", "b"])
+    test = _image_parquet(tmp_path / "t.parquet", [_png(_rgb(0))] * 2, [0, 1], ["a", "b"])
+    with pytest.raises(InputError, match="row id 2 of the training data, column 'image'") as err:
+        _load(tmp_path, source=source, test=test)
+    assert "BytesIO" not in str(err.value) and "object at 0x" not in str(err.value)
+
+
 def test_fractional_labels_look_like_regression(tmp_path):
     rows = [f"text {i},{i % 2}" for i in range(10)] + ["text 10,0.5"]
     source = _write_lines(tmp_path / "l.csv", ["text,label", *rows])
