@@ -1,8 +1,8 @@
 """A 2-D map of a run's embedding space (UMAP), computed once in the background and cached.
 
-Uses the first run's final-model penultimate features (the space `prototype` measures in),
-L2-normalised, so the map and the prototype score see the same geometry. Also the small
-read-side helpers the Map page colours it with (no Streamlit here).
+Uses the first run's final-model penultimate features, L2-normalised: the space the trained
+model sees (unlike `prototype`, which measures in label-independent embeddings). Also the
+small read-side helpers the Map page colours it with (no Streamlit here).
 """
 
 from __future__ import annotations
