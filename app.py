@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="Winnow", page_icon=":material/grain:", layout="wide")
+# The favicon is an emoji: Streamlit draws it as an inline SVG. A `:material/...:` page icon
+# makes the browser fetch an SVG from fonts.gstatic.com instead (an error offline, and a
+# request leaving the machine). Material icons inside the app come from Streamlit's bundled
+# font and fetch nothing.
+st.set_page_config(page_title="Winnow", page_icon="🌾", layout="wide")
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/scores.py", title="Scores", icon=":material/bar_chart:"),

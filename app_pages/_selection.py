@@ -50,7 +50,12 @@ def scored_page_header(title: str, *, purpose: str) -> RunView:
 
 
 def selection_controls(
-    run: RunView, *, prefix: str, decisions_help: str, seed: bool = False
+    run: RunView,
+    *,
+    prefix: str,
+    decisions_help: str,
+    seed: bool = False,
+    use_decisions: bool | None = None,
 ) -> Selection:
     """Score, rule, normalization, fraction, the rule's own parameters, balance, decisions.
 
@@ -64,6 +69,9 @@ def selection_controls(
         What applying the decisions means on this page.
     seed : bool
         Offer a seed for seeded rules (the Pruning preview always shows seed 0).
+    use_decisions : bool or None
+        Whether to apply the decisions, when the page draws that switch itself (Export shows
+        it up front); None draws it here.
     """
     keys = run.score_keys
     c1, c2, c3 = st.columns(3)
@@ -72,7 +80,7 @@ def selection_controls(
     with c2:
         name = pick(
             "Rule",
-            list(RULES),
+            [n for n, r in RULES.items() if not r.keeps_all],  # pruning rules only
             "prune_rule",
             widget_key=f"{prefix}rule",
             format_func=lambda r: RULES[r].label,
@@ -130,8 +138,9 @@ def selection_controls(
                 step=1,
                 help="The Pruning preview shows seed 0; the manifest records the seed used.",
             )
-    with c3:
-        use_decisions = _decisions_control(run, key=f"{prefix}decisions", help=decisions_help)
+    if use_decisions is None:
+        with c3:
+            use_decisions = _decisions_control(run, key=f"{prefix}decisions", help=decisions_help)
 
     config = SelectionConfig(
         rule=name,

@@ -30,6 +30,7 @@ class UIState:
 
     run: str | None = None  # current run folder; None -> the newest finished run
     job_id: str | None = None  # the job this session started last
+    adopted_job: str | None = None  # the finished job whose run was made current (once)
     choices: dict[str, object] = field(default_factory=dict)  # per-page widget memory
 
 
@@ -73,8 +74,28 @@ def finished_runs() -> list[store.RunInfo]:
     return [r for r in store.list_runs(cache_dir()) if r.state == "done" and r.version_ok]
 
 
+def adopt_finished_job() -> None:
+    """Make the run of this session's last job current, once, when that job has finished.
+
+    Called before any run picker is drawn (Home, every page header), so "the new run is now
+    the current run on every page" holds wherever the user is when the job ends.
+    """
+    state = ui()
+    if not state.job_id or state.adopted_job == state.job_id:
+        return
+    job = jobs.status(state.job_id, cache_dir())
+    if job is None or job.state == "running":
+        return
+    state.adopted_job = state.job_id
+    if job.state == "done" and job.kind == "score" and job.run:
+        target = Path(job.run).resolve()  # the job may spell the folder another way
+        found = [str(r.path) for r in finished_runs() if r.path.resolve() == target]
+        state.run = found[0] if found else state.run
+
+
 def current_run() -> RunView | None:
     """The run every page shows, or None after telling the user what to do."""
+    adopt_finished_job()
     state = ui()
     listed = store.list_runs(cache_dir())
     chosen = next((r for r in listed if str(r.path) == state.run), None)
@@ -88,7 +109,7 @@ def current_run() -> RunView | None:
     if state.run is None:
         st.info(
             "No finished run yet. Start one on the **Home** page (first in the sidebar): "
-            "a digits run takes under a minute.",
+            "a digits run takes about 40 seconds.",
             icon=":material/info:",
         )
         return None

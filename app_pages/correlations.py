@@ -1,6 +1,9 @@
 """Correlations: how the run's scores agree (Spearman matrix), and a scatter of any pair.
 
-Thin page: the matrix, the default pair and the scatter table come from `scoring.read.stats`.
+Thin page: the matrix, its clustered order, the default pair and the scatter table come from
+`scoring.read.stats`. By default every score is oriented so larger = harder (lower-is-harder
+scores times −1), so a positive ρ always means two scores agree on which examples are hard;
+label-free scores (blind to label noise by construction) are behind a toggle.
 """
 
 from __future__ import annotations
@@ -14,20 +17,21 @@ import streamlit as st
 from app_pages._shared import page_header, pick, sample_note, ui
 from scoring.read import stats
 from scoring.read.views import RunView, hardness
+from scoring.scores.registry import REGISTRY
 
 ALL_CLASSES = -1
 NOISE_COLOURS = {"clean": "#9aa5b1", "injected noise": "#d62728"}
 
 
-def remembered_toggle(label: str, key: str, help: str | None = None) -> bool:
+def remembered_toggle(label: str, key: str, help: str | None = None, default: bool = False) -> bool:
     """A toggle whose value survives page switches (kept in UIState.choices)."""
     state = ui()
-    value = st.toggle(label, value=bool(state.choices.get(key, False)), key=f"w_{key}", help=help)
+    value = st.toggle(label, value=bool(state.choices.get(key, default)), key=f"w_{key}", help=help)
     state.choices[key] = value
     return value
 
 
-def heatmap(matrix: pd.DataFrame) -> go.Figure:
+def heatmap(matrix: pd.DataFrame, title: str) -> go.Figure:
     """Annotated heatmap of an (S, S) correlation matrix, colours fixed to [-1, 1]."""
     rho = matrix.to_numpy(dtype=np.float64)
     text = np.where(np.isfinite(rho), np.char.mod("%.2f", np.nan_to_num(rho)), "")
@@ -49,12 +53,20 @@ def heatmap(matrix: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_yaxes(autorange="reversed")  # read like a matrix: first score top-left
-    fig.update_layout(height=160 + 42 * len(keys), xaxis_tickangle=-45)
+    fig.update_layout(
+        title=title,
+        height=140 + 42 * len(keys),
+        xaxis_tickangle=-45,
+        margin={"t": 40, "b": 10, "l": 10, "r": 10},  # no dead space around the cells
+    )
     return fig
 
 
-def scatter(points: pd.DataFrame, x: str, y: str, has_noise: bool) -> go.Figure:
-    """Scatter of `points` (from `stats.pair_frame`), one colour per group."""
+def scatter(
+    points: pd.DataFrame, x: str, y: str, has_noise: bool, titles: tuple[str, str]
+) -> go.Figure:
+    """Scatter of `points` (from `stats.pair_frame`), one colour per group; `titles` name
+    the axes (a flipped score reads `−key`)."""
     if has_noise:
         # Clean first so the few noisy points are drawn on top.
         kw = {
@@ -67,7 +79,13 @@ def scatter(points: pd.DataFrame, x: str, y: str, has_noise: bool) -> go.Figure:
         points, x=x, y=y, color="colour", hover_data={"id": True, "label": True}, opacity=0.7, **kw
     )
     fig.update_traces(marker_size=5)
-    fig.update_layout(legend_title="injected noise" if has_noise else "label")
+    fig.update_layout(
+        title=f"{titles[1]} against {titles[0]}, one point per example",
+        legend_title="injected noise" if has_noise else "label",
+        margin={"t": 40, "b": 10, "l": 10, "r": 10},
+        xaxis_title=titles[0],
+        yaxis_title=titles[1],
+    )
     return fig
 
 
@@ -76,22 +94,28 @@ def class_rows(run: RunView, k: int) -> pd.DataFrame:
     return table if k == ALL_CLASSES else table[table["label"] == k]
 
 
-def matrix_section(run: RunView, rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Draws the heatmap and returns the raw (unoriented) matrix, shape (S, S)."""
-    orient = remembered_toggle(
-        "Orient every score so larger = harder",
-        key="corr_orient",
-        help="Flips the scores where lower means harder (such as aum, confidence), so a "
-        "positive ρ always means two scores agree on which examples are hard.",
+def oriented_rows(run: RunView, rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`rows` with every lower-is-harder score times −1, so larger = harder for all keys."""
+    out = rows.copy()
+    for key in keys:
+        out[key] = hardness(out[key].to_numpy(), run.higher_is_harder(key))
+    return out
+
+
+def axis_title(run: RunView, key: str, oriented: bool) -> str:
+    return f"−{key}" if oriented and not run.higher_is_harder(key) else key
+
+
+def matrix_section(rows: pd.DataFrame, keys: list[str], oriented: bool) -> pd.DataFrame:
+    """Draws the heatmap in clustered order and returns the matrix shown, shape (S, S)."""
+    matrix = stats.spearman_matrix(rows, keys)
+    order = stats.clustered_order(matrix)
+    matrix = matrix.loc[order, order]
+    sense = "larger = harder for every score" if oriented else "raw directions"
+    st.plotly_chart(
+        heatmap(matrix, f"Spearman ρ between scores ({sense}; similar scores together)"),
+        width="stretch",
     )
-    raw = stats.spearman_matrix(rows, keys)
-    shown = raw
-    if orient:
-        oriented = rows[keys].copy()
-        for key in keys:
-            oriented[key] = hardness(oriented[key].to_numpy(), run.higher_is_harder(key))
-        shown = stats.spearman_matrix(oriented, keys)
-    st.plotly_chart(heatmap(shown), width="stretch")
     constant = stats.constant_columns(rows, keys)
     if constant:
         names = ", ".join(f"`{k}`" for k in constant)
@@ -100,14 +124,21 @@ def matrix_section(run: RunView, rows: pd.DataFrame, keys: list[str]) -> pd.Data
             "so the rank correlation is undefined: blank cells. Pick all classes or "
             "another class to see them."
         )
-    return raw
+    return matrix
 
 
-def pair_section(run: RunView, rows: pd.DataFrame, keys: list[str], raw: pd.DataFrame) -> None:
+def pair_section(
+    run: RunView, rows: pd.DataFrame, keys: list[str], matrix: pd.DataFrame, oriented: bool
+) -> None:
     st.subheader("Pair")
-    # Default to the most correlated pair, seeded as the remembered choice (rather than through
-    # pick's `index`, which pick passes on twice once something is remembered).
-    default = stats.strongest_pair(raw) or (keys[0], keys[1])
+    # Default to the most correlated pair of label-dependent scores that are not one
+    # quantity measured twice (loss/confidence), seeded as the remembered choice (rather than
+    # through pick's `index`, which pick passes on twice once something is remembered).
+    dependent = [k for k in matrix.index if not _label_free(k)]
+    default = (
+        stats.informative_pair(matrix.loc[dependent, dependent]) if len(dependent) > 1 else None
+    )
+    default = default or stats.informative_pair(matrix) or (keys[0], keys[1])
     choices = ui().choices
     for slot, key in zip(("corr_x", "corr_y"), default, strict=True):
         if choices.get(slot) not in keys:
@@ -120,10 +151,11 @@ def pair_section(run: RunView, rows: pd.DataFrame, keys: list[str], raw: pd.Data
     if x == y:
         st.info("Pick two different scores to compare.")
         return
-    rho = raw.loc[x, y]
+    rho = matrix.loc[x, y]
     rho_text = f"{rho:.3f}" if np.isfinite(rho) else "undefined (a constant score)"
+    sense = " (larger = harder for both)" if oriented else ""
     st.caption(
-        f"Spearman ρ between `{x}` and `{y}`: {rho_text}. Colour: "
+        f"Spearman ρ between `{x}` and `{y}`{sense}: {rho_text}. Colour: "
         + (
             "injected noise (labels this run flipped on purpose)."
             if run.has_noise
@@ -135,7 +167,13 @@ def pair_section(run: RunView, rows: pd.DataFrame, keys: list[str], raw: pd.Data
         st.info(f"No examples have both `{x}` and `{y}` here.")
         return
     points = sample_note(points)
-    st.plotly_chart(scatter(points, x, y, run.has_noise), width="stretch")
+    titles = (axis_title(run, x, oriented), axis_title(run, y, oriented))
+    st.plotly_chart(scatter(points, x, y, run.has_noise, titles), width="stretch")
+
+
+def _label_free(key: str) -> bool:
+    score = REGISTRY.get(key)
+    return bool(score is not None and score.label_free)
 
 
 def main() -> None:
@@ -163,8 +201,31 @@ def main() -> None:
             "Pick all classes or another class."
         )
         st.stop()
-    raw = matrix_section(run, rows, keys)
-    pair_section(run, rows, keys, raw)
+    toggles = st.columns(2)
+    with toggles[0]:
+        raw = remembered_toggle(
+            "Raw directions",
+            key="corr_raw",
+            help="Off (the default): scores where lower means harder (such as aum, "
+            "confidence) are multiplied by −1, so a positive ρ always means two scores agree "
+            "on which examples are hard. On: every score as recorded.",
+        )
+    free = [k for k in keys if _label_free(k)]
+    with_free = False
+    if free:
+        with toggles[1]:
+            with_free = remembered_toggle(
+                f"Include label-free scores ({len(free)})",
+                key="corr_label_free",
+                help=f"Scores that never read the label ({', '.join(free)}): blind to label "
+                "noise by construction, they answer another question (how typical an input is).",
+            )
+    shown = [k for k in keys if with_free or not _label_free(k)]
+    if len(shown) < 2:
+        shown = keys
+    values = rows if raw else oriented_rows(run, rows, shown)
+    matrix = matrix_section(values, shown, not raw)
+    pair_section(run, values, shown, matrix, not raw)
 
 
 main()

@@ -1,7 +1,9 @@
 """Examples: the easiest and the hardest training examples by one score, per class or overall.
 
-Images come from the run's `examples/images.npy` (memory-mapped, only the shown rows are read)
-and texts from `examples/texts.parquet`; every ranking is computed in `scoring.read.suspects`.
+Each example is a card with its image or text, the out-of-sample evidence (given label, the
+suggested one, their probabilities; a suggestion that differs from the given label is red) and
+the same Keep / Drop / Relabel buttons as the Mislabeled page (`app_pages._review`), saved to
+the run's `decisions.jsonl` at once. Every ranking is computed in `scoring.read.suspects`.
 """
 
 from __future__ import annotations
@@ -9,23 +11,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import escape_md, page_header, pick
+from app_pages._review import review_grid
+from app_pages._shared import escape_md, page_header, pick, read_decisions
 from scoring.errors import InputError
 from scoring.read import suspects
 from scoring.read.views import RunView
 from scoring.scores import REGISTRY
 
 ALL_CLASSES = "all classes"
-THUMB_PX = 96  # 8x8 digits are enlarged 12x (nearest neighbour) so the strokes are visible
-
-
-def caption(row: pd.Series, key: str) -> str:
-    """What each thumbnail says: id, given and predicted label, the score's value."""
-    predicted = row["predicted"] if row["predicted"] is not None else "?"
-    return (
-        f"#{row['id']}  \ngiven {escape_md(row['given'])} · pred {escape_md(predicted)}  \n"
-        f"{key} {row[key]:.4g}"
-    )
+COLUMNS = {"image": 6, "text": 3}  # cards per row; the slider moves by full rows
 
 
 def values_table(view: RunView, frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -36,40 +30,17 @@ def values_table(view: RunView, frame: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.concat([frame[cols].reset_index(drop=True), extra], axis=1)
 
 
-def show_images(view: RunView, frame: pd.DataFrame, key: str) -> bool:
-    """An image grid; False when the run has no rendered images."""
-    images = suspects.load_images(view, frame["row"].to_numpy(), size=THUMB_PX)
-    if images is None:
-        return False
-    st.image(list(images), caption=[caption(r, key) for _, r in frame.iterrows()])
-    return True
-
-
-def show_texts(view: RunView, frame: pd.DataFrame, key: str) -> bool:
-    """One bordered item per text (sentence pairs as one line per input); False without texts."""
-    texts = suspects.load_texts(view, frame["id"].to_numpy())
-    if texts is None:
-        return False
-    inputs = [c for c in texts.columns if c != "id"]
-    for (_, row), (_, text) in zip(frame.iterrows(), texts.iterrows(), strict=True):
-        predicted = row["predicted"] if row["predicted"] is not None else "?"
-        with st.container(border=True):
-            st.markdown(
-                f"**#{row['id']}** · given **{escape_md(row['given'])}** · "
-                f"predicted **{escape_md(predicted)}** · {key} `{row[key]:.4g}`"
-            )
-            lines = [f"*{escape_md(col)}:* {escape_md(text[col])}" for col in inputs]
-            st.markdown("  \n".join(lines))
-    return True
-
-
-def section(view: RunView, title: str, frame: pd.DataFrame, key: str) -> None:
+def section(view: RunView, title: str, frame: pd.DataFrame, key: str, prefix: str) -> None:
     st.subheader(title)
     if frame.empty:
         st.info("No examples in this class.")
         return
-    show = show_images if view.modality == "image" else show_texts
-    if not show(view, frame, key):
+    missing = (
+        suspects.load_images(view, frame["row"].to_numpy()[:1]) is None
+        if view.modality == "image"
+        else suspects.load_texts(view, frame["id"].to_numpy()[:1]) is None
+    )
+    if missing:
         st.info(
             "This run has no rendered examples (it was scored before Winnow kept them), so "
             "only ids and values are listed. Score the dataset again from Home to see them.",
@@ -77,6 +48,14 @@ def section(view: RunView, title: str, frame: pd.DataFrame, key: str) -> None:
         )
         st.dataframe(values_table(view, frame, key), hide_index=True, width="stretch")
         return
+    review_grid(
+        view,
+        frame,
+        read_decisions(view),
+        prefix=prefix,
+        columns=COLUMNS.get(view.modality, 3),
+        caption=lambda row: f"{key} {row[key]:.4g}",
+    )
     with st.expander(f"All scores of these {len(frame)} examples"):
         st.dataframe(values_table(view, frame, key), hide_index=True, width="stretch")
 
@@ -93,17 +72,23 @@ def render(view: RunView) -> None:
     with middle:
         chosen = pick("Class", [ALL_CLASSES, *names], key="examples_class")
     with right:
-        k = st.slider("Examples per side", 4, 48, 12, key="examples_k")
+        per_row = COLUMNS.get(view.modality, 3)
+        k = st.slider(
+            "Examples per side", per_row, 8 * per_row, 2 * per_row, per_row, key="examples_k"
+        )
     label = None if chosen == ALL_CLASSES else names.index(chosen)
     direction = "higher" if view.higher_is_harder(key) else "lower"
-    st.caption(f"Ranked by `{key}`: {direction} values are harder. {escape_md(view.title())}")
+    st.caption(
+        f"Ranked by `{key}`: {direction} values are harder. Each card gives the out-of-sample "
+        "evidence; a :red[red] suggestion differs from the given label."
+    )
     if key in REGISTRY:
         with st.expander(f"What is `{key}`?"):
             st.markdown(REGISTRY[key].doc)
     easiest, hardest = suspects.extremes(view, key, k, label)
     where = "" if label is None else f" in class {escape_md(chosen)}"
-    section(view, f"{len(hardest)} hardest{where}", hardest, key)
-    section(view, f"{len(easiest)} easiest{where}", easiest, key)
+    section(view, f"{len(hardest)} hardest{where}", hardest, key, "hard_")
+    section(view, f"{len(easiest)} easiest{where}", easiest, key, "easy_")
 
 
 run = page_header("Examples")

@@ -1,6 +1,9 @@
-"""Export: write the examples the current selection keeps, with a manifest that reproduces it.
+"""Export: write the cleaned dataset, or the examples a selection keeps, with a manifest.
 
-The selection is the one set on the Pruning page: both pages draw the same widgets
+Once a run has decisions the page starts on the cleaned dataset: rule `all` (every row of the
+scored source, training and held-out) with the decisions applied (drops left out, relabels
+written with `original_label`), and a visible switch to write it without them. The other
+choice is the selection set on the Pruning page: both pages draw the same widgets
 (`app_pages._selection`) over the same remembered choices, so what was previewed and retrained
 on is what gets written. The summary comes from the one selection planner
 (`scoring.prune.plan`: decisions first, then the rule) that the export writer calls too, so
@@ -31,6 +34,7 @@ from scoring.prune.export import FORMATS, export_selection, manifest_path, resol
 from scoring.prune.plan import SelectionPlan, plan_selection, source_labels
 from scoring.prune.rules import PARAMETERS, RULES
 from scoring.prune.select import SelectionConfig
+from scoring.read import suspects
 from scoring.read.views import RunView
 
 FORMAT_NAMES = {
@@ -59,6 +63,14 @@ CLI_WORDS = {
 }
 
 
+MODES = {
+    "cleaned": "The cleaned dataset: every row, your decisions applied",
+    "selection": "A pruning selection (the Pruning page's rule)",
+}
+CLEANED = SelectionConfig(rule="all", fraction=1.0)
+UNBALANCED = 0.5  # warn when a class keeps under this share of the overall fraction
+
+
 def _plan(run: RunView, selection: Selection) -> SelectionPlan:
     """What an export of the selection will hold (the planner the writer calls)."""
     assert selection.config is not None  # the caller shows the refusal otherwise
@@ -66,8 +78,101 @@ def _plan(run: RunView, selection: Selection) -> SelectionPlan:
     return plan_selection(run, selection.config, made)
 
 
+def _mode(run: RunView, n_decisions: int) -> str:
+    """Cleaned dataset or pruning selection: the user's choice for this run, else cleaned once
+    the run has decisions."""
+    choices = ui().choices
+    remembered_key = f"export_mode:{run.path}"
+    options = list(MODES)
+    start = choices.get(remembered_key) or ("cleaned" if n_decisions else "selection")
+
+    def chosen() -> None:  # only a user's change is remembered, never the default
+        choices[remembered_key] = st.session_state["export_mode"]
+
+    mode = st.radio(
+        "What to write",
+        options,
+        index=options.index(start),
+        format_func=MODES.get,
+        key="export_mode",
+        on_change=chosen,
+    )
+    return str(mode)
+
+
+def _decisions_switch(made: pd.DataFrame) -> bool:
+    """The visible switch that applies the run's decisions (on by default when there are any)."""
+    n = len(made)
+    drops = int((made["action"] == "drop").sum()) if n else 0
+    relabels = int((made["action"] == "relabel").sum()) if n else 0
+    label = (
+        f"Apply my decisions ({drops:,} drops, {relabels:,} relabels, "
+        f"{n - drops - relabels:,} keeps)"
+        if n
+        else "Apply my decisions (none made yet: review suspects on **Mislabeled**)"
+    )
+    on = remembered(
+        st.toggle,
+        label,
+        "export_apply_decisions",
+        True,
+        key="export_decisions",
+        disabled=n == 0,
+        help="Leave out the examples marked Drop and write relabelled ones with their new "
+        "label (the old one goes to an `original_label` column), before any rule selects.",
+    )
+    return bool(on) and n > 0
+
+
+def _make_balanced() -> None:
+    """Button callback: turn Class-balanced on (the widget re-reads the shared choice)."""
+    ui().choices["prune_balanced"] = True
+    st.session_state.pop("export_balanced", None)
+
+
+def warn_unbalanced(run: RunView, plan: SelectionPlan) -> None:
+    """Warn, with a one-click fix, when a class keeps under half the overall fraction."""
+    labels, kept = plan.final_labels, plan.kept
+    if kept.all() or not kept.any():
+        return
+    overall = kept.mean()
+    names = run.label_names
+    low = []
+    for c in np.unique(labels):
+        share = kept[labels == c].mean()
+        if share < UNBALANCED * overall:
+            low.append(f"{escape_md(names[int(c)])} ({share:.0%})")
+    if not low:
+        return
+    st.warning(
+        f"This selection keeps {overall:.0%} overall but under half that of "
+        f"{len(low)} class(es): {', '.join(low)}. A model trained on it sees those classes "
+        "far less often than the source does.",
+        icon=":material/balance:",
+    )
+    st.button(
+        "Keep the fraction within each class (class-balanced)",
+        key="export_make_balanced",
+        icon=":material/balance:",
+        on_click=_make_balanced,
+    )
+
+
 def _describe(sel: SelectionConfig, n_all: int, plan: SelectionPlan, use_decisions: bool) -> str:
     """One line of markdown naming the selection and what it writes."""
+    if sel.rule == CLEANED.rule:
+        text = (
+            f"**The cleaned dataset**: writes **{plan.n_written:,}** of {n_all:,} examples "
+            f"({plan.n_kept:,} training, {plan.n_heldout:,} held-out)"
+        )
+        if use_decisions:
+            text += (
+                f"; your decisions drop {plan.n_dropped_all:,} and relabel "
+                f"{plan.n_relabelled:,} (the old label is kept in `original_label`)"
+            )
+        else:
+            text += " (decisions not applied: every row with its source label)"
+        return text + "."
     rule = RULES[sel.rule]
     what = f"**{rule.label}**"
     if rule.ranks:
@@ -101,11 +206,27 @@ def _show_summary(run: RunView, selection: Selection) -> SelectionPlan | None:
         st.warning(escape_md(err), icon=":material/warning:")
         return None
     assert selection.config is not None  # planned -> a checked selection
-    st.markdown(_describe(selection.config, len(run.table), plan, selection.use_decisions))
+    # Every row the plan saw: in play, dropped, held out by the caller, and (rule `all`)
+    # the carved held-out rows written or dropped.
+    n_all = (
+        plan.rows.shape[0]
+        + plan.n_dropped
+        + plan.n_excluded
+        + plan.n_heldout
+        + plan.n_heldout_dropped
+    )
+    st.markdown(_describe(selection.config, n_all, plan, selection.use_decisions))
     warn_lost_classes(run, plan.final_labels, plan.kept)
+    if selection.config.rule != CLEANED.rule:
+        warn_unbalanced(run, plan)
     names = run.label_names
     written = plan.written_per_class(len(names))  # (K,)
-    totals = np.bincount(source_labels(run), minlength=len(names))[: len(names)]  # (K,)
+    source = source_labels(run)  # (N,)
+    if plan.n_heldout or plan.n_heldout_dropped:  # rule `all`: the carved held-out rows too
+        held = suspects.heldout_rows(run)
+        if held is not None:
+            source = np.concatenate([source, held["label"].to_numpy(np.int64)])
+    totals = np.bincount(source, minlength=len(names))[: len(names)]  # (K,)
     st.dataframe(
         pd.DataFrame(
             {
@@ -137,16 +258,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-.") or "data"
 
 
-def _default_out(run: RunView, fmt: str) -> str:
-    """exports/<dataset>-<rule>-<fraction><ext>, from the remembered selection."""
+def _default_out(run: RunView, fmt: str, cleaned: bool = False) -> str:
+    """exports/<dataset>-<rule>-<fraction><ext> from the remembered selection, or
+    exports/<dataset>-cleaned<ext>."""
     choices = ui().choices
     rule = str(choices.get("prune_rule", "hardest"))
     fraction = round(float(choices.get("prune_fraction", 0.5)), 2)
-    name = f"{_slug(run.config['dataset']['description'])}-{rule}-{fraction:g}"
+    slug = _slug(run.config["dataset"]["description"])
+    name = f"{slug}-cleaned" if cleaned else f"{slug}-{rule}-{fraction:g}"
     return f"exports/{name}{EXTENSIONS[fmt]}"
 
 
-def _output_controls(run: RunView) -> tuple[str, str, str, bool]:
+def _output_controls(run: RunView, cleaned: bool = False) -> tuple[str, str, str, bool]:
     """Format, export folder, path inside it, overwrite."""
     choices = ui().choices
     c1, c2 = st.columns([1, 2])
@@ -168,7 +291,7 @@ def _output_controls(run: RunView) -> tuple[str, str, str, bool]:
             help="The export is written inside this folder and never outside it.",
         )
     # The path follows the selection and format until the user types their own.
-    default = _default_out(run, fmt)
+    default = _default_out(run, fmt, cleaned)
     shown = st.session_state.get("export_out", choices.get("export_out"))
     if shown is None or shown == choices.get("export_out_default"):
         st.session_state["export_out"] = default
@@ -220,7 +343,7 @@ def _export(
     force: bool,
 ) -> None:
     try:
-        with st.spinner(f"Writing {plan.n_kept:,} examples…"):
+        with st.spinner(f"Writing {plan.n_written:,} examples…"):
             path = export_selection(
                 run.path,
                 sel,
@@ -288,28 +411,36 @@ def _show_last(run: RunView) -> None:
 
 current = scored_page_header("Export", purpose="select by")
 st.caption(
-    "Write the examples the selection keeps, with their ids, scores and a manifest that "
-    "reproduces the selection, as a file or a `datasets` folder."
+    "Write the cleaned dataset, or the examples a pruning selection keeps, with their ids, "
+    "`split` (train / heldout), scores and a manifest that reproduces it, as a file or a "
+    "`datasets` folder."
 )
-st.header("Selection")
-summary = st.container()
-st.markdown(
-    "This is the selection set on the **Pruning** page (sidebar), where you can preview it "
-    "and retrain on it. Change it there or here: both pages share it."
-)
-with st.expander("Change the selection", icon=":material/tune:"):
-    selection = selection_controls(
-        current,
-        prefix="export_",
-        seed=True,
-        decisions_help="Leave out the examples marked Drop and write relabeled ones with their "
-        "new label (the old one goes to an `original_label` column), before the rule selects.",
-    )
-with summary:  # drawn above the controls, from their current values
+made_ = read_decisions(current)
+mode_ = _mode(current, len(made_))
+apply_ = _decisions_switch(made_)
+st.header("What is written")
+if mode_ == "cleaned":
+    selection = Selection(CLEANED, apply_, None, "")
     plan = _show_summary(current, selection)
+else:
+    summary = st.container()
+    st.markdown(
+        "This is the selection set on the **Pruning** page (sidebar), where you can preview "
+        "it and retrain on it. Change it there or here: both pages share it."
+    )
+    with st.expander("Change the selection", icon=":material/tune:"):
+        selection = selection_controls(
+            current,
+            prefix="export_",
+            seed=True,
+            decisions_help="",
+            use_decisions=apply_,
+        )
+    with summary:  # drawn above the controls, from their current values
+        plan = _show_summary(current, selection)
 
 st.header("Write")
-fmt_, folder_, out_, force_ = _output_controls(current)
+fmt_, folder_, out_, force_ = _output_controls(current, cleaned=mode_ == "cleaned")
 target = _target(folder_, out_)
 if target is not None:
     st.caption(f"Writes {code_md(target)}.")

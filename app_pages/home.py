@@ -10,12 +10,20 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import time
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import cache_dir, damaged_panel, escape_md, finished_runs, ui
+from app_pages._shared import (
+    adopt_finished_job,
+    cache_dir,
+    damaged_panel,
+    escape_md,
+    finished_runs,
+    ui,
+)
 from scoring import jobs, store
 from scoring.config import (
     DataConfig,
@@ -91,13 +99,45 @@ def _start(config: ScoreConfig, form: dict | None = None) -> None:
         cache_dir(),
         executor=form.get("executor") or "local",
         ray_address=form.get("ray_address") or None,
+        # Labels beside the run (meta.json), not in its key: the title every page shows.
+        name=form.get("name") or None,
+        preset=form.get("preset") or "default",
     )
     st.toast("Scoring job started")
     st.rerun()  # draw the job panel (and start polling) at the top of the page now
 
 
+def _running_keys() -> set[str]:
+    """Run keys of the scoring jobs running now (one job per key: a second would wait)."""
+    keys = set()
+    for job in jobs.running(cache_dir()):
+        config = jobs.job_config(job.job_id, cache_dir()) if job.kind == "score" else None
+        if config is None:
+            continue
+        try:
+            keys.add(ScoreConfig.from_dict(config).key())
+        except InputError:  # a job record from another version: it cannot be this form's run
+            continue
+    return keys
+
+
+def _already_running(source: str, form: dict) -> bool:
+    """Whether the run the form describes is being scored right now."""
+    if not source:
+        return False
+    keys = _running_keys()
+    if not keys:
+        return False
+    try:
+        return score_config(source, form).key() in keys
+    except InputError:  # said when Start is pressed
+        return False
+
+
 def _new_run_form() -> None:
-    with st.expander("New scoring run", expanded=not finished_runs()):
+    # Collapsed while a job runs, so its progress stays the first thing on the page.
+    expanded = not finished_runs() and not jobs.running(cache_dir())
+    with st.expander("New scoring run", expanded=expanded):
         kind = st.radio(
             "Dataset",
             ["digits (bundled)", "local file or folder", "upload a file", "Hugging Face Hub"],
@@ -119,6 +159,12 @@ def _new_run_form() -> None:
             ).strip()
             source = f"hf:{name}" if name else ""
         form: dict = {}
+        form["name"] = st.text_input(
+            "Name (optional)",
+            placeholder="e.g. digits 10% noise: shown in every caption and picker",
+            max_chars=80,
+            key="home_name",
+        ).strip()
         c1, c2, c3 = st.columns(3)
         form["recipe"] = c1.selectbox(
             "Recipe", list(RECIPES), format_func=RECIPES.get, key="home_recipe"
@@ -181,7 +227,10 @@ def _new_run_form() -> None:
                 key="home_checkpoints",
             )  # fmt: skip
         form["scores"] = st.multiselect("Scores (empty = all)", list(REGISTRY), key="home_scores")
-        if st.button("Start scoring", type="primary", key="home_start"):
+        busy = _already_running(source, form) if upload is None else False
+        if busy:
+            st.caption("This run is already being scored: follow it above, or cancel it there.")
+        if st.button("Start scoring", type="primary", key="home_start", disabled=busy):
             if upload is not None:
                 source = str(_save_upload(upload))
             if not source:
@@ -191,6 +240,9 @@ def _new_run_form() -> None:
                 config = score_config(source, form)
             except InputError as err:
                 st.error(escape_md(err))
+                return
+            if _already_running(source, form):  # an upload that matches a running job
+                st.warning("This run is already being scored: follow it above.")
                 return
             _start(config, form)
 
@@ -204,7 +256,11 @@ def _job_panel(job: jobs.JobStatus) -> None:
     }[job.state]
     st.markdown(f"**{label}** · job `{job.job_id}`")
     if job.state == "running":
-        st.progress(min(max(job.progress, 0.0), 1.0), text=escape_md(job.message or "starting"))
+        text = escape_md(job.message or "starting")
+        left = _time_left(job)
+        if left is not None:
+            text += f" · about {_duration(left)} left"
+        st.progress(min(max(job.progress, 0.0), 1.0), text=text)
         if st.button("Cancel", key=f"cancel_{job.job_id}"):
             jobs.cancel(job.job_id, cache_dir())
             st.toast("Cancelling…")
@@ -216,14 +272,35 @@ def _job_panel(job: jobs.JobStatus) -> None:
         st.success("Done: the new run is now the current run on every page.")
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{max(seconds, 1)} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _time_left(job: jobs.JobStatus) -> float | None:
+    """The job's time left from this session's successive progress readings."""
+    run_status = store.read_status(Path(job.run)) if job.run else None
+    eta = (run_status or {}).get("eta_s")
+    seen = st.session_state.setdefault("home_progress_seen", {})
+    now = (time.time(), float(job.progress))
+    if job.job_id not in seen and 0.0 < job.progress < 1.0:
+        seen[job.job_id] = now
+    return jobs.time_left(seen.get(job.job_id), now, eta if isinstance(eta, int | float) else None)
+
+
 @st.fragment(run_every=1.0)
 def _live_jobs() -> None:
-    """Polls while a job runs; when the last one ends, one full rerun stops the polling."""
+    """Polls while a job runs; when the last one ends, one full rerun stops the polling
+    (and makes this session's finished job's run current: `adopt_finished_job`)."""
     active = jobs.running(cache_dir())
     for job in active:
         _job_panel(job)
     if not active:
-        ui().run = None  # the newest finished run becomes current
         st.rerun()
 
 
@@ -245,11 +322,17 @@ def _runs_table() -> None:
         return
     rows = [
         {
+            "name": r.name or "",
             "dataset": r.dataset,
-            "state": r.state if r.version_ok or r.problems else f"{r.state} (older version)",
-            "date": datetime.datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M"),
-            "examples": r.n_train,
             "recipe": r.recipe,
+            "runs × epochs": f"{r.runs}×{r.epochs}" if r.runs and r.epochs else None,
+            "preset": r.preset,
+            "noise %": round(100 * r.noise, 1),
+            "date": datetime.datetime.fromtimestamp(
+                r.created if r.created is not None else r.updated
+            ).strftime("%Y-%m-%d %H:%M"),
+            "state": r.state if r.version_ok or r.problems else f"{r.state} (older version)",
+            "examples": r.n_train,
             "test accuracy": None if r.test_accuracy is None else round(r.test_accuracy, 4),
             "folder": str(r.path),
             "problem": r.problem,  # a damaged run: which file and why (the panel below: fix)
@@ -264,22 +347,26 @@ def _runs_table() -> None:
                 damaged_panel(r.path, r.problems)
     done = finished_runs()
     if done:
+        adopt_finished_job()
         state = ui()
         paths = [str(r.path) for r in done]
         if state.run not in paths:
             state.run = paths[0]
-        labels = {
-            str(r.path): f"{r.dataset} · {r.recipe} · n={r.n_train} · "
-            f"{datetime.datetime.fromtimestamp(r.updated):%Y-%m-%d %H:%M}"
-            for r in done
-        }
-        state.run = st.selectbox(
+        labels = {str(r.path): store.run_title(r) for r in done}
+        # UIState.run is the one truth: the widget is set from it before it is drawn (a job
+        # that finished switches it) and writes back through its callback (the user's pick).
+        st.session_state["home_current_run"] = state.run
+        st.selectbox(
             "Current run (used by every page)",
             paths,
-            index=paths.index(state.run),
             format_func=labels.get,
             key="home_current_run",
+            on_change=_picked_run,
         )
+
+
+def _picked_run() -> None:
+    ui().run = st.session_state["home_current_run"]
 
 
 def main() -> None:
@@ -288,7 +375,7 @@ def main() -> None:
     if not store.list_runs(cache_dir()) and not jobs.running(cache_dir()):
         st.info(
             "The cache is empty. Score the bundled digits dataset (1,797 images) to see "
-            "every page filled in about a minute."
+            "every page filled in about 40 seconds."
         )
         if st.button("Score digits now", type="primary", key="home_quickstart"):
             _start(ScoreConfig())  # digits, every score, the default budget

@@ -1,7 +1,9 @@
 """Map: the run's embedding space (UMAP) coloured by score, label or suspicion, and the data map.
 
 The UMAP itself is computed by a background job (`python -m scoring map`), never in this
-process: it takes tens of seconds and would block every other page of the session.
+process: it takes tens of seconds and would block every other page of the session. A box or
+lasso selection on the map opens a grid of the selected examples with the same decision
+buttons as the Mislabeled page (`app_pages._review`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages._review import evidence, review_grid, selected_ids
 from app_pages._shared import (
     MAX_POINTS,
     cache_dir,
@@ -24,6 +27,7 @@ from app_pages._shared import (
     mtime,
     page_header,
     pick,
+    read_decisions,
     sample_note,
     ui,
 )
@@ -32,6 +36,8 @@ from scoring.errors import InputError
 from scoring.read.maps import read_map, suspect_flags
 from scoring.read.views import RunView, hardness
 
+GRID_MAX = 24  # selected examples shown as cards (6 widgets each)
+GRID_COLUMNS = 6
 HOVER_CHARS = 120  # texts in hover boxes are cut here; the Examples page shows them whole
 POINT_SIZE = 5
 DATA_MAP_COLUMNS = ("confidence", "variability", "correctness")
@@ -100,7 +106,8 @@ def _embedding_figure(run: RunView, frame: pd.DataFrame, choice: str) -> tuple[g
     hover: dict[str, object] = {"x": False, "y": False, "id": True, "label name": True}
     if "predicted" in frame.columns:
         hover["predicted"] = True
-    common = dict(x="x", y="y", render_mode="webgl")
+    # customdata[0] is the id, whatever the colour: a selection names its examples by it.
+    common = dict(x="x", y="y", render_mode="webgl", custom_data=["id"])
     if choice.startswith("score:"):
         key = choice.removeprefix("score:")
         colour = f"{key} (harder →)"
@@ -172,7 +179,12 @@ def _embedding_figure(run: RunView, frame: pd.DataFrame, choice: str) -> tuple[g
 
 def _style(fig: go.Figure) -> go.Figure:
     fig.update_traces(marker={"size": POINT_SIZE, "opacity": 0.8})
-    fig.update_layout(height=600, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig.update_layout(
+        height=600,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        dragmode="lasso",  # selecting is what the map is for; zoom stays in the toolbar
+        legend={"orientation": "h", "y": -0.02, "yanchor": "top"},  # clear of the toolbar
+    )
     fig.update_xaxes(showticklabels=False, title=None)  # UMAP axes carry no meaning
     fig.update_yaxes(showticklabels=False, title=None)
     return fig
@@ -182,18 +194,66 @@ def _show_embedding_map(run: RunView, frame: pd.DataFrame) -> None:
     if len(frame) < len(run.table):
         st.caption(f"The map covers {len(frame):,} of {len(run.table):,} examples.")
     options = _color_options(run)
-    choice = pick("Colour by", list(options), key="map_color", format_func=options.get)
+    choice = pick(
+        "Colour by",
+        list(options),
+        key="map_color",
+        index=list(options).index("label"),  # classes first: the clusters the model separates
+        format_func=options.get,
+    )
     frame = sample_note(frame, MAX_POINTS)
     try:
         fig, how = _embedding_figure(run, frame, choice)
     except InputError as err:
         st.warning(escape_md(err))
         return
-    st.plotly_chart(_style(fig), width="stretch")
+    event = st.plotly_chart(
+        _style(fig),
+        width="stretch",
+        key="map_chart",
+        on_select="rerun",
+        selection_mode=("box", "lasso"),
+    )
     st.caption(
         how + " Each point is a training example placed by UMAP of the first model's "
-        "penultimate features: neighbours are examples the model sees as alike."
+        "penultimate features: neighbours are examples the model sees as alike. Draw a box "
+        "or a lasso around points to review them below."
     )
+    chosen = selected_ids(event)
+    if chosen:
+        ui().choices[_selected_key(run)] = chosen
+    _show_selection(run)
+
+
+def _selected_key(run: RunView) -> str:
+    return f"map_selected:{run.path}"
+
+
+def _clear_selection(run: RunView) -> None:
+    ui().choices.pop(_selected_key(run), None)
+
+
+def _show_selection(run: RunView) -> None:
+    """The selected examples as review cards (at most GRID_MAX), with a way to clear them."""
+    chosen = ui().choices.get(_selected_key(run))
+    if not chosen:
+        return
+    st.subheader(f"{len(chosen):,} selected example{'' if len(chosen) == 1 else 's'}")
+    left, right = st.columns([3, 1])
+    left.caption(
+        "Most suspect first."
+        + (f" Showing the first {GRID_MAX} of them." if len(chosen) > GRID_MAX else "")
+    )
+    right.button(
+        "Clear the selection",
+        key="map_clear",
+        icon=":material/deselect:",
+        on_click=_clear_selection,
+        args=(run,),
+    )
+    ranked = evidence(run)  # most suspect first: the grid shows the selection in that order
+    shown = ranked[ranked["id"].isin(chosen)].head(GRID_MAX)
+    review_grid(run, shown, read_decisions(run), prefix="map_", columns=GRID_COLUMNS)
 
 
 # --- computing the map in the background -------------------------------------------------

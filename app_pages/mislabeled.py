@@ -1,8 +1,10 @@
-"""Mislabeled: ranked suspects, given vs predicted label, keep / relabel / drop saved at once.
+"""Mislabeled: suspects ranked by the detector's own out-of-sample evidence, decided in a click.
 
-Every click appends to the run's `decisions.jsonl` (`scoring.read.decisions`) in the widget's
-callback, so nothing waits for a save button and nothing is lost on a restart. Suspects are
-shown a page at a time to keep the number of widgets per render small.
+Each card shows what the detector saw (`scoring.read.suspects.suspects`): p of the given label,
+the label the out-of-sample probabilities suggest and its probability, why the example is
+suspect, and a `heldout` badge for held-out rows. Decisions (one click each, or a bulk accept
+with its undo) are appended to the run's `decisions.jsonl` at once (`app_pages._review`).
+Suspects are shown a page at a time to keep the number of widgets per render small.
 """
 
 from __future__ import annotations
@@ -12,94 +14,35 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app_pages._shared import escape_md, page_header, pick, ui
+from app_pages._review import (
+    THUMB_PX,
+    current_decision,
+    decision_buttons,
+    evidence,
+    evidence_line,
+    label_index,
+    load_images,
+    load_texts,
+    save_many,
+)
+from app_pages._shared import escape_md, page_header, pick, remembered, ui
 from scoring.errors import InputError
 from scoring.read import decisions, suspects
 from scoring.read.views import RunView
 
-PER_PAGE = 10  # 4 widgets per suspect: 40 per render stays responsive
+PER_PAGE = 10  # about 6 widgets per suspect: 60 per render stays responsive
 MAX_SUSPECTS = 500
-THUMB_PX = 96
+DEFAULT_CAP = 200  # the list starts at the flagged count, at most this long
+SPLITS = {"all": "training and held-out", "train": "training rows", "heldout": "held-out rows"}
 
 
-def save(run: str, example: int, action: str, relabel_key: str | None = None) -> None:
-    """Button / select callback: append the decision now, say so in a toast."""
-    new_label = None
-    if action == "relabel":
-        new_label = st.session_state.get(relabel_key)
-        if new_label is None:  # the select was cleared: nothing to record
-            return
-    try:
-        decisions.append(run, example, action, new_label)
-    except (InputError, OSError) as err:
-        st.toast(f"Decision not saved: {escape_md(err)}", icon=":material/error:")
-        return
-    if action != "relabel" and relabel_key is not None:
-        st.session_state[relabel_key] = None  # the select no longer shows an old relabel
-    st.toast(f"#{example}: {action} saved", icon=":material/check:")
-
-
-def describe(decision: pd.Series | None, names: list[str]) -> str:
-    if decision is None:
-        return "No decision yet"
-    if decision["action"] == "relabel":
-        return f"Decision: **relabel → {escape_md(names[int(decision['new_label'])])}**"
-    return f"Decision: **{decision['action']}**"
-
-
-def controls(
-    run: str, row: pd.Series, given: int, decision: pd.Series | None, names: list[str]
-) -> None:
-    """Keep / Drop / Undo buttons and a Relabel-to select; keys carry the example id."""
-    example = int(row["id"])
-    action = None if decision is None else decision["action"]
-    relabel_key = f"relabel_{example}"
-    st.markdown(describe(decision, names))
-    keep, drop, undo = st.columns(3)
-    for column, label, act, icon in (
-        (keep, "Keep", "keep", ":material/check:"),
-        (drop, "Drop", "drop", ":material/delete:"),
-    ):
-        column.button(
-            label,
-            key=f"{act}_{example}",
-            icon=icon,
-            type="primary" if action == act else "secondary",
-            on_click=save,
-            args=(run, example, act, relabel_key),
-            width="stretch",
-        )
-    undo.button(
-        "Undo",
-        key=f"clear_{example}",
-        icon=":material/undo:",
-        disabled=decision is None,
-        on_click=save,
-        args=(run, example, decisions.CLEAR, relabel_key),
-        width="stretch",
-    )
-    options = [i for i in range(len(names)) if i != given]
-    current = None if action != "relabel" else int(decision["new_label"])
-    st.selectbox(
-        "Relabel to",
-        options,
-        index=options.index(current) if current in options else None,
-        format_func=names.__getitem__,
-        placeholder="Choose the right label",
-        key=relabel_key,
-        on_change=save,
-        args=(run, example, "relabel", relabel_key),
-    )
-
-
-def suspect_text(row: pd.Series, detector: str) -> str:
-    predicted = escape_md(row["predicted"]) if row["predicted"] is not None else "?"
-    lines = [
-        f"**#{row['id']}** · given **{escape_md(row['given'])}** · predicted **{predicted}**",
-        f"confidence {row['pred_prob']:.2f} · p(given) {row['given_prob']:.2f} · "
-        f"{detector} `{row[detector]:.4g}`",
-    ]
-    if "noisy" in row.index:
+def suspect_text(row: pd.Series, names: list[str]) -> str:
+    """The card's evidence: labels and probabilities, why it is suspect, the noise check."""
+    lines = [evidence_line(row, names)]
+    why = row.get("why")
+    if isinstance(why, str) and why:
+        lines.append(escape_md(why))
+    if "noisy" in row.index and not pd.isna(row["noisy"]):
         lines.append(
             f":red[label was flipped (true label {escape_md(row['true'])})]"
             if row["noisy"]
@@ -108,30 +51,34 @@ def suspect_text(row: pd.Series, detector: str) -> str:
     return "  \n".join(lines)
 
 
-def show_suspects(view: RunView, page: pd.DataFrame, detector: str, latest: pd.DataFrame) -> None:
+def show_suspects(view: RunView, page: pd.DataFrame, latest: pd.DataFrame) -> None:
     names = view.label_names
-    current = latest.set_index("id")
-    labels = view.table["label"].to_numpy()  # (N,) given labels, by row
+    ids = [int(i) for i in page["id"]]
     images = texts = None
     if view.modality == "image":
-        images = suspects.load_images(view, page["row"].to_numpy(), size=THUMB_PX)
+        images = load_images(view, ids)
+        if all(im is None for im in images):
+            images = None
     else:
-        texts = suspects.load_texts(view, page["id"].to_numpy())
+        texts = load_texts(view, ids)
     if images is None and texts is None:
         st.info(
             "This run has no rendered examples (it was scored before Winnow kept them); "
             "score the dataset again from Home to see them next to their labels."
         )
     for i, (_, row) in enumerate(page.iterrows()):
-        decision = current.loc[row["id"]] if row["id"] in current.index else None
+        example = int(row["id"])
         with st.container(border=True):
             if images is not None:
                 thumb, info, act = st.columns([1, 3, 4])
-                thumb.image(images[i], width=THUMB_PX)
+                if images[i] is not None:
+                    thumb.image(images[i], width=THUMB_PX)
+                else:
+                    thumb.caption("no stored image")
             else:
                 info, act = st.columns([4, 4])
             with info:
-                st.markdown(suspect_text(row, detector))
+                st.markdown(suspect_text(row, names))
                 if texts is not None:
                     text = texts.iloc[i]
                     st.markdown(
@@ -142,7 +89,107 @@ def show_suspects(view: RunView, page: pd.DataFrame, detector: str, latest: pd.D
                         )
                     )
             with act:
-                controls(str(view.path), row, int(labels[row["row"]]), decision, names)
+                given = label_index(row["label"], names)
+                decision_buttons(
+                    str(view.path),
+                    example,
+                    -1 if given is None else given,
+                    label_index(row["suggested_label"], names),
+                    current_decision(latest, example),
+                    names,
+                )
+
+
+def model_check(view: RunView) -> int:
+    """The flagged count, the scoring models' held-out accuracy, and a plain warning when the
+    flags are more likely the model's errors than label errors; returns the flagged count."""
+    n_flagged = suspects.flagged_count(view)
+    held = suspects.heldout_rows(view)
+    total = len(view.table) + (0 if held is None else len(held))
+    accuracy = suspects.heldout_accuracy(view)
+    acc = "" if accuracy is None else f" · the scoring models' held-out accuracy **{accuracy:.2f}**"
+    st.markdown(
+        f"**cleanlab flags {n_flagged:,}** of {total:,} examples "
+        f"({n_flagged / max(total, 1):.1%}){acc}"
+    )
+    message = suspects.model_errors_warning(view)
+    if message:
+        st.warning(
+            f"Flags are likely model errors rather than label errors: {escape_md(message)}",
+            icon=":material/warning:",
+        )
+    return n_flagged
+
+
+def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
+    """Accept the suggestion for every undecided flagged suspect above a threshold; undo."""
+    names = view.label_names
+    run = str(view.path)
+    with st.container(border=True):
+        st.markdown("**Accept the suggestion in bulk**")
+        t = remembered(
+            st.slider,
+            "for every flagged suspect with p(suggested) ≥",
+            "mislabeled_bulk_t",
+            0.9,
+            key="mislabeled_bulk_t",
+            min_value=0.0,
+            max_value=1.0,
+            step=0.01,
+        )
+        given = ev["label"].map(lambda v: label_index(v, names))
+        suggested = ev["suggested_label"].map(lambda v: label_index(v, names))
+        decided = ev["id"].isin(latest["id"])
+        pick_mask = (
+            ev["flagged"].astype(bool)
+            & (ev["suggested_prob"] >= t)
+            & suggested.notna()
+            & (suggested != given)
+            & ~decided
+        )
+        chosen = ev[pick_mask]
+        st.caption(
+            f"{len(chosen):,} flagged suspect(s) without a decision would be relabelled to "
+            "their suggested label (decided ones are left as they are)."
+        )
+        last_key = f"mislabeled_bulk_last:{run}"
+        last = ui().choices.get(last_key)
+        left, right = st.columns(2)
+        if left.button(
+            f"Relabel {len(chosen):,} to their suggestion",
+            key="mislabeled_bulk_go",
+            icon=":material/done_all:",
+            disabled=chosen.empty,
+        ):
+            records = [
+                (int(i), "relabel", int(s))
+                for i, s in zip(chosen["id"], suggested[pick_mask], strict=True)
+            ]
+            n = save_many(run, records)
+            ui().choices[last_key] = {int(i): int(s) for i, _, s in records[:n]}
+            st.rerun()
+        if (
+            isinstance(last, dict)
+            and last
+            and right.button(
+                f"Undo the last bulk accept ({len(last):,})",
+                key="mislabeled_bulk_undo",
+                icon=":material/undo:",
+            )
+        ):
+            # Withdraw exactly what the bulk wrote: an example decided again since keeps
+            # that later decision.
+            current = latest.set_index("id")
+            still = [
+                i
+                for i, s in last.items()
+                if i in current.index
+                and current.loc[i, "action"] == "relabel"
+                and int(current.loc[i, "new_label"]) == s
+            ]
+            save_many(run, [(i, decisions.CLEAR, None) for i in still])
+            ui().choices.pop(last_key, None)
+            st.rerun()
 
 
 def noise_section(view: RunView, detector: str, ranked: pd.DataFrame) -> None:
@@ -163,7 +210,7 @@ def noise_section(view: RunView, detector: str, ranked: pd.DataFrame) -> None:
         height=35 * (len(table) + 1) + 3,  # every score visible without scrolling
         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[1:]},
     )
-    found = int(ranked["noisy"].sum())
+    found = int(ranked["noisy"].fillna(False).astype(bool).sum())
     st.caption(f"{found} of the top {len(ranked)} suspects by `{detector}` were actually flipped.")
 
 
@@ -175,12 +222,24 @@ def render(view: RunView) -> None:
     state = ui()
     if state.choices.get("detector") not in keys:
         state.choices["detector"] = suspects.default_detector(view)
-    detector = pick("Detector", keys, key="detector")
+    left, right = st.columns(2)
+    with left:
+        detector = pick("Detector", keys, key="detector")
+    with right:
+        split = pick(
+            "Rows",
+            list(SPLITS),
+            key="mislabeled_split",
+            format_func=SPLITS.get,
+            widget=st.radio,
+            horizontal=True,
+        )
     direction = "higher" if view.higher_is_harder(detector) else "lower"
     default = suspects.default_detector(view)
     tuned = view.has_noise and view.summary["scores"][default].get("noise_auroc") is not None
     st.caption(
-        f"Most suspect first ({direction} `{detector}` = more suspect). "
+        f"Most suspect first ({direction} `{detector}` = more suspect; held-out rows are ranked "
+        "by their own out-of-sample evidence). "
         f"Default detector: {suspects.default_reason(view)}"
         + (
             " This choice is optimistic: the detector was picked by its AUROC on this very "
@@ -190,17 +249,34 @@ def render(view: RunView) -> None:
             else ""
         )
     )
-    n = len(view.table)
-    most = min(n, MAX_SUSPECTS)
-    if most > PER_PAGE:
-        top = st.slider("Suspects to review", PER_PAGE, most, min(50, most), key="mislabeled_top")
-    else:
-        top = most
-    ranked = suspects.rank_suspects(view, detector, top)
+    ev = evidence(view, detector)  # every row, most suspect first
+    n_flagged = model_check(view)
     latest = decisions.latest(view.path)  # read once per render, after any callback wrote
     saved = len(latest)
     file = decisions.path_of(view.path).name
     st.markdown(f"**{saved} decision{'' if saved == 1 else 's'} saved to {file}**")
+    bulk_section(view, ev, latest)
+
+    pool = ev if split == "all" else ev[ev["split"] == split]
+    hide = remembered(st.checkbox, "Hide reviewed", "mislabeled_hide", False, key="mislabeled_hide")
+    if hide:
+        pool = pool[~pool["id"].isin(latest["id"])]
+    most = min(len(pool), MAX_SUSPECTS)
+    if most == 0:
+        st.info("Every suspect here has a decision. Untick **Hide reviewed** to see them.")
+        return
+    if most > PER_PAGE:
+        top = st.slider(
+            "Suspects to review",
+            1,
+            most,
+            min(max(n_flagged, 1), DEFAULT_CAP, most),
+            key="mislabeled_top",
+            help="Starts at the number cleanlab flags (at most 200).",
+        )
+    else:
+        top = most
+    ranked = pool.head(top).reset_index(drop=True)
     if view.has_noise:
         noise_section(view, detector, ranked)
     pages = math.ceil(len(ranked) / PER_PAGE)
@@ -211,7 +287,7 @@ def render(view: RunView) -> None:
         format_func=lambda p: f"{p * PER_PAGE + 1}–{min((p + 1) * PER_PAGE, len(ranked))}",
         key=f"mislabeled_page_{detector}_{pages}",  # a new detector or length starts at page 1
     )
-    show_suspects(view, ranked.iloc[page * PER_PAGE : (page + 1) * PER_PAGE], detector, latest)
+    show_suspects(view, ranked.iloc[page * PER_PAGE : (page + 1) * PER_PAGE], latest)
     if not latest.empty:
         with st.expander(f"All {len(latest)} saved decisions"):
             names = view.label_names

@@ -152,6 +152,13 @@ def _show_preview(run: RunView, selection: Selection) -> bool:
         note += f", after {plan.n_dropped:,} dropped by your decisions"
     if RULES[sel.rule].seeded:
         note += "; the preview shows seed 0, each retraining seed draws its own subset"
+    if "cl_issue" in run.table.columns:  # what the rule does with the likely label errors
+        flagged = run.table["cl_issue"].to_numpy(np.float64)[plan.rows] > 0.5  # (N',)
+        n_flagged = int(flagged.sum())
+        note += (
+            f". It keeps **{int((flagged & plan.kept).sum()):,}** of the {n_flagged:,} "
+            "examples cleanlab flags as likely mislabeled"
+        )
     st.markdown(note + ".")
     warn_lost_classes(run, plan.labels, plan.kept)
     norm = sel.normalization
@@ -160,6 +167,41 @@ def _show_preview(run: RunView, selection: Selection) -> bool:
     left.plotly_chart(_class_figure(plan, run.label_names), width="stretch")
     right.plotly_chart(_distribution_figure(plan, values, what), width="stretch")
     return True
+
+
+OFFSET_SUGGESTION = 0.02  # cleanlab flag share from which the offset rule is suggested
+
+
+def _use_offset_auto() -> None:
+    """Button callback: the offset rule with auto offset (the widgets re-read the choices)."""
+    choices = ui().choices
+    choices["prune_rule"], choices["prune_auto_offset"] = "offset", True
+    for key in ("w_prune_rule", "w_prune_auto_offset"):
+        st.session_state.pop(key, None)
+
+
+def _offset_suggestion(run: RunView, selection: Selection) -> None:
+    """On a run whose cleanlab flags reach 2%, suggest Data Diet's offset rule with `auto`."""
+    if "cl_issue" not in run.table.columns:
+        return
+    share = float((run.table["cl_issue"].to_numpy(np.float64) > 0.5).mean())
+    auto = bool(ui().choices.get("prune_auto_offset"))
+    on_offset = selection.config is not None and selection.config.rule == "offset"
+    if share < OFFSET_SUGGESTION or (on_offset and auto):
+        return
+    st.info(
+        f"cleanlab flags **{share:.1%}** of this run's examples as likely mislabeled. Rules "
+        "that keep the hardest examples keep those labels too; the **offset** rule with "
+        "**auto** first drops the hardest share equal to that estimate (Data Diet's rule for "
+        "noisy data).",
+        icon=":material/lightbulb:",
+    )
+    st.button(
+        "Use offset with auto",
+        key="prune_use_offset",
+        icon=":material/filter_alt:",
+        on_click=_use_offset_auto,
+    )
 
 
 # --- retraining ----------------------------------------------------------------------------
@@ -530,6 +572,12 @@ def _live(
         st.progress(min(done / n_trials, 1.0), text=text)
     else:
         st.progress(0.0, text=text + "…")
+    # SIGTERM to the job: it records itself cancelled; the trials already written stay.
+    if st.button("Cancel", key=f"prune_cancel_{job_id}"):
+        if jobs.cancel(job_id, cache_dir()):
+            st.toast("Cancelling the sweep…")
+        else:
+            st.toast("The sweep had already stopped.")
     _show_results(run, sweep, chosen)
 
 
@@ -635,6 +683,7 @@ selection = selection_controls(
     decisions_help="Drop the examples marked Drop and train relabeled ones with their new "
     "label, before the rule selects.",
 )
+_offset_suggestion(current, selection)
 st.header("Preview")
 if selection.refusal:
     st.warning(escape_md(selection.refusal), icon=":material/warning:")

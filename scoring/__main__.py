@@ -1,7 +1,9 @@
-"""Command line: `winnow` (or `python -m scoring`) `{score,sweep,map,export,list} ...`.
+"""Command line: `winnow` (or `python -m scoring`)
+`{score,suspects,decide,export,sweep,map,list} ...`.
 
 Bad input prints one message on stderr and exits 2; the last stdout line of `score` is the
-run folder (of `export`, the path written), so scripts and the app's job runner can pick it up.
+run folder (of `export`, the path written; of `sweep`, its trials file), so scripts and the
+app's job runner can pick it up. Summaries and tables for people go to stderr.
 
 `score` and `sweep` also take `--config FILE`: the typed config as JSON (`ScoreConfig.to_dict`,
 `SweepConfig.to_dict`), which is how the app's jobs receive theirs (scoring/jobs.py); the flags
@@ -54,6 +56,9 @@ def report(job_file: str | None, **fields: Any) -> None:
 # What may stand beside `--config FILE`: how and where the job runs, never what it computes.
 _BESIDE_CONFIG = {"command", "config", "run", "executor", "ray_address", "cache_dir", "quiet"}
 _BESIDE_CONFIG |= {"job_file", "help"}
+# Labels of the run, not part of what it computes: `--name`, and `--preset` naming the preset
+# the config was resolved with (beside --config it is recorded, not applied again).
+_BESIDE_CONFIG |= {"name", "preset"}
 
 
 def _add_selection_args(p: argparse.ArgumentParser) -> None:
@@ -89,7 +94,8 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--apply-decisions",
         action="store_true",
-        help="drop and relabel as decided in the app first",
+        help="drop and relabel as decided in the app first (rule all: always, unless "
+        "--no-decisions)",
     )
     p.add_argument("--job-file", help=argparse.SUPPRESS)
 
@@ -171,8 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="train, record and score a dataset (cached)")
     s.add_argument(
         "--dataset",
-        default="digits",
-        help="digits | a local parquet/csv/tsv/jsonl file or image folder | hf:NAME[:CONFIG]",
+        required=True,
+        help="digits (scikit-learn's bundled 8x8 digits) | a local parquet/csv/tsv/jsonl file "
+        "or image folder | hf:NAME[:CONFIG]",
+    )
+    s.add_argument(
+        "--name",
+        help="a name for the run in lists and captions (not part of its key: scoring the same "
+        "config again with another --name renames it)",
     )
     s.add_argument(
         "--test", help="separate held-out file (else the source's test split or a carved one)"
@@ -236,13 +248,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
     s.add_argument(
         "--preset",
-        default="default",
         choices=sorted(PRESETS),
-        help="tiny: a few epochs and 2 runs, for a first look in seconds",
+        help="tiny: a few epochs and 2 runs, for a first look in seconds (default: default); "
+        "beside --config, only recorded as the preset the config was made with",
     )
     _add_executor_args(s)
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument("--job-file", help=argparse.SUPPRESS)  # kept current for the app's jobs
+    _required_unless_config(s)
+
+    q = sub.add_parser("suspects", help="a finished run's likely label errors, most suspect first")
+    q.add_argument("--run", required=True, help="run folder printed by `score`")
+    q.add_argument("--detector", help="score ranking the training rows (default: the run's best)")
+    q.add_argument("--top", type=int, help="show the first K (default: all)")
+    q.add_argument(
+        "--split",
+        default="all",
+        help="all (default) | train | heldout (held-out rows carved from the same source)",
+    )
+    q.add_argument("--format", default="table", help="table (default) | csv | jsonl")
+
+    d = sub.add_parser(
+        "decide", help="record keep / drop / relabel decisions (the same ones the app records)"
+    )
+    d.add_argument("--run", required=True, help="run folder printed by `score`")
+    d.add_argument("--id", type=int, help="the example's id (as `suspects` prints it)")
+    act = d.add_mutually_exclusive_group()
+    act.add_argument("--drop", action="store_true", help="leave the example out of exports")
+    act.add_argument("--keep", action="store_true", help="reviewed: the label is right")
+    act.add_argument("--relabel", metavar="LABEL", help="new label, by name (or class index)")
+    act.add_argument("--clear", action="store_true", help="withdraw the example's decision")
+    d.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE.csv",
+        help="many decisions: a CSV with columns id, action (keep|drop|relabel|clear), label; "
+        "every row is checked before any is written",
+    )
 
     m = sub.add_parser("map", help="2-D UMAP of a finished run's embeddings (for the app)")
     m.add_argument("--run", required=True, help="run folder printed by `score`")
@@ -251,9 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--quiet", action="store_true")
     m.add_argument("--job-file", help=argparse.SUPPRESS)
 
-    e = sub.add_parser("export", help="write a selected subset of a run's training data")
+    e = sub.add_parser(
+        "export",
+        help="write a run's data: the cleaned dataset (--rule all) or a selected subset",
+    )
     _add_selection_args(e)
-    e.add_argument("--fraction", type=float, required=True, help="share kept, in (0, 1]")
+    e.add_argument(
+        "--no-decisions",
+        action="store_true",
+        help="rule all: export without the run's drops and relabels",
+    )
+    e.add_argument(
+        "--fraction", type=float, help="share kept, in (0, 1] (required but for rule all)"
+    )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--format", required=True, help="parquet | csv | jsonl | hf (save_to_disk)")
     e.add_argument("--out", required=True, help="file to write (a folder for hf)")
@@ -278,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--cache-dir", help=argparse.SUPPRESS)
     w.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    ls = sub.add_parser("list", help="list cached runs")
+    ls = sub.add_parser("list", help="list cached runs (name, dataset, recipe, preset, noise)")
     ls.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
     return parser
 
@@ -370,7 +422,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         grads=GradConfig(at=args.grad_at, params=args.grad_params, checkpoints=args.checkpoints),
         **({"cv_folds": args.cv_folds} if args.cv_folds is not None else {}),
     )
-    return apply_preset(config, args.preset, keep=given).validate()
+    return apply_preset(config, args.preset or "default", keep=given).validate()
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
@@ -395,6 +447,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             waited.append(True)
 
     def on_prepared(path: Path) -> None:
+        from scoring.store import RunDir
+
+        # Labels, not results: written (merged) on every call, so a rerun renames the run.
+        preset = args.preset if args.config else (args.preset or "default")
+        name = args.name.strip() if args.name and args.name.strip() else None
+        RunDir(path).write_meta(name=name, preset=preset)
         report(args.job_file, run=str(path))
 
     executor = _executor(args, config.train.device)
@@ -412,8 +470,38 @@ def cmd_score(args: argparse.Namespace) -> int:
     finally:
         executor.close()
     report(args.job_file, exit_code=0, message="done")
+    _print_score_summary(path)
     print(path)
     return 0
+
+
+def _print_score_summary(path: Path) -> None:
+    """Test accuracy, cleanlab's flag count, the top 5 suspects and the next command, on stderr."""
+    from scoring.read import suspects as sus
+    from scoring.read.views import load_run
+
+    try:
+        view = load_run(path)
+    except InputError as err:  # an older-version run, say: the folder still prints
+        print(f"(no summary: {err})", file=sys.stderr)
+        return
+    lines = []
+    accuracy = sus.heldout_accuracy(view)
+    if accuracy is not None:
+        lines.append(
+            f"held-out accuracy {accuracy:.3f} (mean of {len(view.summary['test_accuracy'])} runs)"
+        )
+    if "cl_issue" in view.table.columns:
+        lines.append(f"cleanlab flags {sus.flagged_count(view):,} examples as likely mislabeled")
+    warning = sus.model_errors_warning(view)
+    if warning:
+        lines.append(f"warning: {warning}")
+    if view.score_keys:
+        top = sus.suspects(view, top=5)
+        lines.append(f"top {len(top)} suspects ({top['detector'].iloc[0] if len(top) else ''}):")
+        lines += [f"  id {r.id} ({r.split}): {r.why}" for r in top.itertuples()]
+    lines.append(f"next: winnow suspects --run {path} --top 20")
+    print("\n".join(lines), file=sys.stderr)
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -426,18 +514,90 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suspects(args: argparse.Namespace) -> int:
+    if args.format not in ("table", "csv", "jsonl"):
+        raise InputError(f"--format must be table, csv or jsonl, got {args.format!r}")
+    if args.top is not None and args.top < 1:
+        raise InputError(f"--top must be a positive integer, got {args.top}")
+    from scoring.read.suspects import suspects
+    from scoring.read.views import load_run
+
+    view = load_run(Path(args.run))
+    frame = suspects(view, detector=args.detector, split=args.split, top=args.top)
+    columns = ["id", "split", "label", "suggested_label", "given_prob", "suggested_prob"]
+    columns += ["score", "detector", "flagged", "why"]
+    frame = frame[columns + [c for c in ("noisy", "true") if c in frame.columns]]
+    if args.format == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif args.format == "jsonl":
+        text = frame.to_json(orient="records", lines=True)  # pandas may or may not end a line
+        sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+    else:
+        shown = frame.copy()
+        for col in ("given_prob", "suggested_prob", "score"):
+            shown[col] = shown[col].map(lambda v: f"{v:.3f}")
+        print(shown.to_string(index=False) if len(shown) else "no examples", file=sys.stdout)
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from scoring.read import decisions
+
+    actions = {"drop": args.drop, "keep": args.keep, "clear": args.clear}
+    chosen = [a for a, on in actions.items() if on] + (["relabel"] if args.relabel else [])
+    if args.from_file is not None:
+        if args.id is not None or chosen:
+            raise InputError("--from FILE gives every decision: drop --id and the action flags")
+        records = decisions.read_bulk(Path(args.run), args.from_file)
+        n = decisions.append_many(Path(args.run), records)
+        print(f"{n} decision(s) recorded in {decisions.path_of(args.run)}", file=sys.stderr)
+        return 0
+    if args.id is None or not chosen:
+        raise InputError(
+            "give --id ID and one of --drop, --keep, --relabel LABEL, --clear (or --from FILE.csv)"
+        )
+    new_label = None
+    if args.relabel:
+        from scoring.store import RunDir
+
+        rd = RunDir(Path(args.run))
+        if not rd.config_file.exists():
+            raise InputError(f"{args.run} is not a finished Winnow run; decisions need its scores")
+        new_label = decisions.label_index(rd.read_config()["dataset"]["label_names"], args.relabel)
+    record = decisions.append(Path(args.run), args.id, chosen[0], new_label)
+    print(f"id {record['id']}: {record['action']} recorded", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from scoring.prune.export import export_selection
 
     report(args.job_file, run=str(Path(args.run)))
     seed = check_seed(args.seed, "--seed")
-    selection = _selection_from_args(args, fraction=args.fraction, seed=seed)
+    from scoring.prune.rules import RULES
+
+    every_row = args.rule in RULES and RULES[args.rule].keeps_all
+    if every_row:
+        if args.fraction not in (None, 1.0):
+            raise InputError(f"--rule all keeps every row: drop --fraction {args.fraction:g}")
+        apply = not args.no_decisions
+    else:
+        if args.fraction is None:
+            raise InputError(f"--fraction is required for --rule {args.rule} (or use --rule all)")
+        if args.no_decisions:
+            raise InputError(
+                "--no-decisions goes with --rule all; other rules apply decisions "
+                "only with --apply-decisions"
+            )
+        apply = args.apply_decisions
+    fraction = 1.0 if every_row else args.fraction
+    selection = _selection_from_args(args, fraction=fraction, seed=seed)
     out = export_selection(
         Path(args.run),
         selection,
         fmt=args.format,
         out=Path(args.out),
-        apply_decisions=args.apply_decisions,
+        apply_decisions=apply,
         force=args.force,
     )
     from scoring.prune.export import manifest_path
@@ -450,7 +610,15 @@ def cmd_export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     report(args.job_file, exit_code=0, message=f"exported {manifest['rows']} examples")
-    print(f"{manifest['rows']} examples -> {out}", file=sys.stderr)
+    splits = manifest.get("splits", {})
+    held = f" ({splits['heldout']} held-out)" if splits.get("heldout") else ""
+    applied = manifest["decisions"]
+    done = (
+        f"; decisions applied: {applied['dropped']} dropped, {applied['relabelled']} relabelled"
+        if manifest["apply_decisions"]
+        else ""
+    )
+    print(f"{manifest['rows']} examples{held} -> {out}{done}", file=sys.stderr)
     print(out)
     return 0
 
@@ -470,6 +638,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         fractions = _fractions(args.fractions)
         selection = _selection_from_args(args, fraction=max(fractions, default=1.0), seed=0)
         config = SweepConfig(selection, fractions, args.seeds, args.schedule, args.apply_decisions)
+    from scoring.prune.rules import RULES
+
+    if selection.rule in RULES and RULES[selection.rule].keeps_all:
+        raise InputError(
+            "rule all keeps every row, so there is nothing to sweep; pick a rule "
+            "that keeps a share (export the cleaned dataset with `export --rule all`)"
+        )
     if fractions:
         check_config(selection)  # the widest fraction fails first, before any data loads
     executor = _executor(args, "auto")
@@ -503,17 +678,48 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {_cache_dir(args)}", file=sys.stderr)
         return 0
+    rows = [_LIST_COLUMNS]
     for r in runs:
-        when = datetime.datetime.fromtimestamp(r.updated).strftime("%Y-%m-%d %H:%M")
-        acc = f"acc {r.test_accuracy:.3f}" if r.test_accuracy is not None else ""
-        old = "" if r.version_ok or r.problems else " (older scoring version)"
-        n = f"n={r.n_train}" if r.n_train is not None else ""
-        print(
-            f"{when}  {r.state:<11} {r.dataset:<40} {r.recipe or '':<8} {n:<9} {acc}{old}  {r.path}"
+        when = r.created if r.created is not None else r.updated
+        budget = f"{r.runs}×{r.epochs}" if r.runs and r.epochs else ""
+        old = "" if r.version_ok or r.problems else " (older version)"
+        rows.append(
+            (
+                datetime.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M"),
+                r.name or "",
+                r.state + old,
+                r.dataset,
+                r.recipe or "",
+                budget,
+                r.preset or "",
+                f"{r.noise:.0%}" + (f" {r.noise_kind}" if r.noise_kind else "") if r.noise else "",
+                str(r.n_train) if r.n_train is not None else "",
+                f"{r.test_accuracy:.3f}" if r.test_accuracy is not None else "",
+                str(r.path),
+            )
         )
-        if r.problems:  # a damaged run: which file, why, and what to do (indented under it)
-            print(f"    {r.problem}; {r.fix}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_LIST_COLUMNS) - 1)]
+    for i, row in enumerate(rows):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        run = runs[i - 1] if i else None
+        if run is not None and run.problems:  # a damaged run: which file, why, what to do
+            print(f"    {run.problem}; {run.fix}")
     return 0
+
+
+_LIST_COLUMNS = (
+    "created",
+    "name",
+    "state",
+    "dataset",
+    "recipe",
+    "runs×epochs",
+    "preset",
+    "noise",
+    "n_train",
+    "test_acc",
+    "path",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -523,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
     report(getattr(args, "job_file", None), pid=os.getpid())  # the app polls and cancels it
     command = {
         "score": cmd_score,
+        "suspects": cmd_suspects,
+        "decide": cmd_decide,
         "list": cmd_list,
         "map": cmd_map,
         "export": cmd_export,

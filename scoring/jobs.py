@@ -64,6 +64,8 @@ def start_score(
     *,
     executor: str = "local",
     ray_address: str | None = None,
+    name: str | None = None,
+    preset: str | None = None,
 ) -> str:
     """Start a scoring run of `config` in the background; returns the job id.
 
@@ -77,8 +79,19 @@ def start_score(
         "local" or "ray"; with `ray_address`, how the runs execute, not what they compute.
     ray_address : str, optional
         A Ray cluster to join; None starts a local Ray when `executor` is "ray".
+    name : str, optional
+        The run's name (`--name`): a label in `meta.json`, not part of the run's key, so a
+        second job for the same config renames the run.
+    preset : str, optional
+        The name of the preset `config` was resolved with (a key of `config.PRESETS`),
+        recorded beside the run for its title; it changes nothing computed.
     """
-    return _start("score", [*_executor_args(executor, ray_address)], cache_dir, config.to_dict())
+    args = _executor_args(executor, ray_address)
+    if name is not None and name.strip():
+        args += ["--name", name.strip()]
+    if preset is not None:
+        args += ["--preset", preset]
+    return _start("score", args, cache_dir, config.to_dict())
 
 
 def start_sweep(
@@ -290,3 +303,41 @@ def log_tail(job_id: str, cache_dir: Path | str, n_chars: int = 4000) -> str:
         return (jobs_dir(cache_dir) / f"{job_id}.log").read_text(errors="replace")[-n_chars:]
     except FileNotFoundError:
         return ""
+
+
+def job_config(job_id: str, cache_dir: Path | str) -> dict[str, Any] | None:
+    """The config a job was handed (its `to_dict` form), or None (a map job, an unknown id)."""
+    try:
+        record = store.read_json(jobs_dir(cache_dir) / f"{job_id}.json")
+    except (OSError, ValueError):
+        return None
+    config = record.get("config") if isinstance(record, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+# Below this much measured progress time the rate is noise (startup, data loading): no estimate.
+MIN_RATE_WINDOW_S = 3.0
+
+
+def time_left(
+    first: tuple[float, float] | None, last: tuple[float, float], eta_s: float | None = None
+) -> float | None:
+    """Seconds left, from the measured rate of progress, or None while it is unknown.
+
+    Parameters
+    ----------
+    first, last : (time in s, progress in [0, 1])
+        The first reading seen with progress under way, and the latest one. The rate is
+        taken between them, so startup time and work read back from disk (a resumed run)
+        do not count as speed.
+    eta_s : float, optional
+        The engine's own estimate when its status file gives one; preferred.
+    """
+    if eta_s is not None and eta_s >= 0:
+        return float(eta_s)
+    if first is None:
+        return None
+    (t0, p0), (t1, p1) = first, last
+    if t1 - t0 < MIN_RATE_WINDOW_S or p1 <= p0:
+        return None
+    return max(1.0 - p1, 0.0) * (t1 - t0) / (p1 - p0)

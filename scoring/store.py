@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import errno
 import hashlib
 import io
@@ -524,7 +525,16 @@ class RunDir:
     ``scores_per_run.parquet``    id, ``<score>__run<r>`` per per-run     pipeline, after scoring
                                   score
     ``predictions.parquet``       id, pred, pred_prob, given_prob of the  pipeline, after scoring
-                                  final models (mean over runs)
+                                  final models (mean over runs); with
+                                  cross-fitting, oof_given_prob,
+                                  oof_suggested, oof_suggested_prob
+                                  (out-of-fold: no model saw the row)
+    ``heldout.parquet``           id, label, given_prob, suggested,       pipeline, after scoring
+                                  suggested_prob, cl_quality, cl_issue
+                                  of the M held-out rows (mean test
+                                  probs of the runs; `read_heldout`)
+    ``meta.json``                 name, preset (labels only, not in the   CLI `score`, every call
+                                  key; a rerun with --name renames)
     ``examples/images.npy``       (N, H, W, C) uint8 images to display    pipeline, after scoring
     ``examples/texts.parquet``    id, text[, text_pair] to display        pipeline, after scoring
     ``summary.json``              test accuracy per run, timings, per     pipeline, last before
@@ -645,8 +655,28 @@ class RunDir:
         return self.examples_dir / "texts.parquet"
 
     @property
+    def heldout_images_file(self) -> Path:
+        """(M, H, W, C) uint8 display images of the held-out rows (image runs)."""
+        return self.examples_dir / "heldout_images.npy"
+
+    @property
+    def heldout_texts_file(self) -> Path:
+        """id, text[, text_pair] of the held-out rows (text runs)."""
+        return self.examples_dir / "heldout_texts.parquet"
+
+    @property
     def decisions_file(self) -> Path:
         return self.path / "decisions.jsonl"
+
+    @property
+    def heldout_file(self) -> Path:
+        """`heldout.parquet`: out-of-sample label quality of the held-out rows (M rows)."""
+        return self.path / "heldout.parquet"
+
+    @property
+    def meta_file(self) -> Path:
+        """`meta.json`: the run's name and preset, set by each `score` call (not in its key)."""
+        return self.path / "meta.json"
 
     @property
     def map_file(self) -> Path:
@@ -764,22 +794,66 @@ class RunDir:
         with self.reading(self.predictions_file):
             return pd.read_parquet(self.predictions_file)
 
-    def open_images(self) -> np.ndarray | None:
-        """The display images, memory-mapped, (N, H, W, C) uint8; None when absent."""
-        if not self.images_file.exists() and not self._recorded(self.images_file):
+    def read_heldout(self) -> pd.DataFrame | None:
+        """Held-out evidence (`heldout.parquet`); None for runs from before it was written.
+
+        Columns: id, label, given_prob, suggested, suggested_prob, cl_quality, cl_issue (one
+        row per held-out example, in `split.npz`'s test order; probabilities are the runs'
+        mean held-out softmax, which no run trained on).
+        """
+        if not self.heldout_file.exists() and not self._recorded(self.heldout_file):
             return None
-        with self.reading(self.images_file):
-            images = np.load(self.images_file, mmap_mode="r", allow_pickle=False)
+        with self.reading(self.heldout_file):
+            return pd.read_parquet(self.heldout_file)
+
+    def read_meta(self) -> dict[str, Any]:
+        """`meta.json` ({"name": str | None, "preset": str | None}); {} when absent or unreadable.
+
+        User metadata, not a result: a damaged file costs the label, never the run.
+        """
+        try:
+            meta = read_json(self.meta_file)
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    def write_meta(self, **fields: Any) -> None:
+        """Merge `fields` (name, preset) into `meta.json`; None values leave a field as it is.
+
+        Written beside a run by every `score` call, so a rerun with another `--name` renames
+        the run without touching its key, its files or their manifest.
+        """
+        meta = self.read_meta()
+        meta.update({k: v for k, v in fields.items() if v is not None})
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.meta_file, meta)
+
+    def open_images(self, *, heldout: bool = False) -> np.ndarray | None:
+        """The display images, memory-mapped, (N, H, W, C) uint8; None when absent.
+
+        `heldout=True`: those of the M held-out rows, (M, H, W, C), in `split.npz` test order.
+        """
+        file = self.heldout_images_file if heldout else self.images_file
+        if not file.exists() and not self._recorded(file):
+            return None
+        with self.reading(file):
+            images = np.load(file, mmap_mode="r", allow_pickle=False)
             if images.ndim != 4 or images.dtype != np.uint8:
                 raise ValueError(f"holds {images.dtype} of shape {images.shape}")
             return images
 
-    def read_texts(self, columns: list[str] | None = None) -> pd.DataFrame | None:
-        """The display texts (id, text[, text_pair]); None when absent (image runs)."""
-        if not self.texts_file.exists() and not self._recorded(self.texts_file):
+    def read_texts(
+        self, columns: list[str] | None = None, *, heldout: bool = False
+    ) -> pd.DataFrame | None:
+        """The display texts (id, text[, text_pair]); None when absent (image runs).
+
+        `heldout=True`: those of the held-out rows.
+        """
+        file = self.heldout_texts_file if heldout else self.texts_file
+        if not file.exists() and not self._recorded(file):
             return None
-        with self.reading(self.texts_file):
-            return pd.read_parquet(self.texts_file, columns=columns)
+        with self.reading(file):
+            return pd.read_parquet(file, columns=columns)
 
     def _recorded(self, file: Path) -> bool:
         """Whether the finished run's manifest lists `file` (so its absence is damage)."""
@@ -845,8 +919,11 @@ class RunDir:
             self.scores_file,
             self.scores_per_run_file,
             self.predictions_file,
+            self.heldout_file,
             self.images_file,
             self.texts_file,
+            self.heldout_images_file,
+            self.heldout_texts_file,
             self.summary_file,
         ]
         found = [f for f in fixed if f.is_file()]
@@ -972,11 +1049,13 @@ class RunDir:
                 arrays["divisor"] = np.int64(divisor)
         save_arrays(self.inputs_file, kind=np.str_(inputs.kind), **arrays)
 
-    def write_images(self, pixels: np.ndarray) -> None:
-        """Display images, (N, H, W, C) uint8, as a plain `.npy` pages can memory-map."""
+    def write_images(self, pixels: np.ndarray, *, heldout: bool = False) -> None:
+        """Display images, (N, H, W, C) uint8, as a plain `.npy` pages can memory-map
+        (`heldout=True`: the held-out rows', (M, H, W, C))."""
         buf = io.BytesIO()
         np.save(buf, pixels)
-        atomic_write_bytes(self.images_file, buf.getvalue())
+        file = self.heldout_images_file if heldout else self.images_file
+        atomic_write_bytes(file, buf.getvalue())
 
 
 def _to_pixels(inputs: np.ndarray, divisor: int) -> np.ndarray:
@@ -1053,7 +1132,9 @@ class RunInfo:
 
     `state` is the status file's (running / done / failed / cancelled), `interrupted` for a
     running one whose job died, or `damaged`: then `problem` says which file and why, and
-    `problems` holds every DamagedRun found (`RunDir.check`).
+    `problems` holds every DamagedRun found (`RunDir.check`). `name` and `preset` come from
+    `meta.json` (None when never given); `runs`, `epochs`, `noise`, `noise_kind` and
+    `created` from `config.json`. `title` is the one-line label every page and `list` use.
     """
 
     path: Path
@@ -1065,6 +1146,18 @@ class RunInfo:
     test_accuracy: float | None
     version_ok: bool
     problems: list[DamagedRun] = dataclasses.field(default_factory=list)
+    name: str | None = None
+    preset: str | None = None
+    runs: int | None = None
+    epochs: int | None = None
+    noise: float = 0.0  # share of training labels the run's --noise check corrupted
+    noise_kind: str | None = None  # NoiseConfig.kind when the config has one
+    created: float | None = None  # config.json's creation time (else `updated`)
+
+    @property
+    def title(self) -> str:
+        """One line naming the run: `run_title(self)`."""
+        return run_title(self)
 
     @property
     def problem(self) -> str | None:
@@ -1081,6 +1174,29 @@ class RunInfo:
             return None
         files = {p.file for p in self.problems}
         return FIX_CONFIG if "config.json" in files else self.problems[0].fix
+
+
+def run_title(info: RunInfo) -> str:
+    """The one-line label of a run, the same in every caption, picker, table and `list`.
+
+    "my run · digits · mlp 5×30 · tiny · 10% noise · 2026-12-01 14:05": the name (when
+    given), the dataset, the recipe with runs × epochs, the preset (when it is not
+    "default"), the injected noise (when any; its kind when not the default permutation)
+    and the creation time. Parts that are unknown (a damaged config) are left out.
+    """
+    parts = [info.name] if info.name else []
+    parts.append(info.dataset)
+    if info.recipe:
+        budget = f" {info.runs}×{info.epochs}" if info.runs and info.epochs else ""
+        parts.append(f"{info.recipe}{budget}")
+    if info.preset and info.preset != "default":
+        parts.append(info.preset)
+    if info.noise:
+        kind = f" {info.noise_kind}" if info.noise_kind and info.noise_kind != "permute" else ""
+        parts.append(f"{info.noise:.0%}{kind} noise")
+    when = info.created if info.created is not None else info.updated
+    parts.append(datetime.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M"))
+    return " · ".join(parts)
 
 
 def check_version(path: Path) -> None:
@@ -1141,6 +1257,12 @@ def run_info(path: Path | str) -> RunInfo:
     if updated is None:  # unreadable status: the folder's own time keeps the order sensible
         updated = rd.path.stat().st_mtime
     dataset = config.get("dataset") or {}
+    meta = rd.read_meta()
+    scored = config.get("config") if isinstance(config.get("config"), dict) else {}
+    noise = scored.get("noise") if isinstance(scored.get("noise"), dict) else {}
+    train = scored.get("train") if isinstance(scored.get("train"), dict) else {}
+    recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
+    runs, epochs = train.get("runs"), recipe.get("epochs")
     return RunInfo(
         path=rd.path,
         dataset=str(dataset.get("description", "?")),
@@ -1151,7 +1273,18 @@ def run_info(path: Path | str) -> RunInfo:
         test_accuracy=_number(summary.get("test_accuracy_mean")),
         version_ok=config.get("scoring_version") == SCORING_VERSION,
         problems=problems,
+        name=_text_or_none(meta.get("name")),
+        preset=_text_or_none(meta.get("preset")),
+        runs=runs if isinstance(runs, int) and not isinstance(runs, bool) else None,
+        epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+        noise=_number(noise.get("fraction")) or 0.0,
+        noise_kind=_text_or_none(noise.get("kind")),
+        created=_number(config.get("created")),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def list_runs(cache_dir: Path | str) -> list[RunInfo]:

@@ -50,6 +50,7 @@ from scoring import data, store
 from scoring.config import ScoreConfig
 from scoring.errors import InputError
 from scoring.prune.plan import SelectionPlan, plan_selection
+from scoring.prune.rules import RULES
 from scoring.prune.select import SelectionConfig
 from scoring.read import decisions
 from scoring.read.views import RunView, load_run
@@ -184,8 +185,10 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
     config = view.config
     described = config["dataset"]
     cfg = ScoreConfig.from_dict(config["config"]).data
-    kept = plan.positions  # (n,)
-    ids = view.table["id"].to_numpy(np.int64)[kept]  # (n,)
+    kept = plan.positions  # (n,) training rows
+    n_train = kept.shape[0]
+    # Rule `all` adds the carved held-out rows: row ids of the same source table.
+    ids = np.concatenate([view.table["id"].to_numpy(np.int64)[kept], plan.heldout_ids])  # (n,)
     source = data.source_rows(
         cfg,
         ids,
@@ -198,8 +201,10 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
     label_col = described["label_col"]
     columns: dict[str, Any] = {"label": label_col, "original_label": None}
 
-    relabelled = plan.relabelled[plan.kept]  # (n,)
-    final = plan.final_labels[plan.kept]  # (n,)
+    relabelled = np.concatenate(
+        [plan.relabelled[plan.kept], plan.heldout_final != plan.heldout_original]
+    )  # (n,)
+    final = np.concatenate([plan.final_labels[plan.kept], plan.heldout_final])  # (n,)
     if relabelled.any():
         feature, original = features[label_col], table.column(label_col)
         values = original.to_pylist()
@@ -217,9 +222,17 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
     name = columns["id"] = _free_name("id", taken)
     table = table.append_column(name, pa.array(ids, type=pa.int64()))
     features[name] = hf_datasets.Value("int64")
+    name = columns["split"] = _free_name("split", taken)
+    split = ["train"] * n_train + ["heldout"] * plan.n_heldout
+    table = table.append_column(name, pa.array(split, type=pa.string()))
+    features[name] = hf_datasets.Value("string")
+    held = _heldout_scores(view, plan)
     columns["scores"] = {}
     for key in view.score_keys:
         values = view.table[key].to_numpy()[kept]
+        if plan.n_heldout:  # held-out rows: their own cl_* (same definition), else missing
+            other = held.get(key, np.full(plan.n_heldout, np.nan))
+            values = np.concatenate([values.astype(np.float64), other])
         dtype = "bool" if values.dtype == bool else "float64"
         name = columns["scores"][key] = _free_name(key, taken)
         table = table.append_column(name, pa.array(values.astype(dtype)))
@@ -231,6 +244,17 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
 
     info = hf_datasets.DatasetInfo(features=features)
     return hf_datasets.Dataset(InMemoryTable(table), info=info), columns
+
+
+def _heldout_scores(view: RunView, plan: SelectionPlan) -> dict[str, np.ndarray]:
+    """cl_quality and cl_issue of the plan's held-out rows (`heldout.parquet`), by score key."""
+    if not plan.n_heldout:
+        return {}
+    held = store.RunDir(view.path).read_heldout()
+    if held is None:
+        return {}
+    at = held.set_index("id").loc[plan.heldout_ids]
+    return {k: at[k].to_numpy(np.float64) for k in ("cl_quality", "cl_issue") if k in at}
 
 
 def _free_name(name: str, taken: set[str]) -> str:
@@ -308,8 +332,8 @@ def _manifest(
     config, described = view.config, view.config["dataset"]
     names = view.label_names
     counts = plan.written_per_class(len(names))  # (K,)
-    ids = view.table["id"].to_numpy(np.int64)[plan.positions]
-    dropped = plan.n_dropped  # removed before selecting: the fraction is of what remains
+    ids = np.concatenate([view.table["id"].to_numpy(np.int64)[plan.positions], plan.heldout_ids])
+    dropped = plan.n_dropped_all  # removed before selecting: the fraction is of what remains
     relabelled = plan.n_relabelled
     data_config = config["config"]["data"]
     return {
@@ -317,7 +341,8 @@ def _manifest(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "format": fmt,
         "path": str(target),
-        "rows": plan.n_kept,
+        "rows": plan.n_written,
+        "splits": {"train": plan.n_kept, "heldout": plan.n_heldout},
         "counts_per_class": {name: int(c) for name, c in zip(names, counts, strict=True)},
         "empty_classes": [name for name, c in zip(names, counts, strict=True) if c == 0],
         "source": {
@@ -340,7 +365,7 @@ def _manifest(
         },
         "selection": selection.to_dict(),
         "seed": selection.seed,
-        "selected": plan.n_kept,
+        "selected": plan.n_written,
         "apply_decisions": with_decisions,
         "decisions": {
             "applied": dropped + relabelled,
@@ -364,10 +389,14 @@ def _command(
 ) -> str:
     """The CLI line that makes this export again (the offset as the number it resolved to)."""
     args = ["python", "-m", "scoring", "export", "--run", str(Path(run).resolve())]
-    args += [*selection.cli_args(), "--fraction", repr(float(selection.fraction))]
-    args += ["--seed", str(selection.seed)]
-    if with_decisions:
-        args.append("--apply-decisions")
+    args += selection.cli_args()
+    if RULES[selection.rule].keeps_all:  # the CLI applies the decisions unless told not to
+        if not with_decisions:
+            args.append("--no-decisions")
+    else:
+        args += ["--fraction", repr(float(selection.fraction)), "--seed", str(selection.seed)]
+        if with_decisions:
+            args.append("--apply-decisions")
     args += ["--format", fmt, "--out", str(target)]
     return shlex.join(args)
 

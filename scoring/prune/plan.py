@@ -4,12 +4,14 @@
 export writer writes and what retraining trains on. The order is fixed here and nowhere else:
 the rows a caller holds out (retraining's validation split) leave the pool, the user's
 decisions are applied (drops leave the pool, relabels change the labels the rule sees), then
-the rule keeps its `fraction` of what is left.
+the rule keeps its `fraction` of what is left. For the rule `all` (the cleaned dataset) the
+plan also holds the held-out rows carved from the same source (`suspects.heldout_rows`), with
+the same decisions applied, so an export writes every row of the user's data but the drops.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,16 @@ class SelectionPlan:
         Current decisions in the run (0 when they are not applied).
     n_excluded : int
         Examples held out by the caller (`exclude`), never in `rows`.
+    heldout_ids : ndarray of shape (H,), int64
+        Rule `all` only (else empty): ids of the carved held-out rows written besides the
+        training rows (not dropped by a decision), in `heldout.parquet` order. They are not
+        in `view.table`, so they have no position; an export writes them with split heldout.
+    heldout_original : ndarray of shape (H,), int64
+        Their source labels.
+    heldout_final : ndarray of shape (H,), int64
+        With relabels applied.
+    n_heldout_dropped : int
+        Carved held-out rows the decisions dropped (rule `all` only).
     """
 
     rows: np.ndarray
@@ -61,6 +73,10 @@ class SelectionPlan:
     n_dropped: int
     n_decisions: int
     n_excluded: int = 0
+    heldout_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    heldout_original: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    heldout_final: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    n_heldout_dropped: int = 0
 
     @property
     def positions(self) -> np.ndarray:
@@ -72,18 +88,37 @@ class SelectionPlan:
         return int(self.kept.sum())
 
     @property
+    def n_heldout(self) -> int:
+        """Held-out rows written besides the kept training rows (rule `all` only)."""
+        return int(self.heldout_ids.shape[0])
+
+    @property
+    def n_written(self) -> int:
+        """Rows an export writes: kept training rows plus held-out rows (the page's count)."""
+        return self.n_kept + self.n_heldout
+
+    @property
     def relabelled(self) -> np.ndarray:
         """(N',) bool: a decision changed the example's label from the source's."""
         return self.final_labels != self.original_labels
 
     @property
     def n_relabelled(self) -> int:
-        """Kept examples written / trained with a label a decision changed."""
-        return int((self.relabelled & self.kept).sum())
+        """Written examples (kept training rows and held-out rows) whose label a decision
+        changed."""
+        held = int((self.heldout_final != self.heldout_original).sum())
+        return int((self.relabelled & self.kept).sum()) + held
+
+    @property
+    def n_dropped_all(self) -> int:
+        """Drops of training and (rule `all`) held-out rows together."""
+        return self.n_dropped + self.n_heldout_dropped
 
     def written_per_class(self, n_classes: int) -> np.ndarray:
-        """(n_classes,) kept examples per class of `final_labels`: what an export writes."""
-        return np.bincount(self.final_labels[self.kept], minlength=n_classes)[:n_classes]
+        """(n_classes,) written examples per class of the final labels: what an export writes
+        (held-out rows included for rule `all`)."""
+        final = np.concatenate([self.final_labels[self.kept], self.heldout_final])
+        return np.bincount(final.astype(np.int64), minlength=n_classes)[:n_classes]
 
 
 def plan_selection(
@@ -117,6 +152,11 @@ def plan_selection(
         selection that keeps none (see `select.select_indices`).
     """
     check_config(config)
+    if RULES[config.rule].keeps_all and config.fraction != 1:
+        raise InputError(
+            f"rule 'all' keeps every row, so its fraction is 1, got {config.fraction:g} "
+            "(pick another rule to keep a share)"
+        )
     table = view.table
     ids = table["id"].to_numpy()
     labels = table["label"].to_numpy(np.int64)  # (N,)
@@ -153,6 +193,7 @@ def plan_selection(
     picked = select_indices(values, labels, config, higher_is_harder=higher)
     kept = np.zeros(rows.shape[0], dtype=bool)
     kept[picked] = True
+    held = _heldout(view, decisions) if RULES[config.rule].keeps_all else {}
     return SelectionPlan(
         rows=rows.astype(np.int64),
         labels=labels,
@@ -162,7 +203,28 @@ def plan_selection(
         n_dropped=n_dropped,
         n_decisions=0 if decisions is None else _n_current(decisions),
         n_excluded=n_excluded,
+        **held,
     )
+
+
+def _heldout(view: RunView, decisions: pd.DataFrame | None) -> dict:
+    """The carved held-out rows rule `all` writes, decisions applied (SelectionPlan fields)."""
+    from scoring.read.suspects import heldout_rows  # suspects builds on views, as we do
+
+    held = heldout_rows(view)
+    if held is None:
+        return {}
+    ids = held["id"].to_numpy(np.int64)
+    original = held["label"].to_numpy(np.int64)
+    keep, final = np.ones(ids.shape[0], dtype=bool), original
+    if decisions is not None:
+        keep, final = apply_decisions(ids, original, decisions)
+    return {
+        "heldout_ids": ids[keep],
+        "heldout_original": original[keep],
+        "heldout_final": np.asarray(final, np.int64)[keep],
+        "n_heldout_dropped": int((~keep).sum()),
+    }
 
 
 def _n_current(decisions: pd.DataFrame) -> int:

@@ -27,6 +27,11 @@ stratified
 softmax, linear
     Sampling without replacement with weights softmax(hardness / T) or hardness - min + eps
     (Influence Scores at Scale, 2023).
+all
+    Every row: the cleaned dataset (the user's drops removed and relabels applied by the
+    planner, which also adds the carved held-out rows for this rule). Its fraction is 1; a
+    smaller budget, which only a direct `select_indices` call can ask for, takes the first
+    rows in row order so the rule contract (exact size, deterministic) still holds.
 """
 
 from __future__ import annotations
@@ -80,6 +85,9 @@ class Rule:
     drops_first : str or None
         A share parameter (in `uses`) of hardest rows dropped before keeping, so fraction +
         that share must not exceed 1.
+    keeps_all : bool
+        Keeps every row (fraction 1): the cleaned dataset. Not a pruning rule, so it is not
+        swept and the pages' pruning widgets leave it out.
     baseline : str or None
         Another rule every sweep of this one also runs, at the same parameters, fractions and
         seeds, besides random (which every sweep runs): its like-for-like baseline.
@@ -92,6 +100,7 @@ class Rule:
     seeded: bool = False
     drops_first: str | None = None
     baseline: str | None = None
+    keeps_all: bool = False
 
     def __post_init__(self) -> None:
         # A rule without words would crash the page that shows it; refuse it at import.
@@ -206,6 +215,10 @@ def _linear(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Gener
     return _sample(h - h.min() + LINEAR_EPS, h, m, rng)
 
 
+def _all(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(m)  # m == n at fraction 1: every row
+
+
 _RANKED = frozenset({"score", "normalization"})
 
 RULES: dict[str, Rule] = {
@@ -268,6 +281,14 @@ RULES: dict[str, Rule] = {
         help="sample without replacement, weights linear in hardness",
         uses=_RANKED,
         seeded=True,
+    ),
+    "all": Rule(
+        _all,
+        label="every row (cleaned dataset)",
+        help="every row, training and carved held-out, minus your drops, relabels applied "
+        "(fraction 1)",
+        uses=frozenset(),
+        keeps_all=True,
     ),
 }
 

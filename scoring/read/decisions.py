@@ -21,6 +21,7 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from scoring import store
@@ -43,7 +44,8 @@ def append(run: Path | str, id: int, action: str, new_label: int | None = None) 
     ----------
     run : path of a finished run folder
     id : int
-        The example's stable id (a value of the run's `id` column, not a row number).
+        The example's stable id (a value of the run's `id` column, not a row number): a
+        training row, or a held-out row carved from the same source (`decidable_ids`).
     action : "keep" | "relabel" | "drop" | "clear"
         `clear` withdraws the current decision for `id`.
     new_label : int, required for "relabel" only
@@ -64,10 +66,137 @@ def append(run: Path | str, id: int, action: str, new_label: int | None = None) 
     if action not in (*ACTIONS, CLEAR):
         raise InputError(f"decision must be one of {', '.join((*ACTIONS, CLEAR))}, got {action!r}")
     rd = store.RunDir(run)
+    _require_run(rd)
+    record = _checked(rd, decidable_ids(run), id, action, new_label)
+    _append_line(path_of(run), json.dumps(record) + "\n")
+    return record
+
+
+def decidable_ids(run: Path | str) -> pd.Index:
+    """The ids a decision may name: the training rows, and the held-out rows when the
+    held-out split was carved from the same source (then they are part of the user's data,
+    reviewed and exported like the rest).
+
+    Returns
+    -------
+    pandas Index of int64, unique
+    """
+    rd = store.RunDir(run)
+    ids = rd.read_scores(columns=["id"])["id"].to_numpy(np.int64)
+    if rd.read_config()["dataset"].get("test_origin") == "carved":
+        held = rd.read_heldout()
+        if held is not None:
+            ids = np.concatenate([ids, held["id"].to_numpy(np.int64)])
+    return pd.Index(ids)
+
+
+def label_index(names: list[str], text: str | int) -> int:
+    """The class index a user named: a label name, or a class index when unambiguous.
+
+    Parameters
+    ----------
+    names : list of str
+        The run's label names (index = class id).
+    text : str or int
+        A name (exact, then case-insensitive when that is unique), or an index in
+        [0, n_classes) that is not also the name of another class.
+
+    Raises
+    ------
+    InputError
+        No such label, or a text that names one class and indexes another.
+    """
+    text = str(text).strip()
+    by_name = [i for i, n in enumerate(names) if n == text]
+    if not by_name:
+        by_name = [i for i, n in enumerate(names) if n.lower() == text.lower()]
+    by_index = int(text) if text.lstrip("-").isdigit() else None
+    if by_index is not None and not 0 <= by_index < len(names):
+        by_index = None
+    if len(by_name) == 1 and (by_index is None or by_index == by_name[0]):
+        return by_name[0]
+    if len(by_name) > 1:
+        raise InputError(f"label {text!r} matches several classes ignoring case; spell it exactly")
+    if by_name and by_index is not None:
+        raise InputError(
+            f"label {text!r} is the name of class {by_name[0]} and the index of class "
+            f"{names[by_index]!r}; give the name of the class you mean"
+        )
+    if by_index is not None:
+        return by_index
+    shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+    raise InputError(f"unknown label {text!r}; this run's labels are: {shown}")
+
+
+def read_bulk(run: Path | str, file: Path | str) -> list[dict]:
+    """Validate every row of a bulk decisions CSV (columns id, action, label) before any write.
+
+    `label` is needed for `relabel` only (a name, or a class index when unambiguous:
+    `label_index`); `action` is keep, relabel, drop or clear.
+
+    Returns
+    -------
+    list of dict (id, action, new_label)
+        Ready for `append_many`.
+
+    Raises
+    ------
+    InputError
+        An unreadable file, missing columns, or any bad row (the first, with its line number):
+        then nothing is written.
+    """
+    file = Path(file)
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(f"--from: no file {file}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"--from: {file} is not a readable CSV file ({err})") from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in ("id", "action") if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"--from: {file} lacks column(s) {', '.join(missing)}; expected id, action, label"
+        )
+    rd = store.RunDir(run)
+    _require_run(rd)
+    names = rd.read_config()["dataset"]["label_names"]
+    ids = decidable_ids(run)
+    records = []
+    for line, row in enumerate(frame.to_dict("records"), start=2):  # line 1 is the header
+        try:
+            text = row["id"].strip()
+            if not text.lstrip("-").isdigit():
+                raise InputError(f"id must be an integer, got {text!r}")
+            action = row["action"].strip().lower()
+            label = row.get("label", "").strip()
+            new_label = label_index(names, label) if action == "relabel" and label else None
+            if action != "relabel" and label:
+                raise InputError(f"a label only goes with relabel, not with {action!r}")
+            records.append(_checked(rd, ids, int(text), action, new_label))
+        except InputError as err:
+            raise InputError(f"--from {file}, line {line}: {err}; nothing was written") from None
+    return records
+
+
+def append_many(run: Path | str, records: list[dict]) -> int:
+    """Append already validated decisions (`read_bulk`) in order; returns how many."""
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    if lines:
+        _append_line(path_of(run), lines)  # one write: the bulk lands whole or not at all
+    return len(records)
+
+
+def _require_run(rd: store.RunDir) -> None:
     if not rd.config_file.exists() or not rd.scores_file.exists():
-        raise InputError(f"{run} is not a finished Winnow run; decisions need its scores")
+        raise InputError(f"{rd.path} is not a finished Winnow run; decisions need its scores")
+
+
+def _checked(rd: store.RunDir, ids: pd.Index, id: object, action: str, new_label: object) -> dict:
+    """One validated decision record (id, action, new_label, time)."""
+    if action not in (*ACTIONS, CLEAR):
+        raise InputError(f"decision must be one of {', '.join((*ACTIONS, CLEAR))}, got {action!r}")
     example = _as_int(id, "id")
-    ids = rd.read_scores(columns=["id"])["id"]
     if not ids.isin([example]).any():
         raise InputError(f"example id {example} is not in this run ({len(ids):,} examples)")
     if action == "relabel":
@@ -83,14 +212,12 @@ def append(run: Path | str, id: int, action: str, new_label: int | None = None) 
         raise InputError(f"new_label only goes with relabel, not with {action!r}")
     else:
         label = None
-    record = {
+    return {
         "id": example,
         "action": action,
         "new_label": label,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    _append_line(path_of(run), json.dumps(record) + "\n")
-    return record
 
 
 def history(run: Path | str) -> pd.DataFrame:

@@ -504,3 +504,73 @@ def rank_stability(
         "curve": curve,
         "chance": float(1.96 / np.sqrt(n - 1)),
     }
+
+
+# Pairs that measure one quantity twice (loss and confidence both read p(y) over the training
+# pass; cl_quality and pvi both read the out-of-fold p(y), pvi on a log scale less the class
+# prior; cl_issue is a cut of cl_quality): their high ρ says nothing, so no default pair.
+SAME_QUANTITY = frozenset(
+    {
+        frozenset({"loss", "confidence"}),
+        frozenset({"cl_quality", "pvi"}),
+        frozenset({"cl_quality", "cl_issue"}),
+    }
+)
+
+
+def informative_pair(
+    matrix: pd.DataFrame, skip: frozenset[frozenset[str]] = SAME_QUANTITY
+) -> tuple[str, str] | None:
+    """The most correlated pair (largest |ρ|) that is not one quantity measured twice.
+
+    Parameters
+    ----------
+    matrix : DataFrame of shape (n_keys, n_keys), as from `spearman_matrix`
+    skip : set of two-key sets never chosen (default `SAME_QUANTITY`)
+
+    Returns
+    -------
+    (row key, column key) as `strongest_pair` orders them; `strongest_pair(matrix)` when
+    every defined pair is in `skip`; None when no off-diagonal value is defined.
+    """
+    keys = [str(k) for k in matrix.index]
+    rho = np.abs(matrix.to_numpy(dtype=np.float64))  # (S, S)
+    allowed = np.array([[frozenset({a, b}) not in skip for b in keys] for a in keys])
+    upper = np.triu(np.ones_like(rho, dtype=bool), k=1)
+    candidates = np.where(upper & allowed & np.isfinite(rho), rho, -1.0)
+    if candidates.size == 0 or candidates.max() < 0:
+        return strongest_pair(matrix)
+    i, j = np.unravel_index(np.argmax(candidates), candidates.shape)
+    return keys[i], keys[j]
+
+
+def clustered_order(matrix: pd.DataFrame) -> list[str]:
+    """Score keys ordered so that scores that agree sit together.
+
+    Average-linkage hierarchical clustering on the distance 1 − ρ (scipy, with the leaf
+    order that keeps neighbouring leaves most similar); keys whose row is undefined (a
+    constant score) follow, in their original order.
+
+    Parameters
+    ----------
+    matrix : DataFrame of shape (n_keys, n_keys), as from `spearman_matrix`
+
+    Returns
+    -------
+    list of str, a permutation of `matrix.index`
+    """
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    keys = [str(k) for k in matrix.index]
+    rho = matrix.to_numpy(dtype=np.float64)  # (S, S)
+    defined = ~np.isnan(np.diag(rho))  # a constant score's row and column are NaN
+    kept = [k for k, d in zip(keys, defined, strict=True) if d]
+    if len(kept) < 3:  # nothing to reorder
+        return kept + [k for k in keys if k not in kept]
+    sub = rho[np.ix_(defined, defined)]
+    distance = np.clip(1.0 - np.nan_to_num(sub, nan=0.0), 0.0, 2.0)
+    distance = (distance + distance.T) / 2  # exactly symmetric for squareform
+    np.fill_diagonal(distance, 0.0)
+    tree = linkage(squareform(distance, checks=False), method="average", optimal_ordering=True)
+    return [kept[i] for i in leaves_list(tree)] + [k for k in keys if k not in kept]

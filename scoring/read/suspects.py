@@ -45,6 +45,328 @@ def rank_suspects(view: RunView, detector: str, k: int) -> pd.DataFrame:
     return _ranked(view, detector).head(k).reset_index(drop=True)
 
 
+SPLITS = ("all", "train", "heldout")
+# `likely_model_errors`: when the scoring model itself gets more than 15% of the held-out rows
+# wrong, its out-of-sample mistakes on hard but correctly labelled examples look exactly like
+# label errors to cleanlab; a flag share above 10% on top of that means the flags are more
+# likely the model's errors than the data's (SST-2 with a frozen MiniLM probe: accuracy 0.79,
+# 14.5% flagged, about 2 of the top 25 suspects mislabeled when read by hand).
+MODEL_ERROR_ACCURACY = 0.85
+MODEL_ERROR_FLAG_SHARE = 0.10
+SUSPECT_COLUMNS = [
+    "id",
+    "split",
+    "label",
+    "suggested_label",
+    "given_prob",
+    "suggested_prob",
+    "score",
+    "detector",
+    "flagged",
+    "why",
+    "evidence",
+    "row",
+]
+
+
+def suspects(
+    view: RunView,
+    detector: str | None = None,
+    split: str = "all",
+    top: int | None = None,
+) -> pd.DataFrame:
+    """Every example as a suspect with its out-of-sample evidence, most suspect first.
+
+    Training rows are ranked by `detector` (oriented: larger = more suspect); their evidence
+    is the detector's own out-of-sample numbers, the cross-fit (out-of-fold) probabilities,
+    when the run has them (`oof_*` columns of predictions.parquet), else the final models'
+    in-sample ones (`evidence` says which). Held-out rows, when the held-out split was
+    carved from the same source (`test_origin` "carved": they are part of the user's data),
+    are ranked by their own out-of-sample label quality (`heldout.parquet`'s `cl_quality`,
+    from the runs' mean held-out probabilities). The two lists are then interleaved: by value
+    when the detector is `cl_quality` (the same self-confidence on both sides), else by rank
+    quantile (the k-th percent of one beside the k-th percent of the other), so each keeps
+    its own order.
+
+    Parameters
+    ----------
+    view : RunView
+    detector : str, optional
+        A score key the run holds; default `default_detector(view)`.
+    split : "all" | "train" | "heldout"
+    top : int >= 1, optional
+        Keep the first `top` rows; None keeps all.
+
+    Returns
+    -------
+    DataFrame with columns SUSPECT_COLUMNS (plus `noisy`, `true` on runs with injected noise)
+        id, split ("train" | "heldout"), label (given label name), suggested_label (name of
+        the out-of-sample argmax), given_prob and suggested_prob (its probabilities),
+        score (the detector's value for training rows, the held-out cl_quality for held-out
+        rows), detector (the key that scored the row), flagged (cleanlab's `cl_issue` flag;
+        False where the run has none), why (one line), evidence ("out-of-fold" |
+        "in-sample" | "held-out"), row (position in `view.table` for training rows, in
+        `heldout.parquet` for held-out rows).
+
+    Raises
+    ------
+    InputError
+        Unknown split, a detector the run lacks, or a bad `top`.
+    """
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if top is not None:
+        _check_k(top)
+    key = detector if detector is not None else default_detector(view)
+    train = _train_suspects(view, key)  # also checks the detector
+    held = heldout_rows(view)
+    if split == "train" or held is None:
+        frame = train if split != "heldout" else train.iloc[:0]
+    elif split == "heldout":
+        frame = _heldout_suspects(view, held)
+    else:
+        frame = _interleave(train, _heldout_suspects(view, held), by_value=key == "cl_quality")
+    frame = frame.reset_index(drop=True)
+    return frame if top is None else frame.head(top).reset_index(drop=True)
+
+
+def heldout_rows(view: RunView) -> pd.DataFrame | None:
+    """The held-out rows that belong to the user's dataset, with their evidence.
+
+    Returns
+    -------
+    DataFrame of `heldout.parquet` (id, label, given_prob, suggested, suggested_prob,
+    cl_quality, cl_issue), or None when the held-out split is a separate test set (the
+    source's own test split or `--test` file: not part of the data being cleaned) or the run
+    was scored before held-out rows were.
+    """
+    if (view.config.get("dataset") or {}).get("test_origin") != "carved":
+        return None
+    return store.RunDir(view.path).read_heldout()
+
+
+def flagged_count(view: RunView, split: str = "all") -> int:
+    """How many examples cleanlab flags (`cl_issue`), training and carved held-out rows.
+
+    0 when the run holds no `cl_issue`.
+    """
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    n = 0
+    if split in ("all", "train") and "cl_issue" in view.table.columns:
+        n += int((view.table["cl_issue"].to_numpy(np.float64) > 0.5).sum())
+    held = heldout_rows(view)
+    if split in ("all", "heldout") and held is not None:
+        n += int((held["cl_issue"].to_numpy(np.float64) > 0.5).sum())
+    return n
+
+
+def heldout_accuracy(view: RunView) -> float | None:
+    """The scoring models' accuracy on the held-out rows (mean over runs); None if unknown."""
+    value = view.summary.get("test_accuracy_mean")
+    return float(value) if isinstance(value, int | float) and np.isfinite(value) else None
+
+
+def likely_model_errors(view: RunView) -> bool:
+    """Whether cleanlab's flags are more likely the model's errors than label errors.
+
+    The rule: held-out accuracy below MODEL_ERROR_ACCURACY (0.85) and a flag share above
+    MODEL_ERROR_FLAG_SHARE (10%) of the flaggable rows (see `model_errors_rule`). False when
+    either number is unknown.
+    """
+    accuracy = heldout_accuracy(view)
+    if accuracy is None or "cl_issue" not in view.table.columns:
+        return False
+    held = heldout_rows(view)
+    n = len(view.table) + (0 if held is None else len(held))
+    return model_errors_rule(accuracy, flagged_count(view) / max(n, 1))
+
+
+def model_errors_rule(accuracy: float, flag_share: float) -> bool:
+    """The rule of `likely_model_errors` on its two numbers: accuracy < 0.85 and share > 0.10.
+
+    A model that gets more than 15% of unseen examples wrong makes out-of-sample mistakes
+    on hard, correctly labelled examples, and cleanlab cannot tell those from label errors;
+    when on top of that it flags more than 10% of the rows, most flags are such mistakes.
+    """
+    return accuracy < MODEL_ERROR_ACCURACY and flag_share > MODEL_ERROR_FLAG_SHARE
+
+
+def model_errors_warning(view: RunView) -> str | None:
+    """The plain warning the pages and `score`'s summary show, or None when it does not apply."""
+    if not likely_model_errors(view):
+        return None
+    accuracy = heldout_accuracy(view)
+    held = heldout_rows(view)
+    n = len(view.table) + (0 if held is None else len(held))
+    share = flagged_count(view) / max(n, 1)
+    return (
+        f"the scoring model gets {1 - accuracy:.0%} of held-out examples wrong and cleanlab "
+        f"flags {share:.0%} of the rows: many flags are likely the model's mistakes on hard "
+        "but correctly labelled examples, not label errors. Score with a stronger model "
+        "(`--recipe finetune`, a pretrained encoder with `--model`, or your own training "
+        "through the Recorder) before trusting the list."
+    )
+
+
+def load_example_images(
+    view: RunView, ids: list[int] | np.ndarray, size: int = 64
+) -> np.ndarray | None:
+    """Rendered images of examples by id, training or held-out, in the order of `ids`.
+
+    Returns
+    -------
+    ndarray of shape (n, H', W'[, C]) uint8 as `load_images`, or None when an id has no
+    stored image (older runs kept only training images; unknown ids).
+    """
+    rd = store.RunDir(view.path)
+    ids = np.asarray(ids, dtype=np.int64)
+    train_pos = pd.Index(view.table["id"].to_numpy()).get_indexer(ids)  # (n,), -1 if absent
+    held = heldout_rows(view)
+    held_pos = (
+        pd.Index(held["id"].to_numpy()).get_indexer(ids)
+        if held is not None
+        else np.full(ids.shape[0], -1)
+    )
+    if ((train_pos < 0) & (held_pos < 0)).any():
+        return None
+    train_images = rd.open_images()
+    if train_images is None:
+        return None
+    held_images = rd.open_images(heldout=True) if (train_pos < 0).any() else None
+    if (train_pos < 0).any() and held_images is None:
+        return None
+    picked = [
+        np.asarray(train_images[t] if t >= 0 else held_images[h])  # type: ignore[index]
+        for t, h in zip(train_pos, held_pos, strict=True)
+    ]
+    stack = np.stack(picked) if picked else np.zeros((0, *train_images.shape[1:]), np.uint8)
+    factor = max(1, size // max(stack.shape[1:3]))
+    stack = stack.repeat(factor, axis=1).repeat(factor, axis=2)
+    return stack[..., 0] if stack.shape[-1] == 1 else stack
+
+
+def _train_suspects(view: RunView, key: str) -> pd.DataFrame:
+    """Training rows ranked by `key`, with their out-of-sample (or in-sample) evidence."""
+    ranked = _ranked(view, key)  # hardest first, `row` = position in view.table
+    table = view.table.iloc[ranked["row"].to_numpy()]
+    names = np.asarray(view.label_names, dtype=object)
+    given = table["label"].to_numpy(np.int64)
+    if {"oof_given_prob", "oof_suggested", "oof_suggested_prob"} <= set(table.columns) and (
+        table["oof_suggested"].notna().all()
+    ):
+        evidence = "out-of-fold"
+        given_prob = table["oof_given_prob"].to_numpy(np.float64)
+        suggested = table["oof_suggested"].to_numpy(np.int64)
+        suggested_prob = table["oof_suggested_prob"].to_numpy(np.float64)
+    elif "pred" in table.columns and table["pred"].notna().all():
+        evidence = "in-sample"
+        given_prob = table["given_prob"].to_numpy(np.float64)
+        suggested = table["pred"].to_numpy(np.int64)
+        suggested_prob = table["pred_prob"].to_numpy(np.float64)
+    else:  # a run from before predictions were written
+        evidence = "none"
+        given_prob = np.full(len(table), np.nan)
+        suggested = given
+        suggested_prob = np.full(len(table), np.nan)
+    flagged = (
+        table["cl_issue"].to_numpy(np.float64) > 0.5
+        if "cl_issue" in table.columns
+        else np.zeros(len(table), dtype=bool)
+    )
+    frame = pd.DataFrame(
+        {
+            "id": table["id"].to_numpy(np.int64),
+            "split": "train",
+            "label": names[given],
+            "suggested_label": names[suggested],
+            "given_prob": given_prob,
+            "suggested_prob": suggested_prob,
+            "score": ranked[key].to_numpy(np.float64),
+            "detector": key,
+            "flagged": flagged,
+            "why": _why(
+                evidence, names[given], names[suggested], given_prob, suggested_prob, flagged
+            ),
+            "evidence": evidence,
+            "row": ranked["row"].to_numpy(np.int64),
+        }
+    )
+    if view.has_noise:
+        frame["noisy"] = ranked["noisy"].to_numpy(bool)
+        if "true" in ranked.columns:
+            frame["true"] = ranked["true"].to_numpy()
+    return frame
+
+
+def _heldout_suspects(view: RunView, held: pd.DataFrame) -> pd.DataFrame:
+    """Held-out rows ranked by their out-of-sample label quality, lowest first."""
+    names = np.asarray(view.label_names, dtype=object)
+    order = np.argsort(held["cl_quality"].to_numpy(np.float64), kind="stable")  # NaN last
+    h = held.iloc[order]
+    given, suggested = h["label"].to_numpy(np.int64), h["suggested"].to_numpy(np.int64)
+    given_prob = h["given_prob"].to_numpy(np.float64)
+    suggested_prob = h["suggested_prob"].to_numpy(np.float64)
+    flagged = h["cl_issue"].to_numpy(np.float64) > 0.5
+    frame = pd.DataFrame(
+        {
+            "id": h["id"].to_numpy(np.int64),
+            "split": "heldout",
+            "label": names[given],
+            "suggested_label": names[suggested],
+            "given_prob": given_prob,
+            "suggested_prob": suggested_prob,
+            "score": h["cl_quality"].to_numpy(np.float64),
+            "detector": "cl_quality",
+            "flagged": flagged,
+            "why": _why(
+                "held-out", names[given], names[suggested], given_prob, suggested_prob, flagged
+            ),
+            "evidence": "held-out",
+            "row": order.astype(np.int64),
+        }
+    )
+    if view.has_noise:  # noise is injected into training labels only
+        frame["noisy"] = False
+        frame["true"] = frame["label"]
+    return frame
+
+
+def _interleave(train: pd.DataFrame, held: pd.DataFrame, *, by_value: bool) -> pd.DataFrame:
+    """Merge two ranked lists, each keeping its order (see `suspects`)."""
+    if by_value:  # cl_quality on both sides: lower = more suspect; NaN (last) as +inf
+        key_t = np.nan_to_num(train["score"].to_numpy(np.float64), nan=np.inf)
+        key_h = np.nan_to_num(held["score"].to_numpy(np.float64), nan=np.inf)
+    else:
+        key_t = (np.arange(len(train)) + 0.5) / max(len(train), 1)
+        key_h = (np.arange(len(held)) + 0.5) / max(len(held), 1)
+    merged = pd.concat([train, held], ignore_index=True)
+    # Running maxima: non-decreasing within each list, so a stable sort keeps each list's
+    # own order even where its values are not monotone (ties broken by the detector's order).
+    keys = np.concatenate([np.maximum.accumulate(key_t), np.maximum.accumulate(key_h)])
+    return merged.iloc[np.argsort(keys, kind="stable")]
+
+
+def _why(
+    evidence: str,
+    given: np.ndarray,
+    suggested: np.ndarray,
+    given_prob: np.ndarray,
+    suggested_prob: np.ndarray,
+    flagged: np.ndarray,
+) -> list[str]:
+    """One line per row: the evidence's p(given), what the models say, cleanlab's flag."""
+    lines = []
+    for g, s, pg, ps, f in zip(given, suggested, given_prob, suggested_prob, flagged, strict=True):
+        if evidence == "none":
+            lines.append("no predictions recorded for this run")
+            continue
+        line = f"{evidence} p(given {g}) = {pg:.2f}; "
+        line += f"the models say {s} ({ps:.2f})" if s != g else "the models agree"
+        lines.append(line + ("; cleanlab flags it" if f else ""))
+    return lines
+
+
 def extremes(
     view: RunView, key: str, k: int, label: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -188,7 +510,7 @@ def load_images(view: RunView, rows: np.ndarray | list[int], size: int = 64) -> 
 
 
 def load_texts(view: RunView, ids: list[int] | np.ndarray) -> pd.DataFrame | None:
-    """The texts of some examples, in the order of `ids`.
+    """The texts of some examples (training or carved held-out), in the order of `ids`.
 
     Returns
     -------
@@ -196,9 +518,13 @@ def load_texts(view: RunView, ids: list[int] | np.ndarray) -> pd.DataFrame | Non
     (e.g. `premise`, `hypothesis` for sentence pairs); None when the run has no
     `examples/texts.parquet` (older runs).
     """
-    texts = store.RunDir(view.path).read_texts()
+    rd = store.RunDir(view.path)
+    texts = rd.read_texts()
     if texts is None:
         return None
+    held = rd.read_texts(heldout=True) if heldout_rows(view) is not None else None
+    if held is not None:  # carved held-out ids never repeat a training id
+        texts = pd.concat([texts, held], ignore_index=True)
     inputs = [c for c in ("text", "text_pair") if c in texts.columns]
     names = list(view.config["dataset"].get("input_cols", []))
     if len(names) != len(inputs) or len(set(names)) != len(names) or "id" in names:

@@ -61,8 +61,9 @@ class RunView:
         return bool(self.summary["scores"][key]["higher_is_harder"])
 
     def title(self) -> str:
-        d, r = self.config["dataset"], self.config["recipe"]
-        return f"{d['description']} · {r['name']} · {d['n_train']:,} examples"
+        """The run's one-line label (`store.run_title`: name, dataset, recipe, runs × epochs,
+        preset, noise, date), as the runs table and the picker spell it."""
+        return store.run_title(store.run_info(self.path))
 
 
 def load_run(path: Path | str) -> RunView:

@@ -1,7 +1,15 @@
-"""Progress of a job: a tqdm bar on stderr plus the folder's `status.json`, which pages poll."""
+"""Progress of a job: a tqdm bar on stderr plus the folder's `status.json`, which pages poll.
+
+Without a terminal (a job's log, a pipe, CI) a carriage-return bar would pile up into one
+giant line, so a plain line is printed instead, at most every LINE_EVERY_S seconds. The time
+left (on the bar, in the lines and as `seconds_left` in status.json) comes from a smoothed
+rate: units per second measured over windows of at least RATE_WINDOW_S seconds and averaged
+exponentially, so one slow gradient pass or one fast epoch does not swing the estimate.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +30,49 @@ class _EpochBar(tqdm):
         d = super().format_dict
         n, total, elapsed = d["n"], d["total"], d["elapsed"]
         rate = d["rate"]
+        smoothed = getattr(self, "smoothed", None)  # Progress's RateEstimate, once measured
+        if smoothed is not None and smoothed.rate:
+            rate = smoothed.rate
         if rate is None and elapsed and n > d.get("initial", 0):
             rate = (n - d.get("initial", 0)) / elapsed
         left = ""
         if rate and total:
             left = "<" + self.format_interval(max(total - n, 0.0) / rate)
         return {**d, "left": left}
+
+
+LINE_EVERY_S = 5.0  # plain progress lines without a terminal
+RATE_WINDOW_S = 2.0  # shortest window a rate is measured over
+RATE_SMOOTHING = 0.3  # weight of the newest window in the exponential average
+
+
+class RateEstimate:
+    """Work per second, smoothed: an exponential average of rates over windows >= 2 s.
+
+    Gradient passes and training epochs both count as one unit but can differ several-fold
+    in time; measuring over windows and averaging keeps the time left steady across them.
+    """
+
+    def __init__(self, now: float) -> None:
+        self.rate: float | None = None  # units per second
+        self._t0, self._n0 = now, 0.0
+
+    def update(self, done: float, now: float) -> None:
+        """Record that `done` units (this process's own, cumulative) are done at `now`."""
+        dt = now - self._t0
+        if dt < RATE_WINDOW_S or done <= self._n0:
+            return
+        window = (done - self._n0) / dt
+        self.rate = (
+            window
+            if self.rate is None
+            else (RATE_SMOOTHING * window + (1 - RATE_SMOOTHING) * self.rate)
+        )
+        self._t0, self._n0 = now, done
+
+    def seconds_left(self, left: float) -> float | None:
+        """Seconds for `left` more units at the smoothed rate; None until measured."""
+        return max(left, 0.0) / self.rate if self.rate else None
 
 
 class Progress:
@@ -45,21 +90,35 @@ class Progress:
     total : float
         Units of work in the whole job.
     enabled : bool
-        Draw the bar (the status file is written either way).
+        Show progress on stderr (the status file is written either way).
+    tty : bool, optional
+        Whether stderr is a terminal (default: ask it). Without one, plain lines at most every
+        LINE_EVERY_S seconds replace the bar.
     """
 
-    def __init__(self, path: Path, total: float, enabled: bool) -> None:
+    def __init__(self, path: Path, total: float, enabled: bool, tty: bool | None = None) -> None:
         self.path, self.total, self.done, self.enabled = path, total, 0.0, enabled
+        self.tty = sys.stderr.isatty() if tty is None else tty
         self.bar = None
         self._last = 0.0
+        self._last_line = time.monotonic()
         self.message = ""
+        self._start_done = 0.0  # work read back from disk: not evidence of speed
+        self.rate = RateEstimate(time.monotonic())
+
+    @property
+    def seconds_left(self) -> float | None:
+        """The smoothed estimate of the time left; None until measured."""
+        return self.rate.seconds_left(self.total - self.done)
 
     def stage(self, message: str) -> None:
         self.message = message
         if self.bar is None:
+            self._start_done = self.done
+            self.rate = RateEstimate(time.monotonic())
             self.bar = _EpochBar(
                 total=self.total,
-                disable=not self.enabled,
+                disable=not (self.enabled and self.tty),
                 unit="epoch",
                 dynamic_ncols=True,
                 bar_format=_BAR,
@@ -67,16 +126,29 @@ class Progress:
                 # left comes from what this process computes.
                 initial=min(self.done, self.total),
             )
+        self.bar.smoothed = self.rate
         self.bar.set_description(message)
         self._write(force=True)
 
     def advance(self, amount: float = 1.0) -> None:
         self.done += amount
+        now = time.monotonic()
         if self.bar is not None:
+            self.rate.update(self.done - self._start_done, now)
             # Fractional steps add up to a hair over the total in floating point: clamp, so
             # the bar neither warns nor overshoots.
             self.bar.update(max(min(amount, self.total - self.bar.n), 0.0))
+        if self.enabled and not self.tty and now - self._last_line >= LINE_EVERY_S:
+            self._last_line = now
+            print(self.line(), file=sys.stderr, flush=True)
         self._write()
+
+    def line(self) -> str:
+        """One plain progress line: stage, share done, epochs, time left when known."""
+        left = self.seconds_left
+        when = f", about {_clock(left)} left" if left is not None else ""
+        done = min(self.done, self.total)
+        return f"{self.message}: {self.fraction:.0%} ({done:.1f}/{self.total:.0f} epochs{when})"
 
     def counter(self, message: str, total: int, unit: str) -> tuple[tqdm, Callable[[int], None]]:
         """A side bar for a stage measured in its own units (e.g. sentences embedded)."""
@@ -100,10 +172,22 @@ class Progress:
         now = time.monotonic()
         if force or now - self._last > 0.5:
             self._last = now
+            left = self.seconds_left
             store.write_status(
-                self.path, "running", progress=min(self.fraction, 0.999), message=self.message
+                self.path,
+                "running",
+                progress=min(self.fraction, 0.999),
+                message=self.message,
+                seconds_left=None if left is None else round(left, 1),
             )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    """12:05 (minutes:seconds), or 1:02:05 past an hour."""
+    s = round(seconds)
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"

@@ -16,8 +16,9 @@ import torch
 
 from scoring import store
 from scoring.data.noise import noise_detection
+from scoring.errors import InputError
 from scoring.read.stats import rank_stability
-from scoring.scores import REGISTRY, ScoreResult, compute
+from scoring.scores import REGISTRY, ScoreResult, cleanlab_scores, compute
 from scoring.training import grad_arrays
 from scoring.training.embed import embedding_key
 from scoring.training.free_features import label_free_features
@@ -88,13 +89,18 @@ def write_results(
     runs: list[dict[str, np.ndarray]],
     x: torch.Tensor,
     x_test: torch.Tensor,
+    oof: np.ndarray | None = None,
 ) -> None:
-    """Scores, per-run scores, predictions, the examples to display and the model inputs."""
+    """Scores, per-run scores, predictions (with the out-of-fold evidence when cross-fitting
+    ran), the held-out rows' evidence, the examples to display and the model inputs."""
     rd = prep.run_dir
     frame, per_run = score_frames(prep, results)
     store.write_parquet(rd.scores_file, frame)
     store.write_parquet(rd.scores_per_run_file, per_run)
-    store.write_parquet(rd.predictions_file, predictions(prep, runs))
+    store.write_parquet(rd.predictions_file, predictions(prep, runs, oof))
+    held = heldout_frame(prep, runs)
+    if held is not None:
+        store.write_parquet(rd.heldout_file, held)
     write_examples(prep)
     write_inputs(prep, x, x_test)
 
@@ -117,11 +123,30 @@ def score_frames(
     return frame, per_run
 
 
-def predictions(prep: Prepared, runs: list[dict[str, np.ndarray]]) -> pd.DataFrame:
-    """Final-model predictions averaged over runs: what the app shows beside a given label."""
+def predictions(
+    prep: Prepared, runs: list[dict[str, np.ndarray]], oof: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Final-model predictions averaged over runs, and the out-of-fold evidence.
+
+    Parameters
+    ----------
+    prep : Prepared
+    runs : list of n_runs dicts holding `probs_final` of shape (n_examples, n_classes)
+    oof : ndarray of shape (n_examples, n_classes), optional
+        Cross-fit probabilities (`steps.cross_fit`): row i from a model that never trained
+        on example i.
+
+    Returns
+    -------
+    DataFrame of n_examples rows
+        `id`, `pred`, `pred_prob`, `given_prob` of the final (in-sample) models; with `oof`
+        also `oof_given_prob` (p of the given label), `oof_suggested` (argmax) and
+        `oof_suggested_prob`: the evidence the out-of-fold detectors (cl_*, pvi) judged by,
+        which the review cards show so that a card never contradicts its detector.
+    """
     probs = np.mean([r["probs_final"] for r in runs], axis=0)  # (N, K)
     rows = np.arange(probs.shape[0])
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "id": prep.dataset.train.ids,
             "pred": probs.argmax(1),
@@ -129,21 +154,70 @@ def predictions(prep: Prepared, runs: list[dict[str, np.ndarray]]) -> pd.DataFra
             "given_prob": probs[rows, prep.labels],
         }
     )
+    if oof is not None:
+        frame["oof_given_prob"] = oof[rows, prep.labels].astype(np.float64)
+        frame["oof_suggested"] = oof.argmax(1).astype(np.int64)
+        frame["oof_suggested_prob"] = oof.max(1).astype(np.float64)
+    return frame
+
+
+def heldout_frame(prep: Prepared, runs: list[dict[str, np.ndarray]]) -> pd.DataFrame | None:
+    """Out-of-sample label quality of the held-out rows, from the runs' own predictions.
+
+    No run trained on a held-out row, so the mean of the runs' held-out probabilities is
+    out-of-sample evidence about its label, like cross-fitting is for a training row:
+    cleanlab's self-confidence (`get_label_quality_scores`) and `find_label_issues` on them.
+
+    Returns
+    -------
+    DataFrame of n_test rows, or None when the runs did not keep `test_probs` or there are
+    no held-out rows
+        `id`, `label` (the source's), `given_prob`, `suggested` (argmax), `suggested_prob`,
+        `cl_quality` (lower = more suspect), `cl_issue` (1.0 = flagged; NaN where cleanlab
+        cannot judge, e.g. a single class among the held-out labels).
+    """
+    ds = prep.dataset
+    if len(ds.test.labels) == 0 or not all("test_probs" in r for r in runs):
+        return None
+    probs = np.mean([np.asarray(r["test_probs"], np.float64) for r in runs], axis=0)  # (M, K)
+    labels = np.asarray(ds.test.labels, dtype=np.int64)  # (M,)
+    rows = np.arange(labels.shape[0])
+    quality = cleanlab_scores.cl_quality(labels=labels, oof_probs=probs)
+    try:
+        issue = cleanlab_scores.cl_issue(labels=labels, oof_probs=probs)
+    except InputError:  # one class only: no label can be judged wrong
+        issue = np.full(labels.shape[0], np.nan)
+    return pd.DataFrame(
+        {
+            "id": np.asarray(ds.test.ids, dtype=np.int64),
+            "label": labels,
+            "given_prob": probs[rows, labels],
+            "suggested": probs.argmax(1).astype(np.int64),
+            "suggested_prob": probs.max(1),
+            "cl_quality": quality,
+            "cl_issue": issue,
+        }
+    )
 
 
 def write_examples(prep: Prepared) -> None:
-    """What the app renders for each example: images as uint8, texts as strings."""
+    """What the app renders for each example, held-out rows too: images as uint8, texts as
+    strings."""
     rd, ds = prep.run_dir, prep.dataset
-    inputs = ds.train.inputs
-    if ds.modality == "image":
-        pixels = np.clip(np.rint(inputs * 255), 0, 255).astype(np.uint8)  # (N, C, H, W)
-        rd.write_images(pixels.transpose(0, 2, 3, 1))  # (N, H, W, C)
-        return
-    if inputs and isinstance(inputs[0], tuple):
-        cols = {"text": [a for a, _ in inputs], "text_pair": [b for _, b in inputs]}
-    else:
-        cols = {"text": list(inputs)}
-    store.write_parquet(rd.texts_file, pd.DataFrame({"id": ds.train.ids, **cols}))
+    for split, heldout in ((ds.train, False), (ds.test, True)):
+        inputs = split.inputs
+        if heldout and len(split.labels) == 0:
+            continue
+        if ds.modality == "image":
+            pixels = np.clip(np.rint(inputs * 255), 0, 255).astype(np.uint8)  # (N, C, H, W)
+            rd.write_images(pixels.transpose(0, 2, 3, 1), heldout=heldout)  # (N, H, W, C)
+            continue
+        if len(inputs) and isinstance(inputs[0], tuple):
+            cols = {"text": [a for a, _ in inputs], "text_pair": [b for _, b in inputs]}
+        else:
+            cols = {"text": list(inputs)}
+        file = rd.heldout_texts_file if heldout else rd.texts_file
+        store.write_parquet(file, pd.DataFrame({"id": split.ids, **cols}))
 
 
 def write_inputs(prep: Prepared, x: torch.Tensor, x_test: torch.Tensor) -> None:

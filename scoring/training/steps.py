@@ -416,8 +416,9 @@ def compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _light(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What stays in memory of a run while the others train: scalars and final probs."""
-    keep = ("test_accuracy", "train_seconds", "grad_seconds", "probs_final")
+    """What stays in memory of a run while the others train: scalars and final probs (the
+    held-out ones too: they score the held-out rows, `results.heldout_frame`)."""
+    keep = ("test_accuracy", "train_seconds", "grad_seconds", "probs_final", "test_probs")
     return {k: arrays[k] for k in keep if k in arrays}
 
 

@@ -163,3 +163,88 @@ def test_a_user_scores_digits_and_visits_every_page(server, page):
     pg.get_by_text("Decision: drop").first.wait_for()  # cards render after the count
     assert pg.get_by_text("Decision: drop").count() == 1
     _no_error(pg)
+
+
+def _fill(pg, testid: str, label: str, value: str) -> None:
+    """Type into the labelled text / number input and commit it (one rerun)."""
+    box = pg.locator(f'[data-testid="{testid}"]').filter(has_text=label).locator("input")
+    box.fill(value)
+    box.press("Enter")
+    pg.wait_for_load_state("networkidle")
+
+
+def _saved(pg, n: int) -> None:
+    pg.get_by_text(f"{n} decision{'' if n == 1 else 's'} saved").first.wait_for()
+
+
+def test_the_review_loop_from_score_to_cleaned_export(server, page, tmp_path):
+    """Score noisy digits from Home, review suspects (relabel to the suggestion, drop, bulk
+    accept), export the cleaned dataset: every row but the drops, relabels applied, `split`
+    covering train and held-out, the page's count equal to the file's rows."""
+    import pandas as pd
+
+    from scoring import store
+    from scoring.read import decisions
+
+    pg = page
+    pg.goto(server)
+    pg.get_by_role("button", name="Start scoring").wait_for()
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Preset").locator("input").click()
+    pg.get_by_role("option", name="tiny").click()
+    _fill(pg, "stNumberInput", "Inject label noise", "0.1")
+    pg.get_by_role("button", name="Start scoring").click()
+    pg.get_by_text("Done: the new run is now the current run").wait_for(timeout=240_000)
+    _no_error(pg)
+    (run,) = [r.path for r in store.list_runs(tmp_path / "cache") if r.state == "done"]
+
+    _goto(pg, server, "Mislabeled")
+    pg.get_by_text(re.compile(r"cleanlab flags [\d,]+")).first.wait_for()
+    _saved(pg, 0)
+    pg.get_by_role("button", name=re.compile(r"^Relabel to ")).first.click()
+    _saved(pg, 1)
+    pg.get_by_role("button", name="Drop", exact=True).nth(1).click()
+    _saved(pg, 2)
+    # Bulk accept every flagged suspect whatever p(suggested): the tiny models are unsure.
+    slider = pg.locator('[data-testid="stSlider"]').filter(has_text="p(suggested)")
+    slider.get_by_role("slider").focus()
+    pg.keyboard.press("Home")
+    # The preview follows the slider (at 0.9 it counts none): wait for the rerun's count.
+    preview = pg.get_by_text(re.compile(r"^[1-9][\d,]* flagged suspect\(s\) without a decision"))
+    preview.first.wait_for()
+    n_bulk = int(re.match(r"[\d,]+", preview.first.inner_text()).group().replace(",", ""))
+    assert n_bulk > 0
+    pg.get_by_role("button", name=f"Relabel {n_bulk:,} to their suggestion").click()
+    _saved(pg, 2 + n_bulk)
+    _no_error(pg)
+    pg.screenshot(path=str(ARTIFACTS / "10-mislabeled-reviewed.png"), full_page=True)
+
+    _goto(pg, server, "Export")
+    pg.get_by_text("The cleaned dataset", exact=False).first.wait_for()
+    _fill(pg, "stTextInput", "Export folder", str(tmp_path))
+    said = pg.get_by_text(re.compile(r"The cleaned dataset: writes [\d,]+ of")).first
+    n_said = int(re.search(r"writes ([\d,]+)", said.inner_text()).group(1).replace(",", ""))
+    pg.get_by_role("button", name="Export", exact=True).click()
+    pg.get_by_text(re.compile(r"Wrote [\d,]+ examples")).first.wait_for()
+    _no_error(pg)
+    pg.screenshot(path=str(ARTIFACTS / "11-export-cleaned.png"), full_page=True)
+
+    (written,) = (tmp_path / "exports").glob("*cleaned.parquet")
+    frame = pd.read_parquet(written)
+    assert len(frame) == n_said
+    latest = decisions.latest(run).set_index("id")
+    drops = set(latest.index[latest["action"] == "drop"])
+    assert len(drops) == 1
+    split = store.RunDir(run).read_split()
+    every = set(split.train_ids.tolist()) | set(split.test_ids.tolist())
+    assert set(frame["id"]) == every - drops
+    assert set(frame["split"]) == {"train", "heldout"}
+    relabels = latest[latest["action"] == "relabel"]
+    assert len(relabels) == 1 + n_bulk
+    by_id = frame.set_index("id")
+    source = dict(zip(split.train_ids.tolist(), split.true_labels.tolist(), strict=True))
+    source |= dict(zip(split.test_ids.tolist(), split.test_labels.tolist(), strict=True))
+    for example, row in relabels.iterrows():
+        assert by_id.loc[example, "label"] == int(row["new_label"])
+        assert by_id.loc[example, "original_label"] == source[example]  # not the noise
+    untouched = [i for i in by_id.index if i not in latest.index][:50]
+    assert all(by_id.loc[i, "label"] == source[i] for i in untouched)

@@ -15,7 +15,7 @@ import pytest
 from scoring import jobs, store
 from scoring.config import ScoreConfig
 from tests.app.pages import open_page, page_text
-from tests.test_damage import DECIDED, TARGET, build_pristine, damage
+from tests.test_damage import TARGET, build_pristine, damage
 
 PAGES = (
     "home.py",
@@ -120,5 +120,5 @@ def test_a_garbage_decision_line_is_skipped_with_a_warning(pristine, tmp_path, m
     assert any("skipped 1 unreadable line" in w.value for w in at.warning)
     assert "This run is damaged" not in page_text(at)
     # The decisions control still counts every readable decision (one of each action).
-    labels = [c.label for c in at.checkbox]
-    assert f"Apply Mislabeled decisions ({len(DECIDED)}: 1 drops, 1 relabels)" in labels, labels
+    labels = [c.label for c in at.toggle]
+    assert "Apply my decisions (1 drops, 1 relabels, 1 keeps)" in labels, labels

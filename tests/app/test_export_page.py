@@ -77,9 +77,19 @@ def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
     run = digits_run(app_cache)
     at = open_page(PAGE, run, prune_rule="hardest", prune_fraction=0.4, export_folder=str(tmp_path))
     assert at.selectbox(key="export_format").value == "parquet"
+    # Keep-hardest by EL2N starves some classes: said, per class, with a one-click fix.
+    view = load_run(run)
+    kept = np.zeros(500, bool)
+    kept[select_run(view, SelectionConfig("hardest", 0.4, score="el2n"))] = True
+    labels = view.table["true_label"].to_numpy()
+    share = np.array([kept[labels == c].mean() for c in range(10)])
+    low = [c for c in range(10) if share[c] < 0.5 * 0.4]
+    assert low  # the fixture's noisy digits: EL2N's hardest are uneven across classes
+    (warning,) = [shown(w.value) for w in at.warning]
+    assert f"under half that of {len(low)} class(es)" in warning
+    assert all(f"{c} ({share[c]:.0%})" in warning for c in low)
     at.button(key="export_go").click().run()
     assert not at.exception
-    assert not at.warning, [w.value for w in at.warning]
     written = tmp_path / "exports" / "digits-hardest-0.4.parquet"
     assert written.is_file()
     assert f"Wrote **200** examples to `{written}`" in page_text(at)
@@ -95,6 +105,12 @@ def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
     assert at.json[0].value  # the manifest, shown
     (download,) = at.get("download_button")
     assert shown(download.proto.label) == f"Download {written.name}"
+
+    # The fix: class-balanced, the warning gone.
+    at.button(key="export_make_balanced").click().run()
+    assert at.checkbox(key="export_balanced").value
+    assert at.session_state["ui"].choices["prune_balanced"] is True
+    assert not at.warning, [w.value for w in at.warning]
 
 
 def test_overwrite_is_refused_until_ticked(app_cache, tmp_path):
@@ -152,15 +168,20 @@ def test_bad_settings_and_empty_selections_are_warnings(app_cache, tmp_path):
     for example in load_run(run).table["id"]:
         decisions.append(run, int(example), "drop")
     at = open_page(
-        PAGE, run, prune_fraction=0.05, prune_decisions=True, export_folder=str(tmp_path)
+        PAGE,
+        run,
+        prune_fraction=0.05,
+        export_folder=str(tmp_path),
+        **{f"export_mode:{run}": "selection"},
     )
     assert not at.exception
+    assert at.toggle(key="export_decisions").value  # on by default once there are decisions
     assert any("no examples left" in w.value for w in at.warning)
     assert at.button(key="export_go").disabled
 
     # Without the decisions the same selection is written.
     keep = _expected_ids(run, rule="hardest", fraction=0.05, score="el2n")
-    at.checkbox(key="export_decisions").uncheck().run()
+    at.toggle(key="export_decisions").set_value(False).run()
     assert not any("no examples" in w.value for w in at.warning)
     at.button(key="export_go").click().run()
     assert not at.exception
@@ -179,8 +200,8 @@ def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cach
         run,
         prune_rule="easiest",
         prune_fraction=0.5,
-        prune_decisions=True,
         export_folder=str(tmp_path),
+        **{f"export_mode:{run}": "selection"},
     )
     assert not at.exception
     expected = round(0.5 * (500 - 60))  # decisions first, then half of what is left
@@ -188,13 +209,57 @@ def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cach
     assert at.dataframe[0].value["written"].sum() == expected
     at.button(key="export_go").click().run()
     assert not at.exception
-    assert not at.warning, [w.value for w in at.warning]
+    assert all("under half that of" in w.value for w in at.warning)  # imbalance only
     written = tmp_path / "exports" / "digits-easiest-0.5.parquet"
     assert datasets.load_dataset("parquet", data_files=str(written), split="train").num_rows == (
         expected
     )
     manifest = store.read_json(manifest_path(written, "parquet"))
     assert manifest["rows"] == expected and manifest["decisions"]["dropped"] == 60
+
+
+def test_with_decisions_the_cleaned_dataset_is_the_default(app_cache, tmp_path):
+    run = digits_run(app_cache)
+    view = load_run(run)
+    held = pd.read_parquet(run / "heldout.parquet")
+    train_ids = view.table["id"].tolist()
+    # Without decisions the page starts on the Pruning page's selection.
+    at = open_page(PAGE, run, export_folder=str(tmp_path))
+    assert at.radio(key="export_mode").value == "selection"
+    assert at.toggle(key="export_decisions").disabled
+    # Drops and relabels on training and on held-out rows.
+    drops = [train_ids[0], train_ids[5], int(held["id"].iloc[0])]
+    relabels = {train_ids[1]: 3, int(held["id"].iloc[1]): 7}
+    for example in drops:
+        decisions.append(run, example, "drop")
+    for example, label in relabels.items():
+        decisions.append(run, example, "relabel", label)
+    decisions.append(run, train_ids[2], "keep")
+    at = open_page(PAGE, run, export_folder=str(tmp_path))
+    assert not at.exception
+    assert at.radio(key="export_mode").value == "cleaned"
+    assert at.toggle(key="export_decisions").value
+    n_rows = 500 + len(held) - len(drops)
+    text = shown(page_text(at))
+    assert f"writes **{n_rows:,}** of 625 examples (498 training, {len(held) - 1} held-out)" in text
+    assert at.text_input(key="export_out").value == "exports/digits-cleaned.parquet"
+    at.button(key="export_go").click().run()
+    assert not at.exception
+    assert f"Wrote **{n_rows:,}** examples" in page_text(at)
+    frame = pd.read_parquet(tmp_path / "exports" / "digits-cleaned.parquet")
+    assert len(frame) == n_rows
+    assert set(frame["id"]) == (set(train_ids) | set(held["id"])) - set(drops)
+    assert set(frame["split"]) == {"train", "heldout"}
+    assert (frame["split"] == "heldout").sum() == len(held) - 1
+    by_id = frame.set_index("id")
+    true = view.table.set_index("id")["true_label"]  # the source's labels, not the noise
+    for example, label in relabels.items():
+        assert by_id.loc[example, "label"] == label
+        source = true.get(example, held.set_index("id")["label"].get(example))
+        assert by_id.loc[example, "original_label"] == source
+    # The switch off: every row with its source label.
+    at.toggle(key="export_decisions").set_value(False).run()
+    assert "writes **625** of 625 examples" in shown(page_text(at))
 
 
 def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):

@@ -1,14 +1,17 @@
 """Home: the quick start on an empty cache, the form, job progress, the runs table; the router."""
 
+import os
 import time
+from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
 from scoring import jobs, store
 from scoring.__main__ import build_parser, config_from_args
 from scoring.config import ScoreConfig
-from tests.app.pages import shown
+from tests.app.pages import fake_job, shown
 from tests.conftest import PAGES, ROOT, digits_run, text_run
 
 
@@ -137,3 +140,85 @@ def _config(cache_dir, job_id) -> ScoreConfig:
     """The config the job was handed (its --config file)."""
     argv = _argv(cache_dir, job_id)
     return ScoreConfig.from_dict(store.read_json(argv[argv.index("--config") + 1]))
+
+
+def test_a_finished_job_makes_its_run_current_over_the_pickers_memory(app_cache):
+    """The bug: the picker kept its session value after "the new run is now the current run"."""
+    old, new = str(text_run(app_cache)), str(digits_run(app_cache))
+    at = AppTest.from_file(str(PAGES / "home.py"), default_timeout=60)
+    at.session_state["ui"] = UIState(run=old)
+    at.run()
+    assert at.selectbox(key="home_current_run").value == old  # the widget now remembers `old`
+    job_id = fake_job(app_cache, Path(new), "score", exit_code=0, message="done")
+    at.session_state["ui"].job_id = job_id
+    at.run()
+    assert not at.exception
+    assert any("Done: the new run" in s.value for s in at.success)
+    assert at.selectbox(key="home_current_run").value == new
+    assert at.session_state["ui"].run == new
+    # adopted once: the user's own pick afterwards sticks
+    at.selectbox(key="home_current_run").select(old).run()
+    at.run()
+    assert at.session_state["ui"].run == old
+    assert at.selectbox(key="home_current_run").value == old
+
+
+def test_every_page_follows_a_finished_job_without_visiting_home(app_cache):
+    old, new = text_run(app_cache), digits_run(app_cache)
+    at = AppTest.from_file(str(PAGES / "scores.py"), default_timeout=60)
+    at.session_state["ui"] = UIState(
+        run=str(old), job_id=fake_job(app_cache, new, "score", exit_code=0)
+    )
+    at.run()
+    assert not at.exception
+    assert at.session_state["ui"].run == str(new)
+    assert shown(at.caption[0].value) == store.run_title(store.run_info(new))
+
+
+def test_picker_and_table_name_each_run(app_cache):
+    store.RunDir(digits_run(app_cache)).write_meta(name="noisy digits", preset="tiny")
+    at = _home()
+    table = at.dataframe[0].value
+    row = table[table["name"] == "noisy digits"].iloc[0]
+    assert (row["dataset"], row["preset"]) == ("digits", "tiny")
+    assert row["runs × epochs"] == "{}×{}".format(*_budget(digits_run(app_cache)))
+    assert row["noise %"] > 0
+    select = at.selectbox(key="home_current_run")
+    assert select.format_func(str(digits_run(app_cache))).startswith("noisy digits · digits · ")
+    assert "tiny" in select.format_func(str(digits_run(app_cache)))
+
+
+def _budget(run: Path) -> tuple[int, int]:
+    config = store.RunDir(run).read_config()
+    return config["config"]["train"]["runs"], config["recipe"]["epochs"]
+
+
+def test_start_is_disabled_while_the_same_run_is_being_scored(cache_dir):
+    at = _home()
+    assert not at.button(key="home_start").disabled
+    # The form's defaults describe the run `winnow score --dataset digits` describes.
+    config = config_from_args(build_parser().parse_args(["score", "--dataset", "digits"]))
+    fake_job(
+        cache_dir,
+        cache_dir / "somewhere",
+        "score",
+        config=config.to_dict(),
+        pid=os.getpid(),  # alive: this very process
+        pid_start=store.process_start(os.getpid()),
+    )
+    at.run()
+    assert at.button(key="home_start").disabled
+    assert "already being scored" in " ".join(c.value for c in at.caption)
+    assert not at.expander[0].proto.expanded  # the form folds away while a job runs
+    at.number_input(key="home_noise").set_value(0.1).run()  # another run: allowed
+    assert not at.button(key="home_start").disabled
+
+
+def test_time_left_comes_from_the_measured_rate():
+    time_left = jobs.time_left
+    # 10% -> 40% in 20 s is 0.015/s; the 60% left takes 40 s
+    assert time_left((100.0, 0.10), (120.0, 0.40)) == pytest.approx(40.0)
+    assert time_left(None, (120.0, 0.40)) is None  # no first reading yet
+    assert time_left((100.0, 0.10), (101.0, 0.20)) is None  # too short a window to trust
+    assert time_left((100.0, 0.40), (120.0, 0.40)) is None  # no progress: no rate
+    assert time_left((100.0, 0.10), (120.0, 0.40), eta_s=12.0) == 12.0  # the engine's own

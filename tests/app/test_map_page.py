@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages._review import selected_ids
 from app_pages._shared import UIState
 from scoring import jobs, store
 from tests.app.pages import fake_job, figures, open_page, page_text, plotly_array, shown
@@ -54,23 +55,74 @@ def test_without_a_map_the_page_explains_and_offers_to_compute_it(app_cache):
     assert not store.RunDir(digits_run(app_cache)).map_file.exists()  # the page computed nothing
 
 
-def test_with_a_map_the_page_draws_it_coloured_by_hardness(app_cache):
+def test_with_a_map_the_page_draws_it_coloured_by_label_and_selectable(app_cache):
     run = digits_run(app_cache)
     _write_map(run)
     at = open_page(PAGE, run)
     assert not at.exception
-    assert not at.button  # nothing to compute
+    assert not at.button  # nothing to compute, nothing selected
     embed, datamap = figures(at)
     assert [h.value for h in at.header] == ["Embedding map", "Data map"]
-    first_score = at.selectbox(key="w_map_color").value
-    assert first_score.startswith("score:")
-    key = first_score.removeprefix("score:")
-    assert _colour_title(embed) == f"{key} (harder →)"
+    assert at.selectbox(key="w_map_color").value == "label"  # classes first
+    assert _colour_title(embed) == "label name"
     assert _n_points(embed) == 500
     hover = embed["data"][0]["hovertemplate"]
-    for field in ("id", "label name", "predicted", key):
+    for field in ("id", "label name", "predicted"):
         assert f"{field}=" in hover
-    assert "brighter = harder" in page_text(at)
+    # Every point carries its id first in customdata: a selection names its examples by it.
+    ids = pd.read_parquet(run / "scores.parquet").set_index("id")
+    for trace in embed["data"]:
+        custom = plotly_array(trace["customdata"])
+        assert set(ids.loc[custom[:, 0].astype(int), "label"].astype(str)) == {trace["name"]}
+    (chart,) = [c for c in at.get("plotly_chart") if c.proto.id and "map_chart" in c.proto.id]
+    assert {m for m in chart.proto.selection_mode} == {1, 2}  # box and lasso
+    assert "legend" in embed["layout"] and embed["layout"]["legend"]["orientation"] == "h"
+
+
+def test_selected_ids_reads_customdata_of_a_selection_event():
+    event = {
+        "selection": {
+            "points": [
+                {"curve_number": 0, "point_index": 3, "customdata": [17, 0.5]},
+                {"curve_number": 2, "point_index": 3, "customdata": [4]},
+                {"curve_number": 2, "point_index": 5, "customdata": [17]},  # repeated id
+                {"curve_number": 1, "point_index": 1},  # no customdata: skipped
+            ]
+        }
+    }
+    assert selected_ids(event) == [17, 4]
+    assert selected_ids({"selection": {"points": []}}) == []
+    assert selected_ids(None) == []
+
+
+def test_a_selection_opens_a_grid_with_the_same_decision_buttons(app_cache):
+    run = digits_run(app_cache)
+    _write_map(run)
+    table = pd.read_parquet(run / "scores.parquet")
+    chosen = table["id"].head(30).tolist()
+    at = open_page(PAGE, run, **{f"map_selected:{run}": chosen})
+    assert not at.exception
+    assert at.subheader[0].value == "30 selected examples"
+    assert "Showing the first 24" in page_text(at)
+    grid = [int(b.key.rsplit("_", 1)[1]) for b in at.button if b.key.startswith("map_drop_")]
+    assert len(grid) == 24 and set(grid) <= set(chosen)
+    # Most suspect first, as on Mislabeled (the engine's ranking over these ids).
+    from scoring.read.suspects import suspects
+    from scoring.read.views import load_run
+
+    ranked = suspects(load_run(run), split="train")
+    assert grid == ranked[ranked["id"].isin(chosen)]["id"].head(24).tolist()
+    at.button(key=f"map_drop_{grid[0]}").click().run()
+    at.button(key=f"map_keep_{grid[1]}").click().run()
+    from scoring.read import decisions
+
+    assert decisions.latest(run)[["id", "action"]].values.tolist() == [
+        [grid[0], "drop"],
+        [grid[1], "keep"],
+    ]
+    assert at.button(key=f"map_drop_{grid[0]}").proto.type == "primary"
+    at.button(key="map_clear").click().run()
+    assert not at.subheader or "selected" not in at.subheader[0].value
 
 
 def test_colour_choice_changes_the_figure(app_cache):

@@ -1,14 +1,17 @@
-"""Mislabeled page: suspects, noise table, decisions saved at once and shown after a restart."""
+"""Mislabeled page: suspects with the detector's own out-of-sample evidence, held-out rows,
+one-click decisions saved at once, bulk accept with undo, hide reviewed, the model warning."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from scoring.read import decisions
-from tests.app.pages import open_page, page_text
+from tests.app.pages import open_page, page_text, shown
 from tests.conftest import digits_run, text_run
 
 PAGE = "mislabeled.py"
@@ -22,7 +25,46 @@ def _markdown(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown]
 
 
-def test_default_detector_noise_table_and_suspect_order(app_cache):
+def _card(at: AppTest, example: int) -> str:
+    return next(m for m in _markdown(at) if m.startswith(f"**#{example}**"))
+
+
+def _evidence(run: Path) -> pd.DataFrame:
+    """Every row's out-of-sample evidence straight from the files: training rows from the
+    out-of-fold columns of predictions.parquet, held-out rows from heldout.parquet."""
+    scores = pd.read_parquet(run / "scores.parquet")
+    preds = pd.read_parquet(run / "predictions.parquet")
+    train = scores.merge(preds, on="id")
+    held = pd.read_parquet(run / "heldout.parquet")
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "id": train["id"],
+                    "split": "train",
+                    "label": train["label"],
+                    "given_prob": train["oof_given_prob"],
+                    "suggested": train["oof_suggested"].astype(int),
+                    "suggested_prob": train["oof_suggested_prob"],
+                    "flagged": train["cl_issue"] > 0.5,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "id": held["id"],
+                    "split": "heldout",
+                    "label": held["label"],
+                    "given_prob": held["given_prob"],
+                    "suggested": held["suggested"].astype(int),
+                    "suggested_prob": held["suggested_prob"],
+                    "flagged": held["cl_issue"] > 0.5,
+                }
+            ),
+        ]
+    ).set_index("id")
+
+
+def test_cards_show_the_detectors_own_out_of_sample_evidence(app_cache):
     run = digits_run(app_cache)
     summary = json.loads((run / "summary.json").read_text())
     aurocs = {k: v["noise_auroc"] for k, v in summary["scores"].items()}
@@ -32,71 +74,143 @@ def test_default_detector_noise_table_and_suspect_order(app_cache):
     best = max(aurocs, key=aurocs.get)
     assert at.selectbox(key="w_detector").value == best
     assert "This choice is optimistic" in page_text(at)  # tuned on the very noise it reports
-    assert "0 decisions saved to decisions.jsonl" in _markdown(at)[0]
-    # The noise table: every score, and precision@n_noisy agrees with the engine's summary.
-    noise = at.dataframe[0].value
-    n_noisy = summary["noise"]["n_noisy"]
-    assert sorted(noise["score"]) == sorted(aurocs)
-    for _, row in noise.iterrows():
-        assert row["auroc"] == aurocs[row["score"]]
-        assert abs(row[f"precision@{n_noisy}"] - summary["scores"][row["score"]][
-            "noise_precision_at_k"]) < 1e-12  # fmt: skip
-        assert 0 <= row[f"recall@{2 * n_noisy}"] <= 1
-    # Ten suspects per page, most suspect first by the detector (oriented by direction).
-    table = pd.read_parquet(run / "scores.parquet")
-    lower_is_harder = not summary["scores"][best]["higher_is_harder"]
-    expected = table.sort_values(best, ascending=lower_is_harder, kind="stable")["id"]
-    assert _shown_ids(at) == expected.head(10).tolist()
-    # Each suspect says whether its label was actually flipped.
-    flipped = set(table.loc[table["noisy"], "id"])
-    for example in _shown_ids(at):
-        text = next(m for m in _markdown(at) if m.startswith(f"**#{example}**"))
-        assert ("label was flipped" in text) == (example in flipped)
-    # The second page shows the next ten.
-    at.selectbox(key=at.selectbox[1].key).select(1)
-    at.run()
-    assert _shown_ids(at) == expected.iloc[10:20].tolist()
+
+    ev = _evidence(run)
+    n_flagged = int(ev["flagged"].sum())
+    assert 0 < n_flagged < 200
+    assert (ev["split"] == "heldout").sum() == 125  # the carved 20% of 625 is reviewed too
+    text = shown(page_text(at))
+    accuracy = summary["test_accuracy_mean"]
+    assert f"cleanlab flags {n_flagged:,}** of 625 examples" in text
+    assert f"held-out accuracy **{accuracy:.2f}**" in text
+    assert "likely model errors" not in text  # accuracy above 0.85 on digits
+    # The list starts at the flagged count.
+    assert at.slider(key="mislabeled_top").value == n_flagged
+    assert at.subheader[-1].value == f"Top {n_flagged} suspects by `{best}`"
+    assert any("0 decisions saved to decisions.jsonl" in m for m in _markdown(at))
+
+    # Each card: p(given), the suggested label and its p from the out-of-sample evidence.
+    ids = _shown_ids(at)
+    assert len(ids) == 10
+    for example in ids:
+        row = ev.loc[example]
+        card = shown(_card(at, example))
+        colour = "" if row["suggested"] == row["label"] else ":red["
+        assert (
+            f"given **{row['label']}** (p {row['given_prob']:.2f}) · suggested "
+            f"{colour}**{row['suggested']}**"
+        ) in card
+        assert f"(p {row['suggested_prob']:.2f})" in card
+        assert ("heldout" in card) == (row["split"] == "heldout")
+        assert "label was" in card  # the injected-noise check stays on every card
+        # One click relabels to the suggestion: offered exactly when it differs.
+        accept = [b for b in at.button if b.key == f"accept_{example}"]
+        assert bool(accept) == (row["suggested"] != row["label"])
+    # Keep and Drop read apart: a plain button and the (red) primary one.
+    assert at.button(key=f"keep_{ids[0]}").proto.type == "secondary"
+    assert at.button(key=f"drop_{ids[0]}").proto.type == "primary"
 
 
-def test_decisions_saved_at_once_and_shown_after_restart(app_cache):
+def test_relabel_to_suggested_drop_keep_undo_saved_at_once(app_cache):
     run = digits_run(app_cache)
-    at = open_page(PAGE, run, detector="el2n")
-    first, second = _shown_ids(at)[:2]
-    at.button(key=f"drop_{first}").click()
-    at.run()
-    given = int(pd.read_parquet(run / "scores.parquet").set_index("id").loc[second, "label"])
-    new_label = (given + 1) % 10
-    at.selectbox(key=f"relabel_{second}").select(new_label)
-    at.run()
+    ev = _evidence(run)
+    at = open_page(PAGE, run)
+    ids = _shown_ids(at)
+    differs = [i for i in ids if ev.loc[i, "suggested"] != ev.loc[i, "label"]]
+    first = differs[0]
+    second = next(i for i in ids if i != first)
+    at.button(key=f"accept_{first}").click().run()
+    at.button(key=f"drop_{second}").click().run()
     assert not at.exception
     lines = [json.loads(x) for x in (run / "decisions.jsonl").read_text().splitlines()]
     assert [(r["id"], r["action"], r["new_label"]) for r in lines] == [
-        (first, "drop", None),
-        (second, "relabel", new_label),
+        (first, "relabel", int(ev.loc[first, "suggested"])),
+        (second, "drop", None),
     ]
-    assert "2 decisions saved to decisions.jsonl" in _markdown(at)[0]
+    assert any("2 decisions saved" in m for m in _markdown(at))
+    assert at.button(key=f"accept_{first}").disabled  # already relabelled to it
 
-    # An app restart: a fresh AppTest (new session) on the same cache.
-    fresh = open_page(PAGE, run, detector="el2n")
+    # An app restart: a fresh session on the same cache shows both decisions.
+    fresh = open_page(PAGE, run)
     assert not fresh.exception
-    assert "2 decisions saved to decisions.jsonl" in _markdown(fresh)[0]
-    shown = _markdown(fresh)
-    assert "Decision: **drop**" in shown
-    assert f"Decision: **relabel → {new_label}**" in shown
-    assert fresh.selectbox(key=f"relabel_{second}").value == new_label
-    assert fresh.selectbox(key=f"relabel_{first}").value is None
-
-    # Keep replaces the relabel (and clears the select); Undo withdraws the drop.
-    fresh.button(key=f"keep_{second}").click()
-    fresh.run()
-    fresh.button(key=f"clear_{first}").click()
-    fresh.run()
+    assert "Decision: **drop**" in _markdown(fresh)
+    assert fresh.selectbox(key=f"relabel_{first}").value == int(ev.loc[first, "suggested"])
+    # Another label from the select, Keep, then Undo: each line appended, last one wins.
+    other = next(
+        c for c in range(10) if c not in (ev.loc[first, "label"], ev.loc[first, "suggested"])
+    )
+    fresh.selectbox(key=f"relabel_{first}").select(other).run()
+    fresh.button(key=f"keep_{second}").click().run()
+    fresh.button(key=f"clear_{first}").click().run()
     assert not fresh.exception and not fresh.warning
-    assert fresh.selectbox(key=f"relabel_{second}").value is None
-    current = decisions.latest(run)
-    assert current[["id", "action"]].values.tolist() == [[second, "keep"]]
-    assert "1 decision saved to decisions.jsonl" in _markdown(fresh)[0]
-    assert len((run / "decisions.jsonl").read_text().splitlines()) == 4  # append-only
+    assert decisions.latest(run)[["id", "action"]].values.tolist() == [[second, "keep"]]
+    assert fresh.selectbox(key=f"relabel_{first}").value is None
+    assert len((run / "decisions.jsonl").read_text().splitlines()) == 5  # append-only
+
+
+def test_bulk_accept_preview_count_and_undo(app_cache):
+    run = digits_run(app_cache)
+    ev = _evidence(run)
+    decisions.append(run, int(ev.index[0]), "keep")  # a decided row is never overridden
+    at = open_page(PAGE, run, mislabeled_bulk_t=0.2)
+    want = ev[
+        ev["flagged"]
+        & (ev["suggested_prob"] >= 0.2)
+        & (ev["suggested"] != ev["label"])
+        & (ev.index != ev.index[0])
+    ]
+    assert 0 < len(want) < ev["flagged"].sum()  # the threshold leaves some flagged out
+    assert f"{len(want):,} flagged suspect(s) without a decision" in page_text(at)
+    go = at.button(key="mislabeled_bulk_go")
+    assert go.label == f"Relabel {len(want):,} to their suggestion"
+    go.click().run()
+    assert not at.exception
+    latest = decisions.latest(run).set_index("id")
+    bulk = latest[latest["action"] == "relabel"]
+    assert sorted(bulk.index) == sorted(want.index)
+    assert all(int(bulk.loc[i, "new_label"]) == want.loc[i, "suggested"] for i in want.index)
+    assert latest.loc[ev.index[0], "action"] == "keep"
+    # Undo appends `clear` for exactly those ids; the earlier keep stays.
+    at.button(key="mislabeled_bulk_undo").click().run()
+    history = decisions.history(run)
+    clears = history[history["action"] == "clear"]
+    assert sorted(clears["id"]) == sorted(want.index)
+    assert decisions.latest(run)[["id", "action"]].values.tolist() == [[ev.index[0], "keep"]]
+    assert not [b for b in at.button if b.key == "mislabeled_bulk_undo"]
+
+
+def test_hide_reviewed_and_held_out_rows(app_cache):
+    run = digits_run(app_cache)
+    ev = _evidence(run)
+    at = open_page(PAGE, run, mislabeled_split="heldout")
+    ids = _shown_ids(at)
+    assert ids and all(ev.loc[i, "split"] == "heldout" for i in ids)
+    # Held-out rows rank by their own out-of-sample label quality, lowest first.
+    held = pd.read_parquet(run / "heldout.parquet")
+    assert ids == held.sort_values("cl_quality", kind="stable")["id"].head(len(ids)).tolist()
+    assert all("heldout" in _card(at, i) for i in ids)
+    at.button(key=f"drop_{ids[0]}").click().run()  # a held-out row takes decisions too
+    assert decisions.latest(run)["id"].tolist() == [ids[0]]
+    at.checkbox(key="mislabeled_hide").check().run()
+    assert not at.exception
+    assert ids[0] not in _shown_ids(at)
+    assert _shown_ids(at)[:9] == ids[1:10]
+
+
+def test_warning_when_flags_are_likely_model_errors(app_cache):
+    run = digits_run(app_cache)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["test_accuracy_mean"] = 0.79  # as the frozen MiniLM probe on SST-2
+    (run / "summary.json").write_text(json.dumps(summary))
+    # Flag 15% of the training rows (above the 10% the warning needs).
+    scores = pd.read_parquet(run / "scores.parquet")
+    scores["cl_issue"] = (np.arange(len(scores)) % 100 < 15).astype(scores["cl_issue"].dtype)
+    scores.to_parquet(run / "scores.parquet")
+    at = open_page(PAGE, run)
+    assert not at.exception
+    warning = shown(" ".join(w.value for w in at.warning))
+    assert "likely model errors rather than label errors" in warning
+    assert "finetune" in warning and "Recorder" in warning
 
 
 def test_text_run_without_noise(app_cache):
@@ -108,7 +222,7 @@ def test_text_run_without_noise(app_cache):
     assert not any("injected noise" in h.value for h in at.subheader)
     assert not any("flipped" in m for m in _markdown(at))
     assert any(m.startswith("*premise:*") and "*hypothesis:*" in m for m in _markdown(at))
-    assert len(_shown_ids(at)) == 10
+    assert _shown_ids(at)
 
 
 def test_empty_cache_shows_info(tmp_path, monkeypatch):

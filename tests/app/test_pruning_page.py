@@ -347,3 +347,13 @@ def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
     assert not at.get("plotly_chart")
+
+
+def test_the_rule_menu_lists_pruning_rules_only(app_cache):
+    """`all` (the cleaned dataset) keeps every row: Export writes it, Pruning cannot sweep it."""
+    from scoring.prune.rules import RULES
+
+    at = open_page(PAGE, digits_run(app_cache))
+    options = at.selectbox(key="w_prune_rule").options
+    assert [o for o in options] == [RULES[n].label for n in RULES if not RULES[n].keeps_all]
+    assert RULES["all"].label not in options

@@ -11,7 +11,7 @@ import pytest
 
 from scoring.read.views import load_run
 from scoring.scores import REGISTRY
-from tests.app.pages import figures, open_page, page_text, plotly_array
+from tests.app.pages import figures, open_page, page_text, plotly_array, shown
 from tests.conftest import digits_run, text_run
 
 PAGE = "scores.py"
@@ -22,7 +22,7 @@ def test_default_view_shows_histogram_summary_and_stability(app_cache):
     at = open_page(PAGE, run)
     assert not at.exception
     assert at.title[0].value == "Scores"
-    assert at.caption[0].value == load_run(run).title()
+    assert shown(at.caption[0].value) == load_run(run).title()
     assert at.selectbox(key="w_score").value == "el2n"
     assert "Higher = harder" in page_text(at)
     (fig,) = figures(at)

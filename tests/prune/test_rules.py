@@ -131,7 +131,8 @@ def test_decisions_applied_first(rule):
             "new_label": pd.array([None] * len(dropped) + [2] * len(relabelled), "Int64"),
         }
     )
-    config = _config(rule, class_balanced=True)
+    fraction = 1.0 if rule == "all" else 0.3  # `all` keeps every row: the planner wants 1
+    config = _config(rule, class_balanced=True, fraction=fraction)
     plan = plan_selection(view, config, made)
     kept_ids = ids[plan.positions]
     assert not set(dropped) & set(kept_ids)  # drops are never kept
@@ -142,7 +143,7 @@ def test_decisions_applied_first(rule):
     # The same selection as the rule alone on the rows left, with the new labels.
     alone = select_indices(VALUES[10:], labels, config)
     assert plan.positions.tolist() == (10 + alone).tolist()
-    quotas = [max(1, round(0.3 * n)) for n in np.bincount(labels)]
+    quotas = [max(1, round(fraction * n)) for n in np.bincount(labels)]
     assert np.bincount(plan.labels[plan.kept], minlength=3).tolist() == quotas
 
 

@@ -13,7 +13,7 @@ def _line(progress: Progress) -> str:
 
 
 def test_time_left_appears_only_once_known_and_never_below_zero(tmp_path, capsys):
-    progress = Progress(tmp_path, total=3.0, enabled=True)
+    progress = Progress(tmp_path, total=3.0, enabled=True, tty=True)
     progress.stage("run 1/1")
     assert _line(progress).endswith("[00:00]")  # no "<?" before any epoch is done
     for _ in range(30):  # fractional steps whose float sum overshoots 3.0
@@ -28,7 +28,7 @@ def test_time_left_appears_only_once_known_and_never_below_zero(tmp_path, capsys
 
 
 def test_a_resumed_run_starts_the_bar_at_its_work_read_back(tmp_path, capsys):
-    progress = Progress(tmp_path, total=10.0, enabled=True)
+    progress = Progress(tmp_path, total=10.0, enabled=True, tty=True)
     progress.advance(4.0)  # runs read back from disk before any stage
     progress.stage("runs 3 of 3")
     assert progress.bar.n == 4.0 and progress.bar.initial == 4.0

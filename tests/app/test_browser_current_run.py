@@ -1,0 +1,70 @@
+"""In Chromium: a job started from Home becomes the current run on Home and every page.
+
+The bug it guards: after a second job finished, Home said "the new run is now the current
+run on every page" while the picker (which kept its session value) and the pages stayed on
+the old run.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.app.test_browser import ARTIFACTS, _goto, _no_error, page  # noqa: F401
+from tests.app.test_offline import server_with_runs  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def _picker(pg):
+    return pg.locator('[data-testid="stSelectbox"]').filter(has_text="Current run")
+
+
+def _current(pg) -> str:
+    """The run the picker shows (the selectbox's input holds the chosen option's label)."""
+    return _picker(pg).locator("input").input_value()
+
+
+def _choose(pg, box: str, option: str) -> None:
+    field = pg.locator('[data-testid="stSelectbox"]').filter(has_text=box).locator("input")
+    field.click()
+    field.fill(option)  # the list filters as typed; Enter takes the first match
+    field.press("Enter")
+    # A websocket app is never "network idle" in a useful sense: wait for the choice itself,
+    # or a busy machine clicks Start before the rerun has taken it (seen: a 5x30 run).
+    expect(field).to_have_value(option, timeout=30_000)
+
+
+def test_a_finished_job_becomes_the_current_run(server_with_runs, page):  # noqa: F811
+    pg = page
+    pg.goto(server_with_runs)
+    pg.get_by_text("Runs in the cache").wait_for()
+    # The text run is current first: the picker's own session value is the old run.
+    picker = _picker(pg)
+    picker.locator("input").click()
+    pg.get_by_role("option").filter(has_text="probe").first.click()
+    pg.wait_for_load_state("networkidle")
+    assert "probe" in _current(pg)
+    # A new run: tiny digits, 300 examples, named.
+    pg.get_by_text("New scoring run").click()
+    pg.get_by_label("Name (optional)").fill("fresh tiny run")
+    pg.get_by_label("Name (optional)").press("Enter")
+    pg.wait_for_load_state("networkidle")
+    _choose(pg, "Preset", "tiny")
+    limit = pg.locator('[data-testid="stNumberInput"]').filter(has_text="Limit examples")
+    limit.locator("input").fill("300")
+    limit.locator("input").press("Enter")
+    expect(limit.locator("input")).to_have_value("300", timeout=30_000)
+    pg.get_by_role("button", name="Start scoring").click()
+    pg.get_by_text("Done: the new run is now the current run").wait_for(timeout=240_000)
+    _no_error(pg)
+    pg.wait_for_load_state("networkidle")
+    assert _current(pg).startswith("fresh tiny run · digits · mlp 2×4 · tiny"), _current(pg)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / "current-run-home.png"), full_page=True)
+    for title in ("Scores", "Correlations"):
+        _goto(pg, server_with_runs, title)
+        pg.locator('[data-testid="stCaptionContainer"]').filter(
+            has_text="fresh tiny run"
+        ).first.wait_for()
+        _no_error(pg)
