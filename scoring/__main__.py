@@ -202,7 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--recipe", default="auto", help="auto | mlp | cnn | cnn32 | resnet18 | probe | finetune"
     )
-    s.add_argument("--model", help="text encoder for probe and finetune (HF name or local folder)")
+    s.add_argument(
+        "--model",
+        help="pretrained encoder (HF name or local folder): text for probe and finetune, "
+        "or an image encoder (ViT, DINOv2, CLIP, ConvNeXt) for an image probe",
+    )
     s.add_argument(
         "--max-length",
         type=int,

@@ -22,7 +22,9 @@ from scoring.errors import InputError
 # 2: float16 storage of some recorded arrays (training.steps.COMPACT).
 # 3: probs_early from an eval pass at the weights after the early epoch (EL2N at fixed
 #    weights); features_free (label-independent embeddings for prototype) per run folder.
-SCORING_VERSION = 3
+# 4: "all" now includes the neighbourhood scores (near_dup, outlier, leakage, with the
+#    dup_group / leak_of columns and features_free_test.npz): a cached "all" run lacks them.
+SCORING_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class TrainConfig:
     """How each model is trained; `None` fields take the recipe's default."""
 
     recipe: str = "auto"  # auto | mlp | cnn | cnn32 | resnet18 | probe | finetune
-    model: str | None = None  # text encoder for `probe`/`finetune` (HF name or local path)
+    model: str | None = None  # encoder for `probe`/`finetune`, text or image (HF name or path)
     max_length: int | None = None  # text: tokens kept per example (pair: both parts); None -> 128
     runs: int = 5  # R independent runs; run r uses seed base_seed + r
     epochs: int | None = None  # T

@@ -149,6 +149,12 @@ def hf_cache_dir(cache_dir: Path | str) -> Path:
     return Path(cache_dir) / "_hf"
 
 
+def digest_cache_file(hf_cache: Path | str) -> Path:
+    """Source files' content digests keyed by (path, size, mtime): an unchanged file is not
+    re-hashed. Beside `datasets`' own cache of the same sources (`hf_cache_dir`)."""
+    return Path(hf_cache) / "source_digests.json"
+
+
 def embeddings_file(cache_dir: Path | str, fingerprint: str, key: str) -> Path:
     """A dataset's cached text embeddings (`embed.embedding_key` names the encoder setting).
 
@@ -516,6 +522,9 @@ class RunDir:
     ``features_free.npz``         label-independent embeddings (N, D)     pipeline, once, when a
                                   of the training set (`features`)        score needs them
                                                                           (`prototype`)
+    ``features_free_test.npz``    the same embeddings of the held-out     pipeline, once, when a
+                                  (test) rows (M, D)                      score needs them
+                                                                          (`leakage`)
     ``inputs.npz``                what the models consumed                pipeline, after scoring
                                   (`ModelInputs`): uint8 pixels +
                                   divisor, int32 tokens, or the key of
@@ -625,6 +634,11 @@ class RunDir:
     def features_free_file(self) -> Path:
         """Label-independent embeddings of the training set (`features`: (N, D) float32)."""
         return self.path / "features_free.npz"
+
+    @property
+    def features_free_test_file(self) -> Path:
+        """The same label-independent embeddings of the held-out rows ((M, D) float32)."""
+        return self.path / "features_free_test.npz"
 
     @property
     def scores_file(self) -> Path:
@@ -916,6 +930,7 @@ class RunDir:
             self.split_file,
             self.inputs_file,
             self.features_free_file,
+            self.features_free_test_file,
             self.scores_file,
             self.scores_per_run_file,
             self.predictions_file,

@@ -25,7 +25,9 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -346,7 +348,7 @@ class ImageFolder(TableSource):
                 f"image folder {path} has no training images (found splits {sorted(splits)}); "
                 "expected one sub-folder of images per class"
             )
-        return _Source(dict(splits), f"{path.name}/", _folder_digest(path))
+        return _Source(dict(splits), f"{path.name}/", _folder_digest(path, cache_dir))
 
 
 def _require_images(folder: Path) -> None:
@@ -372,7 +374,7 @@ class LocalFile(TableSource):
 
     def open(self, spec: str, path: Path, cache_dir: str | None) -> _Source:
         name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
-        return _Source({"train": _open_file(path, cache_dir)}, name, _file_digest(path))
+        return _Source({"train": _open_file(path, cache_dir)}, name, _file_digest(path, cache_dir))
 
 
 # Checked in order; the first that claims a spec opens it.
@@ -526,22 +528,72 @@ def _fingerprint(
     return digest.hexdigest()[:16]
 
 
-def _file_digest(path: Path) -> bytes:
-    """sha256 of a file's bytes, read in chunks (sources can be gigabytes)."""
+def _file_digest(path: Path, cache_dir: str | None = None) -> bytes:
+    """sha256 of a file's bytes, read in chunks (sources can be gigabytes); cached by
+    (path, size, mtime) under `cache_dir` when given."""
+    st = path.stat()
+    return _cached(path, [st.st_size, st.st_mtime_ns], cache_dir, _sha256_file)
+
+
+def _sha256_file(path: Path) -> bytes:
     digest = hashlib.sha256()
     _hash_bytes(digest, path)
     return digest.digest()
 
 
-def _folder_digest(root: Path) -> bytes:
-    """sha256 of every file's relative path and bytes, in sorted order."""
+def _folder_digest(root: Path, cache_dir: str | None = None) -> bytes:
+    """sha256 of every file's relative path and bytes, in sorted order; cached by every
+    file's (relative path, size, mtime) under `cache_dir` when given."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    stats = [(f.relative_to(root).as_posix(), f.stat()) for f in files]
+    listing = json.dumps([[rel, st.st_size, st.st_mtime_ns] for rel, st in stats])
+    stamp = hashlib.sha256(listing.encode()).hexdigest()
+    return _cached(root, stamp, cache_dir, lambda _: _sha256_folder(root, files))
+
+
+def _sha256_folder(root: Path, files: list[Path]) -> bytes:
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in files:
         # The size keeps file boundaries unambiguous in the concatenated stream.
         header = f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0"
         digest.update(header.encode())
         _hash_bytes(digest, path)
     return digest.digest()
+
+
+def _cached(path: Path, stamp: Any, cache_dir: str | None, compute: Any) -> bytes:
+    """`compute(path)`, or the digest stored for this path when its stamp is unchanged.
+
+    The stamp is (size, mtime in ns) of the file or of every file in a folder, as make and
+    git judge "unchanged"; a rewrite keeping both is not detected. A missing, unreadable
+    or concurrently rewritten cache only costs a re-hash.
+    """
+    if cache_dir is None:
+        return compute(path)
+    from scoring import store  # here: store is not needed by a digits-only load
+
+    cache_file = store.digest_cache_file(cache_dir)
+    key = str(path.resolve())
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    hit = cache.get(key) if isinstance(cache, dict) else None
+    if isinstance(hit, dict) and hit.get("stamp") == stamp:
+        return bytes.fromhex(hit["sha256"])
+    digest = compute(path)
+    cache = cache if isinstance(cache, dict) else {}
+    cache[key] = {"stamp": stamp, "sha256": digest.hex()}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole then renamed: a reader never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(cache, f)
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # a read-only cache: the digest is still right, only not remembered
+    return digest
 
 
 def _hash_bytes(digest: Any, path: Path) -> None:
@@ -608,7 +660,8 @@ def source_rows(
             test = Path(cfg.test).expanduser()
             if not test.exists():
                 raise InputError(f"--test file {cfg.test!r} of this run no longer exists")
-            test_digest = _folder_digest(test) if test.is_dir() else _file_digest(test)
+            digest = _folder_digest if test.is_dir() else _file_digest
+            test_digest = digest(test, hf_cache_dir)
         found = _fingerprint([source.digest, test_digest], input_cols, label_col, cfg)
         _check_fingerprint(found, fingerprint, source.description)
     check_row_ids(rows, train.num_rows, source.description)

@@ -26,7 +26,10 @@ _DIM_WORDS = {
     "N": "n_examples",
     "K": "n_classes",
     "D": "n_features",
+    "M": "n_test",
 }
+# Axes that may be empty: a run without held-out rows has no test embeddings.
+_MAY_BE_EMPTY = frozenset("M")
 
 # name -> (axes, kind). The kind says what the values must be:
 #   labels: integers in [0, K); float: finite reals; prob: finite reals in [0, 1];
@@ -43,6 +46,7 @@ _SPECS: dict[str, tuple[str, str]] = {
     "probs_final": ("RNK", "prob"),
     "features": ("RND", "float"),
     "features_free": ("ND", "float"),  # label-independent embeddings, once per run folder
+    "features_free_test": ("MD", "float"),  # the held-out/test rows' embeddings, same transform
     "label_prior": ("K", "prior"),
     "oof_probs": ("NK", "prob"),
     "n_prototypes": ("", "count"),
@@ -111,7 +115,7 @@ class _Dims:
                     f"{name}: expected shape {expected} with {_DIM_WORDS[axis]}={known} "
                     f"matching {source}, got {arr.shape}"
                 )
-            if size == 0:
+            if size == 0 and axis not in _MAY_BE_EMPTY:
                 raise InputError(
                     f"{name}: expected shape {expected} with at least one entry along "
                     f"{_DIM_WORDS[axis]}, got {arr.shape}"

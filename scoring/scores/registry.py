@@ -36,6 +36,14 @@ from scoring.scores.label_free import (
     grand_logit_sq,
 )
 from scoring.scores.loss import LOSS_DOC, loss
+from scoring.scores.neighbourhood import (
+    LEAKAGE_DOC,
+    NEAR_DUP_DOC,
+    OUTLIER_DOC,
+    leakage,
+    near_dup,
+    outlier,
+)
 from scoring.scores.prototype import PROTOTYPE_DOC, prototype
 from scoring.scores.pvi import PVI_DOC, pvi
 from scoring.scores.tracin import TRACIN_DOC, tracin
@@ -82,6 +90,11 @@ REGISTRY: dict[str, Score] = {
     "el2n_free": Score("el2n_free", el2n_free, ("probs_early",), False, 2, EL2N_FREE_DOC, label_free=True),  # noqa: E501
     "grand_free": Score("grand_free", grand_free, ("grad_free_norm",), True, 1, GRAND_FREE_DOC, label_free=True),  # noqa: E501
     "grand_logit_sq": Score("grand_logit_sq", grand_logit_sq, ("grad_logit_sq",), True, 1, GRAND_LOGIT_SQ_DOC, label_free=True),  # noqa: E501
+    # Neighbourhood issues (issue 15) on the label-free embeddings; columns dup_group and
+    # leak_of come with them (training/results.py).
+    "near_dup": Score("near_dup", near_dup, ("features_free",), True, 1, NEAR_DUP_DOC, per_run=False, label_free=True),  # noqa: E501
+    "outlier": Score("outlier", outlier, ("features_free",), True, 1, OUTLIER_DOC, per_run=False, label_free=True),  # noqa: E501
+    "leakage": Score("leakage", leakage, ("features_free", "features_free_test"), True, 1, LEAKAGE_DOC, per_run=False, label_free=True),  # noqa: E501
 }
 # fmt: on
 

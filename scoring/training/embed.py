@@ -1,5 +1,8 @@
 """Frozen text-encoder embeddings for the `probe` recipe, computed once and cached.
 
+(Image encoders for an image `probe` are in `scoring.training.image_encoders`; they load
+through `_from_pretrained` here, the same safetensors-only path.)
+
 Mean pooling over real tokens followed by L2 normalisation: how sentence-transformers'
 all-MiniLM-L6-v2 (the offline default) is meant to be used; any Hugging Face encoder works.
 """
@@ -113,14 +116,14 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or os.sep in spec.strip("/")
 
 
-def _check_model_folder(folder: Path, name: str) -> None:
+def _check_model_folder(folder: Path, name: str, files: str = _MODEL_FILES) -> None:
     """A local model folder needs a config and safetensors weights (never a pickle)."""
     from transformers.utils import CONFIG_NAME
 
     if not (folder / CONFIG_NAME).is_file():
         raise InputError(
             f"--model {name} is not a model folder: it has no {CONFIG_NAME}; expected a "
-            f"Hugging Face model folder ({_MODEL_FILES}), such as save_pretrained writes"
+            f"Hugging Face model folder ({files}), such as save_pretrained writes"
         )
     if any(folder.glob("*.safetensors")):
         return
@@ -137,8 +140,11 @@ def _check_model_folder(folder: Path, name: str) -> None:
     )
 
 
-def _from_pretrained(auto_cls, model: str | None, **kwargs):
-    """`auto_cls.from_pretrained` for the default, a local folder or a Hub name."""
+def _from_pretrained(auto_cls, model: str | None, *, what: str = "text model", **kwargs):
+    """`auto_cls.from_pretrained` for the default, a local folder or a Hub name.
+
+    `what` names the model in errors ("text model", "image encoder").
+    """
     import pickle
 
     from transformers.utils import logging as hf_logging
@@ -149,13 +155,13 @@ def _from_pretrained(auto_cls, model: str | None, **kwargs):
         return auto_cls.from_pretrained(path, local_files_only=os.path.isdir(path), **kwargs)
     except pickle.UnpicklingError as err:  # only if a loader ever reached a pickle anyway
         raise InputError(
-            f"the text model {model or DEFAULT_TEXT_MODEL} holds pickled weights, which are "
+            f"the {what} {model or DEFAULT_TEXT_MODEL} holds pickled weights, which are "
             "refused; convert them to safetensors and pass the folder again"
         ) from err
     except (OSError, ValueError) as err:  # missing files, unknown architecture, no tokenizer
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(
-            f"could not load the text model {model or DEFAULT_TEXT_MODEL}: {reason} Pass "
+            f"could not load the {what} {model or DEFAULT_TEXT_MODEL}: {reason} Pass "
             "--model with a local model folder or a Hugging Face model name reachable from "
             "this machine"
         ) from err

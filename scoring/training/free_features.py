@@ -7,7 +7,9 @@ embeddings here never see a label and are computed once per run folder, not per 
 - text (`probe` and `finetune`): the frozen pre-trained encoder's mean-pooled embeddings, the
   very table a `probe` run trains on (cached per dataset and encoder setting; a `finetune`
   run computes it once if no probe run has);
-- images: the raw pixels, flattened, projected by a seeded Gaussian matrix to `MAX_DIM`
+- images with a pretrained encoder (an image `probe` run): that encoder's pooled embeddings,
+  the very table the probe trains on (`steps.image_probe_inputs`);
+- other images: the raw pixels, flattened, projected by a seeded Gaussian matrix to `MAX_DIM`
   dimensions when they have more (a Johnson-Lindenstrauss projection keeps distances and,
   unlike PCA, does not depend on the data). The measurement behind this choice is in
   `scoring.scores.prototype.PROTOTYPE_DOC`.
@@ -20,7 +22,7 @@ import torch
 
 from scoring import store
 from scoring.training.embed import embed_texts, embedding_key
-from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared, cpu_threads
+from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared, cpu_threads, image_probe_inputs
 
 MAX_DIM = 256  # projected width for large images (CIFAR: 3,072 -> 256)
 PROJECTION_SEED = 0  # fixed: the embedding is a property of the data, not of a run's seed
@@ -37,12 +39,47 @@ def label_free_features(prep: Prepared) -> np.ndarray:
     rd = prep.run_dir
     if rd.features_free_file.exists():
         return store.load_arrays(rd.features_free_file)["features"]
-    if prep.dataset.modality == "image":
+    if prep.dataset.modality == "image" and prep.recipe.name == "probe":
+        features = image_probe_inputs(prep)[0].numpy()  # (N, D), cached per encoder
+    elif prep.dataset.modality == "image":
         features = pixel_features(prep.dataset.train.inputs)
     else:
         features = _encoder_embeddings(prep)
     features = np.ascontiguousarray(features, dtype=np.float32)
     store.save_arrays(rd.features_free_file, features=features)
+    return features
+
+
+def label_free_test_features(prep: Prepared) -> np.ndarray:
+    """The held-out/test rows' label-free embeddings, by the very transform of the training
+    rows' (`label_free_features`): what `leakage` compares the training rows with.
+
+    Stored beside them in `features_free_test.npz`.
+
+    Returns
+    -------
+    ndarray of shape (n_test, n_features), float32
+        Rows in the dataset's test order; no rows when there is no held-out split.
+    """
+    rd = prep.run_dir
+    path = rd.features_free_test_file
+    if path.exists():
+        return store.load_arrays(path)["features"]
+    train = label_free_features(prep)  # first: a text run's call fills the embeddings table
+    test = prep.dataset.test
+    if len(test.labels) == 0:
+        features = np.zeros((0, train.shape[1]), dtype=np.float32)
+    elif prep.dataset.modality == "image" and prep.recipe.name == "probe":
+        features = image_probe_inputs(prep)[1].numpy()  # (M, D): the encoder's, as for train
+    elif prep.dataset.modality == "image":
+        features = pixel_features(test.inputs)
+    else:
+        model = prep.config.train.model
+        max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
+        emb = prep.run_dir.embeddings_file(embedding_key(model, max_length))
+        features = store.load_arrays(emb)["test"]
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    store.save_arrays(path, features=features)
     return features
 
 

@@ -17,6 +17,9 @@ from scoring.errors import InputError
 
 RECIPES = ("mlp", "cnn", "cnn32", "resnet18", "probe", "finetune")
 TEXT_RECIPES = frozenset({"probe", "finetune"})
+# Recipes over frozen encoder embeddings: text always, images with a pretrained --model.
+EMBEDDING_RECIPES = frozenset({"probe"})
+IMAGE_RECIPES = frozenset({"mlp", "cnn", "cnn32", "resnet18", "probe"})
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,10 @@ _DEFAULTS: dict[str, tuple[int, int, str, float, float]] = {
 SINGLE_THREAD_RECIPES = frozenset({"mlp", "cnn", "probe"})
 
 
-def auto_recipe(modality: str, input_shape: tuple[int, ...]) -> str:
-    """Pick a recipe from the data: text -> probe, tiny images -> mlp, larger -> cnn32."""
-    if modality == "text":
+def auto_recipe(modality: str, input_shape: tuple[int, ...], model: str | None = None) -> str:
+    """Pick a recipe from the data: text -> probe; images with a pretrained encoder (`model`)
+    -> probe, else tiny images -> mlp, larger -> cnn32 (trained from scratch, offline)."""
+    if modality == "text" or model:
         return "probe"
     height, width = input_shape[-2:]
     return "mlp" if max(height, width) <= 16 else "cnn32"
@@ -71,8 +75,13 @@ def resolve_recipe(
     """Fill a recipe's defaults and check it fits the modality."""
     if name not in RECIPES:
         raise InputError(f"unknown recipe {name!r}; expected one of: auto, {', '.join(RECIPES)}")
-    if (name in TEXT_RECIPES) != (modality == "text"):
-        fits = "probe or finetune" if modality == "text" else "mlp, cnn, cnn32 or resnet18"
+    fitting = TEXT_RECIPES if modality == "text" else IMAGE_RECIPES
+    if name not in fitting:
+        fits = (
+            "probe or finetune"
+            if modality == "text"
+            else "mlp, cnn, cnn32, resnet18, or probe with --model (a pretrained image encoder)"
+        )
         raise InputError(f"recipe {name!r} does not fit {modality} data; use {fits}")
     d_epochs, d_batch, opt, d_lr, d_wd = _DEFAULTS[name]
     epochs = d_epochs if epochs is None else epochs
@@ -215,7 +224,7 @@ def build_model(
     if recipe == "resnet18":
         return Classifier(_resnet18_body(input_shape[0]), 512, n_classes)
     if recipe == "probe":
-        # A small head over frozen sentence embeddings; the hidden layer is the feature space.
+        # A small head over frozen text or image embeddings; the hidden layer is the features.
         body = nn.Sequential(nn.Linear(input_shape[0], 256), nn.ReLU())
         return Classifier(body, 256, n_classes)
     raise InputError(f"unknown recipe {recipe!r}; expected one of: {', '.join(RECIPES)}")

@@ -18,10 +18,11 @@ from scoring import store
 from scoring.data.noise import noise_detection
 from scoring.errors import InputError
 from scoring.read.stats import rank_stability
-from scoring.scores import REGISTRY, ScoreResult, cleanlab_scores, compute
+from scoring.scores import REGISTRY, ScoreResult, cleanlab_scores, compute, neighbourhood
 from scoring.training import grad_arrays
 from scoring.training.embed import embedding_key
-from scoring.training.free_features import label_free_features
+from scoring.training.free_features import label_free_features, label_free_test_features
+from scoring.training.image_encoders import image_embedding_key
 from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared
 
 RUN_ARRAYS = (
@@ -52,6 +53,8 @@ def shared_arrays(prep: Prepared, oof: np.ndarray | None) -> dict[str, Any]:
     }
     if any("features_free" in REGISTRY[key].needs for key in prep.score_keys):
         shared["features_free"] = label_free_features(prep)
+    if any("features_free_test" in REGISTRY[key].needs for key in prep.score_keys):
+        shared["features_free_test"] = label_free_test_features(prep)
     return shared
 
 
@@ -120,7 +123,32 @@ def score_frames(
         if res.per_run is not None:
             for r, vals in enumerate(res.per_run):
                 per_run[f"{key}__run{r}"] = vals
+    if {"near_dup", "leakage"} & set(results):
+        frame = frame.assign(**neighbourhood_columns(prep))
     return frame, per_run
+
+
+def neighbourhood_columns(prep: Prepared) -> dict[str, np.ndarray]:
+    """`dup_group` (−1 = none) and `leak_of` (a held-out/test id, −1 = none) per training row.
+
+    Exact copies are found by content (decoded pixels, normalized text), near copies and
+    leaks on the label-free embeddings (`scoring.scores.neighbourhood`).
+    """
+    ds = prep.dataset
+    features = label_free_features(prep)
+    keys = neighbourhood.content_keys(ds.train.inputs)
+    cols = {"dup_group": neighbourhood.dup_groups(features, keys)}
+    if len(ds.test.labels):
+        cols["leak_of"] = neighbourhood.leak_of(
+            features,
+            keys,
+            label_free_test_features(prep),
+            neighbourhood.content_keys(ds.test.inputs),
+            np.asarray(ds.test.ids),
+        )
+    else:
+        cols["leak_of"] = np.full(len(keys), -1, dtype=np.int64)
+    return cols
 
 
 def predictions(
@@ -223,7 +251,12 @@ def write_examples(prep: Prepared) -> None:
 def write_inputs(prep: Prepared, x: torch.Tensor, x_test: torch.Tensor) -> None:
     """Keep what the models consumed, so retraining never goes back to the source."""
     rd = prep.run_dir
-    if prep.dataset.modality == "image":
+    if prep.dataset.modality == "image" and prep.recipe.name == "probe":  # named, like text's
+        key = image_embedding_key(prep.config.train.model)
+        rd.write_inputs(
+            store.ModelInputs("embeddings", x.numpy(), x_test.numpy()), embedding_key=key
+        )
+    elif prep.dataset.modality == "image":
         rd.write_inputs(store.ModelInputs("images", x.numpy(), x_test.numpy()))
     elif prep.recipe.name == "finetune":
         rd.write_inputs(store.ModelInputs("tokens", x.numpy(), x_test.numpy()))
@@ -269,6 +302,16 @@ def summarize(
         "train_examples_per_s": _train_rate(prep, runs),
         "scores": blocks,
     }
+    rd = prep.run_dir
+    if "outlier" in results and rd.scores_file.exists():
+        frame = pd.read_parquet(rd.scores_file)
+        if {"dup_group", "leak_of"} <= set(frame.columns):
+            summary["neighbourhood"] = neighbourhood.issue_counts(
+                frame["dup_group"].to_numpy(),
+                frame["leak_of"].to_numpy(),
+                results["outlier"].values,
+                prep.labels,
+            )
     if prep.noisy is not None:
         summary["noise"] = {
             "fraction": prep.config.noise.fraction,

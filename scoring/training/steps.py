@@ -30,6 +30,12 @@ from scoring.training import grad_arrays
 from scoring.training.checkpoints import Snapshots, save_states
 from scoring.training.embed import check_encoder, embed_texts, embedding_key
 from scoring.training.executors import Executor, LocalExecutor, Report
+from scoring.training.image_encoders import (
+    check_image_encoder,
+    embed_images,
+    image_embedding_key,
+    load_image_model,
+)
 from scoring.training.loop import fit, predict, seed_everything
 from scoring.training.models import (
     SINGLE_THREAD_RECIPES,
@@ -143,7 +149,7 @@ def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
         labels, noisy = inject_noise(labels, config.noise.fraction, config.noise.seed)
     name = config.train.recipe
     if name == "auto":
-        name = auto_recipe(ds.modality, _input_shape(ds))
+        name = auto_recipe(ds.modality, _input_shape(ds), config.train.model)
     t = config.train
     recipe = resolve_recipe(
         name,
@@ -168,7 +174,9 @@ def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
             f"--prototypes must be between 1 and the number of training examples "
             f"({len(labels)}), got {config.prototypes}"
         )
-    if recipe.name in TEXT_RECIPES:  # the model's config and tokenizer only, no weights
+    if ds.modality == "image" and recipe.name == "probe":  # config and processor, no weights
+        check_image_encoder(config.train.model)
+    elif recipe.name in TEXT_RECIPES:  # the model's config and tokenizer only, no weights
         check_encoder(config.train.model, config.train.max_length or DEFAULT_MAX_LENGTH)
     needed = {name for key in score_keys for name in REGISTRY[key].needs}
     grad_plan = grad_arrays.plan(needed, config.grads, recipe, n_train=len(labels))
@@ -246,8 +254,9 @@ def _git_revision() -> str | None:
 
 
 def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model inputs for train and test: images as is, text as cached embeddings (probe) or
-    token tensors (finetune). Embeddings are computed once per dataset and encoder setting.
+    """Model inputs for train and test: images as is, or (image `probe`) as a pretrained
+    image encoder's cached embeddings; text as cached embeddings (probe) or token tensors
+    (finetune). Embeddings are computed once per dataset and encoder setting.
 
     Returns
     -------
@@ -256,6 +265,8 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[torch.Tensor, tor
     x_test : Tensor of shape (n_test, ...), like `x`
     """
     ds = prep.dataset
+    if ds.modality == "image" and prep.recipe.name == "probe":
+        return image_probe_inputs(prep, progress)
     if ds.modality == "image":
         return torch.from_numpy(ds.train.inputs), torch.from_numpy(ds.test.inputs)
     model = prep.config.train.model
@@ -281,6 +292,43 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[torch.Tensor, tor
         }
         bar.close()
         store.save_arrays(emb_path, **arrays)
+    return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
+
+
+def input_embedding_key(prep: Prepared) -> str:
+    """The embeddings file a `probe` run trains on (`RunDir.embeddings_file`'s key)."""
+    if prep.dataset.modality == "image":
+        return image_embedding_key(prep.config.train.model)
+    max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
+    return embedding_key(prep.config.train.model, max_length)
+
+
+def image_probe_inputs(
+    prep: Prepared, progress: Progress | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pretrained image encoder's pooled embeddings, train (N, D) and test (M, D), float32.
+
+    Computed once per dataset and encoder (`image_encoders.image_embedding_key`), batched
+    on the run's device, and stored in the dataset's embeddings folder beside text ones.
+    """
+    ds, model = prep.dataset, prep.config.train.model
+    emb_path = prep.run_dir.embeddings_file(image_embedding_key(model))
+    if emb_path.exists():
+        arrays = store.load_arrays(emb_path)
+        return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
+    if prep.device.type == "cpu":
+        torch.set_num_threads(cpu_threads())  # an encoder forward uses every core
+    n = len(ds.train.labels) + len(ds.test.labels)
+    bar, tick = progress.counter("embedding images", n, "image") if progress else (None, None)
+    loaded = load_image_model(model)
+    kw = dict(model=model, device=prep.device, on_batch=tick, loaded=loaded)
+    arrays = {
+        "train": embed_images(ds.train.inputs, **kw),
+        "test": embed_images(ds.test.inputs, **kw),
+    }
+    if bar is not None:
+        bar.close()
+    store.save_arrays(emb_path, **arrays)
     return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
 
 

@@ -7,6 +7,8 @@ the old run.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -33,6 +35,17 @@ def _choose(pg, box: str, option: str) -> None:
     # A websocket app is never "network idle" in a useful sense: wait for the choice itself,
     # or a busy machine clicks Start before the rerun has taken it (seen: a 5x30 run).
     expect(field).to_have_value(option, timeout=30_000)
+    _settle(pg)
+
+
+def _settle(pg) -> None:
+    """Wait until the app has finished its rerun (Streamlit's running indicator is gone).
+
+    On a loaded machine a click that lands during a rerun can be answered with the rerun's
+    older widget values; every interaction here waits for the app to settle first.
+    """
+    pg.wait_for_timeout(300)
+    pg.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
 
 
 def test_a_finished_job_becomes_the_current_run(server_with_runs, page):  # noqa: F811
@@ -55,11 +68,20 @@ def test_a_finished_job_becomes_the_current_run(server_with_runs, page):  # noqa
     limit.locator("input").fill("300")
     limit.locator("input").press("Enter")
     expect(limit.locator("input")).to_have_value("300", timeout=30_000)
+    _settle(pg)
+    preset = pg.locator('[data-testid="stSelectbox"]').filter(has_text="Preset").locator("input")
+    if preset.input_value() != "tiny":  # a stale rerun put the default back: choose again
+        _choose(pg, "Preset", "tiny")
+        _settle(pg)
     pg.get_by_role("button", name="Start scoring").click()
     pg.get_by_text("Done: the new run is now the current run").wait_for(timeout=240_000)
     _no_error(pg)
     pg.wait_for_load_state("networkidle")
-    assert _current(pg).startswith("fresh tiny run · digits · mlp 2×4 · tiny"), _current(pg)
+    # "Done" is drawn before the picker further down the same rerun: wait for the picker (it
+    # never switched before the fix, whatever the wait).
+    expect(_picker(pg).locator("input")).to_have_value(
+        re.compile(r"^fresh tiny run · digits · mlp 2×4 · tiny"), timeout=60_000
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / "current-run-home.png"), full_page=True)
     for title in ("Scores", "Correlations"):

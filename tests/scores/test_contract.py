@@ -30,6 +30,7 @@ N_AXIS: dict[str, int | None] = {
     "probs_final": 1,
     "features": 1,
     "features_free": 0,
+    "features_free_test": None,  # its rows are test rows, not examples
     "label_prior": None,
     "oof_probs": 0,
     "n_prototypes": None,
@@ -44,6 +45,7 @@ ORDER = [
     "el2n", "forgetting", "aum", "confidence", "variability", "correctness",
     "loss", "pvi", "cl_quality", "cl_issue", "prototype",
     "grand", "vog", "tracin", "el2n_free", "grand_free", "grand_logit_sq",
+    "near_dup", "outlier", "leakage",
 ]  # fmt: skip
 
 SCORES = list(REGISTRY.values())
@@ -81,6 +83,7 @@ def recorded() -> dict[str, Any]:
         "probs_final": _softmax(3 * onehot + rng.normal(size=(R, N, K))).astype(np.float32),
         "features": (centers[labels] + rng.normal(size=(R, N, D))).astype(np.float32),
         "features_free": rng.normal(scale=3.0, size=(N, D)).astype(np.float32),
+        "features_free_test": rng.normal(scale=3.0, size=(N // 2, D)).astype(np.float32),
         "label_prior": np.bincount(labels, minlength=K) / N,
         "oof_probs": _softmax(2 * onehot + rng.normal(size=(N, K))),
         "n_prototypes": 4,
@@ -221,7 +224,7 @@ def test_registry_order_and_directions() -> None:
         assert not (score.label_free and "labels" in score.needs), score.key
     # Computed once from arrays shared by every run: out-of-fold probabilities (pvi and
     # cleanlab) or label-independent embeddings (prototype).
-    once = ["pvi", "cl_quality", "cl_issue", "prototype"]
+    once = ["pvi", "cl_quality", "cl_issue", "prototype", "near_dup", "outlier", "leakage"]
     assert [k for k, s in REGISTRY.items() if not s.per_run] == once
     assert all({"oof_probs", "features_free"} & set(REGISTRY[k].needs) for k in once), (
         "a score computed once reads a run-level array"

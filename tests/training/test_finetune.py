@@ -188,7 +188,7 @@ def test_sentence_pairs_score_end_to_end_with_every_score(cache_dir, tmp_path, t
     )  # fmt: skip
     path = score(cfg, cache_dir, show_progress=False)
     frame = store.read_scores(path)
-    assert list(frame.columns) == ["id", "label", *REGISTRY]
+    assert list(frame.columns) == ["id", "label", *REGISTRY, "dup_group", "leak_of"]
     assert np.isfinite(frame[list(REGISTRY)].to_numpy()).all()
     config = json.loads((path / "config.json").read_text())
     assert config["recipe"]["name"] == "finetune" and config["recipe"]["optimizer"] == "adamw"

@@ -23,8 +23,10 @@ def test_digits_run_writes_a_complete_entry(cache_dir):
     assert path.parent.parent == cache_dir
     assert store.read_status(path)["state"] == "done"
     frame = store.read_scores(path)
-    assert list(frame.columns) == ["id", "label", *REGISTRY]
+    assert list(frame.columns) == ["id", "label", *REGISTRY, "dup_group", "leak_of"]
     assert len(frame) == 400 and frame["id"].is_unique
+    # Neighbourhood columns (issue 15): digits has no copies by content; counts agree.
+    assert frame["dup_group"].dtype == np.int64 and frame["leak_of"].dtype == np.int64
     assert np.isfinite(frame[list(REGISTRY)].to_numpy()).all()
     per_run = pd.read_parquet(path / "scores_per_run.parquet")
     np.testing.assert_allclose(
@@ -33,6 +35,9 @@ def test_digits_run_writes_a_complete_entry(cache_dir):
     assert "cl_quality__run0" not in per_run  # computed once, from out-of-fold probabilities
     summary = json.loads((path / "summary.json").read_text())
     assert len(summary["test_accuracy"]) == 2 and summary["test_accuracy_mean"] > 0.5
+    hood = summary["neighbourhood"]
+    assert hood["rows_in_duplicate_groups"] == int((frame["dup_group"] >= 0).sum())
+    assert hood["leaks"] == int((frame["leak_of"] >= 0).sum())
     for key, block in summary["scores"].items():
         assert block["higher_is_harder"] == REGISTRY[key].higher_is_harder
     stability = summary["scores"]["el2n"]
