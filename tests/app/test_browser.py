@@ -7,102 +7,13 @@ decision is still shown after a reload. Screenshots go to test-artifacts/browser
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.app.browser import ARTIFACTS, goto, no_error
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A Streamlit server on 127.0.0.1 over an empty cache; stopped when the test ends."""
-    port = _free_port()
-    env = {**os.environ, "WINNOW_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    argv += ["--server.address", "127.0.0.1", "--server.headless", "true"]
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc, log_path)
-        yield url
-    finally:  # the test owns the server: stop it (and its scoring jobs) whatever happened
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(log_path.read_text()[-3000:])
-        time.sleep(0.3)
-
-
-@pytest.fixture
-def page():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: install Debian's chromium (.ci/run does)")
-        pytest.skip("Debian chromium not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(60_000)  # shared 2-core machines
-        yield pg
-        browser.close()
-
-
-def _no_error(pg) -> None:
-    assert pg.locator('[data-testid="stException"]').count() == 0
-    assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
-
-
-def _goto(pg, url: str, title: str) -> None:
-    pg.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    pg.wait_for_load_state("networkidle")
-    pg.get_by_role("heading", name=title).first.wait_for()
 
 
 def test_a_user_scores_digits_and_visits_every_page(server, page):
@@ -115,19 +26,19 @@ def test_a_user_scores_digits_and_visits_every_page(server, page):
     pg.get_by_role("option", name="tiny").click()
     pg.get_by_role("button", name="Start scoring").click()
     pg.get_by_text("Done: the new run is now the current run").wait_for(timeout=180_000)
-    _no_error(pg)
+    no_error(pg)
     pg.get_by_text("Runs in the cache").wait_for()
     pg.screenshot(path=str(ARTIFACTS / "01-home-done.png"), full_page=True)
 
     for n, title in enumerate(["Scores", "Correlations", "Map"], start=2):
-        _goto(pg, server, title)
+        goto(pg, server, title)
         if title == "Map":
             pg.get_by_role("button", name="Compute the map").click()
         pg.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
-        _no_error(pg)
+        no_error(pg)
         pg.screenshot(path=str(ARTIFACTS / f"0{n}-{title.lower()}.png"), full_page=True)
 
-    _goto(pg, server, "Pruning")
+    goto(pg, server, "Pruning")
     pg.get_by_text("Keeps").first.wait_for()
     slider = pg.locator('[data-testid="stSlider"]').filter(has_text="Fraction kept")
     slider.get_by_role("slider").focus()
@@ -142,16 +53,16 @@ def test_a_user_scores_digits_and_visits_every_page(server, page):
     # The chart fills in as trials finish: both the rule's line and random's must appear.
     pg.locator(".js-plotly-plot .legendtext", has_text="random").first.wait_for(timeout=240_000)
     pg.locator(".js-plotly-plot .legendtext", has_text="hardest").first.wait_for()
-    _no_error(pg)
+    no_error(pg)
     pg.screenshot(path=str(ARTIFACTS / "05-pruning.png"), full_page=True)
 
-    _goto(pg, server, "Examples")
+    goto(pg, server, "Examples")
     pg.locator('[data-testid="stImage"]').first.wait_for()
     assert pg.locator('[data-testid="stImage"] img').count() >= 8  # hardest + easiest grids
-    _no_error(pg)
+    no_error(pg)
     pg.screenshot(path=str(ARTIFACTS / "06-examples.png"), full_page=True)
 
-    _goto(pg, server, "Mislabeled")
+    goto(pg, server, "Mislabeled")
     pg.get_by_text("0 decisions saved").wait_for()
     pg.get_by_role("button", name="Drop").first.click()
     pg.get_by_text("1 decision saved").wait_for()
@@ -162,7 +73,7 @@ def test_a_user_scores_digits_and_visits_every_page(server, page):
     pg.get_by_text("1 decision saved").wait_for()
     pg.get_by_text("Decision: drop").first.wait_for()  # cards render after the count
     assert pg.get_by_text("Decision: drop").count() == 1
-    _no_error(pg)
+    no_error(pg)
 
 
 def _fill(pg, testid: str, label: str, value: str) -> None:
@@ -194,10 +105,10 @@ def test_the_review_loop_from_score_to_cleaned_export(server, page, tmp_path):
     _fill(pg, "stNumberInput", "Inject label noise", "0.1")
     pg.get_by_role("button", name="Start scoring").click()
     pg.get_by_text("Done: the new run is now the current run").wait_for(timeout=240_000)
-    _no_error(pg)
+    no_error(pg)
     (run,) = [r.path for r in store.list_runs(tmp_path / "cache") if r.state == "done"]
 
-    _goto(pg, server, "Mislabeled")
+    goto(pg, server, "Mislabeled")
     pg.get_by_text(re.compile(r"cleanlab flags [\d,]+")).first.wait_for()
     _saved(pg, 0)
     pg.get_by_role("button", name=re.compile(r"^Relabel to ")).first.click()
@@ -215,17 +126,17 @@ def test_the_review_loop_from_score_to_cleaned_export(server, page, tmp_path):
     assert n_bulk > 0
     pg.get_by_role("button", name=f"Relabel {n_bulk:,} to their suggestion").click()
     _saved(pg, 2 + n_bulk)
-    _no_error(pg)
+    no_error(pg)
     pg.screenshot(path=str(ARTIFACTS / "10-mislabeled-reviewed.png"), full_page=True)
 
-    _goto(pg, server, "Export")
+    goto(pg, server, "Export")
     pg.get_by_text("The cleaned dataset", exact=False).first.wait_for()
     _fill(pg, "stTextInput", "Export folder", str(tmp_path))
     said = pg.get_by_text(re.compile(r"The cleaned dataset: writes [\d,]+ of")).first
     n_said = int(re.search(r"writes ([\d,]+)", said.inner_text()).group(1).replace(",", ""))
     pg.get_by_role("button", name="Export", exact=True).click()
     pg.get_by_text(re.compile(r"Wrote [\d,]+ examples")).first.wait_for()
-    _no_error(pg)
+    no_error(pg)
     pg.screenshot(path=str(ARTIFACTS / "11-export-cleaned.png"), full_page=True)
 
     (written,) = (tmp_path / "exports").glob("*cleaned.parquet")

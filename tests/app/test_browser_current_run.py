@@ -12,8 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.app.test_browser import ARTIFACTS, _goto, _no_error, page  # noqa: F401
-from tests.app.test_offline import server_with_runs  # noqa: F401
+from tests.app.browser import ARTIFACTS, goto, no_error
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +47,7 @@ def _settle(pg) -> None:
     pg.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
 
 
-def test_a_finished_job_becomes_the_current_run(server_with_runs, page):  # noqa: F811
+def test_a_finished_job_becomes_the_current_run(server_with_runs, page):
     pg = page
     pg.goto(server_with_runs)
     pg.get_by_text("Runs in the cache").wait_for()
@@ -75,7 +74,7 @@ def test_a_finished_job_becomes_the_current_run(server_with_runs, page):  # noqa
         _settle(pg)
     pg.get_by_role("button", name="Start scoring").click()
     pg.get_by_text("Done: the new run is now the current run").wait_for(timeout=240_000)
-    _no_error(pg)
+    no_error(pg)
     pg.wait_for_load_state("networkidle")
     # "Done" is drawn before the picker further down the same rerun: wait for the picker (it
     # never switched before the fix, whatever the wait).
@@ -85,8 +84,8 @@ def test_a_finished_job_becomes_the_current_run(server_with_runs, page):  # noqa
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / "current-run-home.png"), full_page=True)
     for title in ("Scores", "Correlations"):
-        _goto(pg, server_with_runs, title)
+        goto(pg, server_with_runs, title)
         pg.locator('[data-testid="stCaptionContainer"]').filter(
             has_text="fresh tiny run"
         ).first.wait_for()
-        _no_error(pg)
+        no_error(pg)
