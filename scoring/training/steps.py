@@ -295,14 +295,6 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[torch.Tensor, tor
     return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
 
 
-def input_embedding_key(prep: Prepared) -> str:
-    """The embeddings file a `probe` run trains on (`RunDir.embeddings_file`'s key)."""
-    if prep.dataset.modality == "image":
-        return image_embedding_key(prep.config.train.model)
-    max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
-    return embedding_key(prep.config.train.model, max_length)
-
-
 def image_probe_inputs(
     prep: Prepared, progress: Progress | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
