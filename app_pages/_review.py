@@ -30,6 +30,11 @@ THUMB_PX = 96  # 8x8 digits are enlarged 12x (nearest neighbour) so the strokes 
 # --- evidence ------------------------------------------------------------------------------
 
 
+def text_fields(text: pd.Series) -> str:
+    """An example's text columns as escaped markdown lines ("*column:* value"), id left out."""
+    return "  \n".join(f"*{escape_md(c)}:* {escape_md(text[c])}" for c in text.index if c != "id")
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def _evidence_cached(run: str, stamp: tuple[float, ...], detector: str | None) -> pd.DataFrame:
     # `stamp` (the run's result files' mtimes) is in the key: a rescored run is re-read.
@@ -280,14 +285,7 @@ def review_grid(
                 if images is not None and images[k] is not None:
                     st.image(images[k], width=THUMB_PX)
                 if texts is not None:
-                    text = texts.iloc[k]
-                    st.markdown(
-                        "  \n".join(
-                            f"*{escape_md(c)}:* {escape_md(text[c])}"
-                            for c in texts.columns
-                            if c != "id"
-                        )
-                    )
+                    st.markdown(text_fields(texts.iloc[k]))
                 st.markdown(evidence_line(row, names))
                 if caption is not None:
                     st.caption(caption(frame.iloc[ids.index(example)]))

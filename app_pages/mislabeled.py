@@ -24,6 +24,7 @@ from app_pages._review import (
     load_images,
     load_texts,
     save_many,
+    text_fields,
 )
 from app_pages._shared import escape_md, page_header, pick, remembered, ui
 from scoring.errors import InputError
@@ -80,14 +81,7 @@ def show_suspects(view: RunView, page: pd.DataFrame, latest: pd.DataFrame) -> No
             with info:
                 st.markdown(suspect_text(row, names))
                 if texts is not None:
-                    text = texts.iloc[i]
-                    st.markdown(
-                        "  \n".join(
-                            f"*{escape_md(c)}:* {escape_md(text[c])}"
-                            for c in texts.columns
-                            if c != "id"
-                        )
-                    )
+                    st.markdown(text_fields(texts.iloc[i]))
             with act:
                 given = label_index(row["label"], names)
                 decision_buttons(
