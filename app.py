@@ -21,6 +21,9 @@ PAGES = [
     st.Page("app_pages/correlations.py", title="Correlations", icon=":material/grid_on:"),
     st.Page("app_pages/examples.py", title="Examples", icon=":material/image:"),
     st.Page("app_pages/mislabeled.py", title="Mislabeled", icon=":material/flag:"),
+    st.Page(
+        "app_pages/duplicates.py", title="Duplicates & outliers", icon=":material/content_copy:"
+    ),
     st.Page("app_pages/map.py", title="Map", icon=":material/scatter_plot:"),
     st.Page("app_pages/pruning.py", title="Pruning", icon=":material/content_cut:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),

@@ -4,7 +4,9 @@ Both pages read and write the same `ui().choices` keys (`prune_*`), so a selecti
 page is the selection on the other; each page gives its own widget-key prefix. Which controls
 show for a rule comes from the rule registry (`scoring.prune.rules.RULES`): a rule's `uses`
 names the parameters whose widgets appear, its `label` and `help` are what the menu and the
-caption say, and `seeded` decides whether a seed is offered.
+caption say, and `seeded` decides whether a seed is offered. The pre-steps the planner runs
+before any rule (`SelectionConfig.drop_duplicates` / `drop_leaks`) are two switches
+(`pre_step_switches`), shared the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import streamlit as st
 from app_pages._shared import escape_md, page_header, pick, read_decisions, remembered
 from scoring.errors import InputError
 from scoring.prune.rules import PARAMETERS, RULES, parameter_help, rules_using
-from scoring.prune.select import SelectionConfig, auto_offset, check_config, lost_classes
+from scoring.prune.select import (
+    PRE_STEPS,
+    SelectionConfig,
+    auto_offset,
+    check_config,
+    lost_classes,
+)
+from scoring.read import neighbours
 from scoring.read.views import NORMALIZATIONS, RunView
 
 AUTO_OFFSET_HELP = (
@@ -56,6 +65,7 @@ def selection_controls(
     decisions_help: str,
     seed: bool = False,
     use_decisions: bool | None = None,
+    pre_steps: dict[str, bool] | None = None,
 ) -> Selection:
     """Score, rule, normalization, fraction, the rule's own parameters, balance, decisions.
 
@@ -72,6 +82,8 @@ def selection_controls(
     use_decisions : bool or None
         Whether to apply the decisions, when the page draws that switch itself (Export shows
         it up front); None draws it here.
+    pre_steps : dict or None
+        `pre_step_switches`' values, when the page draws them itself; None draws them here.
     """
     keys = run.score_keys
     c1, c2, c3 = st.columns(3)
@@ -141,6 +153,8 @@ def selection_controls(
     if use_decisions is None:
         with c3:
             use_decisions = _decisions_control(run, key=f"{prefix}decisions", help=decisions_help)
+    if pre_steps is None:
+        pre_steps = pre_step_switches(run, prefix=prefix)
 
     config = SelectionConfig(
         rule=name,
@@ -150,12 +164,63 @@ def selection_controls(
         class_balanced=bool(balanced),
         seed=int(chosen_seed),
         **params,
+        **pre_steps,
     )
     try:
         check_config(config)
     except InputError as err:
         return Selection(None, use_decisions, str(err), score)
     return Selection(config, use_decisions, None, score)
+
+
+def pre_step_switches(run: RunView, *, prefix: str) -> dict[str, bool]:
+    """The switches "Drop duplicates first" and "Drop leaked rows first" (`PRE_STEPS`).
+
+    Remembered as `prune_drop_duplicates` / `prune_drop_leaks` (Pruning and Export share
+    them); disabled, with how to get the column, on a run without `dup_group` / `leak_of`.
+    """
+    table = run.table
+    counts = {
+        "drop_duplicates": _redundant(table["dup_group"]) if "dup_group" in table else None,
+        "drop_leaks": int((table["leak_of"] >= 0).sum()) if "leak_of" in table else None,
+    }
+    words = {
+        "drop_duplicates": (
+            "Drop duplicates first",
+            "{n:,} rows beyond one per group",
+            "Before the rule, keep one row per duplicate group (exact copies and near "
+            "duplicates; the lowest id stays). Groups are on the Duplicates & outliers page.",
+        ),
+        "drop_leaks": (
+            "Drop leaked rows first",
+            "{n:,} training rows copy a held-out/test row",
+            "Before the rule, leave out training rows that copy a held-out/test row: they "
+            "inflate test accuracy. Pairs are on the Duplicates & outliers page.",
+        ),
+    }
+    out = {}
+    for column, name in zip(st.columns(len(PRE_STEPS)), PRE_STEPS, strict=True):
+        label, count, help_text = words[name]
+        n = counts[name]
+        missing = neighbours.missing_message(run, PRE_STEPS[name])
+        with column:
+            value = remembered(
+                st.checkbox,
+                f"{label} ({count.format(n=n)})" if n is not None else label,
+                f"prune_{name}",
+                False,
+                key=f"{prefix}{name}",
+                disabled=missing is not None,
+                help=help_text if missing is None else escape_md(missing),
+            )
+        out[name] = bool(value) and missing is None
+    return out
+
+
+def _redundant(groups) -> int:
+    """Rows a dedup drops: rows in groups minus one per group."""
+    groups = np.asarray(groups, dtype=np.int64)
+    return int((groups >= 0).sum()) - int(np.unique(groups[groups >= 0]).size)
 
 
 def _offset_control(run: RunView, prefix: str) -> float:

@@ -160,9 +160,21 @@ def damaged_panel(path: Path, problems: list[store.DamagedRun]) -> None:
     st.error(f"**This run is damaged.**\n\n{listing}", icon=":material/error:")
     st.caption(f"Run folder: {escape_md(rd.path)}")
     try:
-        config = ScoreConfig.from_dict(rd.read_config()["config"])
+        record = rd.read_config()
+        config = ScoreConfig.from_dict(record["config"])
     except InputError as err:  # DamagedRun, or a config section that no longer parses
-        config, why = None, err
+        config = None
+        why = (
+            f"Its configuration cannot be read ({escape_md(err)}), so it cannot be rescored "
+            "from here. Run the `winnow score` command that made it again, or delete the folder."
+        )
+    else:
+        if store.run_source(record) != "scored":  # the user's own training: not redone here
+            config = None
+            why = (
+                f"It was {store.run_source(record)} from your own training, so Winnow cannot "
+                "compute it again: record (or import) it again, or delete the folder."
+            )
     if config is not None:
         st.markdown(
             "Rescoring runs the same configuration again: only the damaged or missing files "
@@ -173,10 +185,7 @@ def damaged_panel(path: Path, problems: list[store.DamagedRun]) -> None:
             ui().job_id = jobs.start_score(config, cache_dir())
             st.toast("Rescoring job started; follow it on Home")
         return
-    st.warning(
-        f"Its configuration cannot be read ({escape_md(why)}), so it cannot be rescored from "
-        "here. Run the `winnow score` command that made it again, or delete the folder."
-    )
+    st.warning(why)
     n_decisions = len(decisions.latest(rd.path)) if rd.decisions_file.exists() else 0
     lost = f" and its {n_decisions} decision(s)" if n_decisions else ""
     sure = st.checkbox(f"Yes, delete this run folder{lost}", key=f"sure_{rd.key}")

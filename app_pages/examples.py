@@ -15,7 +15,7 @@ from app_pages._review import review_grid
 from app_pages._shared import escape_md, page_header, pick, read_decisions
 from scoring.errors import InputError
 from scoring.read import suspects
-from scoring.read.views import RunView
+from scoring.read.views import RunView, no_examples_reason
 from scoring.scores import REGISTRY
 
 ALL_CLASSES = "all classes"
@@ -42,8 +42,7 @@ def section(view: RunView, title: str, frame: pd.DataFrame, key: str, prefix: st
     )
     if missing:
         st.info(
-            "This run has no rendered examples (it was scored before Winnow kept them), so "
-            "only ids and values are listed. Score the dataset again from Home to see them.",
+            f"{no_examples_reason(view)}. Only ids and values are listed.",
             icon=":material/image_not_supported:",
         )
         st.dataframe(values_table(view, frame, key), hide_index=True, width="stretch")

@@ -7,13 +7,16 @@ choice is the selection set on the Pruning page: both pages draw the same widget
 (`app_pages._selection`) over the same remembered choices, so what was previewed and retrained
 on is what gets written. The summary comes from the one selection planner
 (`scoring.prune.plan`: decisions first, then the rule) that the export writer calls too, so
-its counts are the ones the manifest will hold. Writing runs in this process:
+its counts are the ones the manifest will hold. **Drop duplicates first** / **Drop leaked
+rows first** (`_selection.pre_step_switches`, shared with Pruning) apply to either choice
+and are recorded in the manifest's `pre_steps`. Writing runs in this process:
 `scoring.prune.export` is I/O + pandas + `datasets`, no torch, and takes seconds even on
 large runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -23,6 +26,7 @@ import streamlit as st
 
 from app_pages._selection import (
     Selection,
+    pre_step_switches,
     scored_page_header,
     selection_controls,
     warn_lost_classes,
@@ -30,7 +34,13 @@ from app_pages._selection import (
 from app_pages._shared import code_md, escape_md, pick, read_decisions, remembered, ui
 from scoring import store
 from scoring.errors import InputError
-from scoring.prune.export import FORMATS, export_selection, manifest_path, resolve_out
+from scoring.prune.export import (
+    FORMATS,
+    export_selection,
+    manifest_path,
+    resolve_out,
+    rows_blocker,
+)
 from scoring.prune.plan import SelectionPlan, plan_selection, source_labels
 from scoring.prune.rules import PARAMETERS, RULES
 from scoring.prune.select import SelectionConfig
@@ -172,7 +182,7 @@ def _describe(sel: SelectionConfig, n_all: int, plan: SelectionPlan, use_decisio
             )
         else:
             text += " (decisions not applied: every row with its source label)"
-        return text + "."
+        return text + _pre_steps_text(sel, plan) + "."
     rule = RULES[sel.rule]
     what = f"**{rule.label}**"
     if rule.ranks:
@@ -192,7 +202,17 @@ def _describe(sel: SelectionConfig, n_all: int, plan: SelectionPlan, use_decisio
             f" (your decisions dropped {plan.n_dropped:,} before selecting; "
             f"{plan.n_relabelled:,} written relabelled)"
         )
-    return text + "."
+    return text + _pre_steps_text(sel, plan) + "."
+
+
+def _pre_steps_text(sel: SelectionConfig, plan: SelectionPlan) -> str:
+    """What dropping leaks and duplicates took out before the rule ("" when neither is on)."""
+    parts = []
+    if sel.drop_leaks:
+        parts.append(f"**{plan.n_leaks_dropped:,}** leaked training rows")
+    if sel.drop_duplicates or RULES[sel.rule].dedups:
+        parts.append(f"**{plan.n_duplicates_dropped:,}** duplicates (one row per group kept)")
+    return f"; left out first: {' and '.join(parts)}" if parts else ""
 
 
 def _show_summary(run: RunView, selection: Selection) -> SelectionPlan | None:
@@ -418,9 +438,10 @@ st.caption(
 made_ = read_decisions(current)
 mode_ = _mode(current, len(made_))
 apply_ = _decisions_switch(made_)
+pre_steps_ = pre_step_switches(current, prefix="export_")
 st.header("What is written")
 if mode_ == "cleaned":
-    selection = Selection(CLEANED, apply_, None, "")
+    selection = Selection(dataclasses.replace(CLEANED, **pre_steps_), apply_, None, "")
     plan = _show_summary(current, selection)
 else:
     summary = st.container()
@@ -435,6 +456,7 @@ else:
             seed=True,
             decisions_help="",
             use_decisions=apply_,
+            pre_steps=pre_steps_,
         )
     with summary:  # drawn above the controls, from their current values
         plan = _show_summary(current, selection)
@@ -444,11 +466,14 @@ fmt_, folder_, out_, force_ = _output_controls(current, cleaned=mode_ == "cleane
 target = _target(folder_, out_)
 if target is not None:
     st.caption(f"Writes {code_md(target)}.")
+no_rows = rows_blocker(current.config)  # recorded or imported without a data source
+if no_rows:
+    st.info(escape_md(no_rows), icon=":material/info:")
 if st.button(
     "Export",
     key="export_go",
     type="primary",
-    disabled=plan is None or target is None,
+    disabled=plan is None or target is None or bool(no_rows),
     icon=":material/save:",
 ):
     assert selection.config is not None and plan is not None  # else the button is disabled

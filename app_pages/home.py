@@ -324,6 +324,7 @@ def _runs_table() -> None:
         {
             "name": r.name or "",
             "dataset": r.dataset,
+            "source": r.source,  # scored by a recipe here, recorded or imported
             "recipe": r.recipe,
             "runs × epochs": f"{r.runs}×{r.epochs}" if r.runs and r.epochs else None,
             "preset": r.preset,

@@ -29,7 +29,7 @@ from app_pages._review import (
 from app_pages._shared import escape_md, page_header, pick, remembered, ui
 from scoring.errors import InputError
 from scoring.read import decisions, suspects
-from scoring.read.views import RunView
+from scoring.read.views import RunView, no_examples_reason
 
 PER_PAGE = 10  # about 6 widgets per suspect: 60 per render stays responsive
 MAX_SUSPECTS = 500
@@ -63,10 +63,7 @@ def show_suspects(view: RunView, page: pd.DataFrame, latest: pd.DataFrame) -> No
     else:
         texts = load_texts(view, ids)
     if images is None and texts is None:
-        st.info(
-            "This run has no rendered examples (it was scored before Winnow kept them); "
-            "score the dataset again from Home to see them next to their labels."
-        )
+        st.info(f"{no_examples_reason(view)}.")
     for i, (_, row) in enumerate(page.iterrows()):
         example = int(row["id"])
         with st.container(border=True):
@@ -206,6 +203,21 @@ def noise_section(view: RunView, detector: str, ranked: pd.DataFrame) -> None:
     )
     found = int(ranked["noisy"].fillna(False).astype(bool).sum())
     st.caption(f"{found} of the top {len(ranked)} suspects by `{detector}` were actually flipped.")
+    versus = suspects.consensus_comparison(view)
+    if versus is not None:
+        kind = (view.config.get("config", {}).get("noise") or {}).get("kind", "uniform")
+        st.markdown(f"**Consensus against the single scores** ({kind} noise)")
+        st.dataframe(
+            versus.drop(columns="score"),
+            hide_index=True,
+            column_config={
+                c: st.column_config.NumberColumn(format="%.3f") for c in versus.columns[2:]
+            },
+        )
+        st.caption(
+            "`consensus` never sees which labels were flipped; the best single score was "
+            "picked here by its AUROC on them, which a user with real data cannot do."
+        )
 
 
 def render(view: RunView) -> None:

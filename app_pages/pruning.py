@@ -48,6 +48,7 @@ from scoring.prune.sweeps import (
     indistinguishable,
     matching_trials,
     n_finished,
+    retrain_blocker,
     sweep_summary,
     trials_of,
 )
@@ -150,6 +151,11 @@ def _show_preview(run: RunView, selection: Selection) -> bool:
     note = f"Keeps **{n_kept:,}** of {n_all:,} examples ({n_kept / n_all:.0%})"
     if selection.use_decisions:
         note += f", after {plan.n_dropped:,} dropped by your decisions"
+    if sel.drop_leaks or sel.drop_duplicates:
+        note += (
+            f", after {plan.n_leaks_dropped:,} leaked and {plan.n_duplicates_dropped:,} "
+            "duplicate rows dropped"
+        )
     if RULES[sel.rule].seeded:
         note += "; the preview shows seed 0, each retraining seed draws its own subset"
     if "cl_issue" in run.table.columns:  # what the rule does with the likely label errors
@@ -599,6 +605,10 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
         "the test split. The offset window also runs its honest baseline, random after the "
         "same offset, which splits its gain into denoising and selection."
     )
+    blocker = retrain_blocker(run.config)
+    if blocker:  # a recorded or imported run: no recipe to retrain with
+        st.info(escape_md(blocker), icon=":material/info:")
+        return
     c1, c2, c3 = st.columns([1, 2, 2])
     with c1:
         seeds = remembered(

@@ -12,7 +12,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages._shared import page_header, pick, ui
+from app_pages._shared import escape_md, page_header, pick, ui
 from scoring.read import stats
 from scoring.read.views import NORMALIZATIONS, RunView, normalize
 from scoring.scores import REGISTRY
@@ -200,6 +200,10 @@ def main() -> None:
         st.info("This run holds no scores. Score the dataset again from the Home page.")
         st.stop()
 
+    absent = run.summary.get("absent_scores") or {}  # a recording that lacked their inputs
+    if absent:
+        listed = ", ".join(f"{k} ({why})" for k, why in absent.items())
+        st.caption(escape_md(f"Not in this run (its recording lacks their inputs): {listed}."))
     key = pick("Score", keys, key="score")
     st.caption(direction_note(run, key))
     score_doc(key)

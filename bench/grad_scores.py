@@ -76,12 +76,14 @@ def load_images(source: Path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n real training images (stratified subset, shuffled: the file is sorted by label)."""
     from scoring.config import DataConfig
     from scoring.data import load
+    from scoring.data.decode import to_float
 
     if not source.exists():
         raise SystemExit(f"{source} not found; pass --data PATH to CIFAR-10's train.parquet")
-    split = load(DataConfig(source=str(source), limit=n)).train
+    ds = load(DataConfig(source=str(source), limit=n))
+    split = ds.train
     order = torch.randperm(len(split.labels), generator=torch.Generator().manual_seed(0))
-    x = torch.from_numpy(np.ascontiguousarray(split.inputs))[order]
+    x = torch.from_numpy(to_float(split.inputs, ds.pixel_divisor))[order]  # float32, [0, 1]
     return x, torch.from_numpy(split.labels)[order]
 
 

@@ -16,10 +16,16 @@ N_max / N_min for times, about 1 for the gradient scores' extra memory).
 
     python bench/memory.py [--sizes 50000,100000,200000] [--steps score,grads,page]
 
-`--cifar DIR` instead measures loading and decoding CIFAR-10 (DIR/train.parquet, 50,000
-images, with DIR/test.parquet, 10,000) through `scoring.data.load`, in full and with
-`--limit 200`: wall time and the child's peak RSS (imports included; the RSS once the
-imports are done is shown beside it), each in a fresh child and a fresh datasets cache.
+`--cifar DIR` instead measures a CIFAR-10 run's data path (DIR/train.parquet, 50,000
+images, with DIR/test.parquet, 10,000): `prepare` (load and decode), the model inputs
+(`tensor_inputs`), 20 training steps and one eval pass over all 50,000 training images
+(the pass EL2N makes), with the `mlp` recipe so the model stays small beside the data.
+Each row is a fresh child with a fresh `datasets` cache; "before" is measured in the same
+invocation by re-running the old path on a flag: images decoded straight to float32 and
+held whole as float32 tensors (`read_images(as_float=True)`, which the models take as is).
+"after" holds uint8 and converts per batch. A third row decodes through `datasets`'
+`map(num_proc=2)` instead of the streamed decoder (workers' peaks shown apart: they are
+separate processes). A `--limit 200` row shows that only the kept rows are decoded.
 
     python bench/memory.py --cifar /work/shared/data/cifar10
 """
@@ -27,12 +33,15 @@ imports are done is shown beside it), each in a fresh child and a fresh datasets
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -42,6 +51,7 @@ SCORES = "el2n,aum,forgetting,loss,confidence,grand,tracin,vog"
 # Runs `code` in a fresh interpreter and prints a JSON line with its results and peak RSS.
 _CHILD = """
 import json, resource, sys, time
+from pathlib import Path
 sys.path.insert(0, {root!r})
 out = {{}}
 
@@ -84,9 +94,11 @@ from scoring import data
 from scoring.config import DataConfig
 from scoring.training.grads import input_grad_variance, sq_grad_norms, tracin_self_influence
 from scoring.training.models import build_model
+from scoring.training.pixels import to_inputs
 torch.set_num_threads(1)
 ds = data.load(DataConfig(source={data!r}, test_fraction=0.1))
-x, y = torch.from_numpy(ds.train.inputs), torch.from_numpy(ds.train.labels)
+# uint8 Pixels, as runs hold them (float32 per chunk)
+x, y = to_inputs(ds.train.inputs, ds.pixel_divisor), torch.from_numpy(ds.train.labels)
 torch.manual_seed(0)
 models = [build_model("mlp", tuple(x.shape[1:]), 10).eval() for _ in range(3)]
 del ds
@@ -111,49 +123,157 @@ out["read_extra_mb"] = peak_mb() - base
 out["rows"] = len(view.table)
 """
 
-DECODE = """
+DATA_PATH = """
 import tempfile
 import numpy as np
+import torch
+from scoring.config import DataConfig, ScoreConfig, TrainConfig
+from scoring.data import decode, sources
+from scoring.training.loop import fit, predict, seed_everything
+from scoring.training.pixels import Pixels
+from scoring.training.progress import Progress
+from scoring.training.steps import prepare, tensor_inputs
+import datasets, PIL.Image  # imported before the baseline: not the data's memory
+from functools import partial
+if {mode!r} == "float32":  # the old path: float32 decoded and held whole
+    sources.read_images = partial(decode.read_images, as_float=True)
+elif {mode!r} == "map":
+    sys.path.insert(0, {bench!r})
+    from memory import map_read_images
+    sources.read_images = partial(map_read_images, num_proc=2)
+torch.set_num_threads(2)
+out["import_mb"] = peak_mb()
+cfg = ScoreConfig(
+    data=DataConfig(source={train!r}, test={test!r}, limit={limit!r}),
+    train=TrainConfig(recipe="mlp", runs=1, epochs=1),
+    scores=("loss",),
+)
+with tempfile.TemporaryDirectory() as cache:
+    t = time.perf_counter()
+    prep = prepare(cfg, cache)
+    out["load_s"] = time.perf_counter() - t
+    ds = prep.dataset
+    out["n_train"], out["n_test"] = len(ds.train.labels), len(ds.test.labels)
+    out["dtype"] = str(ds.train.inputs.dtype)
+    out["inputs_mb"] = (ds.train.inputs.nbytes + ds.test.inputs.nbytes) / 2**20
+    out["load_peak_mb"] = peak_mb()
+    t = time.perf_counter()
+    x, x_test = tensor_inputs(prep, Progress(Path(cache) / "p", 1, enabled=False))
+    out["held"] = "uint8 Pixels" if isinstance(x, Pixels) else str(x.dtype).replace("torch.", "")
+    gen = seed_everything(0)
+    model = prep.spec.new_model(x)
+    labels = torch.from_numpy(prep.labels)
+    fit(model, x, labels, prep.recipe, gen=gen, device=prep.device, record=False, steps=20)
+    predict(model, x, device=prep.device)
+    out["train_s"] = time.perf_counter() - t
+out["children_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+"""
+
+LOAD_ONLY = """
+import tempfile
+from functools import partial
 from scoring import data
 from scoring.config import DataConfig
+from scoring.data import decode, sources
 import datasets, PIL.Image  # imported before the baseline: not the decode's memory
-if {uint8!r}:
-    # What holding uint8 end to end would give: not yet what a run does (training takes
-    # float32 inputs), so the bench patches the decoder that `load` calls.
-    from functools import partial
-    from scoring.data import decode, sources
-    sources.read_images = partial(decode.read_images, as_uint8=True)
+if {mode!r} == "float32":
+    sources.read_images = partial(decode.read_images, as_float=True)
 out["import_mb"] = peak_mb()
 t = time.perf_counter()
 with tempfile.TemporaryDirectory() as hf:
     ds = data.load(DataConfig(source={train!r}, test={test!r}, limit={limit!r}), hf_cache_dir=hf)
 out["load_s"] = time.perf_counter() - t
 out["n_train"], out["n_test"] = len(ds.train.labels), len(ds.test.labels)
-out["dtype"] = str(ds.train.inputs.dtype)
+out["held"] = str(ds.train.inputs.dtype)
 out["inputs_mb"] = (ds.train.inputs.nbytes + ds.test.inputs.nbytes) / 2**20
 """
 
+PREVIOUS_PEAK_MB = 1477  # last session's full CIFAR-10 load, before decoding streamed
+
+
+def map_read_images(
+    col: str, parts: list, num_proc: int = 2, as_float: bool = False
+) -> list[np.ndarray]:
+    """`decode.read_images` through `datasets`' `map(num_proc=...)`, for the comparison.
+
+    Each worker decodes batches of PNGs to uint8 bytes, `datasets` writes them to an Arrow
+    cache file, and the parent copies them into one (N, C, H, W) array. CIFAR-10 only
+    (one mode and size, RGB 32x32): the library's decoder checks what this one assumes.
+    """
+    import datasets
+    from PIL import Image
+
+    def decode_batch(batch: dict) -> dict:
+        return {
+            "pixels": [
+                np.asarray(Image.open(io.BytesIO(cell["bytes"])).convert("RGB"))
+                .transpose(2, 0, 1)
+                .tobytes()
+                for cell in batch[col]
+            ]
+        }
+
+    out = []
+    for table, rows, _where in parts:
+        sub = table.select(rows).cast_column(col, datasets.Image(decode=False))
+        mapped = sub.map(
+            decode_batch,
+            batched=True,
+            batch_size=1000,
+            num_proc=num_proc,
+            remove_columns=sub.column_names,
+            features=datasets.Features({"pixels": datasets.Value("binary")}),
+        )
+        array = np.empty((len(rows), 3, 32, 32), dtype=np.uint8)
+        done = 0
+        for chunk in mapped.data.column("pixels").chunks:  # binary: offsets, then values
+            offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset :][: len(chunk) + 1]
+            values = np.frombuffer(chunk.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+            array[done : done + len(chunk)] = values.reshape(len(chunk), 3, 32, 32)
+            done += len(chunk)
+        out.append(array)
+    return out
+
 
 def cifar(folder: Path) -> None:
-    """Loading + decoding CIFAR-10: full, and --limit 200 (the test file stays whole)."""
+    """CIFAR-10's data path: float32 (before), uint8 (after), uint8 via datasets.map."""
+    rows = [
+        # (label, template, mode, limit): load + decode alone, as last session measured it
+        ("load+decode only: float32 (old path)", LOAD_ONLY, "float32", None),
+        ("load+decode only: uint8", LOAD_ONLY, "uint8", None),
+        # the whole data path of a run: torch and the training code imported
+        ("run's data path: float32 held whole (old path)", DATA_PATH, "float32", None),
+        ("run's data path: uint8, float32 per batch", DATA_PATH, "uint8", None),
+        ("run's data path, decoded by datasets map(num_proc=2)", DATA_PATH, "map", None),
+        ("run's data path, --limit 200", DATA_PATH, "uint8", 200),
+    ]
     print(
-        "| run | train / test rows | dtype | inputs MB | load+decode s | peak RSS MB "
-        "| after imports MB |"
+        "| path | train / test rows | inputs held | inputs MB | load+decode s | 20 steps + "
+        "eval pass s | peak RSS MB | after imports MB | peak above imports MB "
+        "| vs float32 (this run) | vs 1,477 MB (last session) |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|")
-    for limit, uint8 in ((None, False), (200, False), (None, True)):
-        code = DECODE.format(
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base: dict[str, float] = {}
+    for label, template, mode, limit in rows:
+        code = template.format(
             train=str(folder / "train.parquet"),
             test=str(folder / "test.parquet"),
             limit=limit,
-            uint8=uint8,
+            mode=mode,
+            bench=str(ROOT / "bench"),
         )
         r = _child(code)
+        peak, above = r["peak_rss_mb"], r["peak_rss_mb"] - r["import_mb"]
+        base.setdefault(template, peak)
+        workers = (
+            f" (+ each worker's own, largest: {r['children_peak_mb']:.0f})" if mode == "map" else ""
+        )
+        train_s = f"{r['train_s']:.1f}" if "train_s" in r else "–"
         print(
-            f"| {'full' if limit is None else f'--limit {limit}'}{' (uint8)' if uint8 else ''} "
-            f"| {r['n_train']:,} / "
-            f"{r['n_test']:,} | {r['dtype']} | {r['inputs_mb']:.0f} | {r['load_s']:.1f} | "
-            f"{r['peak_rss_mb']:.0f} | {r['import_mb']:.0f} |",
+            f"| {label} | {r['n_train']:,} / {r['n_test']:,} | {r['held']} | "
+            f"{r['inputs_mb']:.0f} | {r['load_s']:.1f} | {train_s} | {peak:.0f}{workers} | "
+            f"{r['import_mb']:.0f} | {above:.0f} | {peak / base[template]:.2f}x | "
+            f"{peak / PREVIOUS_PEAK_MB:.2f}x |",
             flush=True,
         )
 

@@ -1,5 +1,5 @@
 """Command line: `winnow` (or `python -m scoring`)
-`{score,suspects,decide,export,sweep,map,list} ...`.
+`{score,suspects,decide,export,sweep,map,list,import} ...`.
 
 Bad input prints one message on stderr and exits 2; the last stdout line of `score` is the
 run folder (of `export`, the path written; of `sweep`, its trials file), so scripts and the
@@ -97,6 +97,16 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
         help="drop and relabel as decided in the app first (rule all: always, unless "
         "--no-decisions)",
     )
+    p.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        help="before the rule, keep one row per duplicate group (dup_group; the lowest id)",
+    )
+    p.add_argument(
+        "--drop-leaks",
+        action="store_true",
+        help="before the rule, drop training rows that copy a held-out/test row (leak_of)",
+    )
     p.add_argument("--job-file", help=argparse.SUPPRESS)
 
 
@@ -125,6 +135,8 @@ def _selection_from_args(args: argparse.Namespace, *, fraction: float, seed: int
         beta=args.beta,
         bins=args.bins,
         seed=seed,
+        drop_duplicates=bool(getattr(args, "drop_duplicates", False)),
+        drop_leaks=bool(getattr(args, "drop_leaks", False)),
     )
 
 
@@ -222,9 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise",
         type=float,
         default=0.0,
-        help="fraction of training labels to permute (label-noise check)",
+        help="fraction of training labels to corrupt (label-noise check)",
     )
     s.add_argument("--noise-seed", type=int, default=0)
+    s.add_argument(
+        "--noise-kind",
+        default="uniform",
+        help="uniform (permute a random fraction), asymmetric (flip each class to a confusable "
+        "class: CIFAR-10's truck->automobile, bird->airplane, deer->horse, cat<->dog) or pair "
+        "(class c -> c+1 mod K); default uniform",
+    )
     s.add_argument("--scores", default="all", help="all, or comma-separated score keys")
     s.add_argument("--cv-folds", type=int, help="folds for cleanlab's cross-fitting (default 5)")
     s.add_argument("--prototypes", type=int, help="k-means clusters for `prototype` (default K)")
@@ -336,6 +355,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list cached runs (name, dataset, recipe, preset, noise)")
     ls.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
+
+    i = sub.add_parser(
+        "import",
+        help="a run from your own training's files: per-epoch logits, out-of-fold "
+        "probabilities, features (.npz or .parquet with an id column)",
+    )
+    i.add_argument("--name", required=True, help="the run's name in lists and captions")
+    i.add_argument(
+        "--logits",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="training-pass logits per epoch, one file per run (repeat for several runs): "
+        ".npz with id (N,), logits (T, N, K)[, label]; or .parquet with id, epoch, logits "
+        "(a list column, or logit_0..logit_K-1)[, label][, run]",
+    )
+    i.add_argument(
+        "--eval-logits",
+        metavar="FILE",
+        help="eval-pass logits after some epochs, same layout (EL2N at fixed weights)",
+    )
+    i.add_argument(
+        "--test-logits", metavar="FILE", help="held-out rows: id, label, logits (per run)"
+    )
+    i.add_argument("--features", metavar="FILE", help="penultimate features: id, features")
+    i.add_argument(
+        "--oof",
+        metavar="FILE",
+        help="out-of-fold probabilities from your cross-validation: id, probs (cleanlab)",
+    )
+    i.add_argument("--label-names", help="comma-separated class names (default 0..K-1)")
+    i.add_argument(
+        "--early-epoch", type=int, help="EL2N's epoch (default about 10%% of the epochs)"
+    )
+    i.add_argument(
+        "--dataset",
+        help="the data source the ids are rows of (as `score --dataset`): pages show the "
+        "rows and export writes them; it also gives the labels",
+    )
+    i.add_argument("--test", help="with --dataset: its separate held-out file")
+    i.add_argument("--input-col", help="with --dataset: input column(s)")
+    i.add_argument("--label-col", help="with --dataset: label column")
+    i.add_argument("--limit", type=int, help="with --dataset: as `score --limit`")
+    i.add_argument("--test-fraction", type=float, default=0.2, help="with --dataset")
+    i.add_argument("--split-seed", type=int, default=0, help="with --dataset")
+    i.add_argument("--cache-dir", help="cache root (default $WINNOW_CACHE_DIR or ./cache)")
     return parser
 
 
@@ -420,7 +485,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
             device=args.device,
             **({"runs": args.runs} if args.runs is not None else {}),
         ),
-        noise=NoiseConfig(fraction=args.noise, seed=args.noise_seed),
+        noise=NoiseConfig(fraction=args.noise, seed=args.noise_seed, kind=args.noise_kind),
         scores=parse_names(args.scores) or ("all",),
         prototypes=args.prototypes,
         grads=GradConfig(at=args.grad_at, params=args.grad_params, checkpoints=args.checkpoints),
@@ -583,7 +648,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     every_row = args.rule in RULES and RULES[args.rule].keeps_all
     if every_row:
         if args.fraction not in (None, 1.0):
-            raise InputError(f"--rule all keeps every row: drop --fraction {args.fraction:g}")
+            raise InputError(
+                f"--rule {args.rule} keeps every row: drop --fraction {args.fraction:g}"
+            )
         apply = not args.no_decisions
     else:
         if args.fraction is None:
@@ -622,6 +689,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         if manifest["apply_decisions"]
         else ""
     )
+    pre = manifest.get("pre_steps", {})
+    if pre.get("drop_duplicates") or pre.get("drop_leaks"):
+        done += (
+            f"; {pre['duplicates_dropped']} duplicate(s) and {pre['leaks_dropped']} leaked "
+            "row(s) dropped"
+        )
     print(f"{manifest['rows']} examples{held} -> {out}{done}", file=sys.stderr)
     print(out)
     return 0
@@ -646,7 +719,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if selection.rule in RULES and RULES[selection.rule].keeps_all:
         raise InputError(
-            "rule all keeps every row, so there is nothing to sweep; pick a rule "
+            f"rule {selection.rule} keeps every row, so there is nothing to sweep; pick a rule "
             "that keeps a share (export the cleaned dataset with `export --rule all`)"
         )
     if fractions:
@@ -673,6 +746,71 @@ def _print_sweep_summary(trials_file: Path) -> None:
 
     summary = pd.read_parquet(store.SweepDir(trials_file.parent).summary_file)
     print(format_summary(summary), file=sys.stderr)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """A run from files (`scoring.record_import`), written by the same Recorder as live runs."""
+    from scoring import record_import
+
+    if not args.name.strip():
+        raise InputError("--name must be a non-empty text")
+    dataset = None
+    if args.dataset is not None:
+        dataset = DataConfig(
+            source=args.dataset,
+            test=args.test,
+            input_cols=parse_names(args.input_col),
+            label_col=args.label_col,
+            limit=args.limit,
+            test_fraction=args.test_fraction,
+            split_seed=args.split_seed,
+        )
+        ScoreConfig(data=dataset).validate()
+    elif any(v is not None for v in (args.test, args.input_col, args.label_col, args.limit)):
+        raise InputError("--test, --input-col, --label-col and --limit go with --dataset")
+    imported = record_import.load_files(
+        args.logits,
+        eval_logits=args.eval_logits,
+        test_logits=args.test_logits,
+        features=args.features,
+        oof=args.oof,
+    )
+    labels = imported.labels
+    if labels is None:
+        if dataset is None:
+            raise InputError(
+                "no labels: add a `label` column (array) to the logits file, or give "
+                "--dataset SOURCE whose labels the ids name"
+            )
+        import numpy as np
+
+        from scoring import data
+        from scoring.store import hf_cache_dir
+
+        ds = data.load(dataset, hf_cache_dir=str(hf_cache_dir(_cache_dir(args))))
+        known = np.isin(imported.ids, ds.train.ids)
+        if not known.all():
+            raise InputError(
+                f"id {imported.ids[~known][0]} is not a training row of {ds.description}"
+            )
+        labels = ds.train.labels[np.searchsorted(ds.train.ids, imported.ids)]
+    from scoring.training.recorder import Recorder
+
+    recorder = Recorder(
+        _cache_dir(args),
+        args.name,
+        imported.ids,
+        labels,
+        imported.n_classes,
+        parse_names(args.label_names),
+        dataset=dataset,
+        early_epoch=args.early_epoch,
+        kind="imported",
+    )
+    path = imported.feed(recorder)
+    _print_score_summary(path)
+    print(path)
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -739,6 +877,7 @@ def main(argv: list[str] | None = None) -> int:
         "map": cmd_map,
         "export": cmd_export,
         "sweep": cmd_sweep,
+        "import": cmd_import,
     }[args.command]
     try:
         _check_config_flags(parser, args)

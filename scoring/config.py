@@ -24,7 +24,9 @@ from scoring.errors import InputError
 #    weights); features_free (label-independent embeddings for prototype) per run folder.
 # 4: "all" now includes the neighbourhood scores (near_dup, outlier, leakage, with the
 #    dup_group / leak_of columns and features_free_test.npz): a cached "all" run lacks them.
-SCORING_VERSION = 4
+# 5: "all" includes `consensus`; `outlier` follows Datalab's definition and image runs'
+#    dup_group / leak_of use the shift-registered pixel check (scores/neighbourhood.py).
+SCORING_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,19 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
+# Kinds of synthetic label noise (scoring/data/noise.py says exactly what each does).
+NOISE_KINDS = ("uniform", "asymmetric", "pair")
+
+
 @dataclass(frozen=True)
 class NoiseConfig:
-    """Data Diet's label corruption: permute the labels of a random fraction among themselves."""
+    """Synthetic label noise for the label-noise check (scoring/data/noise.py)."""
 
     fraction: float = 0.0
     seed: int = 0
+    # uniform: Data Diet's permutation of a random fraction; asymmetric: class-conditional
+    # flips to a confusable class (Patrini 2017); pair: class c -> c + 1 mod K (Han 2018).
+    kind: str = "uniform"
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,10 @@ class ScoreConfig:
         if not 0 <= n.fraction < 1:
             raise InputError(f"--noise must be a fraction in [0, 1), got {n.fraction}")
         check_seed(n.seed, "--noise-seed")
+        if n.kind not in NOISE_KINDS:
+            raise InputError(
+                f"--noise-kind must be one of {', '.join(NOISE_KINDS)}, got {n.kind!r}"
+            )
         _integer(self.cv_folds, "--cv-folds", low=2)
         _integer(self.prototypes, "--prototypes", low=1, optional=True)
         _text(g.at, "--grad-at")
@@ -157,6 +170,8 @@ class ScoreConfig:
         """
         config = self.to_dict()
         config["data"] = {**config["data"], "source": None, "test": None}
+        if config["noise"]["kind"] == "uniform":  # the default: keys from before kinds stay
+            del config["noise"]["kind"]
         payload = json.dumps(
             {"config": config, "scoring_version": SCORING_VERSION},
             sort_keys=True,

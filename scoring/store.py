@@ -164,6 +164,16 @@ def embeddings_file(cache_dir: Path | str, fingerprint: str, key: str) -> Path:
     return Path(cache_dir) / fingerprint / "embeddings" / f"{key}.npz"
 
 
+def recording_dir(cache_dir: Path | str, key: str) -> Path:
+    """Where a `Recorder` (`scoring.training.recorder`) flushes a recording in progress.
+
+    `<cache>/_recording/<key>/`, one sub-folder per process (rank): epoch by epoch, the
+    statistics of the examples that process logged. Outside any run folder (so never listed
+    as a run); removed once `finish` has written the run folder.
+    """
+    return Path(cache_dir) / "_recording" / key
+
+
 # -- atomic writes ------------------------------------------------------------------------
 
 
@@ -196,6 +206,29 @@ def save_arrays(path: Path, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def save_npz_files(path: Path, files: dict[str, Path]) -> None:
+    """Pack `.npy` files (name -> file) into one uncompressed `.npz`, atomically.
+
+    The same layout `save_arrays` writes (`np.load` reads it alike), but each member is
+    copied from its file in blocks: arrays larger than memory (a recording's (T, N)
+    statistics, memory-mapped while they were assembled) never sit in memory whole.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, file in files.items():
+                z.write(file, arcname=f"{name}.npy")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -446,14 +479,17 @@ class ModelInputs:
     ----------
     kind : "images" | "tokens" | "embeddings"
     train : ndarray of shape (n_examples, ...)
-        images: (N, C, H, W) float32 in [0, 1]; tokens: (N, 3, L) int64 (ids, attention
-        mask, token types); embeddings: (N, D) float32.
+        images: (N, C, H, W) float32 in [0, 1], or uint8 with `divisor`; tokens: (N, 3, L)
+        int64 (ids, attention mask, token types); embeddings: (N, D) float32.
     test : ndarray of shape (n_test, ...), like `train`
+    divisor : int or None
+        uint8 images: the models' float32 input is pixels / divisor (as runs hold them).
     """
 
     kind: str
     train: np.ndarray
     test: np.ndarray
+    divisor: int | None = None
 
 
 INPUT_KINDS = ("images", "tokens", "embeddings")
@@ -500,7 +536,10 @@ class RunDir:
     ``config.json``               scoring version, run key, the           pipeline, first
                                   ScoreConfig, the resolved recipe, the
                                   dataset (description, label names,
-                                  sizes), device, git revision
+                                  sizes), device, git revision; a
+                                  recorded or imported run adds
+                                  ``source`` and ``recording`` (what
+                                  was logged, which scores are absent)
     ``status.json``               state (running / done / failed /        pipeline, throughout;
                                   cancelled), progress, message, pid,     `done` last of all
                                   host, time; with `done`, ``files``:
@@ -889,11 +928,13 @@ class RunDir:
             if isinstance(v, dict) and isinstance(v.get("size"), int) and "sha256" in v
         }
 
-    def read_inputs(self) -> ModelInputs | None:
+    def read_inputs(self, *, pixels: bool = False) -> ModelInputs | None:
         """What the models consumed, bit for bit; None when the run does not hold it.
 
         None for a run scored before inputs were kept, and for a text probe whose dataset
         embeddings file has since been removed: the caller then prepares them again.
+        Images come as float32, or with `pixels` as the stored uint8 and their `divisor`
+        (what training holds: a quarter of the memory).
         """
         if not self.inputs_file.exists() and not self._recorded(self.inputs_file):
             return None
@@ -910,6 +951,8 @@ class RunDir:
                 return ModelInputs(kind, e["train"], e["test"])
             if kind == "tokens":  # stored as int32 (ids < 2**31); the models take int64
                 return ModelInputs(kind, a["train"].astype(np.int64), a["test"].astype(np.int64))
+            if "divisor" in a and pixels:
+                return ModelInputs(kind, a["train"], a["test"], divisor=int(a["divisor"]))
             if "divisor" in a:
                 divisor = int(a["divisor"])
                 return ModelInputs(
@@ -1057,6 +1100,10 @@ class RunDir:
             ok = all(a.size == 0 or int(np.abs(a).max()) < 2**31 for a in arrays.values())
             if ok:
                 arrays = {k: a.astype(np.int32) for k, a in arrays.items()}
+        elif inputs.divisor is not None:  # uint8 already: the very bytes the models divide
+            if not all(a.dtype == np.uint8 for a in arrays.values()):
+                raise ValueError("images with a divisor are uint8 pixels")
+            arrays["divisor"] = np.int64(inputs.divisor)
         else:
             divisor = _pixel_divisor(inputs.train, inputs.test)
             if divisor is not None:
@@ -1168,6 +1215,9 @@ class RunInfo:
     noise: float = 0.0  # share of training labels the run's --noise check corrupted
     noise_kind: str | None = None  # NoiseConfig.kind when the config has one
     created: float | None = None  # config.json's creation time (else `updated`)
+    # What made the run (config.json's "source"): "scored" (a built-in recipe), "recorded"
+    # (the user's own training, `scoring.record.Recorder`) or "imported" (`winnow import`).
+    source: str = "scored"
 
     @property
     def title(self) -> str:
@@ -1207,7 +1257,7 @@ def run_title(info: RunInfo) -> str:
     if info.preset and info.preset != "default":
         parts.append(info.preset)
     if info.noise:
-        kind = f" {info.noise_kind}" if info.noise_kind and info.noise_kind != "permute" else ""
+        kind = f" {info.noise_kind}" if info.noise_kind and info.noise_kind != "uniform" else ""
         parts.append(f"{info.noise:.0%}{kind} noise")
     when = info.created if info.created is not None else info.updated
     parts.append(datetime.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M"))
@@ -1295,7 +1345,21 @@ def run_info(path: Path | str) -> RunInfo:
         noise=_number(noise.get("fraction")) or 0.0,
         noise_kind=_text_or_none(noise.get("kind")),
         created=_number(config.get("created")),
+        source=run_source(config),
     )
+
+
+RUN_SOURCES = ("scored", "recorded", "imported")
+
+
+def run_source(config: dict[str, Any]) -> str:
+    """What made a run, from its `config.json`: "scored", "recorded" or "imported".
+
+    Only "scored" runs can be rescored or retrained from their config (a built-in recipe on
+    a loadable source); the others hold what the user's own training logged.
+    """
+    source = config.get("source")
+    return source if source in RUN_SOURCES else "scored"
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -119,6 +119,17 @@ def app_cache(built_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return copy
 
 
+@pytest.fixture(scope="session")
+def neighbour_cache(tmp_path_factory) -> Path:
+    """A cache holding one image run with duplicates and train/test leaks injected by hand
+    (`tests/neighbour_run.py`); copy it (`neighbour_run.private_copy`) before writing to it."""
+    from tests.neighbour_run import build
+
+    root = tmp_path_factory.mktemp("neighbour_cache")
+    build(root, tmp_path_factory.mktemp("neighbour_src"))
+    return root
+
+
 def digits_run(cache: Path) -> Path:
     from scoring import store
 

@@ -1,4 +1,10 @@
-"""Decoding the chosen rows: texts as strings (pairs as tuples), images as float32 (or uint8)."""
+"""Decoding the chosen rows: texts as strings (pairs as tuples), images as uint8 pixels.
+
+Images stay uint8 from decoding to the models (a quarter of float32's memory): the models
+take float32 ``value / divisor`` (`PIXEL_DIVISOR` = 255 for image files, 16 for digits),
+converted a batch at a time (`scoring.training.pixels`). `to_float` and `display_pixels`
+give the numpy forms here, with the same arithmetic, for the few consumers outside training.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ if TYPE_CHECKING:
 _GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 _CHUNK = 4096  # rows decoded per step: a few MB of pixels and cells
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+PIXEL_DIVISOR = 255  # 8-bit image files: the models take value / 255 in [0, 1]
 
 
 def read_texts(
@@ -45,17 +52,18 @@ def _text_column(table: datasets.Dataset, col: str, rows: np.ndarray, where: str
 
 
 def read_images(
-    col: str, parts: list[tuple[datasets.Dataset, np.ndarray, str]], as_uint8: bool = False
+    col: str, parts: list[tuple[datasets.Dataset, np.ndarray, str]], as_float: bool = False
 ) -> list[np.ndarray]:
     """Decode the given rows of each part; one mode and one size across all parts.
 
-    `as_uint8` keeps the decoded bytes (a quarter of the memory; value / 255 gives the
-    float32 form exactly). The training code still takes float32, so `load` asks for that.
+    The decoded bytes are kept as uint8 (the models' float32 is value / `PIXEL_DIVISOR`,
+    converted per batch). `as_float` gives that float32 form for the whole set instead,
+    as runs held it before (4x the memory; `bench/memory.py` measures it as "before").
 
     Returns
     -------
-    list of ndarray of shape (n_rows, n_channels, height, width), float32 in [0, 1]
-    (value / 255), or uint8 with `as_uint8`
+    list of ndarray of shape (n_rows, n_channels, height, width), uint8; float32 in [0, 1]
+    (value / 255) with `as_float`
     """
     from PIL import Image
 
@@ -91,18 +99,17 @@ def read_images(
     channels = 1 if mode == "L" else 3
     out = []
     for t, rows, where in parts:
-        dtype = np.uint8 if as_uint8 else np.float32
+        dtype = np.float32 if as_float else np.uint8
         array = np.empty((len(rows), channels, height, width), dtype=dtype)
         done = 0
         for chunk in chunks(t, rows, where):
             images = (_open_image(cell, row, where, col) for row, cell in chunk)
             pixels = _to_uint8(images, len(chunk), mode, size, Image.Resampling.BILINEAR)
-            if as_uint8:
-                array[done : done + len(chunk)] = pixels
-            else:
-                # float32 / float32(255), as before (bit-identical), into the output directly.
+            if as_float:  # straight into the output: no uint8 copy of the whole set
                 into = array[done : done + len(chunk)]
-                np.divide(pixels, np.float32(255), out=into, dtype=np.float32)
+                np.divide(pixels, np.float32(PIXEL_DIVISOR), out=into, dtype=np.float32)
+            else:
+                array[done : done + len(chunk)] = pixels
             done += len(chunk)
         out.append(array)
     return out
@@ -170,3 +177,49 @@ def _to_uint8(
             image = image.resize(size, resample)
         pixels[i] = np.asarray(image).reshape(height, width, channels).transpose(2, 0, 1)
     return pixels
+
+
+def to_float(pixels: np.ndarray, divisor: int) -> np.ndarray:
+    """The models' float32 form of uint8 pixels: float32 value / float32 divisor.
+
+    IEEE division, correctly rounded: the very numbers `read_images(as_float=True)` and
+    digits' float64 value / 16 (exact, 16 being a power of two) gave.
+
+    Parameters
+    ----------
+    pixels : ndarray of shape (n_examples, ...), uint8
+    divisor : int
+        255 for image files, 16 for digits (`Dataset.pixel_divisor`).
+
+    Returns
+    -------
+    ndarray of the same shape, float32
+    """
+    out = pixels.astype(np.float32)
+    out /= np.float32(divisor)
+    return out
+
+
+def display_pixels(pixels: np.ndarray, divisor: int | None) -> np.ndarray:
+    """0..255 bytes for showing, hashing or a pretrained encoder: rint(float32 input x 255).
+
+    That is the decoded bytes themselves for image files (divisor 255: returned as is, no
+    copy) and digits' 0..16 stretched to 0..255. A 256-entry table of the float arithmetic
+    gives the same bytes as applying it to the float32 inputs, without making them.
+
+    Parameters
+    ----------
+    pixels : ndarray of shape (n_examples, ...)
+        uint8 with its `divisor`; or float32 model inputs in [0, 1] with divisor None.
+    divisor : int or None
+
+    Returns
+    -------
+    ndarray of the same shape, uint8
+    """
+    if divisor is None:
+        return np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
+    table = display_pixels(to_float(np.arange(256, dtype=np.uint8), divisor), None)  # (256,)
+    if np.array_equal(table, np.arange(256)):
+        return pixels
+    return table[pixels]

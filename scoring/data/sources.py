@@ -44,7 +44,7 @@ from scoring.data.columns import (
     require_columns,
     resolve_columns,
 )
-from scoring.data.decode import read_images, read_texts
+from scoring.data.decode import PIXEL_DIVISOR, read_images, read_texts
 from scoring.data.rows import check_row_ids, plan_rows, take
 from scoring.errors import InputError
 
@@ -86,8 +86,9 @@ class Split:
     ----------
     ids : ndarray of shape (n_examples,), int64
         Row index of each example in its source split; sorted ascending, stable everywhere.
-    inputs : ndarray of shape (n_examples, n_channels, height, width), float32, or list
-        Images scaled to [0, 1] with 1 or 3 channels; or texts, one ``str`` per example,
+    inputs : ndarray of shape (n_examples, n_channels, height, width), uint8, or list
+        Images with 1 or 3 channels, as decoded (the models take value /
+        `Dataset.pixel_divisor`, converted per batch); or texts, one ``str`` per example,
         or one ``(str, str)`` tuple per example for sentence pairs.
     labels : ndarray of shape (n_examples,), int64
         Class ids in [0, n_classes).
@@ -121,6 +122,9 @@ class Dataset:
     description : str
         One line for people, e.g. ``"digits"``, ``"cifar10/train.parquet"``,
         ``"hf:glue:sst2"``.
+    pixel_divisor : int or None
+        uint8 images: the models' float32 input is value / pixel_divisor (255 for image
+        files, 16 for digits' 0..16). None for text, and for images held as float32.
     """
 
     train: Split
@@ -132,6 +136,7 @@ class Dataset:
     fingerprint: str
     test_origin: str
     description: str
+    pixel_divisor: int | None = None
 
 
 def load(cfg: DataConfig, *, hf_cache_dir: str | None = None) -> Dataset:
@@ -204,7 +209,7 @@ def _load_digits(cfg: DataConfig) -> Dataset:
         )
 
     bunch = load_digits()
-    images = (bunch.images[:, None] / 16).astype(np.float32)  # (N, 1, 8, 8), pixels 0..16
+    images = bunch.images[:, None].astype(np.uint8)  # (N, 1, 8, 8), pixels 0..16 (/ 16)
     labels = bunch.target.astype(np.int64)  # (N,)
     label_names = [str(k) for k in range(10)]
     train_rows, test_rows = plan_rows(labels, None, label_names, cfg)
@@ -223,6 +228,7 @@ def _load_digits(cfg: DataConfig) -> Dataset:
         fingerprint=_fingerprint([content.digest()], input_cols, label_col, cfg),
         test_origin="carved",
         description="digits",
+        pixel_divisor=16,
     )
 
 
@@ -284,6 +290,9 @@ def _load_tables(cfg: DataConfig, cache_dir: str | None) -> Dataset:
         fingerprint=_fingerprint([source.digest, held_out.digest], input_cols, label_col, cfg),
         test_origin=held_out.origin,
         description=source.description,
+        # uint8 as decoded; float32 only from `read_images(as_float=True)` (the benchmark's
+        # "before"), which the models take as it is.
+        pixel_divisor=PIXEL_DIVISOR if getattr(train_inputs, "dtype", None) == np.uint8 else None,
     )
 
 

@@ -1,7 +1,10 @@
 """Write a selected subset of a run's training data out, with a manifest that reproduces it.
 
 `export_selection` plans the selection over a finished run (`plan.plan_selection`: the
-user's decisions first when asked, drops removed and relabels applied, then the rule), reads
+user's decisions first when asked, drops removed and relabels applied; then, when the
+selection asks, training rows that leak a held-out/test row and all but one row per duplicate
+group are left out (`--drop-leaks`, `--drop-duplicates`: the manifest's `pre_steps` counts
+them); then the rule), reads
 the kept rows' ORIGINAL source columns back (`data.source_rows`), adds the example `id` and
 one column per score, and writes one of:
 
@@ -75,6 +78,24 @@ MANIFEST_VERSION = 1
 _PREFIX = "winnow_"  # for our columns whose names the source already uses
 
 
+def rows_blocker(config: dict[str, Any]) -> str | None:
+    """Why the run with `config.json` `config` has no rows to write, or None when it has.
+
+    An export reads the rows from the run's data source; a run recorded from the user's own
+    training (`scoring.record.Recorder`) or imported without one (`--dataset`) names none.
+    """
+    source = ((config.get("config") or {}).get("data") or {}).get("source")
+    if source:
+        return None
+    how = store.run_source(config)
+    return (
+        f"This run was {how} without a data source, so there are no rows to write. Record "
+        "it with `Recorder(..., dataset=SOURCE)` or import it with `--dataset SOURCE` to "
+        "export rows; its ids and scores are written by `winnow suspects --run RUN --format "
+        "csv`."
+    )
+
+
 def export_selection(
     run: Path | str,
     selection: SelectionConfig,
@@ -127,6 +148,9 @@ def export_selection(
     if status is not None and status["state"] != "done":  # say why, and how to finish it
         raise InputError(f"cannot export {run}: {store.unfinished_reason(run)}")
     view = load_run(run)
+    blocker = rows_blocker(view.config)
+    if blocker:
+        raise InputError(blocker)
     plan = plan_selection(view, selection, decisions.latest(view.path) if apply_decisions else None)
     table, columns = _build_table(view, plan)
     if fmt in ("csv", "jsonl"):
@@ -372,6 +396,14 @@ def _manifest(
             "dropped": dropped,
             "relabelled": relabelled,
             "in_run": plan.n_decisions,
+        },
+        # After the decisions, before the rule (`plan.plan_selection`): training rows only.
+        "pre_steps": {
+            "drop_duplicates": selection.drop_duplicates or RULES[selection.rule].dedups,
+            "drop_leaks": selection.drop_leaks,
+            "duplicates_dropped": plan.n_duplicates_dropped,
+            "leaks_dropped": plan.n_leaks_dropped,
+            "kept_of_group": "the lowest id among the group's rows still in play",
         },
         "columns": columns,
         "images": IMAGES[fmt] if columns["images"] else None,

@@ -3,8 +3,11 @@
 `plan_selection` is what the Pruning preview draws, what the Export page counts, what the
 export writer writes and what retraining trains on. The order is fixed here and nowhere else:
 the rows a caller holds out (retraining's validation split) leave the pool, the user's
-decisions are applied (drops leave the pool, relabels change the labels the rule sees), then
-the rule keeps its `fraction` of what is left. For the rule `all` (the cleaned dataset) the
+decisions are applied (drops leave the pool, relabels change the labels the rule sees), the
+selection's pre-steps run (`drop_leaks`: training rows that copy a held-out/test row leave;
+`drop_duplicates`, or a rule that `dedups`: one row per duplicate group stays, the lowest id
+among its rows still in play, `scoring.read.neighbours.keep_one_per_group`), then the rule
+keeps its `fraction` of what is left. For the rule `all` (the cleaned dataset) the
 plan also holds the held-out rows carved from the same source (`suspects.heldout_rows`), with
 the same decisions applied, so an export writes every row of the user's data but the drops.
 """
@@ -24,6 +27,7 @@ from scoring.prune.select import (
     check_config,
     select_indices,
 )
+from scoring.read import neighbours
 from scoring.read.decisions import CLEAR
 from scoring.read.views import RunView, normalize
 
@@ -63,6 +67,11 @@ class SelectionPlan:
         With relabels applied.
     n_heldout_dropped : int
         Carved held-out rows the decisions dropped (rule `all` only).
+    n_leaks_dropped : int
+        Training rows `drop_leaks` took out (in play after the decisions, `leak_of` != -1).
+    n_duplicates_dropped : int
+        Training rows dropping duplicates took out (after the leaks): the group members left
+        in play beside each group's survivor.
     """
 
     rows: np.ndarray
@@ -77,6 +86,8 @@ class SelectionPlan:
     heldout_original: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     heldout_final: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     n_heldout_dropped: int = 0
+    n_leaks_dropped: int = 0
+    n_duplicates_dropped: int = 0
 
     @property
     def positions(self) -> np.ndarray:
@@ -179,6 +190,7 @@ def plan_selection(
             )
     else:
         n_dropped = 0
+    in_play, n_leaks, n_dups = _pre_steps(view, config, in_play)
     rows = np.flatnonzero(in_play)
     labels, original, final = labels[rows], original[rows], final[rows]
 
@@ -203,8 +215,33 @@ def plan_selection(
         n_dropped=n_dropped,
         n_decisions=0 if decisions is None else _n_current(decisions),
         n_excluded=n_excluded,
+        n_leaks_dropped=n_leaks,
+        n_duplicates_dropped=n_dups,
         **held,
     )
+
+
+def _pre_steps(
+    view: RunView, config: SelectionConfig, in_play: np.ndarray
+) -> tuple[np.ndarray, int, int]:
+    """Leaks out, then one row per duplicate group: (in_play (N,), n leaks, n duplicates)."""
+    n_leaks = n_dups = 0
+    if config.drop_leaks:
+        leaked = neighbours.require(view, "leak_of") >= 0  # (N,)
+        n_leaks = int((in_play & leaked).sum())
+        in_play = in_play & ~leaked
+    if config.drop_duplicates or RULES[config.rule].dedups:
+        groups = neighbours.require(view, "dup_group")  # (N,)
+        ids = view.table["id"].to_numpy(np.int64)
+        kept = neighbours.keep_one_per_group(groups, ids, in_play)
+        n_dups = int((in_play & ~kept).sum())
+        in_play = kept
+    if n_leaks and not in_play.any():
+        raise InputError(
+            "dropping leaked rows leaves no examples to select from (every row left copies "
+            "a held-out/test row); select without drop_leaks"
+        )
+    return in_play, n_leaks, n_dups
 
 
 def _heldout(view: RunView, decisions: pd.DataFrame | None) -> dict:

@@ -32,6 +32,12 @@ all
     planner, which also adds the carved held-out rows for this rule). Its fraction is 1; a
     smaller budget, which only a direct `select_indices` call can ask for, takes the first
     rows in row order so the rule contract (exact size, deterministic) still holds.
+dedup
+    `all` with duplicates dropped: the planner keeps one row per duplicate group
+    (`dup_group` of a run scored with near_dup or leakage) before the rule, the lowest id
+    among the group's rows still in play (`scoring.read.neighbours.keep_one_per_group`),
+    exactly as the `drop_duplicates` switch does before any other rule. At the array level
+    (no groups) it is `all`.
 """
 
 from __future__ import annotations
@@ -91,6 +97,9 @@ class Rule:
     baseline : str or None
         Another rule every sweep of this one also runs, at the same parameters, fractions and
         seeds, besides random (which every sweep runs): its like-for-like baseline.
+    dedups : bool
+        The planner drops duplicates (one row kept per `dup_group`) before the pick, as the
+        `drop_duplicates` switch does for any rule.
     """
 
     pick: RuleFn
@@ -101,6 +110,7 @@ class Rule:
     drops_first: str | None = None
     baseline: str | None = None
     keeps_all: bool = False
+    dedups: bool = False
 
     def __post_init__(self) -> None:
         # A rule without words would crash the page that shows it; refuse it at import.
@@ -289,6 +299,15 @@ RULES: dict[str, Rule] = {
         "(fraction 1)",
         uses=frozenset(),
         keeps_all=True,
+    ),
+    "dedup": Rule(
+        _all,
+        label="every row, one per duplicate group",
+        help="the cleaned dataset (every row minus your drops) keeping one row, the lowest "
+        "id, per duplicate group (dup_group; fraction 1)",
+        uses=frozenset(),
+        keeps_all=True,
+        dedups=True,
     ),
 }
 

@@ -25,6 +25,8 @@ from scoring.read.views import NORMALIZATIONS, RunView, normalize
 from scoring.scores.registry import hardness
 
 _TOL = 1e-9  # float slack when checking that shares add up to at most 1
+# Switches the planner applies before any rule, with the run column each reads.
+PRE_STEPS = {"drop_duplicates": "dup_group", "drop_leaks": "leak_of"}
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,18 @@ class SelectionConfig:
     beta: float = 0.1  # "stratified": drop the hardest beta share as likely noise
     bins: int = 50  # "stratified": equal-width hardness bins over the remaining examples
     seed: int = 0  # the only source of randomness (random, stratified, softmax, linear)
+    # Applied by the planner before the rule, after the decisions (`scoring.prune.plan`):
+    drop_duplicates: bool = False  # keep one row per duplicate group (`dup_group`)
+    drop_leaks: bool = False  # drop training rows that copy a held-out/test row (`leak_of`)
 
     def to_dict(self) -> dict:
-        """Every field as plain JSON types, for manifests and cache keys."""
-        return {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(self).items()}
+        """Every field as plain JSON types, for manifests and cache keys.
+
+        The pre-steps added after trial keys existed (`PRE_STEPS`) are left out while off, so
+        every trial key and sweep key made before them stays the same.
+        """
+        d = {k: v.item() if isinstance(v, np.generic) else v for k, v in asdict(self).items()}
+        return {k: v for k, v in d.items() if not (k in PRE_STEPS and v is False)}
 
     def cli_args(self) -> list[str]:
         """The `export` / `sweep` flags that give this selection, fraction and seed aside.
@@ -63,6 +73,7 @@ class SelectionConfig:
                 args += [f"--{name}", text]
         if self.class_balanced:
             args.append("--class-balanced")
+        args += [f"--{name.replace('_', '-')}" for name in PRE_STEPS if getattr(self, name)]
         return args
 
     @classmethod
@@ -109,6 +120,9 @@ def check_config(config: SelectionConfig) -> None:
             )
     if isinstance(c.bins, bool) or not isinstance(c.bins, int | np.integer) or c.bins < 1:
         raise InputError(f"bins must be an integer >= 1, got {c.bins!r}")
+    for name in PRE_STEPS:
+        if not isinstance(getattr(c, name), bool | np.bool_):
+            raise InputError(f"{name} must be true or false, got {getattr(c, name)!r}")
 
 
 def select_indices(

@@ -30,7 +30,7 @@ import pandas as pd
 
 from scoring import store
 from scoring.errors import InputError
-from scoring.prune.select import PARAMETERS, RULES, SelectionConfig
+from scoring.prune.select import PARAMETERS, PRE_STEPS, RULES, SelectionConfig
 
 SCHEDULES = ("steps", "epochs")
 # Version of a trial record: 2 = validation split held out, per-example correctness stored.
@@ -99,6 +99,26 @@ class SweepConfig:
 
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def retrain_blocker(config: dict[str, Any]) -> str | None:
+    """Why the run with `config.json` `config` cannot be retrained on, or None when it can.
+
+    Retraining trains the run's recipe afresh on selected subsets, so it needs a built-in
+    recipe and data Winnow can load; a run recorded from the user's own training
+    (`scoring.record.Recorder`) or imported from files has neither.
+    """
+    source = store.run_source(config)
+    if source == "scored":
+        return None
+    data = ((config.get("config") or {}).get("data") or {}).get("source")
+    command = f"winnow score --dataset {data}" if data else "winnow score --dataset SOURCE"
+    return (
+        f"This run was {source} from your own training, so it cannot be retrained here: "
+        "retraining needs a built-in recipe (mlp, cnn, cnn32, resnet18, probe, finetune) on "
+        f"a source Winnow can load. Score the data with `{command}` and sweep that run; this "
+        "run's scores still select, preview and export."
+    )
 
 
 # What every trial of this version shares besides its selection: in every key.
@@ -256,6 +276,8 @@ def cached_trials(run: Path, label_names: Sequence[str]) -> pd.DataFrame:
     frame = trials_frame(records, label_names)
     for name in ("normalization", "offset", "class_balanced", "temperature", "beta", "bins"):
         frame[name] = [r["selection"].get(name) for r in records]
+    for name in PRE_STEPS:  # absent from trials made before the switches (or with them off)
+        frame[name] = [bool(r["selection"].get(name, False)) for r in records]
     frame["apply_decisions"] = [bool(r.get("apply_decisions", False)) for r in records]
     return frame
 
@@ -288,6 +310,9 @@ def matching_trials(
         & (trials["schedule"] == schedule)
         & (trials["apply_decisions"] == apply_decisions)
     )
+    for name in PRE_STEPS:  # a frame without the column holds trials with the switch off
+        on = trials[name].astype(bool) if name in trials else pd.Series(False, trials.index)
+        mask &= on == bool(getattr(c, name))
     return trials[mask]
 
 

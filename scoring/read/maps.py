@@ -40,9 +40,20 @@ def compute_map(run: Path, *, seed: int = 0, n_neighbors: int = 15) -> Path:
         import umap
     except ImportError as err:
         raise InputError("the embedding map needs umap-learn: pip install umap-learn") from err
+    source = store.run_source(rd.read_config())
+    own = (  # a run of the user's own training maps the features they give
+        f"{run} was {source} without penultimate features; pass features= to the Recorder's "
+        "end_run (or --features to winnow import) to map it"
+    )
+    if source != "scored" and not rd.run_file(0).exists():  # out-of-fold probabilities only
+        raise InputError(own)
     recorded = rd.read_run(0)
     if "features" not in recorded:
-        raise InputError(f"{run} recorded no embedding features; score it again to map it")
+        raise InputError(
+            own
+            if source != "scored"
+            else f"{run} recorded no embedding features; score it again to map it"
+        )
     features = recorded["features"].astype(np.float64)  # (N, D)
     ids = rd.read_split().train_ids  # (N,)
     n = features.shape[0]

@@ -14,12 +14,14 @@ import pandas as pd
 from scoring import store
 from scoring.errors import InputError
 from scoring.read.views import RunView, hardness
+from scoring.scores.registry import REGISTRY
 
-# Without injected noise there is no evidence in the run itself, so fall back on what the
-# literature built for finding label errors: cleanlab's label quality is computed from
-# out-of-fold probabilities (a label judged by models that never trained on it), AUM was
-# designed to flag mislabeled examples, EL2N is a general hardness score.
-DETECTOR_PREFERENCE = ("cl_quality", "aum", "el2n")
+# Without injected noise there is no evidence in the run itself, so fall back on what was
+# built for finding label errors: `consensus` (issue 17: measured at or above cleanlab on
+# every dataset x noise kind of bench/detectors.py, see docs/benchmarks.md), then cleanlab's
+# label quality (out-of-fold probabilities: a label judged by models that never trained on
+# it), AUM (designed to flag mislabeled examples), EL2N (a general hardness score).
+DETECTOR_PREFERENCE = ("consensus", "cl_quality", "aum", "el2n")
 
 
 def rank_suspects(view: RunView, detector: str, k: int) -> pd.DataFrame:
@@ -402,7 +404,8 @@ def default_detector(view: RunView) -> str:
 
     When noise was injected, the score whose ranking found the noisy examples best (highest
     `noise_auroc` in the summary; the earliest computed wins a tie). Otherwise the first of
-    `DETECTOR_PREFERENCE` (cl_quality, aum, el2n) the run holds, else its first score.
+    `DETECTOR_PREFERENCE` (consensus, cl_quality, aum, el2n) the run holds, else its first
+    score.
 
     Raises
     ------
@@ -435,6 +438,42 @@ def default_reason(view: RunView) -> str:
             "built for finding label errors (no injected noise to compare them on)."
         )
     return f"`{key}` is this run's first score (none of {', '.join(DETECTOR_PREFERENCE)})."
+
+
+def consensus_comparison(view: RunView) -> pd.DataFrame | None:
+    """How `consensus` did on this run's injected noise against the single scores.
+
+    The best single score is picked with the noise mask (which consensus never reads), so
+    it is an optimistic yardstick: on real data nobody knows which single score is best.
+
+    Returns
+    -------
+    DataFrame of up to 3 rows, or None when the run had no injected noise or no consensus
+        `detector` ("consensus", "best single: `key`", "cleanlab: `cl_quality`"), `score`,
+        `auroc` and `precision@k` (k = the number of flipped labels), as `noise_table`.
+    """
+    if not view.has_noise or "consensus" not in view.score_keys:
+        return None
+    table = noise_table(view, ks=[max(int(view.table["noisy"].sum()), 1)])
+    table = table.set_index("score")
+    # Scores that read no label cannot see label noise: never "the best single detector".
+    blind = [k for k in table.index if k in REGISTRY and REGISTRY[k].label_free]
+    singles = table.drop(index=["consensus", *blind]).dropna(subset=["auroc"])
+    rows = [("consensus", "consensus")]
+    if len(singles):
+        best = str(singles["auroc"].idxmax())  # the first of equals, as default_detector
+        rows.append((f"best single: `{best}`", best))
+    if "cl_quality" in table.index:
+        rows.append(("cleanlab: `cl_quality`", "cl_quality"))
+    precision = [c for c in table.columns if c.startswith("precision@")][0]
+    return pd.DataFrame(
+        {
+            "detector": [label for label, _ in rows],
+            "score": [key for _, key in rows],
+            "auroc": [float(table.at[key, "auroc"]) for _, key in rows],
+            precision: [float(table.at[key, precision]) for _, key in rows],
+        }
+    )
 
 
 def noise_table(view: RunView, ks: list[int] | None = None) -> pd.DataFrame:

@@ -66,6 +66,25 @@ class RunView:
         return store.run_title(store.run_info(self.path))
 
 
+def no_examples_reason(view: RunView) -> str:
+    """Why a run has no rendered examples (images or texts) to show, and what to do.
+
+    A scored run from before they were kept is scored again; a run recorded from the user's
+    own training (`store.run_source`) shows them once recorded with its data.
+    """
+    source = store.run_source(view.config)
+    if source != "scored":
+        return (
+            f"This run was {source} from your own training without its inputs or a data "
+            "source, so its examples cannot be shown: pass `dataset=` or `inputs=` to the "
+            "Recorder (or `--dataset` to `winnow import`) to see them"
+        )
+    return (
+        "This run has no rendered examples (it was scored before Winnow kept them); score "
+        "the dataset again from Home to see them"
+    )
+
+
 def load_run(path: Path | str) -> RunView:
     """Read a finished run; InputError (with a way forward) for anything else.
 

@@ -16,6 +16,7 @@ import numpy as np
 from scoring.errors import InputError
 from scoring.scores.aum import AUM_DOC, aum
 from scoring.scores.cleanlab_scores import CL_ISSUE_DOC, CL_QUALITY_DOC, cl_issue, cl_quality
+from scoring.scores.consensus import CONSENSUS_DOC, CONSENSUS_NEEDS, consensus
 from scoring.scores.datamap import (
     CONFIDENCE_DOC,
     CORRECTNESS_DOC,
@@ -93,8 +94,10 @@ REGISTRY: dict[str, Score] = {
     # Neighbourhood issues (issue 15) on the label-free embeddings; columns dup_group and
     # leak_of come with them (training/results.py).
     "near_dup": Score("near_dup", near_dup, ("features_free",), True, 1, NEAR_DUP_DOC, per_run=False, label_free=True),  # noqa: E501
-    "outlier": Score("outlier", outlier, ("features_free",), True, 1, OUTLIER_DOC, per_run=False, label_free=True),  # noqa: E501
+    "outlier": Score("outlier", outlier, ("features_free",), True, 2, OUTLIER_DOC, per_run=False, label_free=True),  # noqa: E501
     "leakage": Score("leakage", leakage, ("features_free", "features_free_test"), True, 1, LEAKAGE_DOC, per_run=False, label_free=True),  # noqa: E501
+    # One suspect ranking from the label-dependent scores above (issue 17), never the noise.
+    "consensus": Score("consensus", consensus, CONSENSUS_NEEDS, True, 2, CONSENSUS_DOC),
 }
 # fmt: on
 

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 
 from scoring import store
+from scoring.data.decode import to_float
 from scoring.training.embed import embed_texts, embedding_key
 from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared, cpu_threads, image_probe_inputs
 
 MAX_DIM = 256  # projected width for large images (CIFAR: 3,072 -> 256)
 PROJECTION_SEED = 0  # fixed: the embedding is a property of the data, not of a run's seed
+_BLOCK = 4096  # rows converted and projected at a time
 
 
 def label_free_features(prep: Prepared) -> np.ndarray:
@@ -42,7 +44,7 @@ def label_free_features(prep: Prepared) -> np.ndarray:
     if prep.dataset.modality == "image" and prep.recipe.name == "probe":
         features = image_probe_inputs(prep)[0].numpy()  # (N, D), cached per encoder
     elif prep.dataset.modality == "image":
-        features = pixel_features(prep.dataset.train.inputs)
+        features = pixel_features(prep.dataset.train.inputs, prep.dataset.pixel_divisor)
     else:
         features = _encoder_embeddings(prep)
     features = np.ascontiguousarray(features, dtype=np.float32)
@@ -72,7 +74,7 @@ def label_free_test_features(prep: Prepared) -> np.ndarray:
     elif prep.dataset.modality == "image" and prep.recipe.name == "probe":
         features = image_probe_inputs(prep)[1].numpy()  # (M, D): the encoder's, as for train
     elif prep.dataset.modality == "image":
-        features = pixel_features(test.inputs)
+        features = pixel_features(test.inputs, prep.dataset.pixel_divisor)
     else:
         model = prep.config.train.model
         max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
@@ -83,24 +85,36 @@ def label_free_test_features(prep: Prepared) -> np.ndarray:
     return features
 
 
-def pixel_features(images: np.ndarray, max_dim: int = MAX_DIM) -> np.ndarray:
-    """Flattened pixels, randomly projected to `max_dim` dimensions when wider.
+def pixel_features(
+    images: np.ndarray, divisor: int | None = None, max_dim: int = MAX_DIM
+) -> np.ndarray:
+    """Flattened pixels as the models take them, randomly projected to `max_dim` dimensions
+    when wider.
 
     Parameters
     ----------
     images : ndarray of shape (n_examples, channels, height, width)
+        The models' float inputs; or uint8 pixels with their `divisor` (converted a block of
+        rows at a time: no float32 copy of the whole set).
+    divisor : int, optional
 
     Returns
     -------
     ndarray of shape (n_examples, min(channels * height * width, max_dim)), float32
     """
-    flat = images.reshape(images.shape[0], -1).astype(np.float32)  # (N, C*H*W)
-    if flat.shape[1] <= max_dim:
-        return flat
-    rng = np.random.default_rng(PROJECTION_SEED)
-    proj = rng.standard_normal((flat.shape[1], max_dim), dtype=np.float32)
-    proj /= np.float32(np.sqrt(max_dim))  # E‖xP‖² = ‖x‖²: distances kept, not rescaled
-    return flat @ proj  # (N, max_dim)
+    flat = images.reshape(images.shape[0], -1)  # (N, C*H*W)
+    width = min(flat.shape[1], max_dim)
+    if flat.shape[1] > max_dim:
+        rng = np.random.default_rng(PROJECTION_SEED)
+        proj = rng.standard_normal((flat.shape[1], max_dim), dtype=np.float32)
+        proj /= np.float32(np.sqrt(max_dim))  # E‖xP‖² = ‖x‖²: distances kept, not rescaled
+    out = np.empty((flat.shape[0], width), dtype=np.float32)  # (N, width)
+    for start in range(0, flat.shape[0], _BLOCK):
+        block = flat[start : start + _BLOCK]
+        block = block.astype(np.float32) if divisor is None else to_float(block, divisor)
+        # Row by row the same as one product over all rows (the BLAS sums each row alike).
+        out[start : start + _BLOCK] = block if width == flat.shape[1] else block @ proj
+    return out
 
 
 def _encoder_embeddings(prep: Prepared) -> np.ndarray:

@@ -26,6 +26,7 @@ from scoring.training.grads import (
     tracin_self_influence,
 )
 from scoring.training.models import Recipe
+from scoring.training.pixels import Inputs
 
 # Recorded array -> what its per-example gradient is taken of (see scoring.training.grads.TARGETS).
 # The first three are taken at one point (init or early); the last two over K checkpoints.
@@ -98,7 +99,7 @@ def record(
     grad_plan: GradPlan,
     snaps: Snapshots,
     build: Callable[[dict[str, torch.Tensor]], nn.Module],
-    inputs: torch.Tensor,
+    inputs: Inputs,
     labels: torch.Tensor,
     *,
     device: torch.device,
@@ -112,7 +113,7 @@ def record(
         Taken during training at `grad_plan.snapshot_steps`.
     build : callable
         State dict -> model with those weights.
-    inputs : tensor of shape (n_examples, ...)
+    inputs : tensor or Pixels of shape (n_examples, ...)
     labels : tensor of shape (n_examples,), int64
         The labels trained on.
     on_pass : callable, optional

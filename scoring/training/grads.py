@@ -26,6 +26,7 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
 from scoring.training import ghost
+from scoring.training.pixels import Inputs, to_device
 from scoring.training.text_models import is_tokens, trim_padding
 
 # What a per-example gradient is taken of (f_k are the logits):
@@ -44,7 +45,7 @@ _TOKEN_CHUNK = 16  # sentences per ghost-norm batch (a fine-tuning batch's size)
 
 
 def calibrate_batchnorm(
-    model: nn.Module, inputs: torch.Tensor, *, device: torch.device, batch_size: int = 256
+    model: nn.Module, inputs: Inputs, *, device: torch.device, batch_size: int = 256
 ) -> None:
     """Set every BatchNorm's running statistics to its input's over the data, in place.
 
@@ -55,7 +56,7 @@ def calibrate_batchnorm(
 
     Parameters
     ----------
-    inputs : tensor of shape (n_examples, ...)
+    inputs : tensor or Pixels of shape (n_examples, ...)
         The training inputs, in batches of `batch_size` (a last batch of one joins the one
         before it: BatchNorm1d cannot normalise a single example in training mode).
     """
@@ -83,7 +84,7 @@ def calibrate_batchnorm(
     try:
         with torch.no_grad():
             for start, stop in zip(starts, [*starts[1:], inputs.shape[0]], strict=True):
-                model(inputs[start:stop].to(device))
+                model(to_device(inputs[start:stop], device))
     finally:
         for handle in handles:
             handle.remove()
@@ -95,7 +96,7 @@ def calibrate_batchnorm(
     model.eval()
 
 
-def _channels_last(model: nn.Module, example: torch.Tensor) -> nn.Module:
+def _channels_last(model: nn.Module, example: Inputs) -> nn.Module:
     """For image batches, a copy of `model` in channels-last memory format, else `model`.
 
     oneDNN's convolutions run much faster on NHWC tensors: measured on cnn32, 2 cores, eval
@@ -108,8 +109,8 @@ def _channels_last(model: nn.Module, example: torch.Tensor) -> nn.Module:
     return copy.deepcopy(model).to(memory_format=torch.channels_last)
 
 
-def _batch(inputs: torch.Tensor, start: int, stop: int, device: torch.device) -> torch.Tensor:
-    xb = trim_padding(inputs[start:stop]).to(device)
+def _batch(inputs: Inputs, start: int, stop: int, device: torch.device) -> torch.Tensor:
+    xb = to_device(inputs[start:stop], device)
     return xb.contiguous(memory_format=torch.channels_last) if xb.dim() == 4 else xb
 
 
@@ -122,7 +123,7 @@ def auto_chunk(model: nn.Module, n_outputs: int = 1) -> int:
 
 def sq_grad_norms(
     model: nn.Module,
-    inputs: torch.Tensor,
+    inputs: Inputs,
     labels: torch.Tensor,
     *,
     target: str = "loss",
@@ -137,7 +138,7 @@ def sq_grad_norms(
     ----------
     model : Classifier
         `head(body(x))` with a linear `head`; put in eval mode here (see the module note).
-    inputs : tensor of shape (n_examples, ...)
+    inputs : tensor or Pixels of shape (n_examples, ...)
     labels : tensor of shape (n_examples,), int64
         Only read for ``target="loss"``.
     target : {"loss", "logit_sum", "logits"}
@@ -185,7 +186,7 @@ def sq_grad_norms(
     # The outer no_grad keeps autograd from taping the vmap; torch.func.grad ignores it.
     with torch.no_grad():
         for start in range(0, inputs.shape[0], chunk):
-            xb = inputs[start : start + chunk].to(device)
+            xb = to_device(inputs[start : start + chunk], device)
             yb = labels[start : start + chunk].to(device)
             _fill(out, start, fn(weights, buffers, xb, yb))
             if on_chunk is not None:
@@ -305,7 +306,7 @@ def last_layer_sq_norm(
 def tracin_self_influence(
     models: Sequence[nn.Module],
     lrs: Sequence[float],
-    inputs: torch.Tensor,
+    inputs: Inputs,
     labels: torch.Tensor,
     *,
     params: str = "all",
@@ -321,7 +322,7 @@ def tracin_self_influence(
         The checkpoints w_k.
     lrs : sequence of K floats
         η_k, the learning rate that led to checkpoint k.
-    inputs : tensor of shape (n_examples, ...)
+    inputs : tensor or Pixels of shape (n_examples, ...)
     labels : tensor of shape (n_examples,), int64
     params : {"all", "last"}
         Every parameter, or the last linear layer by its closed form.
@@ -342,7 +343,7 @@ def tracin_self_influence(
 
 def input_grad_variance(
     models: Sequence[nn.Module],
-    inputs: torch.Tensor,
+    inputs: Inputs,
     labels: torch.Tensor,
     *,
     device: torch.device | None = None,
@@ -355,7 +356,7 @@ def input_grad_variance(
     ----------
     models : sequence of K >= 2 classifiers
         The checkpoints, in training order; each is put in eval mode.
-    inputs : tensor of shape (n_examples, ...)
+    inputs : tensor or Pixels of shape (n_examples, ...)
         The model's input (pixels; a probe's sentence embeddings), or token tensors
         (n_examples, 3, L) for a `TextClassifier`, whose input token embeddings are used.
     labels : tensor of shape (n_examples,), int64

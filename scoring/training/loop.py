@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from scoring.training.models import Recipe
-from scoring.training.text_models import is_tokens, trim_padding
+from scoring.training.pixels import Inputs, to_device
+from scoring.training.text_models import is_tokens
 
 # Row order of the per-epoch statistics buffer (one float32 row each).
 _STATS = ("loss", "logit_given", "logit_other", "prob_given")
@@ -110,7 +111,7 @@ def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def fit(
     model: nn.Module,
-    inputs: torch.Tensor,
+    inputs: Inputs,
     labels: torch.Tensor,
     recipe: Recipe,
     *,
@@ -126,8 +127,9 @@ def fit(
 
     Parameters
     ----------
-    inputs : tensor of shape (n_examples, ...)
-        On CPU; batches move to `device` as they are drawn.
+    inputs : tensor or Pixels of shape (n_examples, ...)
+        On CPU; batches move to `device` as they are drawn (uint8 `Pixels` become float32
+        there, `scoring.training.pixels`).
     labels : tensor of shape (n_examples,), int64
     gen : torch.Generator
         Drives the data order (and augmentation), so a run is reproducible from its seed.
@@ -174,7 +176,7 @@ def fit(
                 break
             done += 1
             idx = order_dev[start : start + bs]
-            xb = trim_padding(inputs[order[start : start + bs]]).to(device, non_blocking=True)
+            xb = to_device(inputs[order[start : start + bs]], device, non_blocking=True)
             if augment:
                 xb = _augment(xb, gen)
             yb = labels_dev[idx]
@@ -234,7 +236,7 @@ def _autocast(device: torch.device, xb: torch.Tensor):
 
 @torch.inference_mode()
 def predict(
-    model: nn.Module, inputs: torch.Tensor, *, device: torch.device, batch_size: int | None = None
+    model: nn.Module, inputs: Inputs, *, device: torch.device, batch_size: int | None = None
 ) -> Outputs:
     """Eval-mode softmax and penultimate features for every input, in batches."""
     model.to(device).eval()
@@ -242,7 +244,7 @@ def predict(
         batch_size = 64 if is_tokens(inputs[:1]) else 1024
     probs, feats = [], []
     for start in range(0, inputs.shape[0], batch_size):
-        xb = trim_padding(inputs[start : start + batch_size]).to(device, non_blocking=True)
+        xb = to_device(inputs[start : start + batch_size], device, non_blocking=True)
         h = model.features(xb)  # (B, D)
         probs.append(torch.softmax(model.head(h), dim=1).float().cpu())
         feats.append(h.float().cpu())

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from scoring import store
+from scoring.data.decode import display_pixels, to_float
 from scoring.data.noise import noise_detection
 from scoring.errors import InputError
 from scoring.read.stats import rank_stability
@@ -23,6 +23,7 @@ from scoring.training import grad_arrays
 from scoring.training.embed import embedding_key
 from scoring.training.free_features import label_free_features, label_free_test_features
 from scoring.training.image_encoders import image_embedding_key
+from scoring.training.pixels import Inputs, Pixels
 from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared
 
 RUN_ARRAYS = (
@@ -90,8 +91,8 @@ def write_results(
     prep: Prepared,
     results: dict[str, ScoreResult],
     runs: list[dict[str, np.ndarray]],
-    x: torch.Tensor,
-    x_test: torch.Tensor,
+    x: Inputs,
+    x_test: Inputs,
     oof: np.ndarray | None = None,
 ) -> None:
     """Scores, per-run scores, predictions (with the out-of-fold evidence when cross-fitting
@@ -132,23 +133,41 @@ def neighbourhood_columns(prep: Prepared) -> dict[str, np.ndarray]:
     """`dup_group` (−1 = none) and `leak_of` (a held-out/test id, −1 = none) per training row.
 
     Exact copies are found by content (decoded pixels, normalized text), near copies and
-    leaks on the label-free embeddings (`scoring.scores.neighbourhood`).
+    leaks on the label-free embeddings (`scoring.scores.neighbourhood`) and, for images,
+    on the pixels up to a shift of a few pixels (`neighbourhood.shifted_pairs`).
     """
     ds = prep.dataset
     features = label_free_features(prep)
-    keys = neighbourhood.content_keys(ds.train.inputs)
-    cols = {"dup_group": neighbourhood.dup_groups(features, keys)}
+    keys = _content_keys(ds.train.inputs, ds.pixel_divisor)
+    image = ds.modality == "image"
+    images = ds.train.inputs if image else None
+    cols = {"dup_group": neighbourhood.dup_groups(features, keys, images)}
     if len(ds.test.labels):
         cols["leak_of"] = neighbourhood.leak_of(
             features,
             keys,
             label_free_test_features(prep),
-            neighbourhood.content_keys(ds.test.inputs),
+            _content_keys(ds.test.inputs, ds.pixel_divisor),
             np.asarray(ds.test.ids),
+            images,
+            ds.test.inputs if image else None,
         )
     else:
         cols["leak_of"] = np.full(len(keys), -1, dtype=np.int64)
     return cols
+
+
+def _content_keys(inputs: np.ndarray | list, divisor: int | None) -> list[str]:
+    """`neighbourhood.content_keys` of the models' inputs; uint8 pixels go in as their
+    float32 form a block at a time (never the whole set as float32)."""
+    if divisor is None:
+        return neighbourhood.content_keys(inputs)
+    block = 4096
+    return [
+        key
+        for start in range(0, len(inputs), block)
+        for key in neighbourhood.content_keys(to_float(inputs[start : start + block], divisor))
+    ]
 
 
 def predictions(
@@ -237,7 +256,7 @@ def write_examples(prep: Prepared) -> None:
         if heldout and len(split.labels) == 0:
             continue
         if ds.modality == "image":
-            pixels = np.clip(np.rint(inputs * 255), 0, 255).astype(np.uint8)  # (N, C, H, W)
+            pixels = display_pixels(inputs, ds.pixel_divisor)  # (N, C, H, W) uint8
             rd.write_images(pixels.transpose(0, 2, 3, 1), heldout=heldout)  # (N, H, W, C)
             continue
         if len(inputs) and isinstance(inputs[0], tuple):
@@ -248,7 +267,7 @@ def write_examples(prep: Prepared) -> None:
         store.write_parquet(file, pd.DataFrame({"id": split.ids, **cols}))
 
 
-def write_inputs(prep: Prepared, x: torch.Tensor, x_test: torch.Tensor) -> None:
+def write_inputs(prep: Prepared, x: Inputs, x_test: Inputs) -> None:
     """Keep what the models consumed, so retraining never goes back to the source."""
     rd = prep.run_dir
     if prep.dataset.modality == "image" and prep.recipe.name == "probe":  # named, like text's
@@ -256,8 +275,9 @@ def write_inputs(prep: Prepared, x: torch.Tensor, x_test: torch.Tensor) -> None:
         rd.write_inputs(
             store.ModelInputs("embeddings", x.numpy(), x_test.numpy()), embedding_key=key
         )
-    elif prep.dataset.modality == "image":
-        rd.write_inputs(store.ModelInputs("images", x.numpy(), x_test.numpy()))
+    elif prep.dataset.modality == "image":  # uint8 Pixels and their divisor as they are
+        divisor = x.divisor if isinstance(x, Pixels) else None
+        rd.write_inputs(store.ModelInputs("images", x.numpy(), x_test.numpy(), divisor=divisor))
     elif prep.recipe.name == "finetune":
         rd.write_inputs(store.ModelInputs("tokens", x.numpy(), x_test.numpy()))
     else:  # probe: the dataset's embeddings file already holds them; name it

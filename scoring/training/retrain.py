@@ -44,6 +44,7 @@ from scoring.prune.sweeps import (
     SweepConfig,
     check_sweep,
     pack_correct,
+    retrain_blocker,
     sweep_summary,
     trial_key,
     trials_frame,
@@ -55,6 +56,7 @@ from scoring.read.views import RunView, load_run
 from scoring.training.executors import Executor, LocalExecutor, Report
 from scoring.training.loop import fit, predict, seed_everything
 from scoring.training.models import Recipe, pick_device
+from scoring.training.pixels import Inputs, to_inputs
 from scoring.training.progress import Progress
 from scoring.training.steps import ModelSpec, prepare, tensor_inputs
 
@@ -68,8 +70,8 @@ class _Context:
     view: RunView
     spec: ModelSpec  # the run's recipe, classes, encoder; this machine's device
     base_seed: int
-    x: torch.Tensor  # (N, ...)
-    x_test: torch.Tensor  # (M, ...)
+    x: Inputs  # (N, ...): uint8 Pixels for images, converted per batch
+    x_test: Inputs  # (M, ...)
     test_labels: np.ndarray  # (M,)
     decisions: pd.DataFrame | None  # the latest decisions, when they apply
     val_rows: np.ndarray  # (V,) positions into the run's table, never selected or trained on
@@ -106,16 +108,20 @@ def _context(view: RunView, config: SweepConfig, progress: Progress) -> _Context
 
 def model_inputs(
     rd: store.RunDir, config: ScoreConfig, progress: Progress
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Inputs, Inputs]:
     """The very tensors the run's models consumed, for train (N, ...) and test (M, ...).
 
-    Read from the run folder (`inputs.npz`, or the dataset's embeddings for a text probe).
+    Read from the run folder (`inputs.npz`, or the dataset's embeddings for a text probe);
+    images as the stored uint8 `Pixels`, which become the float32 inputs per batch.
     A run scored before runs kept their inputs is prepared again from its source, which
     must then still be where it was and unchanged; otherwise one InputError says so.
     """
-    stored = rd.read_inputs()
+    stored = rd.read_inputs(pixels=True)
     if stored is not None:
-        return torch.from_numpy(stored.train), torch.from_numpy(stored.test)
+        return (
+            to_inputs(stored.train, stored.divisor),
+            to_inputs(stored.test, stored.divisor),
+        )
     why = (
         f"the embeddings {rd.path} was trained on were removed from the cache"
         if rd.inputs_file.exists()  # a text probe's inputs live in the dataset's folder
@@ -229,6 +235,9 @@ def sweep(
     run = Path(run)
     check_sweep(config)
     view = load_run(run)
+    blocker = retrain_blocker(view.config)
+    if blocker:
+        raise InputError(blocker)
     rd = store.RunDir(run)
     run_key = view.config["key"]
     folder = rd.sweep(config.key(run_key))

@@ -23,6 +23,7 @@ import torch
 
 from scoring import data, store
 from scoring.config import SCORING_VERSION, ScoreConfig
+from scoring.data.decode import display_pixels
 from scoring.data.noise import inject_noise
 from scoring.errors import InputError
 from scoring.scores import REGISTRY, resolve
@@ -46,6 +47,7 @@ from scoring.training.models import (
     pick_device,
     resolve_recipe,
 )
+from scoring.training.pixels import Inputs, to_inputs
 from scoring.training.progress import Progress
 from scoring.training.text_models import tokenize
 
@@ -73,7 +75,7 @@ class ModelSpec:
     encoder: str | None
     device: torch.device
 
-    def new_model(self, x: torch.Tensor) -> torch.nn.Module:
+    def new_model(self, x: Inputs) -> torch.nn.Module:
         """A fresh model of the recipe for inputs like `x` (seed torch first)."""
         return build_model(
             self.recipe.name, tuple(x.shape[1:]), self.n_classes, encoder=self.encoder
@@ -146,7 +148,14 @@ def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
     ds = data.load(config.data, hf_cache_dir=str(store.hf_cache_dir(cache_dir)))
     labels, noisy = ds.train.labels, None
     if config.noise.fraction > 0:
-        labels, noisy = inject_noise(labels, config.noise.fraction, config.noise.seed)
+        labels, noisy = inject_noise(
+            labels,
+            config.noise.fraction,
+            config.noise.seed,
+            config.noise.kind,
+            label_names=ds.label_names,
+            inputs=ds.train.inputs,
+        )
     name = config.train.recipe
     if name == "auto":
         name = auto_recipe(ds.modality, _input_shape(ds), config.train.model)
@@ -253,22 +262,25 @@ def _git_revision() -> str | None:
 # -- step 2: model inputs -----------------------------------------------------------------
 
 
-def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model inputs for train and test: images as is, or (image `probe`) as a pretrained
-    image encoder's cached embeddings; text as cached embeddings (probe) or token tensors
-    (finetune). Embeddings are computed once per dataset and encoder setting.
+def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
+    """Model inputs for train and test: images as uint8 `Pixels` (float32 per batch), or
+    (image `probe`) as a pretrained image encoder's cached embeddings; text as cached
+    embeddings (probe) or token tensors (finetune). Embeddings are computed once per dataset
+    and encoder setting.
 
     Returns
     -------
-    x : Tensor of shape (n_examples, ...)
-        (N, C, H, W) float32 images, (N, D) float32 embeddings or (N, 3, L) int64 tokens.
-    x_test : Tensor of shape (n_test, ...), like `x`
+    x : Pixels or Tensor of shape (n_examples, ...)
+        (N, C, H, W) uint8 `Pixels` (the models take value / divisor, float32), (N, D)
+        float32 embeddings or (N, 3, L) int64 tokens.
+    x_test : like `x`, of shape (n_test, ...)
     """
     ds = prep.dataset
     if ds.modality == "image" and prep.recipe.name == "probe":
         return image_probe_inputs(prep, progress)
-    if ds.modality == "image":
-        return torch.from_numpy(ds.train.inputs), torch.from_numpy(ds.test.inputs)
+    if ds.modality == "image":  # shared with the dataset: no copy
+        divisor = ds.pixel_divisor
+        return to_inputs(ds.train.inputs, divisor), to_inputs(ds.test.inputs, divisor)
     model = prep.config.train.model
     max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
     if prep.recipe.name == "finetune":
@@ -315,8 +327,8 @@ def image_probe_inputs(
     loaded = load_image_model(model)
     kw = dict(model=model, device=prep.device, on_batch=tick, loaded=loaded)
     arrays = {
-        "train": embed_images(ds.train.inputs, **kw),
-        "test": embed_images(ds.test.inputs, **kw),
+        "train": embed_images(display_pixels(ds.train.inputs, ds.pixel_divisor), **kw),
+        "test": embed_images(display_pixels(ds.test.inputs, ds.pixel_divisor), **kw),
     }
     if bar is not None:
         bar.close()
@@ -337,8 +349,8 @@ def cpu_threads() -> int:
 
 def train_runs(
     prep: Prepared,
-    x: torch.Tensor,
-    x_test: torch.Tensor,
+    x: Inputs,
+    x_test: Inputs,
     progress: Progress,
     executor: Executor | None = None,
 ) -> list[dict[str, np.ndarray]]:
@@ -378,7 +390,7 @@ def train_runs(
 
 
 def train_one_run(
-    prep: Prepared, x: torch.Tensor, x_test: torch.Tensor, r: int, progress: Report
+    prep: Prepared, x: Inputs, x_test: Inputs, r: int, progress: Report
 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, np.ndarray]]:
     """Run r: train from seed base_seed + r, record dynamics, then an eval pass.
 
@@ -465,7 +477,7 @@ def _light(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 # -- step 4: cross-fitting ------------------------------------------------------------------
 
 
-def cross_fit(prep: Prepared, x: torch.Tensor, progress: Progress) -> np.ndarray:
+def cross_fit(prep: Prepared, x: Inputs, progress: Progress) -> np.ndarray:
     """Out-of-fold probabilities from K stratified folds; each fold is saved as it ends.
 
     Returns
@@ -499,7 +511,7 @@ def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
 
 
 def cross_fit_fold(
-    prep: Prepared, f: int, fold: np.ndarray, x: torch.Tensor, progress: Report
+    prep: Prepared, f: int, fold: np.ndarray, x: Inputs, progress: Report
 ) -> dict[str, np.ndarray]:
     """Train on every fold but f (no recording) and predict fold f: `index`, `probs`."""
     spec = prep.spec

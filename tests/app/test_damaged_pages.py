@@ -23,6 +23,7 @@ PAGES = (
     "correlations.py",
     "examples.py",
     "mislabeled.py",
+    "duplicates.py",
     "map.py",
     "pruning.py",
     "export.py",

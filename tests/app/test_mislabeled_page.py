@@ -213,6 +213,31 @@ def test_warning_when_flags_are_likely_model_errors(app_cache):
     assert "finetune" in warning and "Recorder" in warning
 
 
+def test_consensus_against_the_single_scores(app_cache):
+    """With injected noise the page shows consensus, the best single score (label-free ones
+    excluded) and cleanlab, with the summary's AUROCs; the text run (no noise) shows none."""
+    from scoring.scores import REGISTRY
+
+    run = digits_run(app_cache)
+    summary = json.loads((run / "summary.json").read_text())
+    aurocs = {k: v["noise_auroc"] for k, v in summary["scores"].items()}
+    singles = {k: a for k, a in aurocs.items() if k != "consensus" and not REGISTRY[k].label_free}
+    best = max(singles, key=singles.get)
+    at = open_page(PAGE, run)
+    assert not at.exception
+    assert "**Consensus against the single scores** (uniform noise)" in _markdown(at)
+    (table,) = [d.value for d in at.dataframe if "detector" in d.value.columns]
+    assert table["detector"].tolist() == [
+        "consensus",
+        f"best single: `{best}`",
+        "cleanlab: `cl_quality`",
+    ]
+    expected = [aurocs["consensus"], aurocs[best], aurocs["cl_quality"]]
+    np.testing.assert_allclose(table["auroc"].to_numpy(), expected)
+    at = open_page(PAGE, text_run(app_cache))
+    assert not any("Consensus against" in m for m in _markdown(at))
+
+
 def test_text_run_without_noise(app_cache):
     run = text_run(app_cache)
     at = open_page(PAGE, run, detector="forgetting")  # remembered, but this run has no forgetting

@@ -22,7 +22,7 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_chunked_decode_is_value_over_255(tmp_path, monkeypatch):
+def test_chunked_decode_keeps_the_bytes_and_as_float_is_value_over_255(tmp_path, monkeypatch):
     # Chunks of 3 rows over 10 images (two parts): chunk edges must not shift or drop rows.
     monkeypatch.setattr(decode, "_CHUNK", 3)
     rng = np.random.default_rng(0)
@@ -32,14 +32,17 @@ def test_chunked_decode_is_value_over_255(tmp_path, monkeypatch):
     pd.DataFrame({"image": cells, "label": np.arange(10) % 2}).to_parquet(path)
     table = sources._open_file(path, str(tmp_path / "hf"))
     rows_a, rows_b = np.array([7, 0, 3, 4, 9]), np.array([1, 2, 5, 6, 8])
-    a, b = decode.read_images("image", [(table, rows_a, "a"), (table, rows_b, "b")])
-    # Independent: PIL's decoded bytes, channels first, float32 divided by float32 255.
-    expected = pixels.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
-    assert a.dtype == np.float32 and a.shape == (5, 3, 5, 4)
-    assert np.array_equal(a, expected[rows_a]) and np.array_equal(b, expected[rows_b])
-    a8, b8 = decode.read_images("image", [(table, rows_a, "a"), (table, rows_b, "b")], True)
-    assert a8.dtype == np.uint8 and np.array_equal(b8, pixels.transpose(0, 3, 1, 2)[rows_b])
-    assert np.array_equal(a8.astype(np.float32) / np.float32(255), a)
+    parts = [(table, rows_a, "a"), (table, rows_b, "b")]
+    a8, b8 = decode.read_images("image", parts)
+    # Independent: PIL's decoded bytes, channels first; float32 divided by float32 255.
+    channels_first = pixels.transpose(0, 3, 1, 2)
+    assert a8.dtype == np.uint8 and a8.shape == (5, 3, 5, 4)
+    assert np.array_equal(a8, channels_first[rows_a]) and np.array_equal(b8, channels_first[rows_b])
+    a, b = decode.read_images("image", parts, as_float=True)
+    expected = channels_first.astype(np.float32) / np.float32(255)
+    assert a.dtype == np.float32 and np.array_equal(a, expected[rows_a])
+    assert np.array_equal(b, expected[rows_b])
+    assert np.array_equal(decode.to_float(a8, 255).view(np.uint32), a.view(np.uint32))
 
 
 def test_file_digest_cached_by_size_and_mtime(tmp_path, monkeypatch):

@@ -80,8 +80,9 @@ def test_digits_shapes_dtypes_and_ranges(tmp_path):
     assert n_test == pytest.approx(0.2 * 1797, abs=10)
     assert data.train.inputs.shape == (n_train, 1, 8, 8)
     assert data.test.inputs.shape == (n_test, 1, 8, 8)
-    assert data.train.inputs.dtype == np.float32
-    assert data.train.inputs.min() == 0.0 and data.train.inputs.max() == 1.0
+    # uint8 0..16, which the models take as value / 16 (converted per batch).
+    assert data.train.inputs.dtype == np.uint8 and data.pixel_divisor == 16
+    assert data.train.inputs.min() == 0 and data.train.inputs.max() == 16
     assert data.train.ids.dtype == np.int64 and data.train.labels.dtype == np.int64
     assert set(np.unique(data.train.labels)) == set(range(10))
     assert data.label_names == [str(k) for k in range(10)]
@@ -100,7 +101,7 @@ def test_digits_inputs_and_labels_follow_ids(tmp_path):
 
     bunch = load_digits()
     data = _load(tmp_path)
-    np.testing.assert_allclose(data.test.inputs[:, 0], bunch.images[data.test.ids] / 16)
+    assert np.array_equal(data.test.inputs[:, 0], bunch.images[data.test.ids])
     assert np.array_equal(data.train.labels, bunch.target[data.train.ids])
 
 
@@ -316,10 +317,10 @@ def test_parquet_image_column(tmp_path):
     assert data.modality == "image" and data.input_cols == ("image",)
     assert data.label_col == "label" and data.label_names == ["x", "y", "z"]
     assert data.train.inputs.shape == (9, 3, 4, 5) and data.test.inputs.shape == (3, 3, 4, 5)
-    assert data.train.inputs.dtype == np.float32
+    assert data.train.inputs.dtype == np.uint8 and data.pixel_divisor == 255
     for split in (data.train, data.test):
         for row, image in zip(split.ids, split.inputs, strict=True):
-            np.testing.assert_allclose(image, pixels[row].transpose(2, 0, 1) / 255, atol=1e-6)
+            assert np.array_equal(image, pixels[row].transpose(2, 0, 1))
         assert split.labels.tolist() == [i % 3 for i in split.ids]
 
 
@@ -361,8 +362,7 @@ def test_image_folder(tmp_path):
     assert data.train.inputs.shape == (6, 1, 6, 6) and data.test.inputs.shape == (3, 1, 6, 6)
     assert Counter(data.test.labels.tolist()) == {0: 1, 1: 1, 2: 1}
     # Each class's images are filled with 40 * class + index: pixels agree with labels.
-    pixels = np.round(data.train.inputs[:, 0, 0, 0] * 255)
-    assert np.array_equal(pixels // 40, data.train.labels)
+    assert np.array_equal(data.train.inputs[:, 0, 0, 0] // 40, data.train.labels)
     (root / "cat" / "0.png").write_bytes(_png(np.full((6, 6), 255, np.uint8)))
     assert _load(tmp_path, source=root, test_fraction=0.34).fingerprint != data.fingerprint
 

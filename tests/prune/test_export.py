@@ -137,7 +137,7 @@ def test_digits_round_trip_has_exact_ids_scores_labels_and_pixels(runs, tmp_path
     dataset = data.load(DataConfig(source="digits", limit=300))
     position = {i: p for p, i in enumerate(dataset.train.ids)}
     for cell, example in zip(loaded["image"], loaded["id"], strict=True):
-        inputs = dataset.train.inputs[position[example], 0]  # (8, 8), pixels 0..16 / 16
+        inputs = dataset.train.inputs[position[example], 0] / 16  # (8, 8), pixels 0..16 / 16
         np.testing.assert_allclose(_pixels(cell) / 255, inputs, atol=0.5 / 255 + 1e-6)
 
     manifest = json.loads(manifest_path(out, fmt).read_text())

@@ -39,6 +39,7 @@ def _config(rule: str, **kw) -> SelectionConfig:
 
 def _view(values: np.ndarray, labels: np.ndarray, higher_is_harder: bool = True) -> RunView:
     table = pd.DataFrame({"id": np.arange(100, 100 + len(labels)), "label": labels, "s": values})
+    table["dup_group"] = -1  # no duplicates: a rule that dedups keeps every row in play
     summary = {"scores": {"s": {"higher_is_harder": higher_is_harder}}}
     return RunView(Path("run"), {}, summary, table)
 
@@ -131,7 +132,7 @@ def test_decisions_applied_first(rule):
             "new_label": pd.array([None] * len(dropped) + [2] * len(relabelled), "Int64"),
         }
     )
-    fraction = 1.0 if rule == "all" else 0.3  # `all` keeps every row: the planner wants 1
+    fraction = 1.0 if RULES[rule].keeps_all else 0.3  # every row: the planner wants 1
     config = _config(rule, class_balanced=True, fraction=fraction)
     plan = plan_selection(view, config, made)
     kept_ids = ids[plan.positions]

@@ -189,3 +189,44 @@ def test_load_texts_names_inputs_after_the_dataset(tmp_path):
         {"id": 102, "premise": "p2", "hypothesis": "h2"},
         {"id": 100, "premise": "p0", "hypothesis": "h0"},
     ]
+
+
+def _consensus_view(tmp_path: Path, noisy: bool = True) -> RunView:
+    """TABLE's six examples (102 and 105 flipped) with consensus, cl_quality and a label-free
+    score; AUROCs as a summary would hold them."""
+    table = TABLE.assign(
+        consensus=[0.1, 0.5, 0.9, 0.3, 0.2, 0.8],  # higher = suspect: top 2 = 102, 105
+        el2n=[0.1, 0.9, 0.8, 0.3, 0.2, 0.5],  # top 2 = 101, 102
+        cl_quality=[0.9, 0.8, 0.1, 0.2, 0.7, 0.6],  # lower = suspect: top 2 = 102, 103
+        prototype=[0.0, 1, 2, 3, 4, 5],  # label-free: top 2 = 105, 104
+    )
+    aurocs = {"consensus": 1.0, "el2n": 0.75, "aum": 0.5, "cl_quality": 0.625, "prototype": 0.9}
+    higher = {"consensus": True, "el2n": True, "aum": False, "cl_quality": False, "prototype": True}
+    if not noisy:
+        table = _clean(table)
+    scores = {
+        k: {"higher_is_harder": h, **({"noise_auroc": aurocs[k]} if noisy else {})}
+        for k, h in higher.items()
+    }
+    config = {"dataset": {"label_names": NAMES, "modality": "image", "input_cols": ["image"]}}
+    return RunView(tmp_path, config, {"scores": scores}, table)
+
+
+def test_consensus_is_the_default_without_noise(tmp_path):
+    assert suspects.default_detector(_consensus_view(tmp_path, noisy=False)) == "consensus"
+    assert "`consensus` is the first available" in suspects.default_reason(
+        _consensus_view(tmp_path, noisy=False)
+    )
+
+
+def test_consensus_comparison_by_hand(tmp_path):
+    got = suspects.consensus_comparison(_consensus_view(tmp_path))
+    # The label-free prototype (0.9) is never the best single detector: el2n (0.75) is.
+    assert got.to_dict("records") == [
+        {"detector": "consensus", "score": "consensus", "auroc": 1.0, "precision@2": 1.0},
+        {"detector": "best single: `el2n`", "score": "el2n", "auroc": 0.75, "precision@2": 0.5},
+        {"detector": "cleanlab: `cl_quality`", "score": "cl_quality", "auroc": 0.625,
+         "precision@2": 0.5},
+    ]  # fmt: skip
+    assert suspects.consensus_comparison(_consensus_view(tmp_path, noisy=False)) is None
+    assert suspects.consensus_comparison(_view(tmp_path, aurocs={"el2n": 1.0})) is None

@@ -45,7 +45,7 @@ ORDER = [
     "el2n", "forgetting", "aum", "confidence", "variability", "correctness",
     "loss", "pvi", "cl_quality", "cl_issue", "prototype",
     "grand", "vog", "tracin", "el2n_free", "grand_free", "grand_logit_sq",
-    "near_dup", "outlier", "leakage",
+    "near_dup", "outlier", "leakage", "consensus",
 ]  # fmt: skip
 
 SCORES = list(REGISTRY.values())

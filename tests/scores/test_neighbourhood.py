@@ -38,14 +38,14 @@ def injected() -> dict:
 def test_knn_matches_brute_force() -> None:
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(50, 4)), rng.normal(size=(20, 4))
-    d, i = nb.knn(x, 3, y)
+    d, i = nb._knn(x, 3, y)
     mu = x.mean(0)  # both sides centred on the query rows' mean
     xn = (x - mu) / np.linalg.norm(x - mu, axis=1, keepdims=True)
     yn = (y - mu) / np.linalg.norm(y - mu, axis=1, keepdims=True)
     full = 1 - xn @ yn.T
     np.testing.assert_array_equal(i, np.argsort(full, axis=1)[:, :3])
     np.testing.assert_allclose(d, np.sort(full, axis=1)[:, :3], atol=1e-6)
-    d_self, i_self = nb.knn(x, 1)
+    d_self, i_self = nb._knn(x, 1)
     full = 1 - xn @ xn.T
     np.fill_diagonal(full, np.inf)
     np.testing.assert_array_equal(i_self[:, 0], full.argmin(1))
@@ -93,13 +93,26 @@ def test_leakage_without_test_rows_is_zero() -> None:
 def test_outlier_is_mean_knn_distance() -> None:
     x = np.array([[1.0, 0.0, 0.2], [1.0, 0.1, 0.0], [0.9, -0.1, 0.1], [0.0, 1.0, -1.0]])
     out = nb.outlier(features_free=x)
-    xc = x - x.mean(0)
-    xn = xc / np.linalg.norm(xc, axis=1, keepdims=True)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)  # not centred
     full = 1 - xn @ xn.T
     np.fill_diagonal(full, np.inf)
     expected = np.sort(full, axis=1)[:, :3].mean(1)  # 3 = every other row
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert out.argmax() == 3
+
+
+def test_outlier_ranks_as_cleanlab_datalab() -> None:
+    # Datalab's outlier score is exp(-d / median d) of the same mean 10-NN cosine distance
+    # d, from scikit-learn's neighbours: inverted, it must give our values.
+    from cleanlab import Datalab
+
+    x = np.random.default_rng(7).normal(0.3, 1.0, size=(400, 12))
+    x[:5] *= 4  # a few far rows
+    lab = Datalab(data={"label": np.zeros(400, dtype=int)}, label_name="label", verbosity=0)
+    lab.find_issues(features=x, issue_types={"outlier": {}})
+    theirs = lab.get_issues("outlier")["outlier_score"].to_numpy()
+    ours = nb.outlier(features_free=x)
+    np.testing.assert_allclose(ours, -np.log(theirs) * np.median(ours), rtol=1e-5)
 
 
 def test_text_keys_normalize_case_and_space() -> None:
@@ -117,3 +130,66 @@ def test_issue_counts() -> None:
     assert counts["redundant_rows"] == 3
     assert counts["leaks"] == 1
     assert counts["class_imbalance"]["max_over_min"] == 2.5
+
+
+def _shift_jpeg(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(3, H, W) in [0, 1] shifted by (dy, dx) with edges replicated, saved as JPEG q75."""
+    import io
+
+    from PIL import Image
+
+    pad = np.pad(image, ((0, 0), (3, 3), (3, 3)), mode="edge")
+    h, w = image.shape[1:]
+    moved = pad[:, 3 + dy : 3 + dy + h, 3 + dx : 3 + dx + w]
+    buf = io.BytesIO()
+    Image.fromarray(np.rint(moved.transpose(1, 2, 0) * 255).astype(np.uint8)).save(
+        buf, format="JPEG", quality=75
+    )
+    return np.asarray(Image.open(buf), dtype=np.float64).transpose(2, 0, 1) / 255
+
+
+def test_registered_distance_is_the_best_shift() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.random((6, 3, 20, 20)).astype(np.float32)
+    b = rng.random((6, 3, 20, 20)).astype(np.float32)
+    b[0] = np.roll(a[0], (1, -2), axis=(1, 2))  # a pure shift within the 2-px margin
+    got = nb._registered_pairs(a, b, np.arange(6)[:, None])[:, 0]
+    s = 2  # 20 // 10
+    window = lambda img, dy, dx: img[:, s + dy : 20 - s + dy, s + dx : 20 - s + dx]  # noqa: E731
+    naive = [
+        min(
+            float(np.mean((window(a[i], 0, 0) - window(b[i], dy, dx)) ** 2))
+            for dy in range(-s, s + 1)
+            for dx in range(-s, s + 1)
+        )
+        for i in range(6)
+    ]
+    np.testing.assert_allclose(got, naive, rtol=1e-5)
+    assert got[0] == 0.0
+
+
+def test_shifted_reencoded_copies_and_leaks_are_found() -> None:
+    rng = np.random.default_rng(6)
+    train = _smooth_images(rng, 300)
+    test = _smooth_images(rng, 60)
+    shifts = [(2, 3), (-3, 1), (3, -3), (-2, -2), (1, 3), (0, -3)]
+    near = [(10 + i, 250 + i) for i in range(len(shifts))]
+    for (src, dst), (dy, dx) in zip(near, shifts, strict=True):
+        train[dst] = _shift_jpeg(train[src], dy, dx)
+    leaks = [(4, 270), (9, 271), (13, 272)]  # (test row, train row)
+    for (t, dst), (dy, dx) in zip(leaks, shifts, strict=False):
+        train[dst] = _shift_jpeg(test[t], dy, dx)
+    feats, test_feats = pixel_features(train), pixel_features(test)
+    keys, test_keys = nb.content_keys(train), nb.content_keys(test)
+    # The embeddings alone miss most shifted copies; the pixels up to a shift find all.
+    plain = nb.dup_groups(feats, keys)
+    assert np.mean([plain[s] == plain[d] >= 0 for s, d in near]) < 0.8
+    groups = nb.dup_groups(feats, keys, train)
+    assert all(groups[s] == groups[d] >= 0 for s, d in near)
+    assert set(np.nonzero(groups >= 0)[0]) == {r for pair in near for r in pair}
+    ids = np.arange(500, 560)
+    leak = nb.leak_of(feats, keys, test_feats, test_keys, ids, train, test)
+    assert {int(r): int(v) for r, v in enumerate(leak) if v >= 0} == {
+        r: int(ids[t]) for t, r in leaks
+    }
+    assert nb.shifted_pairs(train[:1]) == [] and nb.shifted_pairs(train, test[:0]) == []

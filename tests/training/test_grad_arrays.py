@@ -118,10 +118,11 @@ def _run_config(recipe: str, **grads) -> ScoreConfig:
 def _reload(path, run: int, recipe: str):
     """Run `run`'s snapshots as models, with its inputs and labels, from the cache alone."""
     from scoring import data
+    from scoring.data.decode import to_float
 
     config = ScoreConfig.from_dict(json.loads((path / "config.json").read_text())["config"])
     ds = data.load(config.data)
-    x = torch.from_numpy(ds.train.inputs).double()
+    x = torch.from_numpy(to_float(ds.train.inputs, ds.pixel_divisor)).double()  # the models' input
     y = torch.from_numpy(store.load_arrays(path / "split.npz")["labels"])
     states = load_states(path / "runs" / f"run_{run:03d}.safetensors")
 

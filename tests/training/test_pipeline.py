@@ -215,7 +215,8 @@ def test_float16_storage_changes_no_ranking_that_matters(cache_dir):
 def test_cross_fit_scores_come_from_the_registry():
     from scoring.training.pipeline import CV_SCORES
 
-    assert CV_SCORES == ("pvi", "cl_quality", "cl_issue")  # the scores that need oof_probs
+    # the scores that need oof_probs (consensus: cleanlab's noise count sets its window)
+    assert CV_SCORES == ("pvi", "cl_quality", "cl_issue", "consensus")
 
 
 def test_the_run_keeps_its_model_inputs_bit_for_bit(cache_dir):
@@ -229,7 +230,8 @@ def test_the_run_keeps_its_model_inputs_bit_for_bit(cache_dir):
     x, x_test = tensor_inputs(prep, Progress(cache_dir / "p", 1, enabled=False))
     kept = rd.read_inputs()
     assert kept.kind == "images" and store.load_arrays(rd.inputs_file)["train"].dtype == np.uint8
-    for got, want in ((kept.train, x.numpy()), (kept.test, x_test.numpy())):
+    assert x.numpy().dtype == np.uint8  # held as uint8, float32 per batch
+    for got, want in ((kept.train, x.float().numpy()), (kept.test, x_test.float().numpy())):
         assert got.dtype == want.dtype == np.float32
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
     split = rd.read_split()

@@ -7,7 +7,7 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from scoring.errors import InputError
-from scoring.read.knn import knn
+from scoring.scores.knn import DEFAULT_BLOCK_BYTES, knn
 from scoring.training.executors import LocalExecutor
 
 
@@ -48,9 +48,9 @@ def test_query_database_split_matches_sklearn():
 def test_hand_computed_and_executor():
     x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
     i, d = knn(x, k=1, metric="cosine", executor=LocalExecutor(), block_bytes=100)
-    # Row 0 and 1 are nearest to [1,1] (cos 1/sqrt2); [1,1] ties between 0 and 1; [-1,0]'s
-    # nearest is [0,1] (cos 0).
-    assert i[0, 0] == 2 and i[1, 0] == 2 and i[2, 0] in (0, 1) and i[3, 0] == 1
+    # Row 0 and 1 are nearest to [1,1] (cos 1/sqrt2); [1,1] ties between 0 and 1 (the lower
+    # index wins); [-1,0]'s nearest is [0,1] (cos 0) before [1,1] (cos -1/sqrt2).
+    assert i[:, 0].tolist() == [2, 2, 0, 1]
     np.testing.assert_allclose(d[:, 0], [1 - 2**-0.5, 1 - 2**-0.5, 1 - 2**-0.5, 1.0], atol=1e-6)
 
 
@@ -73,5 +73,50 @@ def test_memory_bounded_by_the_block():
     knn(x, k=10, block_bytes=2 * 2**20)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    outputs = 20_000 * 10 * (8 + 4)  # indices int64 + distances float32
+    outputs = 20_000 * 10 * (8 + 8)  # indices int64 + distances float64
     assert peak < outputs + 8 * 2**20, peak / 2**20
+
+
+def _reference(x: np.ndarray, y: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full cosine matrix from unit rows, stable sort: nearest first, ties to lower index."""
+    unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), np.float32(1e-12))  # noqa: E731
+    xn = unit(x.astype(np.float32))
+    yn = xn if y is None else unit(y.astype(np.float32))
+    full = np.clip(1.0 - (xn @ yn.T).astype(np.float64), 0, 2)
+    if y is None:
+        np.fill_diagonal(full, np.inf)
+    order = np.argsort(full, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(full, order, axis=1)
+
+
+@pytest.mark.parametrize("block_bytes", [3_000, 60_000, DEFAULT_BLOCK_BYTES])
+def test_ties_go_to_the_lower_index_whatever_the_blocks(block_bytes):
+    # Coarse values: many rows are exact copies or parallel (cosine ties), so the order
+    # among equal distances decides the result; it must be the stable full sort's.
+    rng = np.random.default_rng(3)
+    x = rng.integers(-1, 2, size=(400, 3)).astype(np.float32)
+    x[::7] = 0  # zero rows: distance 1 from everything
+    y = rng.integers(-1, 2, size=(50, 3)).astype(np.float32)
+    for db, k in ((None, 6), (y, 4)):
+        i, d = knn(x, db, k=k, block_bytes=block_bytes)
+        ref_i, ref_d = _reference(x, db, k)
+        np.testing.assert_array_equal(i, ref_i)
+        np.testing.assert_array_equal(d, ref_d)  # bit for bit, float64
+
+
+def test_progress_counts_the_blocks():
+    class Sink:
+        done, stages = 0.0, []
+
+        def advance(self, amount=1.0):
+            self.done += amount
+
+        def stage(self, message):
+            self.stages.append(message)
+
+    sink = Sink()
+    knn(
+        np.random.default_rng(4).normal(size=(100, 4)), k=2, block_bytes=6 * 100 * 30, progress=sink
+    )
+    assert sink.done == 4  # 30-row query blocks: 30 + 30 + 30 + 10
+    assert sink.stages == ["nearest neighbours: 4 block(s) of 30 rows"]

@@ -1,17 +1,26 @@
 """Exact k-nearest neighbours in blocks: no N x N matrix, memory bounded by the block.
 
-The neighbourhood scores (near duplicates, train/test leakage, outliers) need each row's k
-nearest neighbours among up to a million embeddings. A full distance matrix is N^2 floats
-(4 TB at 1M rows); scikit-learn's brute force chunks it but in float64. Here the queries
-are cut into blocks and the database into blocks; each (query block x database block) is
-one float32 matrix product. Selecting the top k of every block with `argpartition` costs
-more than the product, so each block is first thresholded per row (see `_merge`) and only
-the few surviving entries are merged into the running top k. The working memory is about
-`block_bytes` whatever N is, and the data is never copied (float32 C-contiguous input).
+The one kNN of the package: the neighbourhood scores (near duplicates, train/test leakage,
+outliers, `scoring.scores.neighbourhood`) and the benchmark (`bench/knn.py`) both call
+`knn`. It lives beside the scores because they are its first users and `scoring.read`
+imports `scoring.scores` (not the other way round); it has no torch, like every module here.
 
-Distances: `"cosine"` is 1 - cosine similarity (from the rows' norms, not normalised
-copies); `"l2"` is the Euclidean distance, ranked by |d|^2 - 2 q.d and recomputed from
-the differences for the k winners (the expanded form cancels badly for near duplicates).
+A full distance matrix is N^2 floats (4 TB at 1M rows); scikit-learn's brute force chunks it
+but in float64. Here the queries are cut into blocks and the database into blocks; each
+(query block x database block) is one float32 matrix product. Selecting the top k of every
+block with `argpartition` costs more than the product, so each block is first thresholded
+per row (see `_merge`) and only the few surviving entries are merged into the running top
+k. The working memory is about `block_bytes` whatever N is, and the data is never copied
+whole (float32 C-contiguous input; unit rows are made one block at a time).
+
+Distances: `"cosine"` is ``1 - cos(q, d)`` clipped to [0, 2], computed as the float32 dot
+product of unit rows (``x / max(|x|, 1e-12)``; a zero row stays zero, at distance 1 from
+everything) and returned in float64; `"l2"` is the Euclidean distance, ranked by
+|d|^2 - 2 q.d and recomputed from the differences for the k winners (the expanded form
+cancels badly for near duplicates).
+
+Order: nearest first, and among equal distances the lower database index first, so a
+result never depends on the block sizes, the executor or the order blocks finish in.
 
 With `database=None` the queries search among themselves and each row's own index is
 excluded (as scikit-learn's `kneighbors()` without X); with a separate database (train
@@ -32,6 +41,8 @@ METRICS = ("cosine", "l2")
 # then runs in about 2 GB in all (bench/knn.py).
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 _DB_BLOCK = 16384
+_TINY = np.float32(1e-12)  # norm floor: a zero row stays a zero row
+_NORM_ROWS = 65536  # rows per norm computation: x * x is never made for all rows at once
 
 
 class _Quiet:
@@ -51,14 +62,15 @@ def knn(
     metric: str = "cosine",
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     executor: Any = None,
+    progress: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The exact k nearest database rows of every query row.
 
     Parameters
     ----------
-    queries : np.ndarray, shape (n_queries, dim)
+    queries : ndarray of shape (n_queries, dim)
         Rows to find neighbours for (any float dtype; used as float32).
-    database : np.ndarray, shape (n_database, dim), optional
+    database : ndarray of shape (n_database, dim), optional
         Rows to search. None: the queries themselves, each excluding its own index.
     k : int
         Neighbours per query; at most n_database (n_database - 1 without a database).
@@ -67,21 +79,24 @@ def knn(
     block_bytes : int
         Working-memory budget of one (query block x database block) step.
     executor : scoring.training.executors.Executor, optional
-        Spreads query blocks over workers (e.g. Ray) with `map`; the arrays travel with
-        every block's task, so it only pays when the search outweighs that copy.
+        Spreads query blocks over workers (e.g. Ray) with `map`; the arrays travel once to
+        the workers (Ray's object store), so it pays when the search outweighs that copy.
+        The result is the same as without one.
+    progress : scoring.training.executors.Report, optional
+        Told `advance(1)` per query block done, after a `stage` naming the block count.
 
     Returns
     -------
-    indices : np.ndarray, shape (n_queries, k), int64
-        Database row indices, nearest first (ties in any order).
-    distances : np.ndarray, shape (n_queries, k), float32
+    indices : ndarray of shape (n_queries, k), int64
+        Database row indices, nearest first; ties in ascending index.
+    distances : ndarray of shape (n_queries, k), float64
         Their distances, ascending.
     """
     if metric not in METRICS:
         raise InputError(f"unknown kNN metric {metric!r}: expected one of {', '.join(METRICS)}")
-    q, q_sq = _prepare(queries, "queries")
+    q, q_norm = _prepare(queries, "queries")
     self_search = database is None
-    db, db_sq = (q, q_sq) if self_search else _prepare(database, "database")
+    db, db_norm = (q, q_norm) if self_search else _prepare(database, "database")
     if db.shape[1] != q.shape[1]:
         raise InputError(
             f"queries have {q.shape[1]} columns but the database has {db.shape[1]}: "
@@ -90,56 +105,66 @@ def knn(
     available = db.shape[0] - (1 if self_search else 0)
     if not 1 <= k <= available:
         raise InputError(f"k must be between 1 and {available} here, got {k}")
-    if metric == "cosine":
-        # Scales instead of normalised copies: the data is never copied (1M x 384 float32
-        # is 1.5 GB); a zero row stays zero, at cosine distance 1 from everything.
-        q_scale = 1 / np.sqrt(np.maximum(q_sq, np.float32(1e-24)))
-        db_scale = q_scale if self_search else 1 / np.sqrt(np.maximum(db_sq, np.float32(1e-24)))
-        db_term = -db_scale
-    else:
-        q_scale, db_term = None, db_sq
     db_block = min(db.shape[0], _DB_BLOCK)
     # Per query row and database row: a float32 distance and a boolean mask (+ slack).
     q_block = max(1, min(q.shape[0], block_bytes // (6 * db_block)))
     ranges = [(a, min(a + q_block, q.shape[0])) for a in range(0, q.shape[0], q_block)]
     search = functools.partial(
-        _search_block, q=q, q_scale=q_scale, db=db, db_term=db_term, k=k, metric=metric,
+        _search_block, q=q, q_norm=q_norm, db=db, db_norm=db_norm, k=k, metric=metric,
         db_block=db_block, self_search=self_search,
     )  # fmt: skip
     indices = np.empty((q.shape[0], k), dtype=np.int64)
-    distances = np.empty((q.shape[0], k), dtype=np.float32)
+    distances = np.empty((q.shape[0], k), dtype=np.float64)
 
     def keep(i: int, result: tuple[np.ndarray, np.ndarray]) -> None:
         a, b = ranges[i]
         indices[a:b], distances[a:b] = result
 
+    report = _Quiet() if progress is None else progress
+    report.stage(f"nearest neighbours: {len(ranges)} block(s) of {q_block} rows")
     if executor is None:
         for i, r in enumerate(ranges):
-            keep(i, search(r))
+            keep(i, _Block(search)(r, report))
     else:
-        executor.map(lambda r, report: search(r), ranges, _Quiet(), keep)
+        executor.map(_Block(search), ranges, report, keep)
     return indices, distances
 
 
+class _Block:
+    """One query block's search as an executor's `fn(item, report)` (picklable for Ray)."""
+
+    def __init__(self, search: functools.partial) -> None:
+        self.search = search
+
+    def __call__(self, bounds: tuple[int, int], report: Any) -> tuple[np.ndarray, np.ndarray]:
+        result = self.search(bounds)
+        report.advance(1.0)
+        return result
+
+
 def _prepare(x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 C-contiguous rows (no copy when they already are) and their squared norms."""
+    """Float32 C-contiguous rows (no copy when they already are) and their float32 norms."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0:
         raise InputError(f"{name} must be a non-empty 2-D array (rows x dims), got {x.shape}")
     x = np.ascontiguousarray(x, dtype=np.float32)
-    sq = np.einsum("ij,ij->i", x, x)  # (n,): no n x dim temporary, unlike np.linalg.norm
+    # np.linalg.norm row by row (each row's value does not depend on the chunk), in chunks
+    # so that its x * x temporary stays small.
+    norm = np.concatenate(
+        [np.linalg.norm(x[s : s + _NORM_ROWS], axis=1) for s in range(0, len(x), _NORM_ROWS)]
+    )
     # A NaN or inf makes its row's norm non-finite (so can overflow: then look closer).
-    if not np.isfinite(sq).all() and not np.isfinite(x).all():
+    if not np.isfinite(norm).all() and not np.isfinite(x).all():
         raise InputError(f"{name} contain NaN or infinite values: drop or fill those rows")
-    return x, sq
+    return x, norm
 
 
 def _search_block(
     bounds: tuple[int, int],
     q: np.ndarray,
-    q_scale: np.ndarray | None,
+    q_norm: np.ndarray,
     db: np.ndarray,
-    db_term: np.ndarray,
+    db_norm: np.ndarray,
     k: int,
     metric: str,
     db_block: int,
@@ -147,50 +172,54 @@ def _search_block(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of queries `q[a:b]` over the whole database, one database block at a time."""
     a, b = bounds
-    qb = q[a:b] if q_scale is None else q[a:b] * q_scale[a:b, None]  # unit rows (cosine)
+    # Cosine: negated unit rows, so the product is -cos (smallest = nearest); negation is
+    # exact, so this equals -(unit q . unit d) bit for bit.
+    qb = -(q[a:b] / np.maximum(q_norm[a:b, None], _TINY)) if metric == "cosine" else q[a:b]
     best_d = np.full((b - a, k), np.inf, dtype=np.float32)
     best_i = np.full((b - a, k), -1, dtype=np.int64)
     for s in range(0, db.shape[0], db_block):
         e = min(s + db_block, db.shape[0])
-        # Distance up to a per-query constant is enough to rank: -q.d/|d| (cosine, q unit)
-        # or |d|^2 - 2 q.d (L2); the exact distance is filled in for the winners only.
-        d = np.ascontiguousarray(qb @ db[s:e].T)
         if metric == "cosine":
-            d *= db_term[s:e]
+            d = qb @ (db[s:e] / np.maximum(db_norm[s:e, None], _TINY)).T  # (b - a, e - s)
+            # Clipped as the distance is ([0, 2]): rounding past +-1 ties, then by index.
+            np.clip(d, -1, 1, out=d)
         else:
+            # |d|^2 - 2 q.d: the distance up to a per-query constant is enough to rank.
+            d = np.ascontiguousarray(qb @ db[s:e].T)
             d *= -2
-            d += db_term[s:e]
+            d += np.square(db_norm[s:e])
         if self_search and s < b and a < e:
             # Each query's own row lies in this block: never its own neighbour.
             own = np.arange(max(a, s), min(b, e))
             d[own - a, own - s] = np.inf
         best_d, best_i = _merge(best_d, best_i, d, s, k)
     if metric == "cosine":
-        dist = np.maximum(1 + best_d, 0)  # 1 - cos; rounding can dip just below 0
+        dist = 1.0 + best_d.astype(np.float64)  # 1 - cos, exact from the float32 cosine
     else:
         # Recomputed from the differences for the k winners: |q|^2 - 2 q.d + |d|^2 cancels
         # catastrophically in float32 for duplicates (distance 0 would come out ~1e-3).
-        dist = np.linalg.norm(qb[:, None, :] - db[best_i], axis=2)
-    return best_i, dist.astype(np.float32)
+        dist = np.linalg.norm(qb[:, None, :] - db[best_i], axis=2).astype(np.float64)
+    return best_i, dist
 
 
 def _merge(
     best_d: np.ndarray, best_i: np.ndarray, d: np.ndarray, offset: int, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The k smallest per row of the running best and a new block, sorted ascending.
+    """The k smallest (distance, index) pairs per row of the running best and a new block.
 
     Selecting with argpartition over the whole block costs more than the matrix product;
     instead a threshold per row keeps only the few entries that can enter the top k: the
     k-th smallest of every 16th column bounds the block's k-th smallest from above (k
     entries lie at or below it), and the running k-th smallest bounds what can improve on
     the running best. Entries at or below the smaller bound, with the running best, hold
-    at least k per row and every true top-k entry (ties included).
+    at least k per row and every true top-k entry, ties included; among those a sort on
+    (distance, index) keeps the lower index of equal distances.
 
     Parameters
     ----------
-    best_d, best_i : np.ndarray, shape (n, k)
-        Running distances (inf where empty) and database indices.
-    d : np.ndarray, shape (n, width)
+    best_d, best_i : ndarray of shape (n, k)
+        Running distances (inf where empty) and database indices, sorted.
+    d : ndarray of shape (n, width)
         The block's distances (any per-row shift is fine: only the order matters).
     offset : int
         Database index of the block's first column.
@@ -212,8 +241,6 @@ def _merge(
     cand_d[:, :k], cand_i[:, :k] = best_d, best_i
     cand_d[r, k + rank] = d.ravel()[flat]
     cand_i[r, k + rank] = c + offset
-    keep = np.argpartition(cand_d, k - 1, axis=1)[:, :k]
+    order = np.lexsort((cand_i, cand_d), axis=1)[:, :k]
     rows = np.arange(n)[:, None]
-    best_d, best_i = cand_d[rows, keep], cand_i[rows, keep]
-    order = np.argsort(best_d, axis=1, kind="stable")
-    return best_d[rows, order], best_i[rows, order]
+    return cand_d[rows, order], cand_i[rows, order]
