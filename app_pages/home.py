@@ -26,6 +26,7 @@ from app_pages._shared import (
 )
 from scoring import jobs, store
 from scoring.config import (
+    NOISE_KINDS,
     DataConfig,
     GradConfig,
     NoiseConfig,
@@ -80,7 +81,9 @@ def score_config(source: str, form: dict) -> ScoreConfig:
             limit=form.get("limit") or None,
         ),
         train=dataclasses.replace(TrainConfig(recipe=form.get("recipe", "auto")), **given),
-        noise=NoiseConfig(fraction=float(form.get("noise") or 0.0)),
+        noise=NoiseConfig(
+            fraction=float(form.get("noise") or 0.0), kind=form.get("noise_kind") or "uniform"
+        ),
         # Every score picked is the same run as "all": one cache entry, not two.
         scores=tuple(scores) if scores and len(scores) < len(REGISTRY) else ("all",),
         grads=GradConfig(
@@ -176,9 +179,17 @@ def _new_run_form() -> None:
         form["epochs"] = c3.number_input(
             "Epochs", 1, 500, None, placeholder="recipe default", key="home_epochs"
         )
-        c1, c2, c3 = st.columns(3)
+        c1, c0, c2, c3 = st.columns(4)
         form["noise"] = c1.number_input(
             "Inject label noise (fraction)", 0.0, 0.9, 0.0, 0.05, key="home_noise"
+        )
+        form["noise_kind"] = c0.selectbox(
+            "Noise kind",
+            NOISE_KINDS,
+            key="home_noise_kind",
+            help="uniform: a random fraction permuted; asymmetric: each class flipped to a "
+            "confusable class (CIFAR-10: truck→automobile, bird→airplane, deer→horse, "
+            "cat↔dog); pair: class c → c+1 mod K. As `--noise-kind`.",
         )
         form["limit"] = c2.number_input(
             "Limit examples (0 = all)", 0, 10_000_000, 0, key="home_limit"

@@ -242,7 +242,12 @@ def render(view: RunView) -> None:
         )
     direction = "higher" if view.higher_is_harder(detector) else "lower"
     default = suspects.default_detector(view)
-    tuned = view.has_noise and view.summary["scores"][default].get("noise_auroc") is not None
+    # consensus never reads the noise mask; any other default on a noisy run was picked by it.
+    tuned = (
+        default != "consensus"
+        and view.has_noise
+        and view.summary["scores"][default].get("noise_auroc") is not None
+    )
     st.caption(
         f"Most suspect first ({direction} `{detector}` = more suspect; held-out rows are ranked "
         "by their own out-of-sample evidence). "

@@ -53,6 +53,7 @@ from scoring.prune.sweeps import (
     trials_of,
 )
 from scoring.read.stats import bin_edges
+from scoring.read.suspects import default_detector
 from scoring.read.views import RunView
 
 SCHEDULE_HELP = {
@@ -178,11 +179,13 @@ def _show_preview(run: RunView, selection: Selection) -> bool:
 OFFSET_SUGGESTION = 0.02  # cleanlab flag share from which the offset rule is suggested
 
 
-def _use_offset_auto() -> None:
-    """Button callback: the offset rule with auto offset (the widgets re-read the choices)."""
+def _use_offset_auto(detector: str) -> None:
+    """Button callback: the offset rule with auto offset, ranked by the run's default
+    detector (`consensus` when the run holds it); the widgets re-read the choices."""
     choices = ui().choices
     choices["prune_rule"], choices["prune_auto_offset"] = "offset", True
-    for key in ("w_prune_rule", "w_prune_auto_offset"):
+    choices["score"] = detector
+    for key in ("w_prune_rule", "w_prune_auto_offset", "w_score"):
         st.session_state.pop(key, None)
 
 
@@ -195,11 +198,12 @@ def _offset_suggestion(run: RunView, selection: Selection) -> None:
     on_offset = selection.config is not None and selection.config.rule == "offset"
     if share < OFFSET_SUGGESTION or (on_offset and auto):
         return
+    detector = default_detector(run)
     st.info(
         f"cleanlab flags **{share:.1%}** of this run's examples as likely mislabeled. Rules "
         "that keep the hardest examples keep those labels too; the **offset** rule with "
         "**auto** first drops the hardest share equal to that estimate (Data Diet's rule for "
-        "noisy data).",
+        f"noisy data), ranked by this run's default detector, `{detector}`.",
         icon=":material/lightbulb:",
     )
     st.button(
@@ -207,6 +211,7 @@ def _offset_suggestion(run: RunView, selection: Selection) -> None:
         key="prune_use_offset",
         icon=":material/filter_alt:",
         on_click=_use_offset_auto,
+        args=(detector,),
     )
 
 

@@ -83,7 +83,10 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--offset",
         default="0",
-        help=text(f"{parameter_help('offset')}; or 'auto' (the run's cl_issue noise estimate)"),
+        help=text(
+            f"{parameter_help('offset')}; or 'auto' (the run's cl_issue noise estimate; "
+            "without --score, ranked by the run's default detector, consensus)"
+        ),
     )
     p.add_argument("--class-balanced", action="store_true", help="keep the fraction per class")
     p.add_argument(
@@ -111,12 +114,22 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
 
 
 def _selection_from_args(args: argparse.Namespace, *, fraction: float, seed: int):
+    from scoring.prune.rules import RULES
     from scoring.prune.select import SelectionConfig, auto_offset
     from scoring.read.views import load_run
 
+    score = args.score
     if args.offset.strip().lower() == "auto":
-        offset = auto_offset(load_run(args.run))
+        view = load_run(args.run)
+        offset = auto_offset(view)
         print(f"offset auto: {offset:.4f} (share of examples cl_issue flags)", file=sys.stderr)
+        rule = RULES.get(args.rule)
+        if score is None and rule is not None and rule.drops_first == "offset":
+            from scoring.read.suspects import default_detector
+
+            # The share cleanlab estimates is dropped by the run's default detector.
+            score = default_detector(view)
+            print(f"ranked by {score} (the run's default detector)", file=sys.stderr)
     else:
         try:
             offset = float(args.offset)
@@ -127,7 +140,7 @@ def _selection_from_args(args: argparse.Namespace, *, fraction: float, seed: int
     return SelectionConfig(
         rule=args.rule,
         fraction=fraction,
-        score=args.score,
+        score=score,
         normalization=args.normalization,
         offset=offset,
         class_balanced=args.class_balanced,

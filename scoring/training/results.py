@@ -335,6 +335,7 @@ def summarize(
     if prep.noisy is not None:
         summary["noise"] = {
             "fraction": prep.config.noise.fraction,
+            "kind": prep.config.noise.kind,
             "n_noisy": int(prep.noisy.sum()),
         }
     return summary

@@ -115,6 +115,7 @@ def test_the_form_sends_the_config_the_cli_builds_from_the_same_flags(cache_dir,
     at.selectbox(key="home_preset").select("tiny")
     at.number_input(key="home_epochs").set_value(2)  # beats the preset's 1 for finetune
     at.number_input(key="home_noise").set_value(0.1)
+    at.selectbox(key="home_noise_kind").select("asymmetric")
     at.number_input(key="home_limit").set_value(200)
     at.text_input(key="home_input_col").input("premise, hypothesis")
     at.text_input(key="home_label_col").input("label")
@@ -124,11 +125,12 @@ def test_the_form_sends_the_config_the_cli_builds_from_the_same_flags(cache_dir,
     sent = _config(cache_dir, at.session_state["ui"].job_id)
     flags = (
         f"score --dataset {source} --recipe finetune --preset tiny --epochs 2 --noise 0.1 "
-        "--limit 200 --input-col premise,hypothesis --label-col label --grad-at early "
-        "--scores el2n,aum"
+        "--noise-kind asymmetric --limit 200 --input-col premise,hypothesis --label-col label "
+        "--grad-at early --scores el2n,aum"
     ).split()
     cli = config_from_args(build_parser().parse_args(flags))
     assert sent == cli and sent.key() == cli.key()
+    assert sent.noise.kind == "asymmetric"  # not the default: the box reached the config
     assert (sent.train.epochs, sent.train.max_length, sent.train.runs) == (2, 64, 2)
 
 

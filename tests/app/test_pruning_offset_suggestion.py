@@ -38,9 +38,11 @@ def test_noisy_run_suggests_offset_auto_and_counts_flagged_suspects_kept(app_cac
     assert not at.exception
     assert at.selectbox(key="w_prune_rule").value == "offset"
     assert at.checkbox(key="w_prune_auto_offset").value
+    # Ranked by the run's default detector, not the el2n chosen before.
+    assert at.selectbox(key="w_score").value == "consensus"
     assert not [b for b in at.button if b.key == "prune_use_offset"]  # followed: no suggestion
     kept_auto, _ = _flagged_kept(
-        run, rule="offset", fraction=0.5, score="el2n", offset=float(share)
+        run, rule="offset", fraction=0.5, score="consensus", offset=float(share)
     )
     assert f"keeps **{kept_auto:,}** of the {flagged:,}" in shown(page_text(at))
     assert kept_auto < kept

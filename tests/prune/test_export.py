@@ -417,3 +417,27 @@ def test_cli_export_prints_the_path_and_bad_input_exits_2(runs, tmp_path, capsys
         assert code == 2 and err.startswith("error: ")
     code = main([*args, "--fraction", "0.4", "--format", "parquet", "--out", str(out)])
     assert code == 2 and "pass --force" in capsys.readouterr().err
+
+
+def test_cli_offset_auto_without_score_ranks_by_the_default_detector(runs, tmp_path, capsys):
+    """`--offset auto` with no `--score`: the run's default detector ranks (consensus when
+    held, tests/read/test_suspects.py; this run has none, so its best on the noise)."""
+    from scoring.read.suspects import default_detector
+    from scoring.read.views import load_run
+
+    detector = default_detector(load_run(runs["digits"]))
+    out = tmp_path / "auto.parquet"
+    base = ["export", "--run", str(runs["digits"]), "--rule", "offset", "--fraction", "0.4"]
+    code = main([*base, "--offset", "auto", "--format", "parquet", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"ranked by {detector}" in captured.err
+    selection = json.loads(manifest_path(out, "parquet").read_text())["selection"]
+    assert selection["score"] == detector
+    assert (
+        _load("parquet", out, tmp_path)["id"]
+        == _selected_ids(runs["digits"], SelectionConfig(**selection)).tolist()
+    )
+    # A fixed offset still needs a score: nothing is guessed there.
+    code = main([*base, "--offset", "0.1", "--format", "parquet", "--out", str(tmp_path / "x")])
+    assert code == 2 and "ranks by a score" in capsys.readouterr().err

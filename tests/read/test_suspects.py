@@ -212,11 +212,17 @@ def _consensus_view(tmp_path: Path, noisy: bool = True) -> RunView:
     return RunView(tmp_path, config, {"scores": scores}, table)
 
 
-def test_consensus_is_the_default_without_noise(tmp_path):
-    assert suspects.default_detector(_consensus_view(tmp_path, noisy=False)) == "consensus"
-    assert "`consensus` is the first available" in suspects.default_reason(
-        _consensus_view(tmp_path, noisy=False)
-    )
+def test_consensus_is_the_default_with_or_without_noise(tmp_path):
+    clean = _consensus_view(tmp_path, noisy=False)
+    assert suspects.default_detector(clean) == "consensus"
+    assert "without knowing which single score" in suspects.default_reason(clean)
+    assert "AUROC" not in suspects.default_reason(clean)
+    # With noise it stays the default (the mask picks no detector), and says how it did.
+    noisy = _consensus_view(tmp_path)
+    assert suspects.default_detector(noisy) == "consensus"
+    assert "AUROC 1.000 on this run's injected noise" in suspects.default_reason(noisy)
+    # A run without consensus (older, or a recording without out-of-fold probabilities)
+    # keeps the evidence rule: test_default_detector_uses_noise_evidence.
 
 
 def test_consensus_comparison_by_hand(tmp_path):

@@ -122,9 +122,9 @@ def noisy_digits(tmp_path_factory):
 
 
 def test_meets_the_floor_on_noisy_digits(noisy_digits):
-    """Measured (issue 17): consensus 0.9940, aum 0.9939, confidence 0.9928, cl_quality 0.9839
-    on this run (noise seeds 1 and 2: consensus 0.9965 and 0.9929). Floor 0.99, and never
-    below cleanlab."""
+    """Measured (issue 17, consensus version 2): consensus 0.9939, aum 0.9939, confidence
+    0.9928, cl_quality 0.9839 on this run (noise seeds 1 and 2: consensus 0.9966 and 0.9937).
+    Floor 0.99, and never below cleanlab."""
     _, _, path = noisy_digits
     frame = store.RunDir(path).read_scores()
     noisy = frame["noisy"].to_numpy(bool)
@@ -175,3 +175,11 @@ def test_shuffling_the_noise_mask_changes_nothing(noisy_digits):
     for name in ("correct", "logit_given", "logit_other", "prob_given"):
         arrays[name] = np.stack([run[name] for run in runs])
     np.testing.assert_allclose(compute("consensus", arrays).values, stored, rtol=0, atol=1e-12)
+
+
+def test_summary_records_the_noise_kind_next_to_the_fraction(noisy_digits):
+    """summary.json says which noise a run's detection figures were measured on."""
+    _, _, path = noisy_digits
+    rd = store.RunDir(path)
+    n_noisy = int(rd.read_scores()["noisy"].sum())
+    assert rd.read_summary()["noise"] == {"fraction": 0.2, "kind": "uniform", "n_noisy": n_noisy}
