@@ -65,7 +65,8 @@ def test_cancel_stops_the_job_and_marks_the_run(cache_dir):
     config = ScoreConfig(train=TrainConfig(runs=6, epochs=60), scores=("loss",))
     job_id = jobs.start_score(config, cache_dir)
     deadline = time.monotonic() + 120
-    while jobs.status(job_id, cache_dir).run is None:  # wait until it knows its run
+    # Wait until it has started its run (a cancel before that has no run to mark).
+    while (run := jobs.status(job_id, cache_dir).run) is None or store.read_status(run) is None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert jobs.cancel(job_id, cache_dir)

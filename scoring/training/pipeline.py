@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from scoring import store
 from scoring.config import ScoreConfig
@@ -45,11 +46,13 @@ def execute(
     The R training runs go through `executor` (default: one after another, here).
     """
     rd = prep.run_dir
-    drop_damaged(prep)
-    steps.record_setup(prep)
-    progress = Progress(rd.path, prep.total_epochs, show_progress)
+    progress = None
     timings: dict[str, float] = {}
     try:
+        # Inside the try: a cancel or an error while setting up also marks the run.
+        drop_damaged(prep)
+        steps.record_setup(prep)
+        progress = Progress(rd.path, prep.total_epochs, show_progress)
         with _timed(timings, "inputs"):
             x, x_test = steps.tensor_inputs(prep, progress)
             if prep.device.type == "cuda":  # page-locked: host-to-GPU copies overlap compute
@@ -69,22 +72,30 @@ def execute(
         # Last: `done` promises that everything above is on disk, as its manifest says.
         store.write_status(rd.path, "done", progress=1.0, message="done", files=rd.digest())
     except Cancelled:
-        store.write_status(
-            rd.path,
+        _mark(
+            rd,
             "cancelled",
-            progress=min(progress.fraction, 1.0),
+            progress=min(progress.fraction, 1.0) if progress is not None else 0.0,
             message="cancelled; run the same command to resume",
         )
         raise
     except InputError as err:
-        store.write_status(rd.path, "failed", message=str(err))
+        _mark(rd, "failed", message=str(err))
         raise
     except Exception as err:
-        store.write_status(rd.path, "failed", message=f"{type(err).__name__}: {err}")
+        _mark(rd, "failed", message=f"{type(err).__name__}: {err}")
         raise
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
     return rd.path
+
+
+def _mark(rd: store.RunDir, state: str, **fields: Any) -> None:
+    """Write the run's final status, once it is a run (its config.json written): a cancel or
+    an error before that leaves no half-made folder claiming a state."""
+    if rd.config_file.exists():
+        store.write_status(rd.path, state, **fields)
 
 
 @contextlib.contextmanager
