@@ -4,7 +4,7 @@ The files, each keyed by an id column (the user's example ids, as `Recorder` tak
 
 - training logits, one file per run (`--logits`, repeated for several runs), in one of
   - ``.npz``: ``id`` (N,), ``logits`` (T, N, K) in epoch order, optional ``label`` (N,);
-  - ``.parquet`` (long): ``id``, ``epoch`` (1-based), the logits as one list column
+  - ``.parquet`` (long): ``id``, ``epoch`` (1..T, or 0..T-1), the logits as one list column
     ``logits`` or as columns ``logit_0`` … ``logit_{K-1}``, optional ``label``, optional
     ``run`` (then one file may hold every run);
 - eval-pass logits (`--eval-logits`, optional; EL2N at fixed weights, final predictions):
@@ -120,16 +120,19 @@ def load_files(
             "probabilities (--oof FILE)"
         )
     train: dict[tuple[int, int], Block] = {}
+    shift = 0  # 1 when a parquet file numbers its epochs from 0, as a Python loop counts
     for i, path in enumerate(logits):
         blocks = _read(path, "logit", per_epoch=True)
         runs = {b.run for b in blocks}
         if len(logits) > 1 and runs != {0}:
             raise InputError(f"{path}: a `run` column goes with a single --logits file")
+        from_zero = int(min(b.epoch for b in blocks) == 0) if blocks else 0
+        shift = max(shift, from_zero)
         for b in blocks:
-            run = b.run if len(logits) == 1 else i
-            if (run, b.epoch) in train:
+            run, epoch = (b.run if len(logits) == 1 else i), b.epoch + from_zero
+            if (run, epoch) in train:
                 raise InputError(f"{path}: run {run} epoch {b.epoch} appears twice")
-            train[(run, b.epoch)] = Block(run, b.epoch, b.ids, b.values, b.labels)
+            train[(run, epoch)] = Block(run, epoch, b.ids, b.values, b.labels)
     oof_block = None
     if oof is not None:
         (oof_block,) = _single(_read(oof, "prob", per_epoch=False), oof)
@@ -144,7 +147,10 @@ def load_files(
     for r in runs:
         epochs = sorted(t for rr, t in train if rr == r)
         if epochs != list(range(1, len(epochs) + 1)):
-            raise InputError(f"--logits: run {r}'s epochs must be 1..T, got {epochs[:10]}")
+            raise InputError(
+                f"--logits: run {r}'s epochs must be 1..T (or 0..T-1), with none missing; "
+                f"got {epochs[:10]} (counted from 1)"
+            )
         if n_epochs and len(epochs) != n_epochs:
             raise InputError(f"--logits: every run needs the same epochs ({n_epochs}), run {r}")
         n_epochs = len(epochs)
@@ -158,6 +164,8 @@ def load_files(
     imported = Imported(ids, labels, k, len(runs), n_epochs, train=train, oof=oof_block)
     if eval_logits is not None:
         for b in _read(eval_logits, "logit", per_epoch=True):
+            # Numbered as the training files are (from 0 if any of them was).
+            b = Block(b.run, b.epoch + shift, b.ids, b.values, b.labels)
             if (b.run, b.epoch) not in train:
                 raise InputError(
                     f"{eval_logits}: run {b.run} epoch {b.epoch} has no training logits"
@@ -267,7 +275,7 @@ def _read_parquet(file: Path, value: str, per_epoch: bool) -> list[Block]:
     if "id" not in frame.columns:
         raise InputError(f"{file}: expected an `id` column (found {list(frame.columns)[:12]})")
     if per_epoch and "epoch" not in frame.columns:
-        raise InputError(f"{file}: expected an `epoch` column (1-based) beside `id`")
+        raise InputError(f"{file}: expected an `epoch` column (1..T or 0..T-1) beside `id`")
     values = _value_columns(frame, value, file)
     runs = frame["run"].to_numpy() if "run" in frame.columns else np.zeros(len(frame), int)
     epochs = frame["epoch"].to_numpy() if per_epoch else np.zeros(len(frame), int)

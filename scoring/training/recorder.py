@@ -1096,7 +1096,10 @@ def _check_link(cfg: DataConfig, ids: np.ndarray, k: int, cache_dir: Path) -> di
         raise InputError(
             f"ids: id {ids[~known][0]} is not a training row of {ds.description} "
             f"({len(ds.train.ids):,} training rows after its held-out split); with dataset=, "
-            "ids are the source's row ids of its training split"
+            "ids are the source's row ids of its training split. A source without a test "
+            "split has a share carved off (test_fraction); if you trained on every row, "
+            "link your held-out file too (DataConfig(test=...), `--test FILE`) so nothing is "
+            "carved, or record without a data source"
         )
     return {"label_names": list(ds.label_names), "test_ids": ds.test.ids.tolist()}
 

@@ -31,7 +31,8 @@ def test_import_of_the_logged_files_gives_the_recorded_scores(recorded, tmp_path
     long = pd.DataFrame(
         {
             "id": np.tile(d.ids, runs[1].shape[0]),
-            "epoch": np.repeat(np.arange(1, runs[1].shape[0] + 1), n),
+            # Counted from 0 here, as a Python loop counts (run 0's .npz has no numbers).
+            "epoch": np.repeat(np.arange(runs[1].shape[0]), n),
             "logits": list(runs[1].reshape(-1, 10)),
             "label": np.tile(d.labels, runs[1].shape[0]),
         }
@@ -40,7 +41,12 @@ def test_import_of_the_logged_files_gives_the_recorded_scores(recorded, tmp_path
     evals = pd.concat(
         [
             pd.DataFrame(
-                {"id": ids, "epoch": epoch, "run": r, **{f"logit_{j}": v[:, j] for j in range(10)}}
+                {
+                    "id": ids,
+                    "epoch": epoch - 1,  # numbered as the training parquet
+                    "run": r,
+                    **{f"logit_{j}": v[:, j] for j in range(10)},
+                }
             )
             for (r, epoch), (ids, v) in tape.evals.items()
         ]
