@@ -468,6 +468,19 @@ def _read_config(path: str) -> dict[str, Any]:
     return config
 
 
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    """The data flags `score` and `import` share."""
+    return DataConfig(
+        source=args.dataset,
+        test=args.test,
+        input_cols=parse_names(args.input_col),
+        label_col=args.label_col,
+        limit=args.limit,
+        test_fraction=args.test_fraction,
+        split_seed=args.split_seed,
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
     """The run `score`'s flags (or its `--config` file) describe, the preset applied."""
     if getattr(args, "config", None):
@@ -477,15 +490,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
     given = {k: v for k, v in budget.items() if v is not None}
     assert set(budget) == set(PRESET_FIELDS)  # a new preset field needs its flag here
     config = ScoreConfig(
-        data=DataConfig(
-            source=args.dataset,
-            test=args.test,
-            input_cols=parse_names(args.input_col),
-            label_col=args.label_col,
-            limit=args.limit,
-            test_fraction=args.test_fraction,
-            split_seed=args.split_seed,
-        ),
+        data=data_config_from_args(args),
         train=TrainConfig(
             recipe=args.recipe,
             model=args.model,
@@ -769,15 +774,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise InputError("--name must be a non-empty text")
     dataset = None
     if args.dataset is not None:
-        dataset = DataConfig(
-            source=args.dataset,
-            test=args.test,
-            input_cols=parse_names(args.input_col),
-            label_col=args.label_col,
-            limit=args.limit,
-            test_fraction=args.test_fraction,
-            split_seed=args.split_seed,
-        )
+        dataset = data_config_from_args(args)
         ScoreConfig(data=dataset).validate()
     elif any(v is not None for v in (args.test, args.input_col, args.label_col, args.limit)):
         raise InputError("--test, --input-col, --label-col and --limit go with --dataset")
@@ -788,32 +785,18 @@ def cmd_import(args: argparse.Namespace) -> int:
         features=args.features,
         oof=args.oof,
     )
-    labels = imported.labels
-    if labels is None:
-        if dataset is None:
-            raise InputError(
-                "no labels: add a `label` column (array) to the logits file, or give "
-                "--dataset SOURCE whose labels the ids name"
-            )
-        import numpy as np
-
-        from scoring import data
-        from scoring.store import hf_cache_dir
-
-        ds = data.load(dataset, hf_cache_dir=str(hf_cache_dir(_cache_dir(args))))
-        known = np.isin(imported.ids, ds.train.ids)
-        if not known.all():
-            raise InputError(
-                f"id {imported.ids[~known][0]} is not a training row of {ds.description}"
-            )
-        labels = ds.train.labels[np.searchsorted(ds.train.ids, imported.ids)]
+    if imported.labels is None and dataset is None:
+        raise InputError(
+            "no labels: add a `label` column (array) to the logits file, or give "
+            "--dataset SOURCE whose labels the ids name"
+        )
     from scoring.training.recorder import Recorder
 
     recorder = Recorder(
         _cache_dir(args),
         args.name,
         imported.ids,
-        labels,
+        imported.labels,  # None: the linked source's labels
         imported.n_classes,
         parse_names(args.label_names),
         dataset=dataset,

@@ -413,10 +413,4 @@ def twin_texts(view: RunView, test_ids: Sequence[int]) -> pd.DataFrame | None:
     texts = store.RunDir(view.path).read_texts(heldout=True)
     if texts is None:
         return None
-    inputs = [c for c in ("text", "text_pair") if c in texts.columns]
-    names = list(view.config["dataset"].get("input_cols", []))
-    if len(names) != len(inputs) or len(set(names)) != len(names) or "id" in names:
-        names = inputs
-    texts = texts[["id", *inputs]].rename(columns=dict(zip(inputs, names, strict=True)))
-    wanted = pd.DataFrame({"id": np.asarray(test_ids, dtype=np.int64)})
-    return wanted.merge(texts, on="id", how="left")
+    return suspects.texts_by_id(view, texts, test_ids)

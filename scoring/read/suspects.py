@@ -580,6 +580,12 @@ def load_texts(view: RunView, ids: list[int] | np.ndarray) -> pd.DataFrame | Non
     held = rd.read_texts(heldout=True) if heldout_rows(view) is not None else None
     if held is not None:  # carved held-out ids never repeat a training id
         texts = pd.concat([texts, held], ignore_index=True)
+    return texts_by_id(view, texts, ids)
+
+
+def texts_by_id(view: RunView, texts: pd.DataFrame, ids: list[int] | np.ndarray) -> pd.DataFrame:
+    """Rows of a stored texts frame (id, text[, text_pair]) in `ids` order, the text columns
+    named as the source's input columns (NaN for an id not in `texts`)."""
     inputs = [c for c in ("text", "text_pair") if c in texts.columns]
     names = list(view.config["dataset"].get("input_cols", []))
     if len(names) != len(inputs) or len(set(names)) != len(names) or "id" in names:

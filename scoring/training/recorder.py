@@ -59,7 +59,7 @@ from scoring.scores import REGISTRY
 from scoring.training import results
 from scoring.training.grad_arrays import GradPlan
 from scoring.training.models import Recipe
-from scoring.training.steps import COMPACT, Prepared, _git_revision
+from scoring.training.steps import COMPACT, Prepared, _git_revision, dataset_record
 
 KINDS = ("recorded", "imported")
 # Row order of an epoch's statistics (as `loop._STATS`).
@@ -84,8 +84,9 @@ class Recorder:
     ids : array-like of shape (n_examples,), int
         The user's own ids of the training examples (unique, >= 0): what `log` is given
         with each batch. With `dataset`, the source's row ids (`winnow export` writes them).
-    labels : array-like of shape (n_examples,), int
-        The labels trained on, in `ids` order, as class indices in [0, num_classes).
+    labels : array-like of shape (n_examples,), int, or None
+        The labels trained on, in `ids` order, as class indices in [0, num_classes). None
+        only with `dataset`: the source's labels of those rows.
     num_classes : int
     label_names : sequence of num_classes str, optional
         Default "0", "1", ...; with `dataset`, the source's.
@@ -152,20 +153,31 @@ class Recorder:
         if dup.any():
             raise InputError(f"ids: expected unique ids, id {self.ids[1:][dup][0]} repeats")
         self.n = int(self.ids.shape[0])
-        lab = _int_vector(labels, "labels")
-        if lab.shape[0] != self.n:
-            raise InputError(f"labels: expected {self.n} labels (one per id), got {lab.shape[0]}")
-        if lab.size and (lab.min() < 0 or lab.max() >= self.n_classes):
-            bad = lab[(lab < 0) | (lab >= self.n_classes)][0]
-            raise InputError(
-                f"labels: expected class indices in [0, {self.n_classes}), got {bad}; map label "
-                "names to 0..num_classes-1"
-            )
-        self.labels = lab[self._order]
-        self.label_names = _label_names(label_names, self.n_classes)
         self.data_config = _data_config(dataset)
+        if labels is not None:  # checked before the linked source is loaded
+            lab = _int_vector(labels, "labels")
+            if lab.shape[0] != self.n:
+                raise InputError(
+                    f"labels: expected {self.n} labels (one per id), got {lab.shape[0]}"
+                )
+            if lab.size and (lab.min() < 0 or lab.max() >= self.n_classes):
+                bad = lab[(lab < 0) | (lab >= self.n_classes)][0]
+                raise InputError(
+                    f"labels: expected class indices in [0, {self.n_classes}), got {bad}; map "
+                    "label names to 0..num_classes-1"
+                )
+        elif self.data_config is None:
+            raise InputError(
+                "labels: expected one label per id (only with dataset= may they be left "
+                "out: then the source's labels are used)"
+            )
+        self._link = None
         if self.data_config is not None:
             self._link = _check_link(self.data_config, self.ids, self.n_classes, self.cache_dir)
+        # Labels in id order: the given ones, else the linked source's.
+        self.labels = lab[self._order] if labels is not None else self._link["labels"]
+        self.label_names = _label_names(label_names, self.n_classes)
+        if self._link is not None:
             if label_names is not None and list(label_names) != self._link["label_names"]:
                 raise InputError(
                     f"label_names {list(label_names)} differ from the dataset's "
@@ -809,17 +821,7 @@ class Recorder:
             "source": self.kind,
             "config": prep.config.to_dict(),
             "recipe": recipe,
-            "dataset": {
-                "description": ds.description,
-                "fingerprint": ds.fingerprint,
-                "modality": ds.modality,
-                "label_names": list(ds.label_names),
-                "input_cols": list(ds.input_cols),
-                "label_col": ds.label_col,
-                "n_train": int(len(ds.train.labels)),
-                "n_test": int(len(ds.test.labels)),
-                "test_origin": ds.test_origin,
-            },
+            "dataset": dataset_record(ds),
             "score_keys": prep.score_keys,
             "recording": recording,
             "device": None,  # the user's own
@@ -1101,7 +1103,13 @@ def _check_link(cfg: DataConfig, ids: np.ndarray, k: int, cache_dir: Path) -> di
             "link your held-out file too (DataConfig(test=...), `--test FILE`) so nothing is "
             "carved, or record without a data source"
         )
-    return {"label_names": list(ds.label_names), "test_ids": ds.test.ids.tolist()}
+    order = np.argsort(ds.train.ids, kind="stable")
+    rows = order[np.searchsorted(ds.train.ids[order], ids)]
+    return {
+        "label_names": list(ds.label_names),
+        "test_ids": ds.test.ids.tolist(),
+        "labels": np.asarray(ds.train.labels[rows], dtype=np.int64),  # (N,) in `ids` order
+    }
 
 
 def _check_inputs(inputs: Any, n: int, order: np.ndarray) -> tuple[str, Any]:

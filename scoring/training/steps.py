@@ -219,25 +219,29 @@ def record_setup(prep: Prepared) -> None:
     )
 
 
+def dataset_record(ds: data.Dataset) -> dict[str, Any]:
+    """config.json's `dataset` block: what the data turned out to be (pipeline and recorder)."""
+    return {
+        "description": ds.description,
+        "fingerprint": ds.fingerprint,
+        "modality": ds.modality,
+        "label_names": list(ds.label_names),
+        "input_cols": list(ds.input_cols),
+        "label_col": ds.label_col,
+        "n_train": int(len(ds.train.labels)),
+        "n_test": int(len(ds.test.labels)),
+        "test_origin": ds.test_origin,
+    }
+
+
 def config_record(prep: Prepared) -> dict[str, Any]:
     """`config.json`: the config, the resolved recipe and what the data turned out to be."""
-    ds = prep.dataset
     return {
         "scoring_version": SCORING_VERSION,
         "key": prep.config.key(),
         "config": prep.config.to_dict(),
         "recipe": dataclasses.asdict(prep.recipe),
-        "dataset": {
-            "description": ds.description,
-            "fingerprint": ds.fingerprint,
-            "modality": ds.modality,
-            "label_names": list(ds.label_names),
-            "input_cols": list(ds.input_cols),
-            "label_col": ds.label_col,
-            "n_train": int(len(ds.train.labels)),
-            "n_test": int(len(ds.test.labels)),
-            "test_origin": ds.test_origin,
-        },
+        "dataset": dataset_record(prep.dataset),
         "score_keys": prep.score_keys,
         "device": str(prep.device),
         "git_revision": _git_revision(),
