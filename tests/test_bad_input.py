@@ -23,6 +23,7 @@ from scoring import store
 from scoring.__main__ import main
 from scoring.config import MAX_SEED, ScoreConfig, TrainConfig
 from scoring.errors import InputError
+from scoring.store import atomic
 from scoring.training.embed import resolve_model_path
 from tests.conftest import digits_config, digits_run
 
@@ -195,14 +196,15 @@ def test_map_and_export_seeds_are_checked(app_cache, capsys):
 
 def test_a_full_disk_says_so_in_one_line_and_the_rerun_resumes(cache_dir, monkeypatch, capsys):
     """ENOSPC while run 2 is saved: exit 1 with one line; run 1 stays and is not recomputed."""
-    real = store.atomic_write_bytes
+    # Patched where `save_arrays` looks it up: the store's `atomic` part, not the package.
+    real = atomic.atomic_write_bytes
 
     def full_disk(path, data):
         if Path(path).name.startswith("run_001"):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(store, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", full_disk)
     args = ["score", *DIGITS, "--scores", "loss"]
     assert main(args) == 1
     err = capsys.readouterr().err
@@ -211,7 +213,7 @@ def test_a_full_disk_says_so_in_one_line_and_the_rerun_resumes(cache_dir, monkey
     assert "nothing already written was lost" in line and "Traceback" not in err
     (run0,) = cache_dir.glob("*/*/runs/run_000.npz")
     stamp = run0.stat().st_mtime_ns
-    monkeypatch.setattr(store, "atomic_write_bytes", real)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", real)
     assert main(args) == 0
     assert run0.stat().st_mtime_ns == stamp  # read back, not recomputed
     assert store.read_status(run0.parents[1])["state"] == "done"

@@ -218,14 +218,20 @@ def _spelled_run_files(path: Path) -> list[str]:
     return found
 
 
+# The one module that spells a run file's name: the store's `paths` part (`RunPaths`,
+# `SweepDir` and the few name constants the other parts of the store import).
+NAMES_OWNER = ROOT / "scoring" / "store" / "paths.py"
+
+
 def test_only_store_spells_a_run_file_name():
     """One owner per file format: every other module goes through `store.RunDir`."""
     files = [ROOT / "app.py", *sorted((ROOT / "scoring").rglob("*.py"))]
     files += sorted((ROOT / "app_pages").glob("*.py"))
+    assert NAMES_OWNER in files and _spelled_run_files(NAMES_OWNER)  # the owner is still there
     spelled = {
         str(f.relative_to(ROOT)): hits
         for f in files
-        if f != ROOT / "scoring" / "store.py" and (hits := _spelled_run_files(f))
+        if f != NAMES_OWNER and (hits := _spelled_run_files(f))
     }
     assert spelled == {}
 
