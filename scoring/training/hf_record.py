@@ -21,7 +21,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from scoring.errors import InputError
-from scoring.training.recorder import Recorder
+from scoring.training.record import Recorder
 
 
 class WinnowTrainer(Trainer):

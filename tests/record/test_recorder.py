@@ -16,7 +16,7 @@ from scoring.errors import InputError
 from scoring.record import Recorder
 from scoring.scores import REGISTRY
 from scoring.training.loop import _epoch_stats
-from scoring.training.recorder import epoch_stats
+from scoring.training.record.epochs import epoch_stats
 from tests.conftest import run_cli
 
 

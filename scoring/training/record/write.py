@@ -1,0 +1,226 @@
+"""Writing a recording as a done run folder (rank 0, in `finish`): `write_run`.
+
+The order is the store's: the folder is made with status `running`, then the runs'
+arrays (`assemble`), the run's description, its split, the scores, predictions, held-out
+frame, examples and summary, and status `done` (with every file's digest) last, so a
+folder that says `done` is complete. A failure marks the folder `failed` and re-raises;
+the recording stays on disk, so `finish` can be called again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scoring import data, store
+from scoring.errors import InputError
+from scoring.scores import REGISTRY
+from scoring.training import results
+from scoring.training.record.assemble import assemble_run
+from scoring.training.record.describe import (
+    config_record,
+    prepared,
+    recorded_dataset,
+    with_test,
+)
+from scoring.training.record.epochs import STATS
+from scoring.training.record.examples import Examples
+from scoring.training.record.merge import (
+    Ranks,
+    merge_rows,
+    merge_test,
+    merge_test_features,
+    read_ranks,
+)
+from scoring.training.record.scratch import OOF_FILE, assemble_folder
+from scoring.training.steps import Prepared
+
+# What a recording always provides to the scores; the rest depends on what was logged.
+_ALWAYS = frozenset(
+    {"labels", "label_prior", "n_prototypes", *STATS, "correct", "probs_early", "probs_final"}
+)
+
+
+def write_run(ex: Examples, key: str, recording: Path) -> Path:
+    """Merge every rank's recording and write the run folder; return its path.
+
+    Parameters
+    ----------
+    ex : Examples
+        The recording's examples.
+    key : str
+        The run key (shared by the ranks).
+    recording : Path
+        The recording's scratch folder (`store.recording_dir`), holding every rank's.
+    """
+    ranks = read_ranks(recording)
+    n_epochs = ranks.n_epochs
+    early = ex.early_epoch or max(1, round(0.1 * n_epochs))  # as built-in recipes: ~10%
+    if ranks.epochs and early > n_epochs:
+        raise InputError(f"early_epoch {early} is beyond the {n_epochs} recorded epochs")
+    ds = recorded_dataset(ex)
+    rd = store.RunDir(store.run_dir(ex.cache_dir, ds.fingerprint, key))
+    if rd.path.exists():
+        shutil.rmtree(rd.path)
+    rd.path.mkdir(parents=True)
+    store.write_status(rd.path, "running", progress=0.0, message="writing the recording")
+    try:
+        return _write_files(rd, ex, key, recording, ranks, early, ds)
+    except Exception as err:
+        message = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
+        store.write_status(rd.path, "failed", message=message)
+        raise
+
+
+def _write_files(
+    rd: store.RunDir,
+    ex: Examples,
+    key: str,
+    recording: Path,
+    ranks: Ranks,
+    early: int,
+    ds: data.Dataset,
+) -> Path:
+    """Everything in the run folder, `done` last (`write_run` made the folder)."""
+    t0 = time.perf_counter()
+    ds, record, light = _assemble_runs(rd, ex, recording, ranks, early, ds)
+    oof = merge_rows(ranks.folders, OOF_FILE, ex.n, ex.n_classes) if ranks.has_oof else None
+    if ranks.has_oof and oof is None:
+        raise InputError("log_oof: the out-of-fold probabilities do not cover every id")
+    available = set(_ALWAYS) if ranks.epochs else {"labels", "label_prior", "n_prototypes"}
+    if oof is not None:
+        available.add("oof_probs")
+    features_note = _free_features(rd, ranks, ds, available)
+    keys = [k for k, s in REGISTRY.items() if set(s.needs) <= available]
+    absent = {
+        k: "needs " + ", ".join(n for n in s.needs if n not in available)
+        for k, s in REGISTRY.items()
+        if k not in keys
+    }
+    record.update(
+        probs_early=record.get("probs_early"),
+        features_free=features_note,
+        oof=oof is not None,
+        absent_scores=absent,
+    )
+    prep = prepared(ex, rd, ds, keys, len(ranks.epochs), ranks.n_epochs, early)
+    store.write_json(rd.config_file, config_record(ex.kind, key, prep, record))
+    rd.write_split(
+        store.RunSplit(
+            train_ids=ex.ids,
+            test_ids=np.asarray(ds.test.ids, dtype=np.int64),
+            labels=ex.labels,
+            true_labels=np.asarray(ds.train.labels, dtype=np.int64),
+            test_labels=np.asarray(ds.test.labels, dtype=np.int64),
+        )
+    )
+    store.write_status(rd.path, "running", progress=0.9, message="scoring the recording")
+    scores = _write_scores(rd, prep, oof, light, "features_free_test" in available)
+    if ex.data_config is not None or ex.inputs is not None:
+        results.write_examples(prep)
+    summary = results.summarize(prep, light, scores, {"scoring": time.perf_counter() - t0})
+    if not light or not all(e["test"] for e in ranks.extras):  # no held-out logits: unknown
+        summary.update(test_accuracy=[], test_accuracy_mean=None, test_accuracy_std=None)
+    summary["absent_scores"] = absent
+    store.write_json(rd.summary_file, summary)
+    rd.write_meta(name=ex.name)
+    store.write_status(rd.path, "done", progress=1.0, message="done", files=rd.digest())
+    return rd.path
+
+
+def _assemble_runs(
+    rd: store.RunDir,
+    ex: Examples,
+    recording: Path,
+    ranks: Ranks,
+    early: int,
+    ds: data.Dataset,
+) -> tuple[data.Dataset, dict[str, Any], list[dict[str, np.ndarray]]]:
+    """Write every run's arrays (`runs/run_<r>.npz`).
+
+    Returns
+    -------
+    ds : data.Dataset
+        With the held-out rows the runs gave logits for.
+    record : dict
+        `config.json`'s ``recording`` block so far.
+    light : list of dict of str to ndarray
+        Per run, what `assemble.assemble_run` returns.
+    """
+    if any(e["test"] for e in ranks.extras):
+        test_rows = merge_test(ranks.folders, len(ranks.epochs))
+        if test_rows is not None:
+            test_ids, test_labels = test_rows
+            ds = with_test(ds, test_ids, test_labels, ex.data_config is not None)
+    record: dict[str, Any] = {
+        "ranks": len(ranks.folders),
+        "runs": len(ranks.epochs),
+        "epochs": ranks.n_epochs,
+        "early_epoch": early if ranks.epochs else None,
+        "logged_per_epoch": [],
+    }
+    light = [
+        assemble_run(rd, assemble_folder(recording, r), ranks, r, early, ex, ds, record)
+        for r in range(len(ranks.epochs))
+    ]
+    return ds, record, light
+
+
+def _free_features(
+    rd: store.RunDir, ranks: Ranks, ds: data.Dataset, available: set[str]
+) -> str | None:
+    """Run 0's penultimate features stand in for the label-free ones (and the held-out
+    rows' for theirs): written, added to `available`; the note `config.json` gives."""
+    if not (ranks.epochs and ranks.extras[0]["features"]):
+        return None
+    feats = store.load_arrays(rd.run_file(0)).get("features")
+    if feats is None:
+        return None
+    store.save_arrays(rd.features_free_file, features=feats.astype(np.float32))
+    available.add("features_free")
+    test_feats = merge_test_features(ranks.folders, ds.test.ids)
+    if test_feats is not None:
+        store.save_arrays(rd.features_free_test_file, features=test_feats)
+        available.add("features_free_test")
+    return "run 0's penultimate features (trained on the given labels, so not label-free)"
+
+
+def _write_scores(
+    rd: store.RunDir,
+    prep: Prepared,
+    oof: np.ndarray | None,
+    light: list[dict[str, np.ndarray]],
+    heldout_features: bool,
+) -> dict[str, Any]:
+    """Score the recording and write the score, prediction and held-out frames; return
+    the scores (`results.compute_scores`)."""
+    scores = results.compute_scores(prep, oof)
+    if heldout_features:
+        frame, per_run = results.score_frames(prep, scores)
+    else:  # no held-out features: which rows leak is unknown, so `leak_of` is left out
+        ds = prep.dataset
+        empty = data.Split(np.zeros(0, np.int64), [], np.zeros(0, np.int64))
+        bare = dataclasses.replace(prep, dataset=dataclasses.replace(ds, test=empty))
+        frame, per_run = results.score_frames(bare, scores)
+        frame = frame.drop(columns="leak_of", errors="ignore")
+    store.write_parquet(rd.scores_file, frame)
+    store.write_parquet(rd.scores_per_run_file, per_run)
+    store.write_parquet(rd.predictions_file, _predictions(prep, light, oof))
+    held = results.heldout_frame(prep, light) if light else None
+    if held is not None:
+        store.write_parquet(rd.heldout_file, held)
+    return scores
+
+
+def _predictions(prep: Prepared, light: list[dict[str, np.ndarray]], oof: np.ndarray | None) -> Any:
+    """`predictions.parquet`: the runs' final predictions (`results.predictions`); with no
+    recorded epochs (out-of-fold probabilities only), the out-of-fold ones stand in."""
+    if light:
+        return results.predictions(prep, light, oof)
+    assert oof is not None  # `read_ranks` refuses a recording with neither
+    return results.predictions(prep, [{"probs_final": oof}], oof)
