@@ -4,7 +4,7 @@ A background job shares its cores with the app, the browser and whatever else th
 runs. With PyTorch's default OpenMP spin-waiting, a thread that finishes its share of a
 parallel region spins for the others; when another process holds a core, the spinning
 thread burns the time slice the straggler needs. Jobs therefore start with
-`OMP_WAIT_POLICY=PASSIVE` (scoring/jobs.py, scoring/__main__.py).
+`OMP_WAIT_POLICY=PASSIVE` (scoring/jobs.py, scoring/cli/__init__.py).
 
 This bench times cnn32 forward+backward steps (batch 128, 2 threads, random 32x32 inputs:
 only the arithmetic matters here) in a fresh child process per setting, idle and with

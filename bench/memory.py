@@ -79,7 +79,8 @@ print("RESULT " + json.dumps(out))
 """
 
 SCORE = """
-from scoring.__main__ import build_parser, config_from_args
+from scoring.cli.main import build_parser
+from scoring.cli.score import config_from_args
 from scoring.training.pipeline import score
 args = build_parser().parse_args(
     ["score", "--dataset", {data!r}, "--test-fraction", "0.1", "--recipe", "mlp", "--runs",

@@ -74,7 +74,7 @@ class Imported:
     oof: Block | None = None
 
     def feed(self, recorder: Any) -> Path:
-        """Play the files into `recorder` (a `scoring.training.recorder.Recorder`) and finish.
+        """Play the files into `recorder` (a `scoring.record.Recorder`) and finish.
 
         Returns the run folder.
         """
@@ -108,6 +108,17 @@ def load_files(
 ) -> Imported:
     """Read and check the files of `winnow import` (see the module docstring).
 
+    Parameters
+    ----------
+    logits : list of str
+        Training-logit files, one per run (or one with a `run` column).
+    eval_logits, test_logits, features, oof : str, optional
+        The other files, each optional.
+
+    Returns
+    -------
+    Imported
+
     Raises
     ------
     InputError
@@ -119,6 +130,34 @@ def load_files(
             "give the training logits (--logits FILE, one per run) and/or out-of-fold "
             "probabilities (--oof FILE)"
         )
+    train, shift = _read_train(logits)
+    oof_block = None
+    if oof is not None:
+        (oof_block,) = _single(_read(oof, "prob", per_epoch=False), oof)
+    ref = next(iter(train.values()), oof_block)
+    assert ref is not None  # one of them was given
+    ids = np.sort(ref.ids)
+    k = ref.values.shape[1]
+    runs, n_epochs = _runs_and_epochs(train)
+    shared = [(f"--logits {key}", b) for key, b in train.items()]
+    shared += [("--oof", oof_block)] if oof_block else []
+    labels = _labels([b for _, b in shared], ids)
+    for where, block in shared:
+        _same_ids(block, ids, where)
+        if block.values.shape[1] != k:
+            raise InputError(f"{where}: {block.values.shape[1]} classes, expected {k}")
+    imported = Imported(ids, labels, k, len(runs), n_epochs, train=train, oof=oof_block)
+    if eval_logits is not None:
+        imported.evals.update(_read_evals(eval_logits, shift, train, ids))
+    if test_logits is not None:
+        imported.tests.update(_read_per_run(test_logits, "logit", runs, labelled=True))
+    if features is not None:
+        imported.features.update(_read_per_run(features, "feature", runs))
+    return imported
+
+
+def _read_train(logits: list[str]) -> tuple[dict[tuple[int, int], Block], int]:
+    """The training blocks by (run, epoch from 1), and 1 if any file counted epochs from 0."""
     train: dict[tuple[int, int], Block] = {}
     shift = 0  # 1 when a parquet file numbers its epochs from 0, as a Python loop counts
     for i, path in enumerate(logits):
@@ -133,13 +172,11 @@ def load_files(
             if (run, epoch) in train:
                 raise InputError(f"{path}: run {run} epoch {b.epoch} appears twice")
             train[(run, epoch)] = Block(run, epoch, b.ids, b.values, b.labels)
-    oof_block = None
-    if oof is not None:
-        (oof_block,) = _single(_read(oof, "prob", per_epoch=False), oof)
-    ref = next(iter(train.values()), oof_block)
-    assert ref is not None  # one of them was given
-    ids = np.sort(ref.ids)
-    k = ref.values.shape[1]
+    return train, shift
+
+
+def _runs_and_epochs(train: dict[tuple[int, int], Block]) -> tuple[list[int], int]:
+    """The runs 0..R-1 and their common epoch count T; refuses gaps and uneven runs."""
     runs = sorted({r for r, _ in train})
     if runs and runs != list(range(len(runs))):
         raise InputError(f"--logits: runs must be numbered 0..R-1, got {runs}")
@@ -154,35 +191,35 @@ def load_files(
         if n_epochs and len(epochs) != n_epochs:
             raise InputError(f"--logits: every run needs the same epochs ({n_epochs}), run {r}")
         n_epochs = len(epochs)
-    labels = _labels(list(train.values()) + ([oof_block] if oof_block else []), ids)
-    for where, block in [(f"--logits {key}", b) for key, b in train.items()] + (
-        [("--oof", oof_block)] if oof_block else []
-    ):
-        _same_ids(block, ids, where)
-        if block.values.shape[1] != k:
-            raise InputError(f"{where}: {block.values.shape[1]} classes, expected {k}")
-    imported = Imported(ids, labels, k, len(runs), n_epochs, train=train, oof=oof_block)
-    if eval_logits is not None:
-        for b in _read(eval_logits, "logit", per_epoch=True):
-            # Numbered as the training files are (from 0 if any of them was).
-            b = Block(b.run, b.epoch + shift, b.ids, b.values, b.labels)
-            if (b.run, b.epoch) not in train:
-                raise InputError(
-                    f"{eval_logits}: run {b.run} epoch {b.epoch} has no training logits"
-                )
-            _same_ids(b, ids, f"--eval-logits run {b.run} epoch {b.epoch}")
-            imported.evals[(b.run, b.epoch)] = b
-    if test_logits is not None:
-        for b in _read(test_logits, "logit", per_epoch=False):
-            if b.labels is None:
-                raise InputError(f"{test_logits}: expected a `label` column for the held-out rows")
-            _per_run(b, runs, test_logits)
-            imported.tests[b.run] = b
-    if features is not None:
-        for b in _read(features, "feature", per_epoch=False):
-            _per_run(b, runs, features)
-            imported.features[b.run] = b
-    return imported
+    return runs, n_epochs
+
+
+def _read_evals(
+    path: str, shift: int, train: dict[tuple[int, int], Block], ids: np.ndarray
+) -> dict[tuple[int, int], Block]:
+    """The eval-pass blocks by (run, epoch), each matching a training epoch and its ids."""
+    evals = {}
+    for b in _read(path, "logit", per_epoch=True):
+        # Numbered as the training files are (from 0 if any of them was).
+        b = Block(b.run, b.epoch + shift, b.ids, b.values, b.labels)
+        if (b.run, b.epoch) not in train:
+            raise InputError(f"{path}: run {b.run} epoch {b.epoch} has no training logits")
+        _same_ids(b, ids, f"--eval-logits run {b.run} epoch {b.epoch}")
+        evals[(b.run, b.epoch)] = b
+    return evals
+
+
+def _read_per_run(
+    path: str, value: str, runs: list[int], *, labelled: bool = False
+) -> dict[int, Block]:
+    """A once-per-run file's blocks (held-out logits, features) by run; `labelled`: need labels."""
+    found = {}
+    for b in _read(path, value, per_epoch=False):
+        if labelled and b.labels is None:
+            raise InputError(f"{path}: expected a `label` column for the held-out rows")
+        _per_run(b, runs, path)
+        found[b.run] = b
+    return found
 
 
 def _per_run(block: Block, runs: list[int], path: str) -> None:

@@ -214,7 +214,8 @@ def test_gradient_options_reach_the_run(cache_dir):
 
 
 def test_tiny_preset_is_per_recipe_and_flags_override_it():
-    from scoring.__main__ import build_parser, config_from_args
+    from scoring.cli.main import build_parser
+    from scoring.cli.score import config_from_args
 
     def cfg(*extra):
         return config_from_args(build_parser().parse_args(["score", "--dataset", "t.tsv", *extra]))
@@ -228,7 +229,8 @@ def test_tiny_preset_is_per_recipe_and_flags_override_it():
 
 
 def _flags_config(*flags: str):
-    from scoring.__main__ import build_parser, config_from_args
+    from scoring.cli.main import build_parser
+    from scoring.cli.score import config_from_args
 
     return config_from_args(build_parser().parse_args(["score", *flags]))
 

@@ -9,7 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
 from scoring import jobs, store
-from scoring.__main__ import build_parser, config_from_args
+from scoring.cli.main import build_parser
+from scoring.cli.score import config_from_args
 from scoring.config import ScoreConfig
 from tests.app.pages import fake_job, shown
 from tests.conftest import PAGES, ROOT, digits_run, text_run

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from scoring import store
-from scoring.__main__ import _selection_from_args, build_parser, main
+from scoring.cli.common import selection_from_args
+from scoring.cli.main import build_parser, main
 from scoring.errors import InputError
 from scoring.prune.export import export_selection, manifest_path
 from scoring.prune.plan import plan_selection
@@ -118,7 +119,7 @@ def test_switches_round_trip_through_the_cli_and_leave_old_keys_alone():
     config = SelectionConfig("hardest", 0.3, score="s", drop_duplicates=True, drop_leaks=True)
     assert config.cli_args()[-2:] == ["--drop-duplicates", "--drop-leaks"]
     args = build_parser().parse_args(["sweep", *SweepConfig(config, (0.3,), 1).cli_args("r")])
-    assert _selection_from_args(args, fraction=0.3, seed=0) == config
+    assert selection_from_args(args, fraction=0.3, seed=0) == config
     # Off, the dict (and so every trial and sweep key) is what it was before the switches.
     off = dataclasses.replace(config, drop_duplicates=False, drop_leaks=False)
     assert "drop_duplicates" not in off.to_dict() and "drop_leaks" not in off.to_dict()

@@ -15,7 +15,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_pages._shared import UIState
-from scoring.__main__ import _selection_from_args, build_parser
+from scoring.cli.common import selection_from_args
+from scoring.cli.main import build_parser
 from scoring.errors import InputError
 from scoring.prune.plan import plan_selection
 from scoring.prune.rules import PARAMETERS, RULES, Rule
@@ -209,7 +210,7 @@ def test_a_new_rule_is_one_entry_cli_and_trial_keys(middle):
         ["export", "--run", "r", "--rule", middle, "--score", "s", "--fraction", "0.5"]
         + ["--format", "csv", "--out", "o.csv"]
     )
-    sel = _selection_from_args(args, fraction=0.5, seed=0)
+    sel = selection_from_args(args, fraction=0.5, seed=0)
     assert sel.rule == middle
     export = next(a for a in parser._actions if a.dest == "command").choices["export"]
     rule_flag = next(a for a in export._actions if a.dest == "rule")
@@ -227,7 +228,7 @@ def test_a_new_rule_is_one_entry_cli_and_trial_keys(middle):
     assert kept.tolist() == np.sort(_middle(VALUES, 30, config, None)).tolist()
     # The flags that reproduce it parse back to it.
     again = parser.parse_args(["sweep", *sweep.cli_args("r")])
-    assert _selection_from_args(again, fraction=0.5, seed=0) == canonical(config)
+    assert selection_from_args(again, fraction=0.5, seed=0) == canonical(config)
 
 
 def test_a_new_rule_is_one_entry_widgets(middle, app_cache):
@@ -249,7 +250,7 @@ def test_a_new_rule_is_one_entry_widgets(middle, app_cache):
 def test_cli_args_parse_back_to_the_same_selection(rule):
     config = _config(rule, normalization="class", class_balanced=True)
     args = build_parser().parse_args(["sweep", *SweepConfig(config, (0.3,), 1).cli_args("r")])
-    assert _selection_from_args(args, fraction=0.3, seed=3) == canonical(config)
+    assert selection_from_args(args, fraction=0.3, seed=3) == canonical(config)
 
 
 def test_every_rule_parameter_has_a_widget():
