@@ -112,50 +112,12 @@ class ScoreConfig:
         InputError
             Naming the flag, what was expected and what was given.
         """
-        d, t, n, g = self.data, self.train, self.noise, self.grads
-        if not isinstance(d.source, str):  # an empty one is data.load's to explain
-            raise InputError(f"--dataset must be a text, got {d.source!r}")
-        _text(d.test, "--test", optional=True)
-        _text(d.label_col, "--label-col", optional=True)
-        if d.input_cols is not None and (
-            not isinstance(d.input_cols, tuple)
-            or not all(isinstance(c, str) and c for c in d.input_cols)
-        ):
-            raise InputError(f"--input-col must be one or two column names, got {d.input_cols!r}")
-        _integer(d.limit, "--limit", low=1, optional=True)
-        _number(d.test_fraction, "--test-fraction")
-        if not 0 < d.test_fraction < 1:
-            raise InputError(
-                f"--test-fraction must lie strictly between 0 and 1, got {d.test_fraction}; "
-                "e.g. 0.2 holds out a fifth of the examples"
-            )
-        check_seed(d.split_seed, "--split-seed")
-        for value, flag in ((t.recipe, "--recipe"), (t.device, "--device")):
-            _text(value, flag)
-        _text(t.model, "--model", optional=True)
-        _integer(t.max_length, "--max-length", low=8, optional=True, unit=" tokens")
-        _integer(t.runs, "--runs", low=1)
-        _integer(t.epochs, "--epochs", low=1, optional=True)
-        _integer(t.early_epoch, "--early-epoch", low=1, optional=True)
-        _integer(t.batch_size, "--batch-size", low=1, optional=True)
-        for value, flag in ((t.lr, "--lr"), (t.weight_decay, "train.weight_decay")):
-            if value is not None:
-                _number(value, flag)
-        if t.lr is not None and not t.lr > 0:
-            raise InputError(f"--lr must be positive, got {t.lr}")
-        if t.weight_decay is not None and not t.weight_decay >= 0:
-            raise InputError(f"train.weight_decay must be 0 or more, got {t.weight_decay}")
-        check_seed(t.base_seed, "--seed")
-        _number(n.fraction, "--noise")
-        if not 0 <= n.fraction < 1:
-            raise InputError(f"--noise must be a fraction in [0, 1), got {n.fraction}")
-        check_seed(n.seed, "--noise-seed")
-        if n.kind not in NOISE_KINDS:
-            raise InputError(
-                f"--noise-kind must be one of {', '.join(NOISE_KINDS)}, got {n.kind!r}"
-            )
+        _check_data(self.data)
+        _check_train(self.train)
+        _check_noise(self.noise)
         _integer(self.cv_folds, "--cv-folds", low=2)
         _integer(self.prototypes, "--prototypes", low=1, optional=True)
+        g = self.grads
         _text(g.at, "--grad-at")
         _text(g.params, "--grad-params")
         _integer(g.checkpoints, "--checkpoints", low=1, optional=True)
@@ -217,6 +179,57 @@ class ScoreConfig:
 # Seeds feed numpy's and torch's generators; 2^32 - 1 is the largest every one of them takes
 # (legacy RandomState, UMAP's random_state), and negative seeds none of them take.
 MAX_SEED = 2**32 - 1
+
+
+def _check_data(d: DataConfig) -> None:
+    """`ScoreConfig.validate` for the data section."""
+    if not isinstance(d.source, str):  # an empty one is data.load's to explain
+        raise InputError(f"--dataset must be a text, got {d.source!r}")
+    _text(d.test, "--test", optional=True)
+    _text(d.label_col, "--label-col", optional=True)
+    if d.input_cols is not None and (
+        not isinstance(d.input_cols, tuple)
+        or not all(isinstance(c, str) and c for c in d.input_cols)
+    ):
+        raise InputError(f"--input-col must be one or two column names, got {d.input_cols!r}")
+    _integer(d.limit, "--limit", low=1, optional=True)
+    _number(d.test_fraction, "--test-fraction")
+    if not 0 < d.test_fraction < 1:
+        raise InputError(
+            f"--test-fraction must lie strictly between 0 and 1, got {d.test_fraction}; "
+            "e.g. 0.2 holds out a fifth of the examples"
+        )
+    check_seed(d.split_seed, "--split-seed")
+
+
+def _check_train(t: TrainConfig) -> None:
+    """`ScoreConfig.validate` for the training section."""
+    for value, flag in ((t.recipe, "--recipe"), (t.device, "--device")):
+        _text(value, flag)
+    _text(t.model, "--model", optional=True)
+    _integer(t.max_length, "--max-length", low=8, optional=True, unit=" tokens")
+    _integer(t.runs, "--runs", low=1)
+    _integer(t.epochs, "--epochs", low=1, optional=True)
+    _integer(t.early_epoch, "--early-epoch", low=1, optional=True)
+    _integer(t.batch_size, "--batch-size", low=1, optional=True)
+    for value, flag in ((t.lr, "--lr"), (t.weight_decay, "train.weight_decay")):
+        if value is not None:
+            _number(value, flag)
+    if t.lr is not None and not t.lr > 0:
+        raise InputError(f"--lr must be positive, got {t.lr}")
+    if t.weight_decay is not None and not t.weight_decay >= 0:
+        raise InputError(f"train.weight_decay must be 0 or more, got {t.weight_decay}")
+    check_seed(t.base_seed, "--seed")
+
+
+def _check_noise(n: NoiseConfig) -> None:
+    """`ScoreConfig.validate` for the label-noise check."""
+    _number(n.fraction, "--noise")
+    if not 0 <= n.fraction < 1:
+        raise InputError(f"--noise must be a fraction in [0, 1), got {n.fraction}")
+    check_seed(n.seed, "--noise-seed")
+    if n.kind not in NOISE_KINDS:
+        raise InputError(f"--noise-kind must be one of {', '.join(NOISE_KINDS)}, got {n.kind!r}")
 
 
 def check_seed(value: Any, flag: str) -> int:

@@ -65,23 +65,31 @@ def read_images(
     list of ndarray of shape (n_rows, n_channels, height, width), uint8; float32 in [0, 1]
     (value / 255) with `as_float`
     """
-    from PIL import Image
-
     # Two passes over chunks of rows, so that neither the decoded images (60,000 PIL images
     # cost more than their pixels) nor all the encoded cells are held at once: the first
     # reads headers only (PIL's open parses mode and size without decoding), the second
     # decodes each chunk into a small uint8 buffer and converts it into the output.
-    def chunks(t: datasets.Dataset, rows: np.ndarray, where: str) -> Iterator[list]:
-        for start in range(0, len(rows), _CHUNK):
-            part = rows[start : start + _CHUNK]
-            yield [
-                (int(row), cell)
-                for row, cell in zip(part, column_values(t, col, part), strict=True)
-            ]
+    mode, size = _common_format(col, parts)
+    return [_decode_part(col, t, rows, where, mode, size, as_float) for t, rows, where in parts]
 
+
+def _chunks(t: datasets.Dataset, col: str, rows: np.ndarray) -> Iterator[list]:
+    """(row id, stored cell) pairs of column `col`, `_CHUNK` rows at a time."""
+    for start in range(0, len(rows), _CHUNK):
+        part = rows[start : start + _CHUNK]
+        yield [
+            (int(row), cell) for row, cell in zip(part, column_values(t, col, part), strict=True)
+        ]
+
+
+def _common_format(
+    col: str, parts: list[tuple[datasets.Dataset, np.ndarray, str]]
+) -> tuple[str, tuple[int, int]]:
+    """The one mode ("L" or "RGB") and (width, height) every image is decoded to, read from
+    the headers alone; warns when sizes differ (all are resized to the most common)."""
     modes, sizes = set(), Counter()
     for t, rows, where in parts:
-        for chunk in chunks(t, rows, where):
+        for chunk in _chunks(t, col, rows):
             for row, cell in chunk:
                 m, size = _open_image(cell, row, where, col, load=False)
                 modes.add(m)
@@ -93,26 +101,38 @@ def read_images(
         warnings.warn(
             f"images come in {len(sizes)} sizes; resizing all to {size[0]}x{size[1]} "
             "(the most common)",
-            stacklevel=4,  # the caller of `load`
+            stacklevel=5,  # the caller of `load` (through read_images)
         )
+    return mode, size
+
+
+def _decode_part(
+    col: str,
+    t: datasets.Dataset,
+    rows: np.ndarray,
+    where: str,
+    mode: str,
+    size: tuple[int, int],
+    as_float: bool,
+) -> np.ndarray:
+    """One part's images as (n_rows, channels, height, width): uint8, or float32 value / 255."""
+    from PIL import Image
+
     width, height = size
     channels = 1 if mode == "L" else 3
-    out = []
-    for t, rows, where in parts:
-        dtype = np.float32 if as_float else np.uint8
-        array = np.empty((len(rows), channels, height, width), dtype=dtype)
-        done = 0
-        for chunk in chunks(t, rows, where):
-            images = (_open_image(cell, row, where, col) for row, cell in chunk)
-            pixels = _to_uint8(images, len(chunk), mode, size, Image.Resampling.BILINEAR)
-            if as_float:  # straight into the output: no uint8 copy of the whole set
-                into = array[done : done + len(chunk)]
-                np.divide(pixels, np.float32(PIXEL_DIVISOR), out=into, dtype=np.float32)
-            else:
-                array[done : done + len(chunk)] = pixels
-            done += len(chunk)
-        out.append(array)
-    return out
+    dtype = np.float32 if as_float else np.uint8
+    array = np.empty((len(rows), channels, height, width), dtype=dtype)
+    done = 0
+    for chunk in _chunks(t, col, rows):
+        images = (_open_image(cell, row, where, col) for row, cell in chunk)
+        pixels = _to_uint8(images, len(chunk), mode, size, Image.Resampling.BILINEAR)
+        if as_float:  # straight into the output: no uint8 copy of the whole set
+            into = array[done : done + len(chunk)]
+            np.divide(pixels, np.float32(PIXEL_DIVISOR), out=into, dtype=np.float32)
+        else:
+            array[done : done + len(chunk)] = pixels
+        done += len(chunk)
+    return array
 
 
 def _open_image(

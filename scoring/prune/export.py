@@ -135,22 +135,11 @@ def export_selection(
         Unknown format, an unsafe or occupied `out`, a run that is not finished, a bad
         selection, a selection left empty by the decisions, or a source that changed.
     """
-    if fmt not in FORMATS:
-        raise InputError(
-            f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)} "
-            f"({'; '.join(f'{k}: {v}' for k, v in FORMATS.items())})"
-        )
+    _check_format(fmt)
     target = resolve_out(out, base=base)
     manifest_file = manifest_path(target, fmt)
     _check_free(target, manifest_file, fmt, force)
-
-    status = store.read_status(Path(run))
-    if status is not None and status["state"] != "done":  # say why, and how to finish it
-        raise InputError(f"cannot export {run}: {store.unfinished_reason(run)}")
-    view = load_run(run)
-    blocker = rows_blocker(view.config)
-    if blocker:
-        raise InputError(blocker)
+    view = _finished_run(run)
     plan = plan_selection(view, selection, decisions.latest(view.path) if apply_decisions else None)
     table, columns = _build_table(view, plan)
     if fmt in ("csv", "jsonl"):
@@ -165,6 +154,27 @@ def export_selection(
     else:
         _write_file(table, fmt, target, manifest_file, manifest)
     return target
+
+
+def _check_format(fmt: str) -> None:
+    """Refuse an unknown format, listing the formats and what each writes."""
+    if fmt not in FORMATS:
+        raise InputError(
+            f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)} "
+            f"({'; '.join(f'{k}: {v}' for k, v in FORMATS.items())})"
+        )
+
+
+def _finished_run(run: Path | str) -> RunView:
+    """The run, refused (InputError) when it is not finished or has no rows to write."""
+    status = store.read_status(Path(run))
+    if status is not None and status["state"] != "done":  # say why, and how to finish it
+        raise InputError(f"cannot export {run}: {store.unfinished_reason(run)}")
+    view = load_run(run)
+    blocker = rows_blocker(view.config)
+    if blocker:
+        raise InputError(blocker)
+    return view
 
 
 def manifest_path(out: Path, fmt: str) -> Path:
@@ -224,22 +234,7 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
     taken = set(table.column_names)
     label_col = described["label_col"]
     columns: dict[str, Any] = {"label": label_col, "original_label": None}
-
-    relabelled = np.concatenate(
-        [plan.relabelled[plan.kept], plan.heldout_final != plan.heldout_original]
-    )  # (n,)
-    final = np.concatenate([plan.final_labels[plan.kept], plan.heldout_final])  # (n,)
-    if relabelled.any():
-        feature, original = features[label_col], table.column(label_col)
-        values = original.to_pylist()
-        for i in np.flatnonzero(relabelled):
-            label = int(final[i])
-            values[i] = data.label_value(feature, view.label_names, label)
-        at = table.column_names.index(label_col)
-        table = table.set_column(at, label_col, pa.array(values, type=original.type))
-        name = columns["original_label"] = _free_name("original_label", taken)
-        table = table.append_column(name, original)
-        features[name] = feature
+    table, columns["original_label"] = _relabel(view, plan, table, features, label_col, taken)
 
     import datasets as hf_datasets
 
@@ -250,17 +245,7 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
     split = ["train"] * n_train + ["heldout"] * plan.n_heldout
     table = table.append_column(name, pa.array(split, type=pa.string()))
     features[name] = hf_datasets.Value("string")
-    held = _heldout_scores(view, plan)
-    columns["scores"] = {}
-    for key in view.score_keys:
-        values = view.table[key].to_numpy()[kept]
-        if plan.n_heldout:  # held-out rows: their own cl_* (same definition), else missing
-            other = held.get(key, np.full(plan.n_heldout, np.nan))
-            values = np.concatenate([values.astype(np.float64), other])
-        dtype = "bool" if values.dtype == bool else "float64"
-        name = columns["scores"][key] = _free_name(key, taken)
-        table = table.append_column(name, pa.array(values.astype(dtype)))
-        features[name] = hf_datasets.Value(dtype)
+    table, columns["scores"] = _append_scores(view, plan, table, features, taken)
     columns["inputs"] = list(described["input_cols"])
     columns["images"] = data.image_columns(features)
 
@@ -268,6 +253,68 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
 
     info = hf_datasets.DatasetInfo(features=features)
     return hf_datasets.Dataset(InMemoryTable(table), info=info), columns
+
+
+def _relabel(
+    view: RunView,
+    plan: SelectionPlan,
+    table: pa.Table,
+    features: datasets.Features,
+    label_col: str,
+    taken: set[str],
+) -> tuple[pa.Table, str | None]:
+    """Relabel decisions written into the label column, the source's values kept beside.
+
+    Returns the table and the name of its added original-label column (None when no written
+    row was relabelled, and nothing is added); `features` and `taken` gain that column.
+    """
+    import pyarrow as pa
+
+    relabelled = np.concatenate(
+        [plan.relabelled[plan.kept], plan.heldout_final != plan.heldout_original]
+    )  # (n,)
+    if not relabelled.any():
+        return table, None
+    final = np.concatenate([plan.final_labels[plan.kept], plan.heldout_final])  # (n,)
+    feature, original = features[label_col], table.column(label_col)
+    values = original.to_pylist()
+    for i in np.flatnonzero(relabelled):
+        label = int(final[i])
+        values[i] = data.label_value(feature, view.label_names, label)
+    at = table.column_names.index(label_col)
+    table = table.set_column(at, label_col, pa.array(values, type=original.type))
+    name = _free_name("original_label", taken)
+    table = table.append_column(name, original)
+    features[name] = feature
+    return table, name
+
+
+def _append_scores(
+    view: RunView,
+    plan: SelectionPlan,
+    table: pa.Table,
+    features: datasets.Features,
+    taken: set[str],
+) -> tuple[pa.Table, dict[str, str]]:
+    """One column per score of the run (bool or float64); `features` and `taken` gain them.
+
+    Returns the table and score key -> column name.
+    """
+    import datasets as hf_datasets
+    import pyarrow as pa
+
+    held = _heldout_scores(view, plan)
+    names = {}
+    for key in view.score_keys:
+        values = view.table[key].to_numpy()[plan.positions]
+        if plan.n_heldout:  # held-out rows: their own cl_* (same definition), else missing
+            other = held.get(key, np.full(plan.n_heldout, np.nan))
+            values = np.concatenate([values.astype(np.float64), other])
+        dtype = "bool" if values.dtype == bool else "float64"
+        name = names[key] = _free_name(key, taken)
+        table = table.append_column(name, pa.array(values.astype(dtype)))
+        features[name] = hf_datasets.Value(dtype)
+    return table, names
 
 
 def _heldout_scores(view: RunView, plan: SelectionPlan) -> dict[str, np.ndarray]:
@@ -343,6 +390,8 @@ def _images_as_text(table: datasets.Dataset) -> datasets.Dataset:
 # --- manifest ----------------------------------------------------------------------------
 
 
+# Longer than 60 lines: one dict literal, the manifest's schema, read top to bottom in the
+# order its keys are written; splitting it would scatter that schema over several functions.
 def _manifest(
     view: RunView,
     selection: SelectionConfig,

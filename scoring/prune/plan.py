@@ -162,46 +162,12 @@ def plan_selection(
         A bad config, a score the run lacks, decisions that drop every example, or a
         selection that keeps none (see `select.select_indices`).
     """
-    check_config(config)
-    if RULES[config.rule].keeps_all and config.fraction != 1:
-        raise InputError(
-            f"rule 'all' keeps every row, so its fraction is 1, got {config.fraction:g} "
-            "(pick another rule to keep a share)"
-        )
-    table = view.table
-    ids = table["id"].to_numpy()
-    labels = table["label"].to_numpy(np.int64)  # (N,)
-    original = source_labels(view)  # (N,)
-    final = original
-    in_play = np.ones(labels.shape[0], dtype=bool)
-    if exclude is not None:
-        in_play[np.asarray(exclude, dtype=np.int64)] = False
-    n_excluded = int((~in_play).sum())
-    if decisions is not None:
-        keep, labels = apply_decisions(ids, labels, decisions)
-        _, final = apply_decisions(ids, original, decisions)
-        n_in, n_dropped = int(in_play.sum()), int((in_play & ~keep).sum())
-        in_play &= keep
-        if not in_play.any():
-            held = f" not held out ({n_excluded:,} are)" if n_excluded else ""
-            raise InputError(
-                f"your decisions drop all {n_in:,} examples{held}, so there are no examples "
-                "left to select from (withdraw some drops, or do not apply the decisions)"
-            )
-    else:
-        n_dropped = 0
-    in_play, n_leaks, n_dups = _pre_steps(view, config, in_play)
+    _check_plannable(config)
+    pool = _pool(view, decisions, exclude)
+    in_play, n_leaks, n_dups = _pre_steps(view, config, pool.in_play)
     rows = np.flatnonzero(in_play)
-    labels, original, final = labels[rows], original[rows], final[rows]
-
-    values = None
-    if RULES[config.rule].ranks:
-        key = str(config.score)  # check_config: a rule that ranks has a score
-        _check_score(view, key)
-        values = table[key].to_numpy(np.float64)[rows]  # (N',)
-        higher = view.higher_is_harder(key)
-    else:
-        higher = True  # unused: the rule reads no score
+    labels = pool.labels[rows]  # (N',)
+    values, higher = _rule_values(view, config, rows)
     picked = select_indices(values, labels, config, higher_is_harder=higher)
     kept = np.zeros(rows.shape[0], dtype=bool)
     kept[picked] = True
@@ -210,15 +176,87 @@ def plan_selection(
         rows=rows.astype(np.int64),
         labels=labels,
         kept=kept,
-        original_labels=original,
-        final_labels=final,
-        n_dropped=n_dropped,
+        original_labels=pool.original[rows],
+        final_labels=pool.final[rows],
+        n_dropped=pool.n_dropped,
         n_decisions=0 if decisions is None else _n_current(decisions),
-        n_excluded=n_excluded,
+        n_excluded=pool.n_excluded,
         n_leaks_dropped=n_leaks,
         n_duplicates_dropped=n_dups,
         **held,
     )
+
+
+def select_run(
+    view: RunView, config: SelectionConfig, *, decisions: pd.DataFrame | None = None
+) -> np.ndarray:
+    """Row positions into `view.table` that `config` keeps: `plan_selection(...).positions`.
+
+    Kept for callers that only need the rows; the plan (decisions first, then the rule) is
+    computed by `plan_selection`, the one planner.
+    """
+    return plan_selection(view, config, decisions).positions
+
+
+def _check_plannable(config: SelectionConfig) -> None:
+    """`check_config`, and rule `all` (the cleaned dataset) only at fraction 1."""
+    check_config(config)
+    if RULES[config.rule].keeps_all and config.fraction != 1:
+        raise InputError(
+            f"rule 'all' keeps every row, so its fraction is 1, got {config.fraction:g} "
+            "(pick another rule to keep a share)"
+        )
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """A run's rows after the held-out split and the decisions, before the pre-steps.
+
+    `in_play`, `labels`, `original` and `final` are of shape (N,): every row of `view.table`.
+    """
+
+    in_play: np.ndarray  # bool: not held out by the caller, not dropped by a decision
+    labels: np.ndarray  # int64: the run's `label`, relabels applied (what the rule sees)
+    original: np.ndarray  # int64: the source's own labels (`source_labels`)
+    final: np.ndarray  # int64: `original` with relabels applied (what an export writes)
+    n_excluded: int
+    n_dropped: int
+
+
+def _pool(view: RunView, decisions: pd.DataFrame | None, exclude: np.ndarray | None) -> _Pool:
+    """Hold out `exclude`, then apply `decisions` (InputError when they drop every row left)."""
+    ids = view.table["id"].to_numpy()
+    labels = view.table["label"].to_numpy(np.int64)  # (N,)
+    original = source_labels(view)  # (N,)
+    in_play = np.ones(labels.shape[0], dtype=bool)
+    if exclude is not None:
+        in_play[np.asarray(exclude, dtype=np.int64)] = False
+    n_excluded = int((~in_play).sum())
+    if decisions is None:
+        return _Pool(in_play, labels, original, original, n_excluded, n_dropped=0)
+    keep, labels = apply_decisions(ids, labels, decisions)
+    _, final = apply_decisions(ids, original, decisions)
+    n_in, n_dropped = int(in_play.sum()), int((in_play & ~keep).sum())
+    in_play &= keep
+    if not in_play.any():
+        held = f" not held out ({n_excluded:,} are)" if n_excluded else ""
+        raise InputError(
+            f"your decisions drop all {n_in:,} examples{held}, so there are no examples "
+            "left to select from (withdraw some drops, or do not apply the decisions)"
+        )
+    return _Pool(in_play, labels, original, final, n_excluded, n_dropped)
+
+
+def _rule_values(
+    view: RunView, config: SelectionConfig, rows: np.ndarray
+) -> tuple[np.ndarray | None, bool]:
+    """The score the rule ranks `rows` by, shape (N',), and its direction; (None, True) when
+    the rule reads no score."""
+    if not RULES[config.rule].ranks:
+        return None, True  # the direction is unused: the rule reads no score
+    key = str(config.score)  # check_config: a rule that ranks has a score
+    _check_score(view, key)
+    return view.table[key].to_numpy(np.float64)[rows], view.higher_is_harder(key)
 
 
 def _pre_steps(

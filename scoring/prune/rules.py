@@ -45,12 +45,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from scoring.prune.select import SelectionConfig
 
 # The SelectionConfig fields a rule may read besides fraction, class_balanced and seed (which
 # every rule honours), with what each means; `Rule.uses` names a subset.
@@ -65,9 +62,29 @@ PARAMETERS = {
 LINEAR_EPS = 1e-12  # keeps the easiest example's linear weight above zero
 
 
+class RuleSettings(Protocol):
+    """The settings a rule's pick may read; `scoring.prune.select.SelectionConfig` is one.
+
+    A protocol rather than the config class, so this registry imports nothing of Winnow's:
+    the config validates against `RULES` (`select.check_config`), and imports run one way.
+    """
+
+    @property
+    def offset(self) -> float: ...
+
+    @property
+    def temperature(self) -> float: ...
+
+    @property
+    def beta(self) -> float: ...
+
+    @property
+    def bins(self) -> int: ...
+
+
 # --- rules: (hardness (n,), budget m with 1 <= m <= n, config, rng) -> m local row indices ----
 
-RuleFn = Callable[[np.ndarray, int, "SelectionConfig", np.random.Generator], np.ndarray]
+RuleFn = Callable[[np.ndarray, int, RuleSettings, np.random.Generator], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -151,19 +168,15 @@ def _hardest_first(h: np.ndarray) -> np.ndarray:
     return np.argsort(-h, kind="stable")
 
 
-def _hardest(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
-) -> np.ndarray:
+def _hardest(h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator) -> np.ndarray:
     return _hardest_first(h)[:m]
 
 
-def _easiest(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
-) -> np.ndarray:
+def _easiest(h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator) -> np.ndarray:
     return np.argsort(h, kind="stable")[:m]
 
 
-def _random(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
+def _random(h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(h.shape[0], size=m, replace=False)
 
 
@@ -172,20 +185,20 @@ def _skip(share: float, n: int, m: int) -> int:
     return min(round(share * n), n - m)
 
 
-def _offset(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
+def _offset(h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator) -> np.ndarray:
     skip = _skip(config.offset, h.shape[0], m)
     return _hardest_first(h)[skip : skip + m]
 
 
 def _offset_random(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
+    h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator
 ) -> np.ndarray:
     rest = _hardest_first(h)[_skip(config.offset, h.shape[0], m) :]  # what offset keeps from
     return rng.choice(rest, size=m, replace=False)
 
 
 def _stratified(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
+    h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator
 ) -> np.ndarray:
     rest = np.sort(_hardest_first(h)[_skip(config.beta, h.shape[0], m) :])  # rows kept in play
     hr = h[rest]
@@ -215,17 +228,15 @@ def _sample(weights: np.ndarray, h: np.ndarray, m: int, rng: np.random.Generator
     return rng.choice(h.shape[0], size=m, replace=False, p=weights / weights.sum())
 
 
-def _softmax(
-    h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator
-) -> np.ndarray:
+def _softmax(h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator) -> np.ndarray:
     return _sample(np.exp((h - h.max()) / config.temperature), h, m, rng)
 
 
-def _linear(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
+def _linear(h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator) -> np.ndarray:
     return _sample(h - h.min() + LINEAR_EPS, h, m, rng)
 
 
-def _all(h: np.ndarray, m: int, config: SelectionConfig, rng: np.random.Generator) -> np.ndarray:
+def _all(h: np.ndarray, m: int, config: RuleSettings, rng: np.random.Generator) -> np.ndarray:
     return np.arange(m)  # m == n at fraction 1: every row
 
 

@@ -5,7 +5,8 @@ oriented so that larger always means harder (`registry.hardness`). The rules the
 declared once, in `scoring.prune.rules.RULES` (re-exported here); `select_indices` prepares
 the hardness, applies class-balanced quotas and calls the rule. Everything is a pure function
 of arrays, so the pruning page, the retraining sweep and the export select the same rows for
-the same config and seed (`scoring.prune.plan` applies the decisions first, then the rule).
+the same config and seed. `scoring.prune.plan` builds on this module (imports run one way:
+rules -> select -> plan): it applies the decisions first, then the rule, to a whole run.
 
 `class_balanced` applies any rule within each class with that class's quota.
 """
@@ -166,49 +167,82 @@ def select_indices(
     (ties by bin order), so the budget is filled exactly whenever the kept range holds enough.
     """
     check_config(config)
+    labels = _checked_labels(labels)
+    rule = RULES[config.rule]
+    h = _hardness(values, labels, config, higher_is_harder)  # (N,)
+    rng = np.random.default_rng(config.seed)
+    if config.class_balanced:
+        kept = _pick_per_class(rule, h, labels, config, rng)
+    else:
+        kept = rule.pick(h, _budget(config.fraction, labels.shape[0]), config, rng)
+    return np.sort(kept).astype(np.int64)
+
+
+def _checked_labels(labels: np.ndarray) -> np.ndarray:
+    """`labels` as an array of shape (N,) with N >= 1 (else InputError)."""
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise InputError(f"labels must have shape (n_examples,), got {labels.shape}")
-    n = labels.shape[0]
-    if n == 0:
+    if labels.shape[0] == 0:
         raise InputError("there are no examples to select from")
-    rule = RULES[config.rule]
-    if not rule.ranks:
-        h = np.zeros(n)  # unused by the rule
-    else:
-        if values is None:
-            raise InputError(f"rule {config.rule!r} needs score values, got None")
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != labels.shape:
-            raise InputError(
-                f"values and labels must both have shape (n_examples,); got values "
-                f"{values.shape} and labels {labels.shape}"
-            )
-        bad = int((~np.isfinite(values)).sum())
-        if bad:
-            raise InputError(
-                f"{bad} of {n} score values are NaN or infinite; every example needs a score "
-                "(drop those rows or score them first)"
-            )
-        h = hardness(normalize(values, labels, config.normalization), higher_is_harder)  # (N,)
+    return labels
 
-    rng = np.random.default_rng(config.seed)
-    if not config.class_balanced:
-        m = round(config.fraction * n)
-        if m == 0:
-            raise InputError(
-                f"fraction {config.fraction:g} of {n} examples keeps none; keep at least one "
-                f"(fraction >= {1 / n:.2g}) or use class_balanced"
-            )
-        kept = rule.pick(h, m, config, rng)
-    else:
-        parts = []
-        for c in np.unique(labels):
-            rows = np.flatnonzero(labels == c)
-            quota = max(1, round(config.fraction * rows.shape[0]))
-            parts.append(rows[rule.pick(h[rows], quota, config, rng)])
-        kept = np.concatenate(parts)
-    return np.sort(kept).astype(np.int64)
+
+def _hardness(
+    values: np.ndarray | None,
+    labels: np.ndarray,
+    config: SelectionConfig,
+    higher_is_harder: bool,
+) -> np.ndarray:
+    """(N,) float64 hardness the rule ranks by: checked, normalized, oriented harder-is-larger."""
+    n = labels.shape[0]
+    if not RULES[config.rule].ranks:
+        return np.zeros(n)  # unused by the rule
+    if values is None:
+        raise InputError(f"rule {config.rule!r} needs score values, got None")
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != labels.shape:
+        raise InputError(
+            f"values and labels must both have shape (n_examples,); got values "
+            f"{values.shape} and labels {labels.shape}"
+        )
+    bad = int((~np.isfinite(values)).sum())
+    if bad:
+        raise InputError(
+            f"{bad} of {n} score values are NaN or infinite; every example needs a score "
+            "(drop those rows or score them first)"
+        )
+    return hardness(normalize(values, labels, config.normalization), higher_is_harder)
+
+
+def _budget(fraction: float, n: int) -> int:
+    """Rows kept of `n` without class balance: round(fraction * n), refused when that is 0."""
+    m = round(fraction * n)
+    if m == 0:
+        raise InputError(
+            f"fraction {fraction:g} of {n} examples keeps none; keep at least one "
+            f"(fraction >= {1 / n:.2g}) or use class_balanced"
+        )
+    return m
+
+
+def _pick_per_class(
+    rule: Rule,
+    h: np.ndarray,
+    labels: np.ndarray,
+    config: SelectionConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The rule applied within each class (ascending), with quota max(1, round(fraction * n_c)).
+
+    One `rng` serves every class in turn, so the draws (and the rows) follow the class order.
+    """
+    parts = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        quota = max(1, round(config.fraction * rows.shape[0]))
+        parts.append(rows[rule.pick(h[rows], quota, config, rng)])
+    return np.concatenate(parts)
 
 
 def lost_classes(labels: np.ndarray, kept: np.ndarray) -> list[int]:
@@ -216,19 +250,6 @@ def lost_classes(labels: np.ndarray, kept: np.ndarray) -> list[int]:
     labels = np.asarray(labels)
     missing = np.setdiff1d(np.unique(labels), np.unique(labels[np.asarray(kept, dtype=np.int64)]))
     return [c.item() for c in missing]
-
-
-def select_run(
-    view: RunView, config: SelectionConfig, *, decisions: pd.DataFrame | None = None
-) -> np.ndarray:
-    """Row positions into `view.table` that `config` keeps: `plan.plan_selection(...).positions`.
-
-    Kept for callers that only need the rows; the plan (decisions first, then the rule) is
-    computed by `scoring.prune.plan`, the one planner.
-    """
-    from scoring.prune.plan import plan_selection  # plan builds on this module
-
-    return plan_selection(view, config, decisions).positions
 
 
 def auto_offset(view: RunView) -> float:

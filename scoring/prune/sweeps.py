@@ -433,36 +433,49 @@ def sweep_summary(
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     wanted = None if fractions is None else np.asarray(fractions, dtype=np.float64)
     for split in splits:
-        accuracy = _SPLIT_COLUMNS[split][0]
         for rule_name in pd.unique(trials["rule"]):
             of_rule = trials[trials["rule"] == rule_name]
-            rule = RULES.get(str(rule_name))
-            baseline = rule.baseline if rule is not None else None
             for fraction, group in of_rule.groupby("fraction", sort=True):
                 if wanted is not None and not np.isclose(wanted, fraction, atol=1e-9).any():
                     continue
-                row = {
-                    "split": split,
-                    "rule": rule_name,
-                    "score": group["score"].iloc[0],
-                    "fraction": float(fraction),
-                    "n_kept": float(group["n_kept"].mean()),
-                    "seeds": int(group["seed"].nunique()),
-                    "accuracy_mean": float(group[accuracy].mean()),
-                    "accuracy_std": float(group[accuracy].std(ddof=0)),
-                    "accuracy_min": float(group[accuracy].min()),
-                    "accuracy_max": float(group[accuracy].max()),
-                    "baseline": baseline,
-                }
-                against = (("random", ""), (baseline, "baseline_"))
-                for other, prefix in against:
-                    found = (np.nan, np.nan, np.nan)
-                    if other is not None and other != rule_name:
-                        found = _compare(group, trials, str(other), float(fraction), split, n_boot)
-                    diff = "diff_vs_random" if not prefix else "diff_vs_baseline"
-                    row[diff], row[f"{prefix}ci_low"], row[f"{prefix}ci_high"] = found
-                rows.append(row)
+                rows.append(_summary_row(group, trials, split, rule_name, float(fraction), n_boot))
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def _summary_row(
+    group: pd.DataFrame,
+    trials: pd.DataFrame,
+    split: str,
+    rule_name: Any,
+    fraction: float,
+    n_boot: int,
+) -> dict[str, Any]:
+    """One `sweep_summary` row: `group` (one rule's trials at `fraction`) over its seeds, and
+    its paired differences to random and to the rule's registry baseline among `trials`."""
+    accuracy = _SPLIT_COLUMNS[split][0]
+    rule = RULES.get(str(rule_name))
+    baseline = rule.baseline if rule is not None else None
+    row = {
+        "split": split,
+        "rule": rule_name,
+        "score": group["score"].iloc[0],
+        "fraction": fraction,
+        "n_kept": float(group["n_kept"].mean()),
+        "seeds": int(group["seed"].nunique()),
+        "accuracy_mean": float(group[accuracy].mean()),
+        "accuracy_std": float(group[accuracy].std(ddof=0)),
+        "accuracy_min": float(group[accuracy].min()),
+        "accuracy_max": float(group[accuracy].max()),
+        "baseline": baseline,
+    }
+    against = (("random", ""), (baseline, "baseline_"))
+    for other, prefix in against:
+        found = (np.nan, np.nan, np.nan)
+        if other is not None and other != rule_name:
+            found = _compare(group, trials, str(other), fraction, split, n_boot)
+        diff = "diff_vs_random" if not prefix else "diff_vs_baseline"
+        row[diff], row[f"{prefix}ci_low"], row[f"{prefix}ci_high"] = found
+    return row
 
 
 def _compare(

@@ -92,6 +92,26 @@ def knn(
     distances : ndarray of shape (n_queries, k), float64
         Their distances, ascending.
     """
+    q, q_norm, db, db_norm = _operands(queries, database, k, metric)
+    self_search = database is None
+    db_block = min(db.shape[0], _DB_BLOCK)
+    # Per query row and database row: a float32 distance and a boolean mask (+ slack).
+    q_block = max(1, min(q.shape[0], block_bytes // (6 * db_block)))
+    ranges = [(a, min(a + q_block, q.shape[0])) for a in range(0, q.shape[0], q_block)]
+    search = functools.partial(
+        _search_block, q=q, q_norm=q_norm, db=db, db_norm=db_norm, k=k, metric=metric,
+        db_block=db_block, self_search=self_search,
+    )  # fmt: skip
+    return _run_blocks(search, ranges, k, executor, progress)
+
+
+def _operands(
+    queries: np.ndarray, database: np.ndarray | None, k: int, metric: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked float32 queries and database with their row norms: (q, q_norm, db, db_norm).
+
+    Without a database, the queries (and their norms) are the database.
+    """
     if metric not in METRICS:
         raise InputError(f"unknown kNN metric {metric!r}: expected one of {', '.join(METRICS)}")
     q, q_norm = _prepare(queries, "queries")
@@ -105,22 +125,30 @@ def knn(
     available = db.shape[0] - (1 if self_search else 0)
     if not 1 <= k <= available:
         raise InputError(f"k must be between 1 and {available} here, got {k}")
-    db_block = min(db.shape[0], _DB_BLOCK)
-    # Per query row and database row: a float32 distance and a boolean mask (+ slack).
-    q_block = max(1, min(q.shape[0], block_bytes // (6 * db_block)))
-    ranges = [(a, min(a + q_block, q.shape[0])) for a in range(0, q.shape[0], q_block)]
-    search = functools.partial(
-        _search_block, q=q, q_norm=q_norm, db=db, db_norm=db_norm, k=k, metric=metric,
-        db_block=db_block, self_search=self_search,
-    )  # fmt: skip
-    indices = np.empty((q.shape[0], k), dtype=np.int64)
-    distances = np.empty((q.shape[0], k), dtype=np.float64)
+    return q, q_norm, db, db_norm
+
+
+def _run_blocks(
+    search: functools.partial,
+    ranges: list[tuple[int, int]],
+    k: int,
+    executor: Any,
+    progress: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every query block's search, here or through `executor`, gathered in query order.
+
+    Returns (indices, distances), each of shape (n_queries, k), as `knn`.
+    """
+    n_queries = ranges[-1][1]
+    indices = np.empty((n_queries, k), dtype=np.int64)
+    distances = np.empty((n_queries, k), dtype=np.float64)
 
     def keep(i: int, result: tuple[np.ndarray, np.ndarray]) -> None:
         a, b = ranges[i]
         indices[a:b], distances[a:b] = result
 
     report = _Quiet() if progress is None else progress
+    q_block = ranges[0][1] - ranges[0][0]
     report.stage(f"nearest neighbours: {len(ranges)} block(s) of {q_block} rows")
     if executor is None:
         for i, r in enumerate(ranges):

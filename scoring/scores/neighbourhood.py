@@ -225,43 +225,56 @@ def dup_groups(
         neighbours nearer than `near_threshold`.
     """
     n = len(keys)
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return int(i)
-
-    def union(i: int, j: int) -> None:
-        a, b = find(i), find(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-
+    sets = _UnionFind(n)
     first: dict[str, int] = {}
     for i, key in enumerate(keys):
         if key in first:
-            union(first[key], i)
+            sets.union(first[key], i)
         else:
             first[key] = i
     if _pixels_comparable(images):
         # Images: near copies are confirmed by their pixels (`shifted_pairs`, which also
         # takes the embeddings' neighbours as candidates).
         for i, j in shifted_pairs(images, features=features):
-            union(i, j)
+            sets.union(i, j)
     elif n > 1:
         dist, index = _knn(np.asarray(features), min(K_PAIRS, n - 1))
         tau = near_threshold(dist[:, 0])
         for i, j in zip(*np.nonzero(dist <= tau), strict=True):
-            union(int(i), int(index[i, j]))
-    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
-    sizes = np.bincount(roots, minlength=n)
-    out = np.full(n, -1, dtype=np.int64)
-    numbers: dict[int, int] = {}
-    for i in range(n):
-        if sizes[roots[i]] > 1:
-            out[i] = numbers.setdefault(int(roots[i]), len(numbers))
-    return out
+            sets.union(int(i), int(index[i, j]))
+    return sets.group_numbers()
+
+
+class _UnionFind:
+    """Disjoint sets of the rows 0..n-1 (path halving; a set's root is its lowest row)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return int(i)
+
+    def union(self, i: int, j: int) -> None:
+        a, b = self.find(i), self.find(j)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+    def group_numbers(self) -> np.ndarray:
+        """(n,) int64: sets of two or more rows numbered 0, 1, ... in the order of their
+        first row; −1 for a row alone."""
+        n = self.parent.shape[0]
+        roots = np.array([self.find(i) for i in range(n)], dtype=np.int64)
+        sizes = np.bincount(roots, minlength=n)
+        out = np.full(n, -1, dtype=np.int64)
+        numbers: dict[int, int] = {}
+        for i in range(n):
+            if sizes[roots[i]] > 1:
+                out[i] = numbers.setdefault(int(roots[i]), len(numbers))
+        return out
 
 
 def leak_of(
@@ -367,6 +380,22 @@ def shifted_pairs(
         rows, cols = np.nonzero(reg <= tau)
         pairs = {tuple(sorted((int(i), int(index[i, c])))) for i, c in zip(rows, cols, strict=True)}
         return sorted(pairs)
+    return _shifted_test_pairs(small, feats, tau, others, features, other_features)
+
+
+def _shifted_test_pairs(
+    small: np.ndarray,
+    feats: np.ndarray,
+    tau: float,
+    others: np.ndarray,
+    features: np.ndarray | None,
+    other_features: np.ndarray | None,
+) -> list[tuple[int, int]]:
+    """(training row i, its best-matching test row j) for each i whose best registered
+    distance is within the training rows' threshold `tau` (`shifted_pairs` with `others`).
+
+    `small` and `feats` are the training rows' pooled pixels and perceptual features.
+    """
     if len(others) == 0:
         return []
     small_t = _pooled(others)
@@ -376,7 +405,7 @@ def shifted_pairs(
         index_t = np.hstack([index_t, near_t])
     reg_t = _registered_pairs(small, small_t, index_t)  # (n, k)
     best = reg_t.argmin(axis=1)  # the first of equal distances: the nearest candidate
-    hit = reg_t[np.arange(n), best] <= tau
+    hit = reg_t[np.arange(small.shape[0]), best] <= tau
     return [(int(i), int(index_t[i, best[i]])) for i in np.nonzero(hit)[0]]
 
 

@@ -133,43 +133,74 @@ def record(
     out: dict[str, np.ndarray] = {}
     if grad_plan.at_step is not None:
         model = build(snaps.states[grad_plan.at_step])
-        if grad_plan.at_step == 0:
-            # A seeded shuffle: data sorted by class (image folders are) would give deeper
-            # layers batch statistics no training batch ever has. See scoring.training.grads' note.
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-            calibrate_batchnorm(model, inputs[order], device=device)
-        for name, target in AT_ARRAYS.items():
-            if name not in grad_plan.arrays:
-                continue
-            sq = sq_grad_norms(
-                model,
-                inputs,
-                labels,
-                target=target,
-                params=grad_plan.params,
-                device=device,
-                on_chunk=tick(1),
-            )
-            # GraNd and its label-free sum are norms; Data Diet's eq. 12 is a sum of squares.
-            out[name] = sq if name == "grad_logit_sq" else np.sqrt(sq)
+        out.update(_at_arrays(grad_plan, model, inputs, labels, device, tick))
     if grad_plan.checkpoint_steps:
-        steps = grad_plan.checkpoint_steps
-        models = [build(snaps.states[s]) for s in steps]
-        lrs = [snaps.mean_lr(prev, s) for prev, s in zip((0, *steps[:-1]), steps, strict=True)]
-        out["checkpoint_steps"] = np.asarray(steps, dtype=np.int64)
-        out["checkpoint_lrs"] = np.asarray(lrs)
-        if "tracin_self" in grad_plan.arrays:
-            out["tracin_self"] = tracin_self_influence(
-                models,
-                lrs,
-                inputs,
-                labels,
-                params=grad_plan.params,
-                device=device,
-                on_chunk=tick(1),
-            )
-        if "input_grad_var" in grad_plan.arrays:
-            out["input_grad_var"] = input_grad_variance(
-                models, inputs, labels, device=device, on_chunk=tick(len(models))
-            )
+        out.update(_checkpoint_arrays(grad_plan, snaps, build, inputs, labels, device, tick))
+    return out
+
+
+_Tick = Callable[[int], Callable[[int], None] | None]  # weight -> a chunk callback, or None
+
+
+def _at_arrays(
+    grad_plan: GradPlan,
+    model: nn.Module,
+    inputs: Inputs,
+    labels: torch.Tensor,
+    device: torch.device,
+    tick: _Tick,
+) -> dict[str, np.ndarray]:
+    """The planned `AT_ARRAYS`, each (N,), with the weights of the snapshot at `at_step`."""
+    out: dict[str, np.ndarray] = {}
+    if grad_plan.at_step == 0:
+        # A seeded shuffle: data sorted by class (image folders are) would give deeper
+        # layers batch statistics no training batch ever has. See scoring.training.grads' note.
+        order = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(0))
+        calibrate_batchnorm(model, inputs[order], device=device)
+    for name, target in AT_ARRAYS.items():
+        if name not in grad_plan.arrays:
+            continue
+        sq = sq_grad_norms(
+            model,
+            inputs,
+            labels,
+            target=target,
+            params=grad_plan.params,
+            device=device,
+            on_chunk=tick(1),
+        )
+        # GraNd and its label-free sum are norms; Data Diet's eq. 12 is a sum of squares.
+        out[name] = sq if name == "grad_logit_sq" else np.sqrt(sq)
+    return out
+
+
+def _checkpoint_arrays(
+    grad_plan: GradPlan,
+    snaps: Snapshots,
+    build: Callable[[dict[str, torch.Tensor]], nn.Module],
+    inputs: Inputs,
+    labels: torch.Tensor,
+    device: torch.device,
+    tick: _Tick,
+) -> dict[str, np.ndarray]:
+    """The planned `CHECKPOINT_ARRAYS` (each (N,)) over the K checkpoints, with their steps
+    and mean learning rates (each (K,))."""
+    steps = grad_plan.checkpoint_steps
+    models = [build(snaps.states[s]) for s in steps]
+    lrs = [snaps.mean_lr(prev, s) for prev, s in zip((0, *steps[:-1]), steps, strict=True)]
+    out = {"checkpoint_steps": np.asarray(steps, dtype=np.int64), "checkpoint_lrs": np.asarray(lrs)}
+    if "tracin_self" in grad_plan.arrays:
+        out["tracin_self"] = tracin_self_influence(
+            models,
+            lrs,
+            inputs,
+            labels,
+            params=grad_plan.params,
+            device=device,
+            on_chunk=tick(1),
+        )
+    if "input_grad_var" in grad_plan.arrays:
+        out["input_grad_var"] = input_grad_variance(
+            models, inputs, labels, device=device, on_chunk=tick(len(models))
+        )
     return out

@@ -177,6 +177,19 @@ def sq_grad_norms(
                 on_chunk=on_chunk,
             )
         return _loop_sq_norms(model, inputs, labels, target, device, on_chunk)
+    return _vmap_sq_norms(model, inputs, labels, target, device, chunk, on_chunk)
+
+
+def _vmap_sq_norms(
+    model: nn.Module,
+    inputs: Inputs,
+    labels: torch.Tensor,
+    target: str,
+    device: torch.device,
+    chunk: int | None,
+    on_chunk: Callable[[int], None] | None,
+) -> np.ndarray:
+    """(N,) squared gradient norms over every parameter: per-example grads by `torch.func` vmap."""
     fn = _per_example_fn(model, target)
     weights = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}

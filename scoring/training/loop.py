@@ -12,7 +12,7 @@ recording.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,6 +109,9 @@ def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip, xb.flip(-1), xb)
 
 
+# Longer than 60 lines: the docstring documents every argument, and the body is the training
+# loop kept whole, so the order of data draws, optimizer steps, callbacks and recording reads
+# top to bottom in one place (each part is a helper below).
 def fit(
     model: nn.Module,
     inputs: Inputs,
@@ -149,74 +152,145 @@ def fit(
     -------
     Dynamics or None
     """
-    n, epochs, bs = labels.shape[0], recipe.epochs, recipe.batch_size
-    steps_per_epoch = (n + bs - 1) // bs
-    if steps is not None:
-        if record:
-            raise ValueError("a step-matched schedule cuts the last epoch short: no recording")
-        epochs = -(-steps // steps_per_epoch)
-    total_steps = steps if steps is not None else steps_per_epoch * epochs
+    n = labels.shape[0]
+    epochs, steps_per_epoch, total_steps = _schedule(n, recipe, steps, record=record)
     opt, sched = _optimizer(model, recipe, total_steps)
-    done = 0
     model.to(device).train()
     if device.type == "cuda" and inputs.dim() == 4:
         model.to(memory_format=torch.channels_last)  # NHWC: faster cuDNN convolutions
     labels_dev = labels.to(device)
-    if record:
-        stats = torch.empty(len(_STATS), epochs, n, device=device)  # (4, T, N)
-        # One copy per batch into an epoch buffer; the statistics are derived once per epoch,
-        # vectorised over N, which keeps the per-step cost to a single index_copy_.
-        epoch_logits: torch.Tensor | None = None  # (N, K)
-        probs_early = None
+    recording = _EpochRecording(n, epochs, device) if record else None
+    done = 0
     for epoch in range(epochs):
-        order = torch.randperm(n, generator=gen)
-        order_dev = order.to(device)
-        for start in range(0, n, bs):
-            if done == total_steps:
-                break
+        left = total_steps - done  # a step-matched schedule cuts the last epoch short
+        batches = _epoch_batches(inputs, labels_dev, recipe.batch_size, left, gen, augment, device)
+        for idx, xb, yb in batches:
+            logits, lr_used = _train_step(model, opt, sched, xb, yb, device)
             done += 1
-            idx = order_dev[start : start + bs]
-            xb = to_device(inputs[order[start : start + bs]], device, non_blocking=True)
-            if augment:
-                xb = _augment(xb, gen)
-            yb = labels_dev[idx]
-            with _autocast(device, xb):
-                logits = model(xb)  # (B, K)
-            if logits.dtype in (torch.float16, torch.bfloat16):
-                logits = logits.float()  # the loss and the recording in full precision
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lr_used = opt.param_groups[0]["lr"]
-            if sched is not None:
-                sched.step()
             if on_update is not None:
                 on_update(done, lr_used)
             if on_step is not None:
                 on_step(1.0 / steps_per_epoch)
-            if record:
-                if epoch_logits is None:
-                    epoch_logits = torch.empty(n, logits.shape[1], device=device)
-                epoch_logits.index_copy_(0, idx, logits.detach().float())
-        if record:
-            with torch.no_grad():
-                _epoch_stats(epoch_logits, labels_dev, out=stats[:, epoch])
+            if recording is not None:
+                recording.add(idx, logits)
+        if recording is not None:
+            recording.end_epoch(epoch, labels_dev)
             if epoch + 1 == recipe.early_epoch:
-                # Fixed weights w_t for every example (not the moving training-pass ones).
-                # Eval mode neither updates BatchNorm's running statistics nor draws dropout
-                # or data-order randomness, so the rest of training is unchanged by it.
-                probs_early = predict(model, inputs, device=device).probs
-                model.train()
-    if not record:
-        return None
-    stats_np = stats.cpu().numpy()
-    return Dynamics(
-        **{name: stats_np[i] for i, name in enumerate(_STATS)},
-        # Correct = the given label's logit beats every other one (argmax without tie games).
-        correct=stats_np[1] > stats_np[2],
-        probs_early=probs_early,
-    )
+                recording.early_pass(model, inputs, device)
+    return None if recording is None else recording.dynamics()
+
+
+def _schedule(n: int, recipe: Recipe, steps: int | None, *, record: bool) -> tuple[int, int, int]:
+    """(epochs, steps per epoch, total optimizer steps) of `fit` over `n` examples."""
+    steps_per_epoch = (n + recipe.batch_size - 1) // recipe.batch_size
+    if steps is None:
+        return recipe.epochs, steps_per_epoch, steps_per_epoch * recipe.epochs
+    if record:
+        raise ValueError("a step-matched schedule cuts the last epoch short: no recording")
+    return -(-steps // steps_per_epoch), steps_per_epoch, steps
+
+
+def _epoch_batches(
+    inputs: Inputs,
+    labels: torch.Tensor,
+    batch_size: int,
+    limit: int,
+    gen: torch.Generator,
+    augment: bool,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One epoch in a fresh random order, at most `limit` batches.
+
+    Every draw from `gen` happens here, in this order: the epoch's permutation, then each
+    batch's flips (with `augment`). The limit is checked before a batch is built, so a step
+    budget that ends mid-epoch draws nothing more.
+
+    Yields
+    ------
+    idx : tensor of shape (B,), int64
+        The batch's rows, on `device` (where `labels` are).
+    xb : tensor of shape (B, ...)
+        Their inputs, moved to `device` as the batch is drawn.
+    yb : tensor of shape (B,)
+        Their labels.
+    """
+    n = labels.shape[0]
+    order = torch.randperm(n, generator=gen)
+    order_dev = order.to(device)
+    for drawn, start in enumerate(range(0, n, batch_size)):
+        if drawn == limit:
+            return
+        idx = order_dev[start : start + batch_size]
+        xb = to_device(inputs[order[start : start + batch_size]], device, non_blocking=True)
+        if augment:
+            xb = _augment(xb, gen)
+        yield idx, xb, labels[idx]
+
+
+def _train_step(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler | None,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    device: torch.device,
+) -> tuple[torch.Tensor, float]:
+    """One optimizer step on a batch: its logits (B, K) and the learning rate the step used."""
+    with _autocast(device, xb):
+        logits = model(xb)  # (B, K)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()  # the loss and the recording in full precision
+    loss = F.cross_entropy(logits, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    lr_used = opt.param_groups[0]["lr"]
+    if sched is not None:
+        sched.step()
+    return logits, lr_used
+
+
+class _EpochRecording:
+    """The statistics one recording `fit` gathers, epoch by epoch.
+
+    One copy per batch into an (N, K) epoch buffer; the statistics are derived once per epoch,
+    vectorised over N, which keeps the per-step cost to a single index_copy_.
+    """
+
+    def __init__(self, n: int, epochs: int, device: torch.device) -> None:
+        self.n, self.device = n, device
+        self.stats = torch.empty(len(_STATS), epochs, n, device=device)  # (4, T, N)
+        self.logits: torch.Tensor | None = None  # (N, K): K is known at the first batch
+        self.probs_early: np.ndarray | None = None
+
+    def add(self, idx: torch.Tensor, logits: torch.Tensor) -> None:
+        """Copy a batch's logits (B, K) into the epoch buffer at rows `idx` (B,)."""
+        if self.logits is None:
+            self.logits = torch.empty(self.n, logits.shape[1], device=self.device)
+        self.logits.index_copy_(0, idx, logits.detach().float())
+
+    def end_epoch(self, epoch: int, labels: torch.Tensor) -> None:
+        """Reduce the epoch buffer to its row of statistics (labels (N,) on the device)."""
+        with torch.no_grad():
+            _epoch_stats(self.logits, labels, out=self.stats[:, epoch])
+
+    def early_pass(self, model: nn.Module, inputs: Inputs, device: torch.device) -> None:
+        """EL2N's probabilities, right after the early epoch's last step."""
+        # Fixed weights w_t for every example (not the moving training-pass ones).
+        # Eval mode neither updates BatchNorm's running statistics nor draws dropout
+        # or data-order randomness, so the rest of training is unchanged by it.
+        self.probs_early = predict(model, inputs, device=device).probs
+        model.train()
+
+    def dynamics(self) -> Dynamics:
+        """Everything recorded, on the CPU as numpy arrays."""
+        stats_np = self.stats.cpu().numpy()
+        return Dynamics(
+            **{name: stats_np[i] for i, name in enumerate(_STATS)},
+            # Correct = the given label's logit beats every other one (argmax without tie games).
+            correct=stats_np[1] > stats_np[2],
+            probs_early=self.probs_early,
+        )
 
 
 def _epoch_stats(logits: torch.Tensor, labels: torch.Tensor, *, out: torch.Tensor) -> None:

@@ -163,15 +163,8 @@ def _run_trial(
     plan = plan_selection(ctx.view, sel, ctx.decisions, exclude=ctx.val_rows)
     kept = plan.positions  # (M,) rows of the run's training set
     labels = plan.labels[plan.kept]  # (M,) relabels applied
-    n_full = plan.rows.shape[0]  # examples in play: less the validation split and the drops
-    full_steps = -(-n_full // recipe.batch_size) * recipe.epochs
-    steps = (
-        full_steps
-        if config.schedule == "steps"
-        else -(-len(kept) // recipe.batch_size) * recipe.epochs
-    )
+    steps = _trial_steps(plan.rows.shape[0], len(kept), recipe, config.schedule)
     gen = seed_everything(ctx.base_seed + TRAIN_SEED_BASE + sel.seed)
-    n_classes = spec.n_classes
     model = spec.new_model(ctx.x)
     t0 = time.perf_counter()
     fit(
@@ -186,23 +179,46 @@ def _run_trial(
         steps=steps,
         on_step=lambda _epoch_share: progress.advance(1.0 / steps),
     )
-    probs = predict(model, ctx.x_test, device=spec.device).probs
-    test_labels = ctx.test_labels
-    correct = probs.argmax(1) == test_labels  # (M_test,)
-    per_class = [
-        float(correct[test_labels == c].mean()) if (test_labels == c).any() else None
-        for c in range(n_classes)
-    ]
-    val_correct = np.zeros(0, dtype=bool)
-    if ctx.val_rows.shape[0]:
-        x_val = ctx.x[torch.from_numpy(ctx.val_rows)]
-        val_correct = predict(model, x_val, device=spec.device).probs.argmax(1) == ctx.val_labels
     return {
         "format": TRIAL_FORMAT,
         "rule": sel.rule,
         "score": sel.score,
         "fraction": sel.fraction,
         "seed": sel.seed,
+        **_evaluate(ctx, model),
+        "n_kept": int(len(kept)),
+        "kept_per_class": np.bincount(labels, minlength=spec.n_classes).tolist(),
+        "steps": int(steps),
+        "schedule": config.schedule,
+        "train_seconds": round(time.perf_counter() - t0, 3),  # evaluation included
+        "selection": sel.to_dict(),
+        "apply_decisions": config.apply_decisions,
+    }
+
+
+def _trial_steps(n_full: int, n_kept: int, recipe: Recipe, schedule: str) -> int:
+    """Optimizer steps of a trial: the full data's (`n_full` examples in play: less the
+    validation split and the drops) for schedule "steps" (Data Diet), else the kept rows'."""
+    full_steps = -(-n_full // recipe.batch_size) * recipe.epochs
+    return full_steps if schedule == "steps" else -(-n_kept // recipe.batch_size) * recipe.epochs
+
+
+def _evaluate(ctx: _Context, model: torch.nn.Module) -> dict[str, Any]:
+    """A trained trial model's accuracy and packed per-example correctness on the test split
+    and the validation split, and its test accuracy per class (None for an absent class)."""
+    probs = predict(model, ctx.x_test, device=ctx.spec.device).probs
+    test_labels = ctx.test_labels
+    correct = probs.argmax(1) == test_labels  # (M_test,)
+    per_class = [
+        float(correct[test_labels == c].mean()) if (test_labels == c).any() else None
+        for c in range(ctx.spec.n_classes)
+    ]
+    val_correct = np.zeros(0, dtype=bool)
+    if ctx.val_rows.shape[0]:
+        x_val = ctx.x[torch.from_numpy(ctx.val_rows)]
+        val_probs = predict(model, x_val, device=ctx.spec.device).probs
+        val_correct = val_probs.argmax(1) == ctx.val_labels  # (V,)
+    return {
         "accuracy": float(correct.mean()),
         "val_accuracy": float(val_correct.mean()) if val_correct.shape[0] else float("nan"),
         "test_correct": pack_correct(correct),
@@ -211,13 +227,6 @@ def _run_trial(
         "n_val": int(val_correct.shape[0]),
         "validation": {"fraction": VALIDATION_FRACTION, "seed": VALIDATION_SEED},
         "per_class_accuracy": per_class,
-        "n_kept": int(len(kept)),
-        "kept_per_class": np.bincount(labels, minlength=n_classes).tolist(),
-        "steps": int(steps),
-        "schedule": config.schedule,
-        "train_seconds": round(time.perf_counter() - t0, 3),
-        "selection": sel.to_dict(),
-        "apply_decisions": config.apply_decisions,
     }
 
 
@@ -255,36 +264,9 @@ def sweep(
             folder.record_file, {"run": str(run), "run_key": run_key, **config.to_dict()}
         )
         progress = Progress(folder.path, float(len(trials)), show_progress)
-        records: list[dict[str, Any] | None] = [None] * len(trials)
         files = [rd.trial_file(trial_key(run_key, sel, config)) for sel in trials]
         try:
-            progress.stage("reading the run")
-            ctx = _context(view, config, progress)
-            ctx.spec.set_threads()
-            todo = []
-            for i, trial_file in enumerate(files):
-                if trial_file.exists():
-                    records[i] = store.read_json(trial_file)
-                    progress.advance(1.0)
-                else:
-                    todo.append(i)
-
-            def save_trial(j: int, record: dict[str, Any]) -> None:
-                i = todo[j]
-                store.write_json(files[i], record)
-                records[i] = record
-                done = [r for r in records if r is not None]
-                store.write_parquet(folder.trials_file, trials_frame(done, view.label_names))
-
-            if not todo:
-                store.write_parquet(folder.trials_file, trials_frame(records, view.label_names))
-            else:
-                work = functools.partial(_run_trial, ctx, config)
-                (executor or LocalExecutor()).map(
-                    work, [trials[i] for i in todo], progress, save_trial
-                )
-            progress.stage("confidence intervals")
-            _write_summary(folder)
+            _run_trials(view, config, folder, trials, files, progress, executor)
             store.write_status(folder.path, "done", progress=1.0, message="done")
         except BaseException as err:
             state = "cancelled" if isinstance(err, Cancelled) else "failed"
@@ -296,6 +278,47 @@ def sweep(
         return folder.trials_file
     finally:
         lock.release()
+
+
+def _run_trials(
+    view: RunView,
+    config: SweepConfig,
+    folder: store.SweepDir,
+    trials: list[SelectionConfig],
+    files: list[Path],
+    progress: Progress,
+    executor: Executor | None,
+) -> None:
+    """Reuse the cached trials, run the others through `executor`, then write the summary.
+
+    `trials.parquet` is rewritten after every new trial, so the app draws the curve as it fills.
+    """
+    progress.stage("reading the run")
+    ctx = _context(view, config, progress)
+    ctx.spec.set_threads()
+    records: list[dict[str, Any] | None] = [None] * len(trials)
+    todo = []
+    for i, trial_file in enumerate(files):
+        if trial_file.exists():
+            records[i] = store.read_json(trial_file)
+            progress.advance(1.0)
+        else:
+            todo.append(i)
+
+    def save_trial(j: int, record: dict[str, Any]) -> None:
+        i = todo[j]
+        store.write_json(files[i], record)
+        records[i] = record
+        done = [r for r in records if r is not None]
+        store.write_parquet(folder.trials_file, trials_frame(done, view.label_names))
+
+    if not todo:
+        store.write_parquet(folder.trials_file, trials_frame(records, view.label_names))
+    else:
+        work = functools.partial(_run_trial, ctx, config)
+        (executor or LocalExecutor()).map(work, [trials[i] for i in todo], progress, save_trial)
+    progress.stage("confidence intervals")
+    _write_summary(folder)
 
 
 def _write_summary(folder: store.SweepDir) -> None:

@@ -13,7 +13,8 @@ import pandas as pd
 
 from scoring import store
 from scoring.prune.export import manifest_path
-from scoring.prune.select import SelectionConfig, select_run
+from scoring.prune.plan import select_run
+from scoring.prune.select import SelectionConfig
 from scoring.read import decisions
 from scoring.read.views import load_run
 from tests.app.pages import open_page, page_text, shown

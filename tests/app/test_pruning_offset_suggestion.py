@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scoring.prune.select import SelectionConfig, select_run
+from scoring.prune.plan import select_run
+from scoring.prune.select import SelectionConfig
 from scoring.read.views import load_run
 from tests.app.pages import open_page, page_text, shown
 from tests.conftest import digits_run, text_run

@@ -18,7 +18,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from scoring import jobs, store
-from scoring.prune.select import SelectionConfig, select_run
+from scoring.prune.plan import select_run
+from scoring.prune.select import SelectionConfig
 from scoring.prune.sweeps import TRIAL_FORMAT, SweepConfig, canonical, pack_correct, trial_key
 from scoring.read import decisions
 from scoring.read.views import load_run

@@ -25,7 +25,8 @@ from scoring.__main__ import main
 from scoring.config import DataConfig, ScoreConfig, TrainConfig
 from scoring.errors import InputError
 from scoring.prune.export import FORMATS, export_selection, manifest_path
-from scoring.prune.select import SelectionConfig, select_run
+from scoring.prune.plan import select_run
+from scoring.prune.select import SelectionConfig
 from scoring.read import decisions
 from scoring.read.views import load_run
 from scoring.training.pipeline import score

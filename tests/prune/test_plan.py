@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from scoring.errors import InputError
-from scoring.prune.plan import plan_selection, shown_values, source_labels
-from scoring.prune.select import SelectionConfig, select_indices, select_run
+from scoring.prune.plan import plan_selection, select_run, shown_values, source_labels
+from scoring.prune.select import SelectionConfig, select_indices
 from scoring.prune.sweeps import SweepConfig, matching_trials, n_finished
 from scoring.read.views import RunView
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from scoring.errors import InputError
+from scoring.prune.plan import select_run
 from scoring.prune.select import (
     RULES,
     SelectionConfig,
@@ -18,7 +19,6 @@ from scoring.prune.select import (
     check_config,
     lost_classes,
     select_indices,
-    select_run,
 )
 from scoring.read.views import RunView
 
