@@ -143,27 +143,7 @@ def decision_buttons(
     """
     action = None if decision is None else decision["action"]
     st.markdown(describe(decision, names))
-    keep, drop = st.columns(2)
-    keep.button(
-        "Keep",
-        key=f"{prefix}keep_{example}",
-        icon=":material/check:",
-        type="secondary",
-        on_click=save,
-        args=(run, example, "keep"),
-        disabled=action == "keep",
-        width="stretch",
-    )
-    drop.button(
-        "Drop",
-        key=f"{prefix}drop_{example}",
-        icon=":material/delete:",
-        type="primary",  # the theme's red: the one action that removes data
-        on_click=save,
-        args=(run, example, "drop"),
-        disabled=action == "drop",
-        width="stretch",
-    )
+    _keep_drop_buttons(run, example, action, prefix)
     relabelled = None if action != "relabel" else int(decision["new_label"])
     if suggested is not None and suggested != given:
         name = escape_md(names[suggested])
@@ -187,6 +167,45 @@ def decision_buttons(
         on_click=save,
         args=(run, example, decisions.CLEAR),
     )
+    _other_label_select(run, example, given, relabelled, names, prefix=prefix, compact=compact)
+
+
+def _keep_drop_buttons(run: str, example: int, action: str | None, prefix: str) -> None:
+    """Keep and Drop side by side; the one matching the saved decision is disabled."""
+    keep, drop = st.columns(2)
+    keep.button(
+        "Keep",
+        key=f"{prefix}keep_{example}",
+        icon=":material/check:",
+        type="secondary",
+        on_click=save,
+        args=(run, example, "keep"),
+        disabled=action == "keep",
+        width="stretch",
+    )
+    drop.button(
+        "Drop",
+        key=f"{prefix}drop_{example}",
+        icon=":material/delete:",
+        type="primary",  # the theme's red: the one action that removes data
+        on_click=save,
+        args=(run, example, "drop"),
+        disabled=action == "drop",
+        width="stretch",
+    )
+
+
+def _other_label_select(
+    run: str,
+    example: int,
+    given: int,
+    relabelled: int | None,
+    names: Sequence[str],
+    *,
+    prefix: str,
+    compact: bool,
+) -> None:
+    """A select over every label but the given one; choosing one saves a relabel."""
     options = [i for i in range(len(names)) if i != given]
     key = f"{prefix}relabel_{example}"
     current = relabelled if relabelled in options else None

@@ -19,7 +19,7 @@ import streamlit as st
 
 from app_pages._shared import escape_md, page_header, pick, read_decisions, remembered
 from scoring.errors import InputError
-from scoring.prune.rules import PARAMETERS, RULES, parameter_help, rules_using
+from scoring.prune.rules import PARAMETERS, RULES, Rule, parameter_help, rules_using
 from scoring.prune.select import (
     PRE_STEPS,
     SelectionConfig,
@@ -85,71 +85,15 @@ def selection_controls(
     pre_steps : dict or None
         `pre_step_switches`' values, when the page draws them itself; None draws them here.
     """
-    keys = run.score_keys
-    c1, c2, c3 = st.columns(3)
-    with c1:
-        score = pick("Score", keys, key="score", index=keys.index("el2n") if "el2n" in keys else 0)
-    with c2:
-        name = pick(
-            "Rule",
-            [n for n, r in RULES.items() if not r.keeps_all],  # pruning rules only
-            "prune_rule",
-            widget_key=f"{prefix}rule",
-            format_func=lambda r: RULES[r].label,
-        )
-    with c3:
-        normalization = pick(
-            "Normalization",
-            list(NORMALIZATIONS),
-            "prune_norm",
-            widget_key=f"{prefix}norm",
-            format_func=lambda n: f"{n}: {NORMALIZATIONS[n]}",
-        )
+    score, name, normalization = _rule_row(run.score_keys, prefix)
     rule = RULES[name]
     st.caption(f"{rule.label[0].upper()}{rule.label[1:]}: {rule.help}.")
-
-    c1, c2 = st.columns(2)
-    with c1:
-        fraction = remembered(
-            st.slider,
-            "Fraction kept",
-            "prune_fraction",
-            0.5,
-            key=f"{prefix}fraction",
-            min_value=0.05,
-            max_value=1.0,
-            step=0.05,
-        )
-    with c2:  # score and normalization are always shown: the pages draw the score anyway
-        params = {
-            param: _parameter(run, param, prefix)
-            for param in PARAMETERS
-            if param in rule.uses and param not in ("score", "normalization")
-        }
+    fraction, params = _fraction_row(run, rule, prefix)
     c1, c2, c3 = st.columns([1, 1, 2])
     with c1:
-        balanced = remembered(
-            st.checkbox,
-            "Class-balanced",
-            "prune_balanced",
-            False,
-            key=f"{prefix}balanced",
-            help="Keep the fraction within each class (at least one example per class).",
-        )
-    chosen_seed = 0
+        balanced = _balanced_control(prefix)
     with c2:
-        if seed and rule.seeded:
-            chosen_seed = remembered(
-                st.number_input,
-                "Seed",
-                "prune_seed",
-                0,
-                key=f"{prefix}seed",
-                min_value=0,
-                max_value=2**31 - 1,
-                step=1,
-                help="The Pruning preview shows seed 0; the manifest records the seed used.",
-            )
+        chosen_seed = _seed_control(prefix) if seed and rule.seeded else 0
     if use_decisions is None:
         with c3:
             use_decisions = _decisions_control(run, key=f"{prefix}decisions", help=decisions_help)
@@ -171,6 +115,80 @@ def selection_controls(
     except InputError as err:
         return Selection(None, use_decisions, str(err), score)
     return Selection(config, use_decisions, None, score)
+
+
+def _rule_row(keys: list[str], prefix: str) -> tuple[str, str, str]:
+    """The first row, score, rule and normalization: (score, rule name, normalization)."""
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        score = pick("Score", keys, key="score", index=keys.index("el2n") if "el2n" in keys else 0)
+    with c2:
+        name = pick(
+            "Rule",
+            [n for n, r in RULES.items() if not r.keeps_all],  # pruning rules only
+            "prune_rule",
+            widget_key=f"{prefix}rule",
+            format_func=lambda r: RULES[r].label,
+        )
+    with c3:
+        normalization = pick(
+            "Normalization",
+            list(NORMALIZATIONS),
+            "prune_norm",
+            widget_key=f"{prefix}norm",
+            format_func=lambda n: f"{n}: {NORMALIZATIONS[n]}",
+        )
+    return score, name, normalization
+
+
+def _fraction_row(run: RunView, rule: Rule, prefix: str) -> tuple[float, dict[str, float | int]]:
+    """The fraction kept, and beside it the rule's own parameters: (fraction, parameters)."""
+    c1, c2 = st.columns(2)
+    with c1:
+        fraction = remembered(
+            st.slider,
+            "Fraction kept",
+            "prune_fraction",
+            0.5,
+            key=f"{prefix}fraction",
+            min_value=0.05,
+            max_value=1.0,
+            step=0.05,
+        )
+    with c2:  # score and normalization are always shown: the pages draw the score anyway
+        params = {
+            param: _parameter(run, param, prefix)
+            for param in PARAMETERS
+            if param in rule.uses and param not in ("score", "normalization")
+        }
+    return fraction, params
+
+
+def _balanced_control(prefix: str) -> bool:
+    """Whether the fraction is kept within each class (remembered as `prune_balanced`)."""
+    return remembered(
+        st.checkbox,
+        "Class-balanced",
+        "prune_balanced",
+        False,
+        key=f"{prefix}balanced",
+        help="Keep the fraction within each class (at least one example per class).",
+    )
+
+
+def _seed_control(prefix: str) -> int:
+    """The seed of a seeded rule (remembered as `prune_seed`)."""
+    return remembered(
+        st.number_input,
+        "Seed",
+        "prune_seed",
+        0,
+        key=f"{prefix}seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        help="The Pruning preview shows seed 0; the manifest records the seed used.",
+    )
 
 
 def pre_step_switches(run: RunView, *, prefix: str) -> dict[str, bool]:

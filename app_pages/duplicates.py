@@ -154,7 +154,16 @@ def _examples(view: RunView, ids: list[int]) -> tuple[list | None, pd.DataFrame 
     return None, load_texts(view, ids)
 
 
+def _example_cell(images: list | None, texts: pd.DataFrame | None, j: int) -> None:
+    """The j-th example's thumbnail or text fields, from `_examples`' (images, texts)."""
+    if images is not None and images[j] is not None:
+        st.image(images[j], width=THUMB_PX)
+    if texts is not None:
+        st.markdown(text_fields(texts.iloc[j]))
+
+
 def groups_section(view: RunView, data: dict, latest: pd.DataFrame) -> None:
+    """The duplicate groups, a page at a time, largest first, each in its own card."""
     st.header("Duplicate groups")
     missing = neighbours.missing_message(view, "dup_group")
     if missing is not None:
@@ -170,68 +179,86 @@ def groups_section(view: RunView, data: dict, latest: pd.DataFrame) -> None:
         "dedup* (the lowest id) is the one **Drop duplicates first** keeps on Pruning and "
         "Export. Different labels in one group mean the copies disagree: one label is wrong."
     )
-    run, names = str(view.path), view.label_names
     decided = set(latest["id"].astype(int))
     start = _pager("Groups", len(groups), GROUPS_PER_PAGE, "dup_groups_page")
     for _, group in groups.iloc[start : start + GROUPS_PER_PAGE].iterrows():
-        g, ids = int(group["group"]), [int(i) for i in group["ids"]]
-        members = rows[rows["group"] == g].set_index("id")
         with st.container(border=True):
-            conflict = " · :red[labels disagree]" if group["labels"] > 1 else ""
-            n_exact, size = int(group["exact"]), int(group["size"])
-            exact = {0: ", near copies", size: ", all exact copies"}.get(
-                n_exact, f", {n_exact} of them exact copies"
-            )
-            st.markdown(
-                f"**Group {g}**: {group['size']} rows{exact} · labels "
-                f"{escape_md(group['label_names'])}{conflict}"
-            )
-            shown = ids[:MEMBERS_SHOWN]
-            images, texts = _examples(view, shown)
-            for j, cell in enumerate(st.columns(len(shown))):
-                example = shown[j]
-                with cell:
-                    if images is not None and images[j] is not None:
-                        st.image(images[j], width=THUMB_PX)
-                    if texts is not None:
-                        st.markdown(text_fields(texts.iloc[j]))
-                    label = escape_md(names[int(members.loc[example, "label"])])
-                    badge = " · kept by dedup" if members.loc[example, "kept"] else ""
-                    st.markdown(f"**#{example}** · {label}{badge}")
-                    st.caption(describe(current_decision(latest, example), names))
-                    st.button(
-                        "Keep only this one",
-                        key=f"dup_keep_{g}_{example}",
-                        icon=":material/check:",
-                        on_click=_keep_only,
-                        args=(run, example, [i for i in ids if i != example]),
-                        width="stretch",
-                    )
-            if len(ids) > len(shown):
-                rest = ", ".join(f"#{i}" for i in ids[len(shown) :])
-                st.caption(f"and {len(ids) - len(shown)} more: {rest}")
-            left, right = st.columns(2)
-            keep = int(group["keep_id"])
-            left.button(
-                f"Drop all but #{keep}",
-                key=f"dup_drop_{g}",
-                icon=":material/delete:",
-                type="primary",
+            _group_card(view, group, rows, latest, decided)
+
+
+def _group_card(
+    view: RunView, group: pd.Series, rows: pd.DataFrame, latest: pd.DataFrame, decided: set[int]
+) -> None:
+    """One group (a row of `neighbours.group_table`): heading, members, the group's buttons."""
+    run = str(view.path)
+    g, ids = int(group["group"]), [int(i) for i in group["ids"]]
+    members = rows[rows["group"] == g].set_index("id")
+    conflict = " · :red[labels disagree]" if group["labels"] > 1 else ""
+    n_exact, size = int(group["exact"]), int(group["size"])
+    exact = {0: ", near copies", size: ", all exact copies"}.get(
+        n_exact, f", {n_exact} of them exact copies"
+    )
+    st.markdown(
+        f"**Group {g}**: {group['size']} rows{exact} · labels "
+        f"{escape_md(group['label_names'])}{conflict}"
+    )
+    shown = ids[:MEMBERS_SHOWN]
+    _group_members(view, g, ids, shown, members, latest)
+    if len(ids) > len(shown):
+        rest = ", ".join(f"#{i}" for i in ids[len(shown) :])
+        st.caption(f"and {len(ids) - len(shown)} more: {rest}")
+    left, right = st.columns(2)
+    keep = int(group["keep_id"])
+    left.button(
+        f"Drop all but #{keep}",
+        key=f"dup_drop_{g}",
+        icon=":material/delete:",
+        type="primary",
+        on_click=_keep_only,
+        args=(run, keep, neighbours.drops_for_group(rows, g)),
+    )
+    right.button(
+        "Undo this group's decisions",
+        key=f"dup_clear_{g}",
+        icon=":material/undo:",
+        type="tertiary",
+        disabled=not decided & set(ids),
+        on_click=_undo,
+        args=(run, ids, decided),
+    )
+
+
+def _group_members(
+    view: RunView,
+    g: int,
+    ids: list[int],
+    shown: list[int],
+    members: pd.DataFrame,
+    latest: pd.DataFrame,
+) -> None:
+    """The `shown` members of group `g` side by side, each with its own keep button."""
+    run, names = str(view.path), view.label_names
+    images, texts = _examples(view, shown)
+    for j, cell in enumerate(st.columns(len(shown))):
+        example = shown[j]
+        with cell:
+            _example_cell(images, texts, j)
+            label = escape_md(names[int(members.loc[example, "label"])])
+            badge = " · kept by dedup" if members.loc[example, "kept"] else ""
+            st.markdown(f"**#{example}** · {label}{badge}")
+            st.caption(describe(current_decision(latest, example), names))
+            st.button(
+                "Keep only this one",
+                key=f"dup_keep_{g}_{example}",
+                icon=":material/check:",
                 on_click=_keep_only,
-                args=(run, keep, neighbours.drops_for_group(rows, g)),
-            )
-            right.button(
-                "Undo this group's decisions",
-                key=f"dup_clear_{g}",
-                icon=":material/undo:",
-                type="tertiary",
-                disabled=not decided & set(ids),
-                on_click=_undo,
-                args=(run, ids, decided),
+                args=(run, example, [i for i in ids if i != example]),
+                width="stretch",
             )
 
 
 def leaks_section(view: RunView, data: dict, latest: pd.DataFrame) -> None:
+    """Each leaked training row beside the held-out/test row it copies, a page at a time."""
     st.header("Train/test leaks")
     missing = neighbours.missing_message(view, "leak_of")
     if missing is not None:
@@ -246,7 +273,7 @@ def leaks_section(view: RunView, data: dict, latest: pd.DataFrame) -> None:
         "leaves it out of the cleaned data and of retraining, so the test row measures what "
         "it should."
     )
-    run, names = str(view.path), view.label_names
+    names = view.label_names
     decided = set(latest["id"].astype(int))
     start = _pager("Leaks", len(pairs), PAIRS_PER_PAGE, "dup_leaks_page")
     page = pairs.iloc[start : start + PAIRS_PER_PAGE]
@@ -260,42 +287,44 @@ def leaks_section(view: RunView, data: dict, latest: pd.DataFrame) -> None:
         with st.container(border=True):
             left, middle, right = st.columns([2, 2, 3])
             with left:
-                if images is not None and images[k] is not None:
-                    st.image(images[k], width=THUMB_PX)
-                if texts is not None:
-                    st.markdown(text_fields(texts.iloc[k]))
+                _example_cell(images, texts, k)
                 st.markdown(f"**train #{example}** · {escape_md(names[int(pair['label'])])}")
             with middle:
-                if twin_images is not None and twin_images[k] is not None:
-                    st.image(twin_images[k], width=THUMB_PX)
-                if twin_texts is not None:
-                    st.markdown(text_fields(twin_texts.iloc[k]))
+                _example_cell(twin_images, twin_texts, k)
                 twin_label = int(pair["test_label"])
                 shown = escape_md(names[twin_label]) if twin_label >= 0 else "?"
                 st.markdown(f"**{pair['split']} #{twin}** · {shown}")
             with right:
-                how = "exact copy" if pair["exact"] else "near copy"
-                labels = "same label" if pair["same_label"] else ":red[different labels]"
-                score = f" · leakage {pair['leakage']:.2f}" if "leakage" in pair.index else ""
-                st.markdown(f"{how} · {labels}{score}")
-                st.caption(describe(current_decision(latest, example), names))
-                st.button(
-                    "Drop the training row",
-                    key=f"leak_drop_{example}",
-                    icon=":material/delete:",
-                    type="primary",
-                    on_click=_decide,
-                    args=(run, [(example, "drop", None)], f"#{example}: drop saved"),
-                )
-                st.button(
-                    "Undo",
-                    key=f"leak_clear_{example}",
-                    icon=":material/undo:",
-                    type="tertiary",
-                    disabled=example not in decided,
-                    on_click=_undo,
-                    args=(run, [example], decided),
-                )
+                _leak_actions(view, pair, example, latest, decided)
+
+
+def _leak_actions(
+    view: RunView, pair: pd.Series, example: int, latest: pd.DataFrame, decided: set[int]
+) -> None:
+    """How the training row copies its twin, its decision, and Drop / Undo."""
+    run = str(view.path)
+    how = "exact copy" if pair["exact"] else "near copy"
+    labels = "same label" if pair["same_label"] else ":red[different labels]"
+    score = f" · leakage {pair['leakage']:.2f}" if "leakage" in pair.index else ""
+    st.markdown(f"{how} · {labels}{score}")
+    st.caption(describe(current_decision(latest, example), view.label_names))
+    st.button(
+        "Drop the training row",
+        key=f"leak_drop_{example}",
+        icon=":material/delete:",
+        type="primary",
+        on_click=_decide,
+        args=(run, [(example, "drop", None)], f"#{example}: drop saved"),
+    )
+    st.button(
+        "Undo",
+        key=f"leak_clear_{example}",
+        icon=":material/undo:",
+        type="tertiary",
+        disabled=example not in decided,
+        on_click=_undo,
+        args=(run, [example], decided),
+    )
 
 
 def outliers_section(view: RunView, latest: pd.DataFrame, n_flagged: int | None) -> None:

@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -37,6 +38,9 @@ from scoring.config import (
 )
 from scoring.errors import InputError
 from scoring.scores.registry import REGISTRY
+
+if TYPE_CHECKING:  # only a hint: the page needs no more of Streamlit's runtime
+    from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 RECIPES = {
     "auto": "auto (from the data)",
@@ -141,121 +145,157 @@ def _new_run_form() -> None:
     # Collapsed while a job runs, so its progress stays the first thing on the page.
     expanded = not finished_runs() and not jobs.running(cache_dir())
     with st.expander("New scoring run", expanded=expanded):
-        kind = st.radio(
-            "Dataset",
-            ["digits (bundled)", "local file or folder", "upload a file", "Hugging Face Hub"],
-            horizontal=True,
-            key="home_source_kind",
-        )
-        source, upload = "digits", None
-        if kind == "local file or folder":
-            source = st.text_input(
-                "Path", placeholder="/data/train.parquet or /data/images/", key="home_path"
-            ).strip()
-        elif kind == "upload a file":
-            upload = st.file_uploader(
-                "File (parquet, CSV, TSV, JSONL)", type=UPLOAD_TYPES, key="home_upload"
-            )
-        elif kind == "Hugging Face Hub":
-            name = st.text_input(
-                "Dataset name", placeholder="stanfordnlp/sst2 or glue:sst2", key="home_hub"
-            ).strip()
-            source = f"hf:{name}" if name else ""
+        source, upload = _dataset_fields()
         form: dict = {}
-        form["name"] = st.text_input(
-            "Name (optional)",
-            placeholder="e.g. digits 10% noise: shown in every caption and picker",
-            max_chars=80,
-            key="home_name",
-        ).strip()
-        c1, c2, c3 = st.columns(3)
-        form["recipe"] = c1.selectbox(
-            "Recipe", list(RECIPES), format_func=RECIPES.get, key="home_recipe"
-        )
-        # Empty = the preset's choice (default: 5 runs; tiny: 2 runs x 4 epochs, finetune 1).
-        form["runs"] = c2.number_input(
-            "Runs", 1, 20, None, placeholder="preset default", key="home_runs"
-        )
-        form["epochs"] = c3.number_input(
-            "Epochs", 1, 500, None, placeholder="recipe default", key="home_epochs"
-        )
-        c1, c0, c2, c3 = st.columns(4)
-        form["noise"] = c1.number_input(
-            "Inject label noise (fraction)", 0.0, 0.9, 0.0, 0.05, key="home_noise"
-        )
-        form["noise_kind"] = c0.selectbox(
-            "Noise kind",
-            NOISE_KINDS,
-            key="home_noise_kind",
-            help="uniform: a random fraction permuted; asymmetric: each class flipped to a "
-            "confusable class (CIFAR-10: truck→automobile, bird→airplane, deer→horse, "
-            "cat↔dog); pair: class c → c+1 mod K. As `--noise-kind`.",
-        )
-        form["limit"] = c2.number_input(
-            "Limit examples (0 = all)", 0, 10_000_000, 0, key="home_limit"
-        )
-        form["preset"] = c3.selectbox("Preset", ["default", "tiny"], key="home_preset")
-        with st.popover("Columns and held-out file"):
-            form["input_col"] = st.text_input(
-                "Input column(s), comma-separated", key="home_input_col"
-            ).strip()
-            form["label_col"] = st.text_input("Label column", key="home_label_col").strip()
-            form["test"] = st.text_input("Held-out file (optional)", key="home_test").strip()
-            form["max_length"] = st.number_input(
-                "Max tokens per text (a pair counts both parts)", 8, 4096, None,
-                placeholder="128", key="home_max_length",
-            )  # fmt: skip
-        with st.popover("Where to run"):
-            form["executor"] = st.radio(
-                "Runs execute",
-                ["local", "ray"],
-                format_func={
-                    "local": "here, one after another",
-                    "ray": "as Ray tasks (needs requirements-ray.txt)",
-                }.get,
-                key="home_executor",
-            )
-            form["ray_address"] = st.text_input(
-                "Ray cluster address (empty = a local Ray)", key="home_ray_address"
-            ).strip()
-        with st.popover("Gradient scores"):
-            form["grad_at"] = st.radio(
-                "GraNd and its label-free variants at",
-                ["init", "early"],
-                format_func={"init": "initialization", "early": "EL2N's early epoch"}.get,
-                horizontal=True,
-                key="home_grad_at",
-            )
-            form["grad_params"] = st.radio(
-                "GraNd and TracIn over",
-                ["all", "last"],
-                format_func={"all": "all weights", "last": "last layer (closed form)"}.get,
-                horizontal=True,
-                key="home_grad_params",
-            )
-            form["checkpoints"] = st.number_input(
-                "Checkpoints for TracIn and VoG", 2, 50, None, placeholder="5",
-                key="home_checkpoints",
-            )  # fmt: skip
+        _recipe_fields(form)
+        _noise_fields(form)
+        _columns_popover(form)
+        _executor_popover(form)
+        _grads_popover(form)
         form["scores"] = st.multiselect("Scores (empty = all)", list(REGISTRY), key="home_scores")
-        busy = _already_running(source, form) if upload is None else False
-        if busy:
-            st.caption("This run is already being scored: follow it above, or cancel it there.")
-        if st.button("Start scoring", type="primary", key="home_start", disabled=busy):
-            if upload is not None:
-                source = str(_save_upload(upload))
-            if not source:
-                st.warning("Give a dataset first: a path, an uploaded file or a Hub name.")
-                return
-            try:
-                config = score_config(source, form)
-            except InputError as err:
-                st.error(escape_md(err))
-                return
-            if _already_running(source, form):  # an upload that matches a running job
-                st.warning("This run is already being scored: follow it above.")
-                return
-            _start(config, form)
+        _submit(source, upload, form)
+
+
+def _dataset_fields() -> tuple[str, UploadedFile | None]:
+    """The dataset radio and its one box: (source, upload); source is "" until given."""
+    kind = st.radio(
+        "Dataset",
+        ["digits (bundled)", "local file or folder", "upload a file", "Hugging Face Hub"],
+        horizontal=True,
+        key="home_source_kind",
+    )
+    source, upload = "digits", None
+    if kind == "local file or folder":
+        source = st.text_input(
+            "Path", placeholder="/data/train.parquet or /data/images/", key="home_path"
+        ).strip()
+    elif kind == "upload a file":
+        upload = st.file_uploader(
+            "File (parquet, CSV, TSV, JSONL)", type=UPLOAD_TYPES, key="home_upload"
+        )
+    elif kind == "Hugging Face Hub":
+        name = st.text_input(
+            "Dataset name", placeholder="stanfordnlp/sst2 or glue:sst2", key="home_hub"
+        ).strip()
+        source = f"hf:{name}" if name else ""
+    return source, upload
+
+
+def _recipe_fields(form: dict) -> None:
+    """The run's name, recipe and budget (runs, epochs) into `form`."""
+    form["name"] = st.text_input(
+        "Name (optional)",
+        placeholder="e.g. digits 10% noise: shown in every caption and picker",
+        max_chars=80,
+        key="home_name",
+    ).strip()
+    c1, c2, c3 = st.columns(3)
+    form["recipe"] = c1.selectbox(
+        "Recipe", list(RECIPES), format_func=RECIPES.get, key="home_recipe"
+    )
+    # Empty = the preset's choice (default: 5 runs; tiny: 2 runs x 4 epochs, finetune 1).
+    form["runs"] = c2.number_input(
+        "Runs", 1, 20, None, placeholder="preset default", key="home_runs"
+    )
+    form["epochs"] = c3.number_input(
+        "Epochs", 1, 500, None, placeholder="recipe default", key="home_epochs"
+    )
+
+
+def _noise_fields(form: dict) -> None:
+    """Injected noise, the example limit and the preset into `form` (one row of four)."""
+    c1, c0, c2, c3 = st.columns(4)
+    form["noise"] = c1.number_input(
+        "Inject label noise (fraction)", 0.0, 0.9, 0.0, 0.05, key="home_noise"
+    )
+    form["noise_kind"] = c0.selectbox(
+        "Noise kind",
+        NOISE_KINDS,
+        key="home_noise_kind",
+        help="uniform: a random fraction permuted; asymmetric: each class flipped to a "
+        "confusable class (CIFAR-10: truck→automobile, bird→airplane, deer→horse, "
+        "cat↔dog); pair: class c → c+1 mod K. As `--noise-kind`.",
+    )
+    form["limit"] = c2.number_input("Limit examples (0 = all)", 0, 10_000_000, 0, key="home_limit")
+    form["preset"] = c3.selectbox("Preset", ["default", "tiny"], key="home_preset")
+
+
+def _columns_popover(form: dict) -> None:
+    """Input and label columns, the held-out file and the token limit into `form`."""
+    with st.popover("Columns and held-out file"):
+        form["input_col"] = st.text_input(
+            "Input column(s), comma-separated", key="home_input_col"
+        ).strip()
+        form["label_col"] = st.text_input("Label column", key="home_label_col").strip()
+        form["test"] = st.text_input("Held-out file (optional)", key="home_test").strip()
+        form["max_length"] = st.number_input(
+            "Max tokens per text (a pair counts both parts)", 8, 4096, None,
+            placeholder="128", key="home_max_length",
+        )  # fmt: skip
+
+
+def _executor_popover(form: dict) -> None:
+    """Where the runs execute (here or on Ray) into `form`."""
+    with st.popover("Where to run"):
+        form["executor"] = st.radio(
+            "Runs execute",
+            ["local", "ray"],
+            format_func={
+                "local": "here, one after another",
+                "ray": "as Ray tasks (needs requirements-ray.txt)",
+            }.get,
+            key="home_executor",
+        )
+        form["ray_address"] = st.text_input(
+            "Ray cluster address (empty = a local Ray)", key="home_ray_address"
+        ).strip()
+
+
+def _grads_popover(form: dict) -> None:
+    """When and over which weights the gradient scores are taken, into `form`."""
+    with st.popover("Gradient scores"):
+        form["grad_at"] = st.radio(
+            "GraNd and its label-free variants at",
+            ["init", "early"],
+            format_func={"init": "initialization", "early": "EL2N's early epoch"}.get,
+            horizontal=True,
+            key="home_grad_at",
+        )
+        form["grad_params"] = st.radio(
+            "GraNd and TracIn over",
+            ["all", "last"],
+            format_func={"all": "all weights", "last": "last layer (closed form)"}.get,
+            horizontal=True,
+            key="home_grad_params",
+        )
+        form["checkpoints"] = st.number_input(
+            "Checkpoints for TracIn and VoG", 2, 50, None, placeholder="5",
+            key="home_checkpoints",
+        )  # fmt: skip
+
+
+def _submit(source: str, upload: UploadedFile | None, form: dict) -> None:
+    """The Start button: checks the form, then starts the job (disabled while it runs)."""
+    # An upload is only saved (and so keyed) on Start: until then it cannot match a job.
+    busy = _already_running(source, form) if upload is None else False
+    if busy:
+        st.caption("This run is already being scored: follow it above, or cancel it there.")
+    if not st.button("Start scoring", type="primary", key="home_start", disabled=busy):
+        return
+    if upload is not None:
+        source = str(_save_upload(upload))
+    if not source:
+        st.warning("Give a dataset first: a path, an uploaded file or a Hub name.")
+        return
+    try:
+        config = score_config(source, form)
+    except InputError as err:
+        st.error(escape_md(err))
+        return
+    if _already_running(source, form):  # an upload that matches a running job
+        st.warning("This run is already being scored: follow it above.")
+        return
+    _start(config, form)
 
 
 def _job_panel(job: jobs.JobStatus) -> None:

@@ -101,67 +101,94 @@ def _embedding_frame(run: RunView, coords: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# customdata[0] is the id, whatever the colour: a selection names its examples by it.
+_SCATTER = dict(x="x", y="y", render_mode="webgl", custom_data=["id"])
+
+
 def _embedding_figure(run: RunView, frame: pd.DataFrame, choice: str) -> tuple[go.Figure, str]:
     """The scatter for one colour choice, and a caption saying how to read the colour."""
     hover: dict[str, object] = {"x": False, "y": False, "id": True, "label name": True}
     if "predicted" in frame.columns:
         hover["predicted"] = True
-    # customdata[0] is the id, whatever the colour: a selection names its examples by it.
-    common = dict(x="x", y="y", render_mode="webgl", custom_data=["id"])
     if choice.startswith("score:"):
-        key = choice.removeprefix("score:")
-        colour = f"{key} (harder →)"
-        frame = frame.assign(**{colour: hardness(frame[key].to_numpy(), run.higher_is_harder(key))})
-        # Draw the hardest last so they are not buried under easy points.
-        frame = frame.sort_values(colour, na_position="first")
-        hover |= {key: ":.4g", colour: False}
-        if "text" in frame.columns:
-            hover["text"] = True
-        fig = px.scatter(
-            frame, color=colour, hover_data=hover, color_continuous_scale="Plasma", **common
-        )
-        sign = "" if run.higher_is_harder(key) else "−"
-        how = (
-            f"Colour is **{sign}{key}**, oriented so that brighter = harder / more suspect "
-            f"for every score"
-            + ("" if sign == "" else f" (low `{key}` is suspect)")
-            + "; the hover box shows the raw value."
-        )
-        return fig, how
+        return _score_figure(run, frame, choice.removeprefix("score:"), hover)
+    # After the score columns when colouring by a score, before the colour otherwise.
     if "text" in frame.columns:
         hover["text"] = True
     if choice in ("label", "pred"):
-        column = "label name" if choice == "label" else "predicted"
-        names = run.label_names
-        palette = (
-            px.colors.qualitative.Plotly if len(names) <= 10 else px.colors.qualitative.Alphabet
-        )
-        fig = px.scatter(
-            frame,
-            color=column,
-            hover_data=hover,
-            color_discrete_sequence=palette,
-            category_orders={column: [*names, "n/a"]},
-            **common,
-        )
-        what = "label the model was trained on" if choice == "label" else "final models' prediction"
-        return fig, f"Colour is the {what}; clusters of one colour are classes the model separates."
+        return _class_figure(run, frame, choice, hover)
     if choice == "suspect":
-        flags, how = suspect_flags(run)
-        # suspect_flags is aligned with run.table; frame rows are a merge, so go by id.
-        flagged = pd.Series(flags, index=run.table["id"].to_numpy())
-        is_suspect = frame["id"].map(flagged).fillna(False).astype(bool)
-        frame = frame.assign(suspect=np.where(is_suspect, "suspect", "not flagged"))
-        fig = px.scatter(
-            frame,
-            color="suspect",
-            hover_data=hover,
-            category_orders={"suspect": ["not flagged", "suspect"]},
-            color_discrete_map={"not flagged": "#c7c7c7", "suspect": "#d62728"},
-            **common,
-        )
-        return fig, f"Red: {how}. Suspects far inside another class's cluster are worth a look."
-    # choice == "noisy"
+        return _suspect_figure(run, frame, hover)
+    return _noise_figure(run, frame, hover)  # choice == "noisy"
+
+
+def _score_figure(
+    run: RunView, frame: pd.DataFrame, key: str, hover: dict[str, object]
+) -> tuple[go.Figure, str]:
+    """Coloured by score `key`, oriented so that brighter is harder whatever its direction."""
+    colour = f"{key} (harder →)"
+    frame = frame.assign(**{colour: hardness(frame[key].to_numpy(), run.higher_is_harder(key))})
+    # Draw the hardest last so they are not buried under easy points.
+    frame = frame.sort_values(colour, na_position="first")
+    hover |= {key: ":.4g", colour: False}
+    if "text" in frame.columns:
+        hover["text"] = True
+    fig = px.scatter(
+        frame, color=colour, hover_data=hover, color_continuous_scale="Plasma", **_SCATTER
+    )
+    sign = "" if run.higher_is_harder(key) else "−"
+    how = (
+        f"Colour is **{sign}{key}**, oriented so that brighter = harder / more suspect "
+        f"for every score"
+        + ("" if sign == "" else f" (low `{key}` is suspect)")
+        + "; the hover box shows the raw value."
+    )
+    return fig, how
+
+
+def _class_figure(
+    run: RunView, frame: pd.DataFrame, choice: str, hover: dict[str, object]
+) -> tuple[go.Figure, str]:
+    """Coloured by the given label (`choice` "label") or the final models' one ("pred")."""
+    column = "label name" if choice == "label" else "predicted"
+    names = run.label_names
+    palette = px.colors.qualitative.Plotly if len(names) <= 10 else px.colors.qualitative.Alphabet
+    fig = px.scatter(
+        frame,
+        color=column,
+        hover_data=hover,
+        color_discrete_sequence=palette,
+        category_orders={column: [*names, "n/a"]},
+        **_SCATTER,
+    )
+    what = "label the model was trained on" if choice == "label" else "final models' prediction"
+    return fig, f"Colour is the {what}; clusters of one colour are classes the model separates."
+
+
+def _suspect_figure(
+    run: RunView, frame: pd.DataFrame, hover: dict[str, object]
+) -> tuple[go.Figure, str]:
+    """The examples the run's detector flags in red, the others grey."""
+    flags, how = suspect_flags(run)
+    # suspect_flags is aligned with run.table; frame rows are a merge, so go by id.
+    flagged = pd.Series(flags, index=run.table["id"].to_numpy())
+    is_suspect = frame["id"].map(flagged).fillna(False).astype(bool)
+    frame = frame.assign(suspect=np.where(is_suspect, "suspect", "not flagged"))
+    fig = px.scatter(
+        frame,
+        color="suspect",
+        hover_data=hover,
+        category_orders={"suspect": ["not flagged", "suspect"]},
+        color_discrete_map={"not flagged": "#c7c7c7", "suspect": "#d62728"},
+        **_SCATTER,
+    )
+    return fig, f"Red: {how}. Suspects far inside another class's cluster are worth a look."
+
+
+def _noise_figure(
+    run: RunView, frame: pd.DataFrame, hover: dict[str, object]
+) -> tuple[go.Figure, str]:
+    """The examples whose label the run flipped on purpose in red, the others grey."""
     frame = frame.assign(noise=np.where(frame["noisy"].astype(bool), "label flipped", "clean"))
     if "true_label" in frame.columns:
         frame["true label"] = _names(frame["true_label"], run.label_names)
@@ -172,7 +199,7 @@ def _embedding_figure(run: RunView, frame: pd.DataFrame, choice: str) -> tuple[g
         hover_data=hover,
         category_orders={"noise": ["clean", "label flipped"]},
         color_discrete_map={"clean": "#c7c7c7", "label flipped": "#d62728"},
-        **common,
+        **_SCATTER,
     )
     return fig, "Red: examples whose label was deliberately flipped when the run was scored."
 

@@ -114,7 +114,6 @@ def model_check(view: RunView) -> int:
 
 def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
     """Accept the suggestion for every undecided flagged suspect above a threshold; undo."""
-    names = view.label_names
     run = str(view.path)
     with st.container(border=True):
         st.markdown("**Accept the suggestion in bulk**")
@@ -128,17 +127,7 @@ def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
             max_value=1.0,
             step=0.01,
         )
-        given = ev["label"].map(lambda v: label_index(v, names))
-        suggested = ev["suggested_label"].map(lambda v: label_index(v, names))
-        decided = ev["id"].isin(latest["id"])
-        pick_mask = (
-            ev["flagged"].astype(bool)
-            & (ev["suggested_prob"] >= t)
-            & suggested.notna()
-            & (suggested != given)
-            & ~decided
-        )
-        chosen = ev[pick_mask]
+        chosen, suggested = _bulk_candidates(ev, latest, view.label_names, t)
         st.caption(
             f"{len(chosen):,} flagged suspect(s) without a decision would be relabelled to "
             "their suggested label (decided ones are left as they are)."
@@ -153,8 +142,7 @@ def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
             disabled=chosen.empty,
         ):
             records = [
-                (int(i), "relabel", int(s))
-                for i, s in zip(chosen["id"], suggested[pick_mask], strict=True)
+                (int(i), "relabel", int(s)) for i, s in zip(chosen["id"], suggested, strict=True)
             ]
             n = save_many(run, records)
             ui().choices[last_key] = {int(i): int(s) for i, _, s in records[:n]}
@@ -168,19 +156,42 @@ def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
                 icon=":material/undo:",
             )
         ):
-            # Withdraw exactly what the bulk wrote: an example decided again since keeps
-            # that later decision.
-            current = latest.set_index("id")
-            still = [
-                i
-                for i, s in last.items()
-                if i in current.index
-                and current.loc[i, "action"] == "relabel"
-                and int(current.loc[i, "new_label"]) == s
-            ]
-            save_many(run, [(i, decisions.CLEAR, None) for i in still])
+            _undo_bulk(run, latest, last)
             ui().choices.pop(last_key, None)
             st.rerun()
+
+
+def _bulk_candidates(
+    ev: pd.DataFrame, latest: pd.DataFrame, names: list[str], t: float
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The undecided flagged rows of `ev` whose suggestion differs from their label with
+    p(suggested) ≥ t, and the index of each one's suggested label."""
+    given = ev["label"].map(lambda v: label_index(v, names))
+    suggested = ev["suggested_label"].map(lambda v: label_index(v, names))
+    decided = ev["id"].isin(latest["id"])
+    pick_mask = (
+        ev["flagged"].astype(bool)
+        & (ev["suggested_prob"] >= t)
+        & suggested.notna()
+        & (suggested != given)
+        & ~decided
+    )
+    return ev[pick_mask], suggested[pick_mask]
+
+
+def _undo_bulk(run: str, latest: pd.DataFrame, last: dict[int, int]) -> None:
+    """Clear the relabels the last bulk accept wrote (`last`: id -> new label)."""
+    # Withdraw exactly what the bulk wrote: an example decided again since keeps
+    # that later decision.
+    current = latest.set_index("id")
+    still = [
+        i
+        for i, s in last.items()
+        if i in current.index
+        and current.loc[i, "action"] == "relabel"
+        and int(current.loc[i, "new_label"]) == s
+    ]
+    save_many(run, [(i, decisions.CLEAR, None) for i in still])
 
 
 def noise_section(view: RunView, detector: str, ranked: pd.DataFrame) -> None:
@@ -221,10 +232,45 @@ def noise_section(view: RunView, detector: str, ranked: pd.DataFrame) -> None:
 
 
 def render(view: RunView) -> None:
-    keys = view.score_keys
-    if not keys:
+    """The page below its header: detector, counts, bulk accept, then the suspects."""
+    if not view.score_keys:
         st.info("This run holds no scores. Score the dataset again from Home.")
         return
+    detector, split = _detector_controls(view)
+    ev = evidence(view, detector)  # every row, most suspect first
+    n_flagged = model_check(view)
+    latest = decisions.latest(view.path)  # read once per render, after any callback wrote
+    saved = len(latest)
+    file = decisions.path_of(view.path).name
+    st.markdown(f"**{saved} decision{'' if saved == 1 else 's'} saved to {file}**")
+    bulk_section(view, ev, latest)
+
+    ranked = _ranked_suspects(ev, split, latest, n_flagged)
+    if ranked is None:
+        return
+    if view.has_noise:
+        noise_section(view, detector, ranked)
+    pages = math.ceil(len(ranked) / PER_PAGE)
+    st.subheader(f"Top {len(ranked)} suspects by `{detector}`")
+    page = st.selectbox(
+        "Suspects shown",
+        range(pages),
+        format_func=lambda p: f"{p * PER_PAGE + 1}–{min((p + 1) * PER_PAGE, len(ranked))}",
+        key=f"mislabeled_page_{detector}_{pages}",  # a new detector or length starts at page 1
+    )
+    show_suspects(view, ranked.iloc[page * PER_PAGE : (page + 1) * PER_PAGE], latest)
+    if not latest.empty:
+        with st.expander(f"All {len(latest)} saved decisions"):
+            names = view.label_names
+            latest = latest.assign(
+                new_label=[names[int(v)] if not pd.isna(v) else "" for v in latest["new_label"]]
+            )
+            st.dataframe(latest, hide_index=True, width="stretch")
+
+
+def _detector_controls(view: RunView) -> tuple[str, str]:
+    """The detector and the rows to rank, with how to read the ranking: (detector, split)."""
+    keys = view.score_keys
     state = ui()
     if state.choices.get("detector") not in keys:
         state.choices["detector"] = suspects.default_detector(view)
@@ -260,14 +306,13 @@ def render(view: RunView) -> None:
             else ""
         )
     )
-    ev = evidence(view, detector)  # every row, most suspect first
-    n_flagged = model_check(view)
-    latest = decisions.latest(view.path)  # read once per render, after any callback wrote
-    saved = len(latest)
-    file = decisions.path_of(view.path).name
-    st.markdown(f"**{saved} decision{'' if saved == 1 else 's'} saved to {file}**")
-    bulk_section(view, ev, latest)
+    return detector, split
 
+
+def _ranked_suspects(
+    ev: pd.DataFrame, split: str, latest: pd.DataFrame, n_flagged: int
+) -> pd.DataFrame | None:
+    """The suspects to review, most suspect first; None (said on the page) when none is left."""
     pool = ev if split == "all" else ev[ev["split"] == split]
     hide = remembered(st.checkbox, "Hide reviewed", "mislabeled_hide", False, key="mislabeled_hide")
     if hide:
@@ -275,7 +320,7 @@ def render(view: RunView) -> None:
     most = min(len(pool), MAX_SUSPECTS)
     if most == 0:
         st.info("Every suspect here has a decision. Untick **Hide reviewed** to see them.")
-        return
+        return None
     if most > PER_PAGE:
         top = st.slider(
             "Suspects to review",
@@ -287,25 +332,7 @@ def render(view: RunView) -> None:
         )
     else:
         top = most
-    ranked = pool.head(top).reset_index(drop=True)
-    if view.has_noise:
-        noise_section(view, detector, ranked)
-    pages = math.ceil(len(ranked) / PER_PAGE)
-    st.subheader(f"Top {len(ranked)} suspects by `{detector}`")
-    page = st.selectbox(
-        "Suspects shown",
-        range(pages),
-        format_func=lambda p: f"{p * PER_PAGE + 1}–{min((p + 1) * PER_PAGE, len(ranked))}",
-        key=f"mislabeled_page_{detector}_{pages}",  # a new detector or length starts at page 1
-    )
-    show_suspects(view, ranked.iloc[page * PER_PAGE : (page + 1) * PER_PAGE], latest)
-    if not latest.empty:
-        with st.expander(f"All {len(latest)} saved decisions"):
-            names = view.label_names
-            latest = latest.assign(
-                new_label=[names[int(v)] if not pd.isna(v) else "" for v in latest["new_label"]]
-            )
-            st.dataframe(latest, hide_index=True, width="stretch")
+    return pool.head(top).reset_index(drop=True)
 
 
 run = page_header("Mislabeled")

@@ -337,61 +337,8 @@ def _accuracy_figure(
     for name in dict.fromkeys(names):
         points = summary[names == name].sort_values("fraction")
         color = colors.get(name, RANDOM_COLOR)
-        x = points["fraction"].to_numpy()
-        # The band: min-max over seeds, drawn as one closed polygon under the mean line.
-        fig.add_trace(
-            _band(x, points["accuracy_min"], points["accuracy_max"], color, f"{name} (min–max)"),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=points["accuracy_mean"].to_numpy(),
-                mode="lines+markers",
-                name=name,
-                legendgroup=name,
-                line={"color": color, "width": 2},
-                customdata=np.stack([points["accuracy_std"], points["seeds"]], axis=1),
-                hovertemplate="kept %{x:.2f}: %{y:.4f} ± %{customdata[0]:.4f} "
-                "(%{customdata[1]} seeds)<extra>" + name + "</extra>",
-            ),
-            row=1,
-            col=1,
-        )
-        diff = points[np.isfinite(points["diff_vs_random"].to_numpy(dtype=np.float64))]
-        if diff.empty:
-            continue
-        dx = diff["fraction"].to_numpy()
-        fig.add_trace(
-            _band(dx, diff["ci_low"], diff["ci_high"], color, f"{name} − random (95% CI)"),
-            row=2,
-            col=1,
-        )
-        same = [
-            indistinguishable(lo, hi)
-            for lo, hi in zip(diff["ci_low"], diff["ci_high"], strict=True)
-        ]
-        fig.add_trace(
-            go.Scatter(
-                x=dx,
-                y=diff["diff_vs_random"].to_numpy(),
-                mode="lines+markers+text",
-                name=f"{name} − random",
-                legendgroup=name,
-                showlegend=False,
-                line={"color": color, "width": 2, "dash": "dot"},
-                marker={"symbol": ["circle-open" if s else "circle" for s in same], "size": 9},
-                text=["indistinguishable from random" if s else "" for s in same],
-                textposition="top center",
-                textfont={"size": 10, "color": color},
-                customdata=np.stack([diff["ci_low"], diff["ci_high"]], axis=1),
-                hovertemplate="kept %{x:.2f}: %{y:+.4f} [%{customdata[0]:+.4f}, "
-                "%{customdata[1]:+.4f}]<extra>" + name + " − random</extra>",
-            ),
-            row=2,
-            col=1,
-        )
+        _add_accuracy_traces(fig, points, name, color)
+        _add_difference_traces(fig, points, name, color)
     fig.add_hline(y=0, line_color="#7f7f7f", line_width=1, row=2, col=1)
     if full is not None:
         fig.add_hline(
@@ -413,6 +360,68 @@ def _accuracy_figure(
     fig.update_yaxes(title=f"{SPLIT_NAMES[split]} accuracy", row=1, col=1)
     fig.update_yaxes(title="− random", row=2, col=1)
     return fig
+
+
+def _add_accuracy_traces(fig: go.Figure, points: pd.DataFrame, name: str, color: str) -> None:
+    """One series' mean accuracy over seeds and its min–max band, in the top panel."""
+    x = points["fraction"].to_numpy()
+    # The band: min-max over seeds, drawn as one closed polygon under the mean line.
+    fig.add_trace(
+        _band(x, points["accuracy_min"], points["accuracy_max"], color, f"{name} (min–max)"),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=points["accuracy_mean"].to_numpy(),
+            mode="lines+markers",
+            name=name,
+            legendgroup=name,
+            line={"color": color, "width": 2},
+            customdata=np.stack([points["accuracy_std"], points["seeds"]], axis=1),
+            hovertemplate="kept %{x:.2f}: %{y:.4f} ± %{customdata[0]:.4f} "
+            "(%{customdata[1]} seeds)<extra>" + name + "</extra>",
+        ),
+        row=1,
+        col=1,
+    )
+
+
+def _add_difference_traces(fig: go.Figure, points: pd.DataFrame, name: str, color: str) -> None:
+    """One series minus random with its 95% CI band, in the bottom panel (random has none)."""
+    diff = points[np.isfinite(points["diff_vs_random"].to_numpy(dtype=np.float64))]
+    if diff.empty:
+        return
+    dx = diff["fraction"].to_numpy()
+    fig.add_trace(
+        _band(dx, diff["ci_low"], diff["ci_high"], color, f"{name} − random (95% CI)"),
+        row=2,
+        col=1,
+    )
+    same = [
+        indistinguishable(lo, hi) for lo, hi in zip(diff["ci_low"], diff["ci_high"], strict=True)
+    ]
+    fig.add_trace(
+        go.Scatter(
+            x=dx,
+            y=diff["diff_vs_random"].to_numpy(),
+            mode="lines+markers+text",
+            name=f"{name} − random",
+            legendgroup=name,
+            showlegend=False,
+            line={"color": color, "width": 2, "dash": "dot"},
+            marker={"symbol": ["circle-open" if s else "circle" for s in same], "size": 9},
+            text=["indistinguishable from random" if s else "" for s in same],
+            textposition="top center",
+            textfont={"size": 10, "color": color},
+            customdata=np.stack([diff["ci_low"], diff["ci_high"]], axis=1),
+            hovertemplate="kept %{x:.2f}: %{y:+.4f} [%{customdata[0]:+.4f}, "
+            "%{customdata[1]:+.4f}]<extra>" + name + " − random</extra>",
+        ),
+        row=2,
+        col=1,
+    )
 
 
 def _band(x: np.ndarray, low: pd.Series, high: pd.Series, color: str, name: str) -> go.Scatter:
@@ -601,6 +610,7 @@ def _done_trials(run: RunView, job_id: str, n_trials: int | None) -> int | None:
 
 
 def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: bool) -> None:
+    """Sweep settings, the two retrain buttons, then the job's progress or its results."""
     st.header("Retraining")
     st.caption(
         "Does the selection train a better model than a random subset of the same size? "
@@ -614,6 +624,42 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
     if blocker:  # a recorded or imported run: no recipe to retrain with
         st.info(escape_md(blocker), icon=":material/info:")
         return
+    seeds, schedule, text = _sweep_settings()
+    fractions, problem = _parse_fractions(str(text))
+    if sel is None:
+        st.info("Fix the selection above to retrain or see its results.")
+        return
+    if fractions is not None:
+        refused = _refused_fraction(sel, fractions)
+        if refused:
+            fractions, problem = None, refused
+    if problem:  # it quotes what was typed in the fractions box
+        st.warning(escape_md(problem))
+
+    base = dataclasses.replace(sel, fraction=1.0, seed=0)
+    sweep = SweepConfig(base, tuple(fractions or ()), int(seeds), schedule, use_decisions)
+    job = _known_job(run)
+    running = job is not None and job.state == "running"
+    _sweep_buttons(run, sweep, sel.fraction, running=running, can_sweep=fractions is not None)
+
+    if running:
+        known = ui().choices.get(_job_key(run))
+        n_trials = known.get("n_trials") if isinstance(known, dict) else None
+        _live(run, job.job_id, sweep, n_trials, sel.fraction)
+        return
+    if job is not None and job.state in ("failed", "cancelled"):
+        st.error(
+            f"The retraining job {job.state}: {escape_md(job.message)}. Check the settings and "
+            "start it again, or run "
+            f"{code_md('python -m scoring sweep ' + shlex.join(sweep.cli_args(run.path)))} "
+            "in a terminal to see the details.",
+            icon=":material/error:",
+        )
+    _show_results(run, sweep, sel.fraction)
+
+
+def _sweep_settings() -> tuple[int, str, str]:
+    """Seeds, schedule and the fractions box, one row: (seeds, schedule, fractions as typed)."""
     c1, c2, c3 = st.columns([1, 2, 2])
     with c1:
         seeds = remembered(
@@ -634,24 +680,23 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
         text = remembered(
             st.text_input, "Fractions for the sweep", "prune_fractions", DEFAULT_FRACTIONS
         )
-    fractions, problem = _parse_fractions(str(text))
-    if sel is None:
-        st.info("Fix the selection above to retrain or see its results.")
-        return
-    if fractions is not None:
-        for f in fractions:  # e.g. an offset rule cannot keep 0.8 after dropping 0.3
-            try:
-                check_config(dataclasses.replace(sel, fraction=f))
-            except InputError as err:
-                fractions, problem = None, f"Sweep fraction {f:g}: {err}"
-                break
-    if problem:  # it quotes what was typed in the fractions box
-        st.warning(escape_md(problem))
+    return seeds, schedule, text
 
-    base = dataclasses.replace(sel, fraction=1.0, seed=0)
-    sweep = SweepConfig(base, tuple(fractions or ()), int(seeds), schedule, use_decisions)
-    job = _known_job(run)
-    running = job is not None and job.state == "running"
+
+def _refused_fraction(sel: SelectionConfig, fractions: list[float]) -> str | None:
+    """Why the first sweep fraction the rule cannot keep is refused; None when all are fine."""
+    for f in fractions:  # e.g. an offset rule cannot keep 0.8 after dropping 0.3
+        try:
+            check_config(dataclasses.replace(sel, fraction=f))
+        except InputError as err:
+            return f"Sweep fraction {f:g}: {err}"
+    return None
+
+
+def _sweep_buttons(
+    run: RunView, sweep: SweepConfig, chosen: float, *, running: bool, can_sweep: bool
+) -> None:
+    """Retrain at the chosen fraction, or over the whole sweep (both off while a job runs)."""
     buttons = st.container(horizontal=True)
     if buttons.button(
         "Retrain at this fraction",
@@ -660,29 +705,14 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
         disabled=running,
         icon=":material/model_training:",
     ):
-        _start_sweep(run, dataclasses.replace(sweep, fractions=(sel.fraction,)))
+        _start_sweep(run, dataclasses.replace(sweep, fractions=(chosen,)))
     if buttons.button(
         "Run the sweep",
         key="prune_sweep",
-        disabled=running or fractions is None,
+        disabled=running or not can_sweep,
         icon=":material/stacked_line_chart:",
     ):
         _start_sweep(run, sweep)
-
-    if running:
-        known = ui().choices.get(_job_key(run))
-        n_trials = known.get("n_trials") if isinstance(known, dict) else None
-        _live(run, job.job_id, sweep, n_trials, sel.fraction)
-        return
-    if job is not None and job.state in ("failed", "cancelled"):
-        st.error(
-            f"The retraining job {job.state}: {escape_md(job.message)}. Check the settings and "
-            "start it again, or run "
-            f"{code_md('python -m scoring sweep ' + shlex.join(sweep.cli_args(run.path)))} "
-            "in a terminal to see the details.",
-            icon=":material/error:",
-        )
-    _show_results(run, sweep, sel.fraction)
 
 
 # --- page ----------------------------------------------------------------------------------

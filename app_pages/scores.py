@@ -193,7 +193,49 @@ def stability_section(run: RunView, key: str) -> None:
         st.caption(f"Chance level: |ρ| < {stability.chance:.3f} for two random rankings.")
 
 
+def _distribution(
+    view: str, values: np.ndarray, labels: np.ndarray, names: list[str], axis: str, binary: bool
+) -> pd.DataFrame:
+    """The chosen view's figure (counts for a 0/1 flag); returns its summary table.
+
+    `values` and `labels` are of shape (N,); `axis` titles the score axis.
+    """
+    if view == "overall":
+        if binary:
+            st.plotly_chart(flag_figure(stats.flag_counts(values)), width="stretch")
+        else:
+            st.plotly_chart(bar_figure(*stats.histogram(values, BINS), axis), width="stretch")
+        return stats.summary_table(values)
+    if view == "by_class":
+        if binary:
+            st.plotly_chart(flag_figure(stats.flag_counts(values, labels, names)), width="stretch")
+        else:
+            layout = remembered_radio("Layout", LAYOUTS, key="class_layout")
+            counts, edges = stats.histograms_by_class(values, labels, len(names), BINS)
+            st.plotly_chart(class_figure(counts, edges, names, axis, layout), width="stretch")
+        return stats.summary_table(values, labels, names)
+    return _one_class(values, labels, names, axis, binary)
+
+
+def _one_class(
+    values: np.ndarray, labels: np.ndarray, names: list[str], axis: str, binary: bool
+) -> pd.DataFrame:
+    """The class picker and that class's figure; returns its summary table (stops if empty)."""
+    k = pick("Class", list(range(len(names))), key="class", format_func=names.__getitem__)
+    in_class = values[labels == k]
+    if in_class.size == 0:
+        st.info(f"No training examples are labelled {names[k]!r} in this run; pick another class.")
+        st.stop()
+    if binary:
+        counts = stats.flag_counts(in_class).rename(index={stats.ALL_ROW: names[k]})
+        st.plotly_chart(flag_figure(counts), width="stretch")
+    else:
+        st.plotly_chart(bar_figure(*stats.histogram(in_class, BINS), axis), width="stretch")
+    return stats.summary_table(in_class, name=names[k])
+
+
 def main() -> None:
+    """The page: pick a score, see its distribution, its summary and its stability."""
     run = page_header("Scores")
     keys = run.score_keys
     if not keys:
@@ -227,34 +269,7 @@ def main() -> None:
             f"{int((~np.isfinite(raw)).sum()):,} examples have no `{key}` value and are left out."
         )
 
-    if view == "overall":
-        if binary:
-            st.plotly_chart(flag_figure(stats.flag_counts(values)), width="stretch")
-        else:
-            st.plotly_chart(bar_figure(*stats.histogram(values, BINS), axis), width="stretch")
-        table = stats.summary_table(values)
-    elif view == "by_class":
-        if binary:
-            st.plotly_chart(flag_figure(stats.flag_counts(values, labels, names)), width="stretch")
-        else:
-            layout = remembered_radio("Layout", LAYOUTS, key="class_layout")
-            counts, edges = stats.histograms_by_class(values, labels, len(names), BINS)
-            st.plotly_chart(class_figure(counts, edges, names, axis, layout), width="stretch")
-        table = stats.summary_table(values, labels, names)
-    else:
-        k = pick("Class", list(range(len(names))), key="class", format_func=names.__getitem__)
-        in_class = values[labels == k]
-        if in_class.size == 0:
-            st.info(
-                f"No training examples are labelled {names[k]!r} in this run; pick another class."
-            )
-            st.stop()
-        if binary:
-            counts = stats.flag_counts(in_class).rename(index={stats.ALL_ROW: names[k]})
-            st.plotly_chart(flag_figure(counts), width="stretch")
-        else:
-            st.plotly_chart(bar_figure(*stats.histogram(in_class, BINS), axis), width="stretch")
-        table = stats.summary_table(in_class, name=names[k])
+    table = _distribution(view, values, labels, names, axis, binary)
 
     st.subheader("Summary statistics")
     if mode != "none":

@@ -123,10 +123,39 @@ def build(folder: Path, n_train: int, n_test: int, copies: int, seed: int = 0) -
     test = src_test.take(np.sort(rng.choice(src_test.num_rows, n_test, replace=False)))
     tr_img, tr_lab = train.column("img").to_pylist(), train.column("label").to_pylist()
     te_img, te_lab = test.column("img").to_pylist(), test.column("label").to_pylist()
+    new = _injected(tr_img, tr_lab, te_img, te_lab, copies, rng)
 
-    originals = rng.choice(n_train, 2 * copies, replace=False)
-    leaked = rng.choice(n_test, copies + copies // 2, replace=False)
-    new: list[tuple[dict, int, str, int]] = []  # (img, label, kind, original row)
+    # Shuffled: the copies sit among the originals, not in a block at the end.
+    rows = [
+        (img, lab, "orig", i) for i, (img, lab) in enumerate(zip(tr_img, tr_lab, strict=True))
+    ] + new
+    written, pairs, outliers = _shuffled(rows, rng)
+    table = pa.Table.from_pydict(
+        {"img": [w[0] for w in written], "label": [w[1] for w in written]}, schema=schema
+    )
+    pq.write_table(table, folder / "train.parquet")
+    pq.write_table(test, folder / "test.parquet")
+    pixels = [np.stack([_decode(c) for c in cells]).transpose(0, 3, 1, 2)
+              for cells in ([w[0] for w in written], te_img)]  # fmt: skip
+    return {
+        "pairs": pairs, "outliers": outliers, "n_train": len(written), "n_test": n_test,
+        "pixels": pixels[0], "test_pixels": pixels[1],
+    }  # fmt: skip
+
+
+def _injected(
+    tr_img: list[dict],
+    tr_lab: list[int],
+    te_img: list[dict],
+    te_lab: list[int],
+    copies: int,
+    rng: np.random.Generator,
+) -> list[tuple[dict, int, str, int]]:
+    """The rows to inject, as (img, label, kind, original row): `copies` exact, near and
+    leaked copies each, half as many leaked near copies, and the outliers."""
+    originals = rng.choice(len(tr_img), 2 * copies, replace=False)
+    leaked = rng.choice(len(te_img), copies + copies // 2, replace=False)
+    new: list[tuple[dict, int, str, int]] = []
     for i in originals[:copies]:
         new.append((tr_img[i], tr_lab[i], "exact", int(i)))
     for i in originals[copies:]:
@@ -138,11 +167,14 @@ def build(folder: Path, n_train: int, n_test: int, copies: int, seed: int = 0) -
     n_out = max(1, copies * 2 // 5)
     for cell in _outliers(n_out, rng):
         new.append((cell, int(rng.integers(10)), "outlier", -1))
+    return new
 
-    # Shuffled: the copies sit among the originals, not in a block at the end.
-    rows = [
-        (img, lab, "orig", i) for i, (img, lab) in enumerate(zip(tr_img, tr_lab, strict=True))
-    ] + new
+
+def _shuffled(
+    rows: list[tuple[dict, int, str, int]], rng: np.random.Generator
+) -> tuple[list[tuple[dict, int, str, int]], dict[str, list[tuple[int, int]]], list[int]]:
+    """`rows` (originals first, by their row) in a seeded order: (written rows, pairs, outliers)
+    with `build`'s meaning, the rows named by their written position."""
     order = rng.permutation(len(rows))
     position = np.empty(len(rows), dtype=np.int64)
     position[order] = np.arange(len(rows))  # old row -> written row
@@ -156,17 +188,7 @@ def build(folder: Path, n_train: int, n_test: int, copies: int, seed: int = 0) -
             pairs[kind].append((orig, row))
         elif kind == "outlier":
             outliers.append(row)
-    table = pa.Table.from_pydict(
-        {"img": [w[0] for w in written], "label": [w[1] for w in written]}, schema=schema
-    )
-    pq.write_table(table, folder / "train.parquet")
-    pq.write_table(test, folder / "test.parquet")
-    pixels = [np.stack([_decode(c) for c in cells]).transpose(0, 3, 1, 2)
-              for cells in ([w[0] for w in written], te_img)]  # fmt: skip
-    return {
-        "pairs": pairs, "outliers": outliers, "n_train": len(written), "n_test": n_test,
-        "pixels": pixels[0], "test_pixels": pixels[1],
-    }  # fmt: skip
+    return written, pairs, outliers
 
 
 def save_random_vit(folder: Path) -> Path:
@@ -340,7 +362,25 @@ def figures(found: dict, truth: dict) -> dict:
     return out
 
 
-def main() -> None:
+HEADER = (
+    f"{'features':<12}{'detector':<9}{'exact':>7}{'near':>7}{'leak':>7}{'leak~':>7}"
+    f"{'groups':>8}{'false g':>8}{'extra':>7}{'false l':>8}{'out P':>7}{'out AUC':>8}"
+    f"{'det s':>7}{'run s':>7}"
+)
+LEGEND = (
+    "\nexact/near: share of injected pairs in one duplicate group (Datalab: one "
+    "near-duplicate set); leak / leak~: share of test copies (exact / shifted + JPEG) "
+    "whose leak_of names their test row; false g: groups holding no injected pair; "
+    "extra: rows in groups that are in no injected pair; "
+    "false l: rows flagged as leaks that are not; out P: precision of the top-n outlier "
+    "scores for the n injected outliers; det s: detection on stored features; run s: the "
+    "whole `score` call. emb-only: groups and leaks by the embeddings' threshold alone "
+    "and the centred 5-NN outlier distance (before the pixel check). Timings from a "
+    "shared machine."
+)
+
+
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--test", type=int, default=500)
@@ -348,13 +388,11 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--no-datalab", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    header = (
-        f"{'features':<12}{'detector':<9}{'exact':>7}{'near':>7}{'leak':>7}{'leak~':>7}"
-        f"{'groups':>8}{'false g':>8}{'extra':>7}{'false l':>8}{'out P':>7}{'out AUC':>8}"
-        f"{'det s':>7}{'run s':>7}"
-    )
+
+def main() -> None:
+    args = _parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -366,46 +404,43 @@ def main() -> None:
             f"{len(truth['outliers'])} outliers), {args.test} test rows; built in "
             f"{time.perf_counter() - t0:.1f} s\n"
         )
-        print(header)
-        print("-" * len(header))
+        print(HEADER)
+        print("-" * len(HEADER))
         for setting in args.settings.split(","):
-            model = save_random_vit(tmp / "vit") if setting == "vit-random" else None
-            run, run_s = run_winnow(tmp, tmp / "cache", model)
-            ours = winnow_detect(run, truth)
-            rows = [
-                ("winnow", figures(ours, truth), run_s),
-                ("emb-only", figures(ours["before"], truth), float("nan")),
-            ]
-            if not args.no_datalab:
-                theirs = datalab_detect(ours["features"], ours["test_features"], ours["labels"])
-                rows.append(("datalab", figures(theirs, truth), float("nan")))
-            for detector, f, run_s in rows:
-                print(
-                    f"{setting:<12}{detector:<9}{f['exact']:>7.2f}{f['near']:>7.2f}"
-                    f"{f['leak']:>7.2f}{f['leak_near']:>7.2f}{f['groups']:>8}"
-                    f"{f['false_groups']:>8}{f['extra_rows']:>7}{f['false_leaks']:>8}{f['outlier_p']:>7.2f}"
-                    f"{f['outlier_auc']:>8.3f}{f['seconds']:>7.2f}{run_s:>7.1f}",
-                    flush=True,
-                )
-                results.append({"features": setting, "detector": detector, **f, "run_s": run_s})
-            if not args.no_datalab:
-                print(
-                    f"{'':<12}datalab: non_iid p-value {theirs['non_iid_p']:.3f}, "
-                    f"class_imbalance flags {theirs['class_imbalance_flagged']} rows"
-                )
-    print(
-        "\nexact/near: share of injected pairs in one duplicate group (Datalab: one "
-        "near-duplicate set); leak / leak~: share of test copies (exact / shifted + JPEG) "
-        "whose leak_of names their test row; false g: groups holding no injected pair; "
-        "extra: rows in groups that are in no injected pair; "
-        "false l: rows flagged as leaks that are not; out P: precision of the top-n outlier "
-        "scores for the n injected outliers; det s: detection on stored features; run s: the "
-        "whole `score` call. emb-only: groups and leaks by the embeddings' threshold alone "
-        "and the centred 5-NN outlier distance (before the pixel check). Timings from a "
-        "shared machine."
-    )
+            results += _bench_setting(tmp, setting, truth, datalab=not args.no_datalab)
+    print(LEGEND)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+
+
+def _bench_setting(tmp: Path, setting: str, truth: dict, *, datalab: bool) -> list[dict]:
+    """One feature setting: score the data, print each detector's figures, return them."""
+    model = save_random_vit(tmp / "vit") if setting == "vit-random" else None
+    run, run_s = run_winnow(tmp, tmp / "cache", model)
+    ours = winnow_detect(run, truth)
+    rows = [
+        ("winnow", figures(ours, truth), run_s),
+        ("emb-only", figures(ours["before"], truth), float("nan")),
+    ]
+    if datalab:
+        theirs = datalab_detect(ours["features"], ours["test_features"], ours["labels"])
+        rows.append(("datalab", figures(theirs, truth), float("nan")))
+    results = []
+    for detector, f, seconds in rows:
+        print(
+            f"{setting:<12}{detector:<9}{f['exact']:>7.2f}{f['near']:>7.2f}"
+            f"{f['leak']:>7.2f}{f['leak_near']:>7.2f}{f['groups']:>8}"
+            f"{f['false_groups']:>8}{f['extra_rows']:>7}{f['false_leaks']:>8}{f['outlier_p']:>7.2f}"
+            f"{f['outlier_auc']:>8.3f}{f['seconds']:>7.2f}{seconds:>7.1f}",
+            flush=True,
+        )
+        results.append({"features": setting, "detector": detector, **f, "run_s": seconds})
+    if datalab:
+        print(
+            f"{'':<12}datalab: non_iid p-value {theirs['non_iid_p']:.3f}, "
+            f"class_imbalance flags {theirs['class_imbalance_flagged']} rows"
+        )
+    return results
 
 
 if __name__ == "__main__":

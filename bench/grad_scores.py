@@ -287,7 +287,7 @@ def rel_diff(a: np.ndarray, ref: np.ndarray) -> str:
     return f"{np.median(d):.0e} / {d.max():.0e}"
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=512, help="examples (real CIFAR-10 images)")
     parser.add_argument("--n-slow", type=int, default=128, help="examples for slow baselines")
@@ -299,76 +299,83 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=4, help="SGD steps between checkpoints")
     parser.add_argument("--data", type=Path, default=CIFAR)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore")
-    t_start = time.perf_counter()
+    return parser.parse_args()
 
-    x, y = load_images(args.data, args.n)
-    n, n_slow = x.shape[0], min(args.n_slow, x.shape[0])
-    xs, ys = x[:n_slow], y[:n_slow]
-    checkpoints = make_checkpoints(x, y, args.steps, args.batch)
+
+# Longer than 60 lines: one table row per method, each a name and the call it times; split,
+# the rows would only be scattered over functions that each build a few of them.
+def _methods(
+    checkpoints: list[nn.Module],
+    cmodel: nn.Module,
+    paths: list[str],
+    *,
+    bs: int,
+    cb: int,
+    n: int,
+    n_slow: int,
+) -> dict[str, dict]:
+    """The rows of the table, in its order, keyed by a short name; each row's `fn(x, y)` is
+    the call timed, `ref` the key of the row its scores are checked against."""
     model = checkpoints[-1]  # the single-model rows use the last checkpoint
-    n_params = sum(p.numel() for p in model.parameters())
-    bs, rep = args.batch, args.repeats
-    K = len(checkpoints)
-
-    tmp = tempfile.TemporaryDirectory()
-    cmodel, paths = captum_setup(checkpoints, Path(tmp.name))
-    cb = args.captum_batch or pick_captum_batch(cmodel, paths, x, y)
     gsm = opacus_model(model)
     fb_model = copy.deepcopy(model)  # train mode updates BN statistics: keep them off `model`
+    K = len(checkpoints)
 
-    rows: dict[str, dict] = {}
-
-    def add(name, fn, *, slow=False, ref=None, inexact=False) -> dict:
+    def row(name, fn, *, slow=False, ref=None, inexact=False) -> dict:
         """fn(x, y) -> scores; slow: timed on the first n_slow; ref: row to compare with."""
-        rows[name] = {"name": name, "fn": fn, "slow": slow, "ref": ref, "inexact": inexact}
-        rows[name] |= {"n": n_slow if slow else n, "secs": float("inf"), "out": None}
-        return rows[name]
+        return {"name": name, "fn": fn, "slow": slow, "ref": ref, "inexact": inexact,
+                "n": n_slow if slow else n, "secs": float("inf"), "out": None}  # fmt: skip
 
-    fwd = add("forward", lambda a, b: forward_only(model, a, b, bs))
-    fb = add("forward+backward (batched)", lambda a, b: forward_backward(fb_model, a, b, bs))
-    r_el2n = add("EL2N", lambda a, b: el2n(model, a, b, bs))
-    grand = add("GraNd all params, ours", lambda a, b: np.sqrt(sq_grad_norms(model, a, b)))
-    loop = add(
-        "GraNd, per-example backward loop",
-        lambda a, b: np.sqrt(loop_sq_norms(model, a, b)),
-        slow=True,
-        ref=grand["name"],
-    )
-    opac = add(
-        "GraNd, opacus GradSampleModule",
-        lambda a, b: np.sqrt(opacus_sq_norms(gsm, a, b, bs)),
-        ref=grand["name"],
-    )
-    tr_all = add(
-        "TracIn all params, ours", lambda a, b: tracin_self_influence(checkpoints, LRS, a, b)
-    )
-    cap_exact = add(
-        f"TracIn, Captum TracInCP exact (per-example, batch {cb})",
-        lambda a, b: captum_tracin(cmodel, paths, a, b, cb, batched=False),
-        slow=True,
-        ref=tr_all["name"],
-    )
-    cap_batched = add(
-        "TracIn, Captum TracInCP batched",
-        lambda a, b: captum_tracin(cmodel, paths, a, b, bs, batched=True),
-        ref=tr_all["name"],
-        inexact=True,
-    )
-    tr_last = add(
-        "TracIn last layer, ours",
-        lambda a, b: tracin_self_influence(checkpoints, LRS, a, b, params="last"),
-    )
-    cap_fast = add(
-        "TracIn last layer, Captum TracInCPFast",
-        lambda a, b: captum_tracin_fast(cmodel, paths, a, b, bs),
-        ref=tr_last["name"],
-    )
-    vog = add(f"VoG, ours (K={K})", lambda a, b: input_grad_variance(checkpoints, a, b))
+    return {
+        "forward": row("forward", lambda a, b: forward_only(model, a, b, bs)),
+        "fb": row("forward+backward (batched)", lambda a, b: forward_backward(fb_model, a, b, bs)),
+        "el2n": row("EL2N", lambda a, b: el2n(model, a, b, bs)),
+        "grand": row("GraNd all params, ours", lambda a, b: np.sqrt(sq_grad_norms(model, a, b))),
+        "loop": row(
+            "GraNd, per-example backward loop",
+            lambda a, b: np.sqrt(loop_sq_norms(model, a, b)),
+            slow=True,
+            ref="grand",
+        ),
+        "opacus": row(
+            "GraNd, opacus GradSampleModule",
+            lambda a, b: np.sqrt(opacus_sq_norms(gsm, a, b, bs)),
+            ref="grand",
+        ),
+        "tracin": row(
+            "TracIn all params, ours", lambda a, b: tracin_self_influence(checkpoints, LRS, a, b)
+        ),
+        "captum_exact": row(
+            f"TracIn, Captum TracInCP exact (per-example, batch {cb})",
+            lambda a, b: captum_tracin(cmodel, paths, a, b, cb, batched=False),
+            slow=True,
+            ref="tracin",
+        ),
+        "captum_batched": row(
+            "TracIn, Captum TracInCP batched",
+            lambda a, b: captum_tracin(cmodel, paths, a, b, bs, batched=True),
+            ref="tracin",
+            inexact=True,
+        ),
+        "tracin_last": row(
+            "TracIn last layer, ours",
+            lambda a, b: tracin_self_influence(checkpoints, LRS, a, b, params="last"),
+        ),
+        "captum_fast": row(
+            "TracIn last layer, Captum TracInCPFast",
+            lambda a, b: captum_tracin_fast(cmodel, paths, a, b, bs),
+            ref="tracin_last",
+        ),
+        "vog": row(f"VoG, ours (K={K})", lambda a, b: input_grad_variance(checkpoints, a, b)),
+    }
 
-    print(f"timing on {n} CIFAR-10 images ({n_slow} for slow baselines)", file=sys.stderr)
+
+def _time_rows(
+    rows: dict[str, dict], x: torch.Tensor, y: torch.Tensor, n_slow: int, bs: int, rep: int
+) -> None:
+    """Fills each row's best `secs`, its `out` and its examples/s `eps`."""
+    xs, ys = x[:n_slow], y[:n_slow]
+    n = x.shape[0]
     for r in rows.values():  # warm-up: first-call allocations, vmap tracing, hooks
         w = 8 if r["slow"] else min(n, bs)
         r["fn"](x[:w], y[:w])
@@ -384,25 +391,28 @@ def main() -> None:
                 if secs > 1.5:
                     break
             print(f"  round {k + 1}: {r['name']:<56} {r['n'] / secs:8.1f} ex/s", file=sys.stderr)
-    tmp.cleanup()
     for r in rows.values():
         r["eps"] = r["n"] / r["secs"]
 
-    goals = {
-        "EL2N": (r_el2n, 0.95 * fwd["eps"], "0.95 x forward"),
-        "GraNd all params, ours": (grand, 0.6 * fb["eps"], "0.6 x fwd+bwd"),
-        "TracIn all params, ours": (tr_all, 1.2 * cap_exact["eps"], "1.2 x Captum exact"),
-        "TracIn last layer, ours": (tr_last, 1.1 * cap_fast["eps"], "1.1 x TracInCPFast"),
-        f"VoG, ours (K={K})": (vog, 0.8 * fb["eps"] / K, f"0.8 x fwd+bwd / {K}"),
-    }
+
+def _goals(rows: dict[str, dict], K: int) -> dict[str, tuple[dict, float, str]]:
+    """Row name -> (its row, the examples/s it must reach, that goal in words)."""
+    fwd, fb, cap_exact = rows["forward"], rows["fb"], rows["captum_exact"]
+    return {
+        "EL2N": (rows["el2n"], 0.95 * fwd["eps"], "0.95 x forward"),
+        "GraNd all params, ours": (rows["grand"], 0.6 * fb["eps"], "0.6 x fwd+bwd"),
+        "TracIn all params, ours": (rows["tracin"], 1.2 * cap_exact["eps"], "1.2 x Captum exact"),
+        "TracIn last layer, ours": (
+            rows["tracin_last"], 1.1 * rows["captum_fast"]["eps"], "1.1 x TracInCPFast"
+        ),
+        f"VoG, ours (K={K})": (rows["vog"], 0.8 * fb["eps"] / K, f"0.8 x fwd+bwd / {K}"),
+    }  # fmt: skip
+
+
+def _table(rows: dict[str, dict], goals: dict[str, tuple[dict, float, str]]) -> list[str]:
+    """The markdown table: one line per row, its speed, goal and difference to its ref."""
+    fwd, fb = rows["forward"], rows["fb"]
     lines = [
-        f"cnn32 ({n_params:,} parameters), {n} CIFAR-10 training images "
-        f"({n_slow} for the per-example baselines), batch {bs} "
-        f"(Captum exact: {cb}{'' if args.captum_batch else ', the fastest of 1/2/4'})"
-        f"; {args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-        f"torch {torch.__version__}; best of {rep} interleaved rounds after a warm-up; "
-        f"TracIn/VoG over {K} checkpoints (lr {', '.join(map(str, LRS))}).",
-        "",
         "| method | examples | examples/s | × forward | × fwd+bwd | goal "
         "| rel. diff median / max |",
         "|---|---:|---:|---:|---:|---|---|",
@@ -414,25 +424,32 @@ def main() -> None:
             goal = f"≥ {what} = {need:.0f}: {'met' if r['eps'] >= need else 'NOT met'}"
         diff = ""
         if r["ref"] is not None:
-            diff = f"{rel_diff(r['out'], rows[r['ref']]['out'])} vs {r['ref']}"
+            ref = rows[r["ref"]]
+            diff = f"{rel_diff(r['out'], ref['out'])} vs {ref['name']}"
         name = r["name"] + (" — skips BN params (inexact)" if r["inexact"] else "")
         lines.append(
             f"| {name} | {r['n']} | {r['eps']:.1f} | {r['eps'] / fwd['eps']:.3f} "
             f"| {r['eps'] / fb['eps']:.3f} | {goal} | {diff} |"
         )
-    lines.append("")
-    g = grand["eps"]
+    return lines
+
+
+def _verdicts(rows: dict[str, dict], goals: dict[str, tuple[dict, float, str]]) -> list[str]:
+    """Below the table: each goal met or not, GraNd against its baselines, and notes."""
+    lines = []
     for name, (row, need, what) in goals.items():
         ok = "met" if row["eps"] >= need else "NOT met"
         lines.append(f"- {name}: {row['eps']:.1f} ex/s vs goal {what} = {need:.1f} ex/s: {ok}")
-    for base in (loop, opac):
+    g = rows["grand"]["eps"]
+    for base in (rows["loop"], rows["opacus"]):
         ok = "met" if g > base["eps"] else "NOT met"
         lines.append(
             f"- GraNd ours faster than {base['name'].split(', ')[1]}: "
             f"{g:.1f} vs {base['eps']:.1f} ex/s ({g / base['eps']:.1f}x): {ok}"
         )
-    lines += [
-        f"- Captum TracInCP batched mode: {cap_batched['eps'] / cap_exact['eps']:.1f}x its exact "
+    batched = rows["captum_batched"]["eps"] / rows["captum_exact"]["eps"]
+    return lines + [
+        f"- Captum TracInCP batched mode: {batched:.1f}x its exact "
         "mode, but its hooks cover Linear/Conv2d only, so BatchNorm's weights and biases are "
         "left out of the gradient (the rel. diff column).",
         "- Ours runs its forward-only and input-gradient passes (last layer, VoG) in "
@@ -443,6 +460,42 @@ def main() -> None:
         "- opacus: BatchNorm2d swapped for an eval-mode equivalent with the same parameters "
         "and statistics plus a closed-form grad sampler (opacus itself refuses BatchNorm, "
         "strict or not); same function, per-example gradients exact.",
+    ]
+
+
+def main() -> None:
+    args = _parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    t_start = time.perf_counter()
+
+    x, y = load_images(args.data, args.n)
+    n, n_slow = x.shape[0], min(args.n_slow, x.shape[0])
+    checkpoints = make_checkpoints(x, y, args.steps, args.batch)
+    n_params = sum(p.numel() for p in checkpoints[-1].parameters())
+    bs, rep = args.batch, args.repeats
+    K = len(checkpoints)
+
+    tmp = tempfile.TemporaryDirectory()
+    cmodel, paths = captum_setup(checkpoints, Path(tmp.name))
+    cb = args.captum_batch or pick_captum_batch(cmodel, paths, x, y)
+    rows = _methods(checkpoints, cmodel, paths, bs=bs, cb=cb, n=n, n_slow=n_slow)
+    print(f"timing on {n} CIFAR-10 images ({n_slow} for slow baselines)", file=sys.stderr)
+    _time_rows(rows, x, y, n_slow, bs, rep)
+    tmp.cleanup()
+
+    goals = _goals(rows, K)
+    lines = [
+        f"cnn32 ({n_params:,} parameters), {n} CIFAR-10 training images "
+        f"({n_slow} for the per-example baselines), batch {bs} "
+        f"(Captum exact: {cb}{'' if args.captum_batch else ', the fastest of 1/2/4'})"
+        f"; {args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"torch {torch.__version__}; best of {rep} interleaved rounds after a warm-up; "
+        f"TracIn/VoG over {K} checkpoints (lr {', '.join(map(str, LRS))}).",
+        "",
+        *_table(rows, goals),
+        "",
+        *_verdicts(rows, goals),
         f"- total bench time {time.perf_counter() - t_start:.0f} s.",
     ]
     text = "\n".join(lines)
