@@ -13,11 +13,12 @@ per row (see `_merge`) and only the few surviving entries are merged into the ru
 k. The working memory is about `block_bytes` whatever N is, and the data is never copied
 whole (float32 C-contiguous input; unit rows are made one block at a time).
 
-Distances: `"cosine"` is ``1 - cos(q, d)`` clipped to [0, 2], computed as the float32 dot
-product of unit rows (``x / max(|x|, 1e-12)``; a zero row stays zero, at distance 1 from
-everything) and returned in float64; `"l2"` is the Euclidean distance, ranked by
-|d|^2 - 2 q.d and recomputed from the differences for the k winners (the expanded form
-cancels badly for near duplicates).
+Distances: `"cosine"` is ``1 - cos(q, d)`` clipped to [0, 2] on unit rows
+(``x / max(|x|, 1e-12)``; a zero row stays zero, at distance 1 from everything); `"l2"` is
+the Euclidean distance. The search ranks by float32 products (-cos, or |d|^2 - 2 q.d), keeps
+k + 8 candidates per query, and recomputes their distances per pair in float64 (`_refine`):
+a float32 product can give exact copies different values depending on BLAS tiling and
+threads, and the expanded l2 form cancels badly for near duplicates.
 
 Order: nearest first, and among equal distances the lower database index first, so a
 result never depends on the block sizes, the executor or the order blocks finish in.
@@ -43,6 +44,8 @@ DEFAULT_BLOCK_BYTES = 256 * 2**20
 _DB_BLOCK = 16384
 _TINY = np.float32(1e-12)  # norm floor: a zero row stays a zero row
 _NORM_ROWS = 65536  # rows per norm computation: x * x is never made for all rows at once
+_TIE_SLACK = 8  # candidates kept beyond k for the float64 re-ranking (`_refine`)
+_REFINE_BYTES = 32 * 2**20  # float64 candidate rows re-ranked at once
 
 
 class _Quiet:
@@ -203,8 +206,11 @@ def _search_block(
     # Cosine: negated unit rows, so the product is -cos (smallest = nearest); negation is
     # exact, so this equals -(unit q . unit d) bit for bit.
     qb = -(q[a:b] / np.maximum(q_norm[a:b, None], _TINY)) if metric == "cosine" else q[a:b]
-    best_d = np.full((b - a, k), np.inf, dtype=np.float32)
-    best_i = np.full((b - a, k), -1, dtype=np.int64)
+    # A few candidates beyond k: exact copies whose float32 distances differ by rounding
+    # are all kept for `_refine` to tie and order by index.
+    kc = min(k + _TIE_SLACK, db.shape[0] - (1 if self_search else 0))
+    best_d = np.full((b - a, kc), np.inf, dtype=np.float32)
+    best_i = np.full((b - a, kc), -1, dtype=np.int64)
     for s in range(0, db.shape[0], db_block):
         e = min(s + db_block, db.shape[0])
         if metric == "cosine":
@@ -220,14 +226,55 @@ def _search_block(
             # Each query's own row lies in this block: never its own neighbour.
             own = np.arange(max(a, s), min(b, e))
             d[own - a, own - s] = np.inf
-        best_d, best_i = _merge(best_d, best_i, d, s, k)
-    if metric == "cosine":
-        dist = 1.0 + best_d.astype(np.float64)  # 1 - cos, exact from the float32 cosine
-    else:
-        # Recomputed from the differences for the k winners: |q|^2 - 2 q.d + |d|^2 cancels
-        # catastrophically in float32 for duplicates (distance 0 would come out ~1e-3).
-        dist = np.linalg.norm(qb[:, None, :] - db[best_i], axis=2).astype(np.float64)
-    return best_i, dist
+        best_d, best_i = _merge(best_d, best_i, d, s, kc)
+    return _refine(q[a:b], db, best_i, k, metric)
+
+
+def _refine(
+    q: np.ndarray, db: np.ndarray, cand: np.ndarray, k: int, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest of each row's candidates, by distances recomputed in float64 per pair.
+
+    A float32 matrix product does not give two equal database rows (exact copies) the same
+    value: BLAS sums a column in an order that depends on where it falls in its kernel's
+    tiles and on the thread count (one in a Ray worker), so copies would tie or not by
+    chance, and the order of tied neighbours would depend on the executor. Recomputed per
+    pair in float64 (the same arithmetic for every pair, whatever its position), equal rows
+    get equal distances, ties go to the lower index, and the expanded
+    |q|^2 - 2 q.d + |d|^2 (which cancels for near duplicates) is never used for a distance.
+
+    Parameters
+    ----------
+    q : ndarray of shape (n, dim), float32
+        The block's queries.
+    db : ndarray of shape (n_database, dim), float32
+        The database.
+    cand : ndarray of shape (n, c), int64
+        Each query's candidates (c >= k, the float32 search's top c).
+    k : int
+        Neighbours to keep.
+    metric : {"cosine", "l2"}
+
+    Returns
+    -------
+    indices : ndarray of shape (n, k), int64
+    distances : ndarray of shape (n, k), float64
+    """
+    dist = np.empty(cand.shape, dtype=np.float64)
+    step = max(1, _REFINE_BYTES // (8 * cand.shape[1] * db.shape[1]))
+    for s in range(0, q.shape[0], step):
+        qs = q[s : s + step].astype(np.float64)  # (m, dim)
+        ds = db[cand[s : s + step]].astype(np.float64)  # (m, c, dim)
+        if metric == "cosine":
+            qs /= np.maximum(np.linalg.norm(qs, axis=1), 1e-12)[:, None]
+            ds /= np.maximum(np.linalg.norm(ds, axis=2), 1e-12)[:, :, None]
+            cos = np.einsum("ij,ikj->ik", qs, ds)
+            dist[s : s + step] = 1.0 - np.clip(cos, -1.0, 1.0)
+        else:
+            dist[s : s + step] = np.linalg.norm(ds - qs[:, None, :], axis=2)
+    order = np.lexsort((cand, dist), axis=1)[:, :k]
+    rows = np.arange(cand.shape[0])[:, None]
+    return cand[rows, order], dist[rows, order]
 
 
 def _merge(

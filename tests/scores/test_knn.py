@@ -78,11 +78,15 @@ def test_memory_bounded_by_the_block():
 
 
 def _reference(x: np.ndarray, y: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Full cosine matrix from unit rows, stable sort: nearest first, ties to lower index."""
-    unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), np.float32(1e-12))  # noqa: E731
-    xn = unit(x.astype(np.float32))
-    yn = xn if y is None else unit(y.astype(np.float32))
-    full = np.clip(1.0 - (xn @ yn.T).astype(np.float64), 0, 2)
+    """Full cosine matrix from unit rows, stable sort: nearest first, ties to lower index.
+
+    In float64, one pair at a time (einsum's own loop, no BLAS tiling): equal rows get
+    equal distances, as `knn` promises.
+    """
+    unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    xn = unit(x.astype(np.float64))
+    yn = xn if y is None else unit(y.astype(np.float64))
+    full = 1.0 - np.clip(np.einsum("id,jd->ij", xn, yn), -1.0, 1.0)
     if y is None:
         np.fill_diagonal(full, np.inf)
     order = np.argsort(full, axis=1, kind="stable")[:, :k]
@@ -101,7 +105,7 @@ def test_ties_go_to_the_lower_index_whatever_the_blocks(block_bytes):
         i, d = knn(x, db, k=k, block_bytes=block_bytes)
         ref_i, ref_d = _reference(x, db, k)
         np.testing.assert_array_equal(i, ref_i)
-        np.testing.assert_array_equal(d, ref_d)  # bit for bit, float64
+        np.testing.assert_allclose(d, ref_d, rtol=0, atol=1e-12)
 
 
 def test_progress_counts_the_blocks():
@@ -120,3 +124,27 @@ def test_progress_counts_the_blocks():
     )
     assert sink.done == 4  # 30-row query blocks: 30 + 30 + 30 + 10
     assert sink.stages == ["nearest neighbours: 4 block(s) of 30 rows"]
+
+
+def test_exact_copies_tie_whatever_the_blas_threads():
+    """Copies are ordered by index with one BLAS thread or several (as in a Ray worker).
+
+    A float32 product gives equal rows values that differ in the last bit depending on
+    the BLAS tiling and thread count; before distances were recomputed per pair, this
+    query's copies came out as 700, 1400 with the default threads and 3, 700 with one.
+    """
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1500, 16)).astype(np.float32)
+    x[700] = x[3]
+    x[1400] = x[3]
+    budget = 6 * 1500 * 200
+    i_many, d_many = knn(x, k=5, block_bytes=budget)
+    with threadpool_limits(1):
+        i_one, d_one = knn(x, k=5, block_bytes=budget)
+    np.testing.assert_array_equal(i_many, i_one)
+    np.testing.assert_array_equal(d_many, d_one)
+    copies = i_many[455][np.isin(i_many[455], [3, 700, 1400])]
+    np.testing.assert_array_equal(copies, np.sort(copies))
+    assert copies[0] == 3
