@@ -45,6 +45,7 @@ from scoring.prune.plan import SelectionPlan, plan_selection, source_labels
 from scoring.prune.rules import PARAMETERS, RULES
 from scoring.prune.select import SelectionConfig
 from scoring.read import suspects
+from scoring.read.annotators import has_annotators
 from scoring.read.views import RunView
 
 FORMAT_NAMES = {
@@ -132,6 +133,23 @@ def _decisions_switch(made: pd.DataFrame) -> bool:
         "label (the old one goes to an `original_label` column), before any rule selects.",
     )
     return bool(on) and n > 0
+
+
+def _consensus_switch(run: RunView) -> bool:
+    """Several annotators: write CROWDLAB's consensus label instead of the given one."""
+    if not has_annotators(run) or "consensus_label" not in run.table.columns:
+        return False
+    on = remembered(
+        st.toggle,
+        "Write the consensus label",
+        "export_consensus_label",
+        False,
+        key="export_consensus",
+        help="The label column gets CROWDLAB's consensus of the annotators and the "
+        "out-of-fold model on the training rows (your relabels still win); the given label "
+        "goes to an `original_label` column and the annotators' votes are kept.",
+    )
+    return bool(on)
 
 
 def _make_balanced() -> None:
@@ -361,6 +379,7 @@ def _export(
     folder: str,
     out: str,
     force: bool,
+    consensus: bool = False,
 ) -> None:
     try:
         with st.spinner(f"Writing {plan.n_written:,} examples…"):
@@ -372,6 +391,7 @@ def _export(
                 apply_decisions=use_decisions,
                 force=force,
                 base=Path(folder.strip()),
+                consensus_label=consensus,
             )
     except InputError as err:
         st.warning(escape_md(_plain(str(err))), icon=":material/warning:")
@@ -438,6 +458,7 @@ st.caption(
 made_ = read_decisions(current)
 mode_ = _mode(current, len(made_))
 apply_ = _decisions_switch(made_)
+consensus_ = _consensus_switch(current)
 pre_steps_ = pre_step_switches(current, prefix="export_")
 st.header("What is written")
 if mode_ == "cleaned":
@@ -486,5 +507,6 @@ if st.button(
         folder=folder_,
         out=out_,
         force=force_,
+        consensus=consensus_,
     )
 _show_last(current)

@@ -37,7 +37,7 @@ from scoring.config import (
     parse_names,
 )
 from scoring.errors import InputError
-from scoring.scores.registry import REGISTRY
+from scoring.scores.registry import REGISTRY, available
 
 if TYPE_CHECKING:  # only a hint: the page needs no more of Streamlit's runtime
     from streamlit.runtime.uploaded_file_manager import UploadedFile
@@ -48,7 +48,8 @@ RECIPES = {
     "cnn": "cnn: tiny images",
     "cnn32": "cnn32: 32x32 images on CPU",
     "resnet18": "resnet18: 32x32 images on a GPU",
-    "probe": "probe: text, frozen encoder + head (fast, CPU)",
+    "probe": "probe: frozen encoder + head (text: MiniLM; images: EfficientNet-Lite0)",
+    "tfidf": "tfidf: text, TF-IDF of words and word pairs + head (fast; long texts)",
     "finetune": "finetune: text, the whole encoder fine-tuned (GPU-sized)",
 }
 UPLOAD_TYPES = ["parquet", "csv", "tsv", "jsonl", "json"]
@@ -76,6 +77,8 @@ def score_config(source: str, form: dict) -> ScoreConfig:
     budget["max_length"] = form.get("max_length")
     given = {k: v for k, v in budget.items() if v}
     scores = form.get("scores") or []
+    annotator_cols = parse_names(form.get("annotator_cols"))
+    every = available(list(REGISTRY), annotator_cols is not None)  # what "all" computes
     config = ScoreConfig(
         data=DataConfig(
             source=source,
@@ -83,13 +86,14 @@ def score_config(source: str, form: dict) -> ScoreConfig:
             input_cols=parse_names(form.get("input_col")),
             label_col=form.get("label_col") or None,
             limit=form.get("limit") or None,
+            annotator_cols=annotator_cols,
         ),
         train=dataclasses.replace(TrainConfig(recipe=form.get("recipe", "auto")), **given),
         noise=NoiseConfig(
             fraction=float(form.get("noise") or 0.0), kind=form.get("noise_kind") or "uniform"
         ),
         # Every score picked is the same run as "all": one cache entry, not two.
-        scores=tuple(scores) if scores and len(scores) < len(REGISTRY) else ("all",),
+        scores=tuple(scores) if scores and not set(every) <= set(scores) else ("all",),
         grads=GradConfig(
             at=form.get("grad_at", "init"),
             params=form.get("grad_params", "all"),
@@ -227,6 +231,13 @@ def _columns_popover(form: dict) -> None:
             "Input column(s), comma-separated", key="home_input_col"
         ).strip()
         form["label_col"] = st.text_input("Label column", key="home_label_col").strip()
+        form["annotator_cols"] = st.text_input(
+            "Annotator columns (several annotators), comma-separated",
+            key="home_annotator_cols",
+            help="One column per annotator (missing values allowed): the label is their "
+            "majority vote unless a label column is named; adds CROWDLAB's consensus label, "
+            "its quality and each annotator's quality. As `--annotator-cols`.",
+        ).strip()
         form["test"] = st.text_input("Held-out file (optional)", key="home_test").strip()
         form["max_length"] = st.number_input(
             "Max tokens per text (a pair counts both parts)", 8, 4096, None,

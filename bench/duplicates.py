@@ -13,9 +13,12 @@ by this script, in a temporary parquet pair:
 
 The training table is shuffled (seeded). Detection runs through the real pipeline
 (`scoring.training.pipeline.score`, scores near_dup,outlier,leakage, one 1-epoch run)
-on three feature settings, all offline:
+on these feature settings, all offline:
 
-- fallback: the label-free features with no model (pixels under a seeded projection);
+- fallback: the label-free features with no model (`--recipe mlp`: pixels under a seeded
+  projection);
+- effnet: the bundled EfficientNet-Lite0's embeddings (`--recipe probe`, no `--model`: what
+  `--recipe auto` uses for these 32x32 images);
 - vit-random: `--recipe probe --model FOLDER` with a random-init tiny ViT saved here;
 - emb-only: Winnow's rule before the pixel check, for comparison (groups and leaks by the
   embeddings' threshold alone; outliers by the centred 5-NN cosine distance);
@@ -52,7 +55,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = Path("/work/shared/data/cifar10")
-SETTINGS = ("fallback", "vit-random")
+SETTINGS = ("fallback", "effnet", "vit-random")
 KINDS = ("exact", "near", "leak", "leak_near", "outlier")
 
 
@@ -209,7 +212,7 @@ def save_random_vit(folder: Path) -> Path:
 # -- detection -----------------------------------------------------------------------------
 
 
-def run_winnow(data: Path, cache: Path, model: Path | None) -> tuple[Path, float]:
+def run_winnow(data: Path, cache: Path, model: Path | str | None) -> tuple[Path, float]:
     from scoring.config import DataConfig, ScoreConfig, TrainConfig
     from scoring.training.pipeline import score
 
@@ -415,7 +418,10 @@ def main() -> None:
 
 def _bench_setting(tmp: Path, setting: str, truth: dict, *, datalab: bool) -> list[dict]:
     """One feature setting: score the data, print each detector's figures, return them."""
-    model = save_random_vit(tmp / "vit") if setting == "vit-random" else None
+    model = {
+        "vit-random": lambda: save_random_vit(tmp / "vit"),
+        "effnet": lambda: "efficientnet-lite0",
+    }.get(setting, lambda: None)()
     run, run_s = run_winnow(tmp, tmp / "cache", model)
     ours = winnow_detect(run, truth)
     rows = [

@@ -27,6 +27,12 @@ from scoring.errors import InputError
 # 5: "all" includes `consensus`; `outlier` follows Datalab's definition and image runs'
 #    dup_group / leak_of use the shift-registered pixel check (scores/neighbourhood.py).
 SCORING_VERSION = 5
+# What `--recipe auto` with no `--model` picks; it enters those runs' keys (and only theirs),
+# so a cached run made when auto meant another recipe is never found for today's auto.
+# 1 (not in keys): images over 16 px -> cnn32 from scratch.
+# 2: images over 16 px -> probe on the bundled EfficientNet-Lite0 (tiny images: mlp, text:
+#    probe on MiniLM, as before). Runs that name their recipe keep their keys.
+AUTO_RECIPES = 2
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,24 @@ class DataConfig:
     limit: int | None = None  # stratified, seeded subset of the training split
     test_fraction: float = 0.2  # carved held-out share when the source has no test split
     split_seed: int = 0  # seeds the carved split and the --limit subset
+    # Several annotators per example (scoring/data/annotators.py): one column per annotator,
+    # or a long `id, annotator, label` file; the given label is their majority vote unless
+    # `label_col` names one. None (the default) leaves the run key as it was before them.
+    annotator_cols: tuple[str, ...] | None = None
+    annotations: str | None = None
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How each model is trained; `None` fields take the recipe's default."""
 
-    recipe: str = "auto"  # auto | mlp | cnn | cnn32 | resnet18 | probe | finetune
+    recipe: str = "auto"  # auto | mlp | cnn | cnn32 | resnet18 | probe | tfidf | finetune
     model: str | None = None  # encoder for `probe`/`finetune`, text or image (HF name or path)
     max_length: int | None = None  # text: tokens kept per example (pair: both parts); None -> 128
+    # Text longer than max_length tokens, for the encoder's embeddings (probe, and the
+    # label-free embeddings): "chunk" reads all of it as overlapping windows of max_length
+    # tokens, averaged; "truncate" keeps the first max_length (finetune always truncates).
+    long_text: str = "chunk"
     runs: int = 5  # R independent runs; run r uses seed base_seed + r
     epochs: int | None = None  # T
     early_epoch: int | None = None  # EL2N's epoch t (1-based); None -> about 10% of T
@@ -58,6 +73,9 @@ class TrainConfig:
     base_seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
+
+# How a text longer than --max-length tokens is embedded (scoring/training/embed.py).
+LONG_TEXT = ("chunk", "truncate")
 
 # Kinds of synthetic label noise (scoring/data/noise.py says exactly what each does).
 NOISE_KINDS = ("uniform", "asymmetric", "pair")
@@ -132,8 +150,17 @@ class ScoreConfig:
         """
         config = self.to_dict()
         config["data"] = {**config["data"], "source": None, "test": None}
+        for name in ("annotator_cols", "annotations"):  # keys from before them stay
+            if config["data"][name] is None:
+                del config["data"][name]
+        if "annotations" in config["data"]:  # a path, like source: its content is in the
+            config["data"]["annotations"] = True  # fingerprint, so a moved file still hits
         if config["noise"]["kind"] == "uniform":  # the default: keys from before kinds stay
             del config["noise"]["kind"]
+        if config["train"]["long_text"] == "truncate":  # what every run did before chunking:
+            del config["train"]["long_text"]  # such runs keep their keys
+        if config["train"]["recipe"] == "auto" and config["train"]["model"] is None:
+            config["train"]["auto"] = AUTO_RECIPES
         payload = json.dumps(
             {"config": config, "scoring_version": SCORING_VERSION},
             sort_keys=True,
@@ -162,6 +189,8 @@ class ScoreConfig:
         data = dict(d.get("data", {}))
         if data.get("input_cols") is not None:
             data["input_cols"] = tuple(data["input_cols"])
+        if isinstance(data.get("annotator_cols"), list):  # JSON has lists, configs tuples
+            data["annotator_cols"] = tuple(data["annotator_cols"])
         scores = d.get("scores", ("all",))
         if not isinstance(scores, list | tuple) or not all(isinstance(v, str) for v in scores):
             raise InputError(f"config: 'scores' must be a list of score keys, got {scores!r}")
@@ -192,6 +221,7 @@ def _check_data(d: DataConfig) -> None:
         or not all(isinstance(c, str) and c for c in d.input_cols)
     ):
         raise InputError(f"--input-col must be one or two column names, got {d.input_cols!r}")
+    _check_annotator_options(d)
     _integer(d.limit, "--limit", low=1, optional=True)
     _number(d.test_fraction, "--test-fraction")
     if not 0 < d.test_fraction < 1:
@@ -202,12 +232,34 @@ def _check_data(d: DataConfig) -> None:
     check_seed(d.split_seed, "--split-seed")
 
 
+def _check_annotator_options(d: DataConfig) -> None:
+    """`--annotator-cols` (two or more names) or `--annotations FILE`, not both."""
+    _text(d.annotations, "--annotations", optional=True)
+    cols = d.annotator_cols
+    if cols is None:
+        return
+    if not isinstance(cols, tuple) or not all(isinstance(c, str) and c for c in cols):
+        raise InputError(f"--annotator-cols must be column names, got {cols!r}")
+    if len(set(cols)) < 2:
+        raise InputError(
+            f"--annotator-cols needs two or more distinct columns, got {', '.join(cols)}: "
+            "a single column of labels is a label column (pass it as --label-col)"
+        )
+    if d.annotations is not None:
+        raise InputError(
+            "give either --annotator-cols (one column per annotator) or --annotations FILE "
+            "(a long id, annotator, label table), not both"
+        )
+
+
 def _check_train(t: TrainConfig) -> None:
     """`ScoreConfig.validate` for the training section."""
     for value, flag in ((t.recipe, "--recipe"), (t.device, "--device")):
         _text(value, flag)
     _text(t.model, "--model", optional=True)
     _integer(t.max_length, "--max-length", low=8, optional=True, unit=" tokens")
+    if t.long_text not in LONG_TEXT:
+        raise InputError(f"--long-text must be one of {', '.join(LONG_TEXT)}, got {t.long_text!r}")
     _integer(t.runs, "--runs", low=1)
     _integer(t.epochs, "--epochs", low=1, optional=True)
     _integer(t.early_epoch, "--early-epoch", low=1, optional=True)

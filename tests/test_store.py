@@ -161,6 +161,7 @@ RUN_FILES = (
     "config.json",
     "status.json",
     "split.npz",
+    "annotations.npz",
     "inputs.npz",
     "scores.parquet",
     "scores_per_run.parquet",

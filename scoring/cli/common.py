@@ -99,11 +99,28 @@ def add_data_args(p: argparse.ArgumentParser, helps: dict[str, str | None]) -> N
         The command's parser; `--dataset` is its own (required or not, and where).
     helps : dict of str to str or None
         Help text by dest (`test`, `input_col`, `label_col`, `limit`, `test_fraction`,
-        `split_seed`): each command words them for its own use.
+        `split_seed`, `annotator_cols`, `annotations`): each command words them for its own
+        use.
     """
     p.add_argument("--test", help=helps.get("test"))
     p.add_argument("--input-col", help=helps.get("input_col"))
     p.add_argument("--label-col", help=helps.get("label_col"))
+    p.add_argument(
+        "--annotator-cols",
+        help=helps.get(
+            "annotator_cols",
+            "several annotators: one column each, comma-separated (missing values allowed); "
+            "the label is their majority vote unless --label-col names one",
+        ),
+    )
+    p.add_argument(
+        "--annotations",
+        help=helps.get(
+            "annotations",
+            "several annotators: a long table (csv/tsv/parquet/jsonl) with columns id (the "
+            "row's index in the source), annotator, label",
+        ),
+    )
     p.add_argument("--limit", type=int, help=helps.get("limit"))
     p.add_argument("--test-fraction", type=float, default=0.2, help=helps.get("test_fraction"))
     p.add_argument("--split-seed", type=int, default=0, help=helps.get("split_seed"))
@@ -119,6 +136,8 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
         limit=args.limit,
         test_fraction=args.test_fraction,
         split_seed=args.split_seed,
+        annotator_cols=parse_names(args.annotator_cols),
+        annotations=args.annotations,
     )
 
 

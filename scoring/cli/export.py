@@ -31,6 +31,12 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--format", required=True, help="parquet | csv | jsonl | hf (save_to_disk)")
     e.add_argument("--out", required=True, help="file to write (a folder for hf)")
     e.add_argument("--force", action="store_true", help="overwrite an existing export")
+    e.add_argument(
+        "--consensus-label",
+        action="store_true",
+        help="a run with several annotators: write CROWDLAB's consensus label as the label "
+        "(relabel decisions still win; the given label goes to original_label)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         out=Path(args.out),
         apply_decisions=apply,
         force=args.force,
+        consensus_label=args.consensus_label,
     )
     from scoring.prune.export import manifest_path
     from scoring.store import read_json

@@ -27,6 +27,8 @@ _DATA_HELPS = {
     "limit": "with --dataset: as `score --limit`",
     "test_fraction": "with --dataset",
     "split_seed": "with --dataset",
+    "annotator_cols": "not for import (several annotators need `winnow score`)",
+    "annotations": "not for import (several annotators need `winnow score`)",
 }
 
 
@@ -86,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.name.strip():
         raise InputError("--name must be a non-empty text")
     dataset = None
+    if args.annotator_cols is not None or args.annotations is not None:
+        raise InputError(
+            "--annotator-cols and --annotations work with `winnow score` only (an imported "
+            "run has no annotator scores yet); import the run without them"
+        )
     if args.dataset is not None:
         dataset = data_config_from_args(args)
         ScoreConfig(data=dataset).validate()

@@ -75,17 +75,29 @@ def _add_data_flags(s: argparse.ArgumentParser) -> None:
 
 def _add_training_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument(
-        "--recipe", default="auto", help="auto | mlp | cnn | cnn32 | resnet18 | probe | finetune"
+        "--recipe",
+        default="auto",
+        help="auto | mlp | cnn | cnn32 | resnet18 | probe | tfidf | finetune (tfidf: text, "
+        "TF-IDF of word 1-2-grams reduced to 512 SVD components + the probe's head)",
     )
     s.add_argument(
         "--model",
-        help="pretrained encoder (HF name or local folder): text for probe and finetune, "
-        "or an image encoder (ViT, DINOv2, CLIP, ConvNeXt) for an image probe",
+        help="pretrained encoder (HF name or local folder): text for probe and finetune "
+        "(default: the bundled MiniLM), or an image encoder (ViT, DINOv2, CLIP, ConvNeXt) for "
+        "an image probe (default: the bundled EfficientNet-Lite0, efficientnet-lite0)",
     )
     s.add_argument(
         "--max-length",
         type=int,
-        help="text: tokens kept per example, a pair's two parts together (default 128)",
+        help="text: tokens kept per example, a pair's two parts together (default 128); "
+        "with --long-text chunk, tokens per window",
+    )
+    s.add_argument(
+        "--long-text",
+        default="chunk",
+        help="text longer than --max-length tokens, as the encoder embeds it (probe, and the "
+        "label-free embeddings): chunk (default; all of it, as windows of --max-length tokens "
+        "overlapping by a quarter, averaged) | truncate (its first --max-length tokens)",
     )
     s.add_argument("--runs", type=int, help="independent runs R (default 5)")
     s.add_argument("--epochs", type=int, help="epochs per run (default: the recipe's)")
@@ -183,6 +195,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
             recipe=args.recipe,
             model=args.model,
             max_length=args.max_length,
+            long_text=args.long_text,
             epochs=args.epochs,
             early_epoch=args.early_epoch,
             batch_size=args.batch_size,

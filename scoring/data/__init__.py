@@ -4,7 +4,9 @@
 `Dataset`; `source_rows` reads a run's original rows back for export. Modules: `sources`
 (digits and the `TABLE_SOURCES` registry: a new kind of source is one class), `columns`
 (column detection, label encoding), `rows` (held-out split, --limit), `decode` (texts,
-images), `noise` (synthetic label noise and how well a score finds it).
+images), `noise` (synthetic label noise and how well a score finds it), `annotators`
+(several annotators' votes and their majority), `dawid_skene` (a votes-only consensus, the
+comparison for CROWDLAB).
 """
 
 from scoring.data.columns import image_columns, label_value

@@ -99,21 +99,40 @@ def require_columns(
 
 
 def resolve_columns(
-    table: datasets.Dataset, input_cols: Sequence[str] | None, label_col: str | None
-) -> tuple[tuple[str, ...], str]:
-    """The input column(s) and the label column: the overrides, else auto-detected."""
+    table: datasets.Dataset,
+    input_cols: Sequence[str] | None,
+    label_col: str | None,
+    *,
+    annotator_cols: Sequence[str] = (),
+    voted: bool = False,
+) -> tuple[tuple[str, ...], str | None]:
+    """The input column(s) and the label column: the overrides, else auto-detected.
+
+    `voted` (several annotators, `scoring.data.annotators`): the label is their majority
+    unless `label_col` names one, so none is detected (None); `annotator_cols` are never
+    taken for an input.
+    """
     kinds = column_kinds(table)
     inputs = as_tuple(input_cols) if input_cols else None
-    require_columns(kinds, [*(inputs or ()), *filter(None, [label_col])], "the training data")
+    named = [*(inputs or ()), *filter(None, [label_col]), *annotator_cols]
+    require_columns(kinds, named, "the training data")
     if inputs is None:
-        inputs = _detect_inputs(kinds, exclude={label_col})
-    label = label_col or _detect_label(table, kinds, exclude=set(inputs or ()))
+        inputs = _detect_inputs(kinds, exclude={label_col, *annotator_cols})
+    label = label_col
+    if label is None and not voted:
+        label = _detect_label(table, kinds, exclude=set(inputs or ()))
     if inputs is None:
-        inputs = (_detect_text_column(table, kinds, label),)
+        inputs = (_detect_text_column(table, kinds, label, exclude=annotator_cols),)
     if label in inputs:
         raise InputError(
             f"column {label!r} cannot be both an input and the label; "
             "pass different --input-col and --label-col"
+        )
+    both = [col for col in annotator_cols if col in (*inputs, label)]
+    if both:
+        raise InputError(
+            f"column {both[0]!r} cannot be both an annotator and the input or the label; "
+            "pass different --annotator-cols"
         )
     _check_input_kinds(inputs, kinds)
     return inputs, label
@@ -176,13 +195,19 @@ def _is_low_cardinality(table: datasets.Dataset, col: str) -> bool:
     return distinct <= _MAX_DETECTED_CLASSES and distinct < _MAX_DISTINCT_SHARE * table.num_rows
 
 
-def _detect_text_column(table: datasets.Dataset, kinds: dict[str, str], label: str) -> str:
-    """The one string column besides the label; with several, the longest on average."""
-    texts = [col for col, kind in kinds.items() if kind == "str" and col != label]
+def _detect_text_column(
+    table: datasets.Dataset, kinds: dict[str, str], label: str | None, exclude: Sequence[str] = ()
+) -> str:
+    """The one string column besides the label (and `exclude`); with several, the longest on
+    average."""
+    texts = [
+        col for col, kind in kinds.items() if kind == "str" and col != label and col not in exclude
+    ]
     if not texts:
+        besides = f"the label {label!r}" if label else "the annotator columns"
         raise InputError(
-            f"no input column found: expected an image column or a text column besides the "
-            f"label {label!r}; columns: {describe(kinds)}. Pass --input-col NAME "
+            f"no input column found: expected an image column or a text column besides "
+            f"{besides}; columns: {describe(kinds)}. Pass --input-col NAME "
             "(two names for sentence pairs)."
         )
     return max(texts, key=lambda col: _mean_length(table, col))

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scoring.config import DataConfig
+from scoring.data import annotators
 from scoring.data.columns import (
     LabelCodec,
     as_tuple,
@@ -92,11 +93,14 @@ class Split:
         or one ``(str, str)`` tuple per example for sentence pairs.
     labels : ndarray of shape (n_examples,), int64
         Class ids in [0, n_classes).
+    votes : ndarray of shape (n_examples, n_annotators), int64, or None
+        Several annotators (`Dataset.annotators`): each one's class id, -1 for no vote.
     """
 
     ids: np.ndarray
     inputs: np.ndarray | list
     labels: np.ndarray
+    votes: np.ndarray | None = None
 
 
 @dataclass
@@ -111,8 +115,8 @@ class Dataset:
     modality : {"image", "text"}
     input_cols : tuple of str
         The resolved input column(s); two for sentence pairs.
-    label_col : str
-        The resolved label column.
+    label_col : str or None
+        The resolved label column; None when the label is the annotators' majority vote.
     fingerprint : str
         16 hex chars: hash of the source (and --test file) content, the column choice, the
         limit and the split settings.
@@ -125,6 +129,9 @@ class Dataset:
     pixel_divisor : int or None
         uint8 images: the models' float32 input is value / pixel_divisor (255 for image
         files, 16 for digits' 0..16). None for text, and for images held as float32.
+    annotators : tuple of str or None
+        Several annotators per example: their names (the --annotator-cols, or the
+        --annotations file's), in the order of `Split.votes`' columns; None otherwise.
     """
 
     train: Split
@@ -132,11 +139,12 @@ class Dataset:
     label_names: list[str]
     modality: str
     input_cols: tuple[str, ...]
-    label_col: str
+    label_col: str | None
     fingerprint: str
     test_origin: str
     description: str
     pixel_divisor: int | None = None
+    annotators: tuple[str, ...] | None = None
 
 
 def load(cfg: DataConfig, *, hf_cache_dir: str | None = None) -> Dataset:
@@ -201,6 +209,11 @@ def _load_digits(cfg: DataConfig) -> Dataset:
             "--test needs a file or folder source; 'digits' carves its own held-out split "
             "(set test_fraction to change its size)"
         )
+    if cfg.annotator_cols is not None or cfg.annotations is not None:
+        raise InputError(
+            "digits has one label per example and no annotators; --annotator-cols and "
+            "--annotations need a file or folder source"
+        )
     wrong_inputs = cfg.input_cols is not None and as_tuple(cfg.input_cols) != ("image",)
     if wrong_inputs or cfg.label_col not in (None, "label"):
         raise InputError(
@@ -259,11 +272,10 @@ def _load_tables(cfg: DataConfig, cache_dir: str | None) -> Dataset:
     """Any source read through Hugging Face datasets."""
     source = _open_source(cfg.source, cache_dir, role="source")
     train = source.splits["train"]
-    input_cols, label_col = resolve_columns(train, cfg.input_cols, cfg.label_col)
-    codec = LabelCodec.fit(train, label_col)
-    train_labels = codec.encode(train, label_col, "the training data")  # (N,)
-    held_out = _held_out(cfg, source, (*input_cols, label_col), codec, cache_dir)
-    train_rows, test_rows = plan_rows(train_labels, held_out.labels, codec.names, cfg)
+    got = _labelled(cfg, source, cache_dir)
+    input_cols, label_col, names = got.input_cols, got.label_col, got.names
+    train_labels, held_out = got.train_labels, got.held_out  # (N,)
+    train_rows, test_rows = plan_rows(train_labels, held_out.labels, names, cfg)
 
     test_table = train if held_out.table is None else held_out.table
     test_labels = train_labels if held_out.labels is None else held_out.labels
@@ -280,20 +292,158 @@ def _load_tables(cfg: DataConfig, cache_dir: str | None) -> Dataset:
     else:
         train_inputs, test_inputs = (read_texts(t, input_cols, r, w) for t, r, w in parts)
 
+    digests = [source.digest, held_out.digest, got.votes_digest]
     return Dataset(
-        train=Split(train_rows, train_inputs, train_labels[train_rows]),
-        test=Split(test_rows, test_inputs, test_labels[test_rows]),
-        label_names=codec.names,
+        train=Split(train_rows, train_inputs, train_labels[train_rows], got.votes(train_rows)),
+        test=Split(test_rows, test_inputs, test_labels[test_rows], got.votes(test_rows, True)),
+        label_names=names,
         modality=modality,
         input_cols=input_cols,
         label_col=label_col,
-        fingerprint=_fingerprint([source.digest, held_out.digest], input_cols, label_col, cfg),
+        fingerprint=_fingerprint(digests, input_cols, label_col, cfg),
         test_origin=held_out.origin,
         description=source.description,
         # uint8 as decoded; float32 only from `read_images(as_float=True)` (the benchmark's
         # "before"), which the models take as it is.
         pixel_divisor=PIXEL_DIVISOR if getattr(train_inputs, "dtype", None) == np.uint8 else None,
+        annotators=got.annotators,
     )
+
+
+@dataclass
+class _Labelled:
+    """The columns and labels of a source: one label column, or several annotators' votes."""
+
+    input_cols: tuple[str, ...]
+    label_col: str | None
+    names: list[str]
+    train_labels: np.ndarray  # (n_rows,) of the training table
+    held_out: _HeldOut
+    annotators: tuple[str, ...] | None = None
+    train_votes: np.ndarray | None = None  # (n_rows, A) of the training table
+    test_votes: np.ndarray | None = None  # (n_test_rows, A) of held_out.table
+    votes_digest: bytes = b""  # the --annotations file's content
+
+    def votes(self, rows: np.ndarray, heldout: bool = False) -> np.ndarray | None:
+        """The chosen rows' votes, (n, A); held-out rows carved from training keep theirs."""
+        if self.train_votes is None:
+            return None
+        if not heldout or self.held_out.table is None:
+            return self.train_votes[rows]
+        if self.test_votes is None:  # a held-out file without votes: nobody labelled its rows
+            n_annotators = self.train_votes.shape[1]
+            return np.full((len(rows), n_annotators), annotators.NO_VOTE, dtype=np.int64)
+        return self.test_votes[rows]
+
+
+def _labelled(cfg: DataConfig, source: _Source, cache_dir: str | None) -> _Labelled:
+    """The input and label columns, the label names, the labels and the held-out split."""
+    if cfg.annotator_cols is not None or cfg.annotations is not None:
+        return _voted(cfg, source, cache_dir)
+    train = source.splits["train"]
+    input_cols, label_col = resolve_columns(train, cfg.input_cols, cfg.label_col)
+    codec = LabelCodec.fit(train, label_col)
+    train_labels = codec.encode(train, label_col, "the training data")  # (N,)
+    held_out = _held_out(cfg, source, (*input_cols, label_col), codec, cache_dir)
+    return _Labelled(input_cols, label_col, codec.names, train_labels, held_out)
+
+
+def _voted(cfg: DataConfig, source: _Source, cache_dir: str | None) -> _Labelled:
+    """Several annotators: their votes, and the label column or else their majority vote."""
+    train = source.splits["train"]
+    cols = cfg.annotator_cols or ()
+    input_cols, label_col = resolve_columns(
+        train, cfg.input_cols, cfg.label_col, annotator_cols=cols, voted=True
+    )
+    label_codec = LabelCodec.fit(train, label_col) if label_col else None
+    digest = b""
+    if cols:
+        raw = annotators.column_votes(train, cols, "the training data")
+    else:
+        raw, digest = _annotations_file(cfg, train.num_rows, cache_dir)
+    codec = annotators.VoteCodec.fit(raw, label_codec)
+    votes = codec.encode(raw, "the training data")  # (n_rows, A)
+    annotators.require_votes(votes, raw.annotators, "the training data")
+    if label_codec is not None:
+        labels = label_codec.encode(train, label_col, "the training data")
+        held_out = _held_out(cfg, source, (*input_cols, label_col), label_codec, cache_dir)
+    else:
+        labels = annotators.majority_vote(votes, len(codec.names))
+        held_out = _voted_held_out(cfg, source, input_cols, codec, cache_dir)
+    test_votes, held = None, held_out.table
+    if held is not None and cols and set(cols) <= set(held.column_names):
+        where = held_out.where
+        test_votes = codec.encode(annotators.column_votes(held, cols, where), where)
+    return _Labelled(
+        input_cols,
+        label_col,
+        codec.names,
+        labels,
+        held_out,
+        annotators=raw.annotators,
+        train_votes=votes,
+        test_votes=test_votes,
+        votes_digest=digest,
+    )
+
+
+def _annotations_file(
+    cfg: DataConfig, n_rows: int, cache_dir: str | None
+) -> tuple[annotators.RawVotes, bytes]:
+    """The votes of the --annotations file, and its content digest (for the fingerprint)."""
+    path = Path(str(cfg.annotations)).expanduser()
+    if not path.is_file():
+        raise InputError(
+            f"--annotations file {cfg.annotations!r} does not exist; expected a .csv, .tsv, "
+            ".parquet or .jsonl file with columns id, annotator, label"
+        )
+    raw = annotators.file_votes(_open_file(path, cache_dir), n_rows, f"--annotations {path.name}")
+    return raw, _file_digest(path, cache_dir)
+
+
+def _voted_held_out(
+    cfg: DataConfig,
+    source: _Source,
+    input_cols: tuple[str, ...],
+    codec: annotators.VoteCodec,
+    cache_dir: str | None,
+) -> _HeldOut:
+    """The held-out split of a run labelled by majority vote: its rows need votes too.
+
+    A --test file (or the source's own test/validation split) needs the same annotator
+    columns; the --annotations file's ids name training rows only, so its held-out share is
+    carved from them.
+    """
+    cols = cfg.annotator_cols
+    if cfg.test is not None and cols is None:
+        raise InputError(
+            "--annotations names rows of the training split only, so a --test file's rows "
+            "have no votes: drop --test (a held-out share is carved, votes and all) or pass "
+            "--label-col with the label column of both files"
+        )
+    if cfg.test is not None:
+        test_source = _open_source(cfg.test, cache_dir, role="--test file")
+        table, where = test_source.splits["train"], "the --test file"
+        require_columns(column_kinds(table), (*input_cols, *cols), where, same_as_training=True)
+        labels = _majority(table, cols, codec, where)
+        return _HeldOut(table, labels, "file", where, test_source.digest)
+    for name in ("test", "validation"):
+        table = source.splits.get(name)
+        if cols is None or table is None or not set(cols) <= set(table.column_names):
+            continue
+        where = f"the source's {name!r} split"
+        require_columns(column_kinds(table), input_cols, where, same_as_training=True)
+        return _HeldOut(table, _majority(table, cols, codec, where), "source", where)
+    return _HeldOut(None, None, "carved", "the training data")
+
+
+def _majority(
+    table: datasets.Dataset, cols: tuple[str, ...], codec: annotators.VoteCodec, where: str
+) -> np.ndarray:
+    """The majority vote of a held-out table's annotator columns, (n_rows,)."""
+    votes = codec.encode(annotators.column_votes(table, cols, where), where)
+    annotators.require_votes(votes, cols, where)
+    return annotators.majority_vote(votes, len(codec.names))
 
 
 class TableSource:
@@ -530,6 +680,12 @@ def _fingerprint(
         "split_seed": cfg.split_seed,
         "data_version": DATA_VERSION,
     }
+    # Several annotators pick the labels (the --annotations file's content is a digest);
+    # absent otherwise, so fingerprints from before them stay.
+    if cfg.annotator_cols is not None:
+        settings["annotator_cols"] = list(cfg.annotator_cols)
+    if cfg.annotations is not None:
+        settings["annotations"] = True
     digest = hashlib.sha256()
     for part in content_digests:
         digest.update(part)
@@ -663,18 +819,35 @@ def source_rows(
     source = _open_source(cfg.source, hf_cache_dir, role="source")
     train = source.splits["train"]
     if fingerprint is not None:
-        input_cols, label_col = resolve_columns(train, cfg.input_cols, cfg.label_col)
-        test_digest = b""
-        if cfg.test is not None:
-            test = Path(cfg.test).expanduser()
-            if not test.exists():
-                raise InputError(f"--test file {cfg.test!r} of this run no longer exists")
-            digest = _folder_digest if test.is_dir() else _file_digest
-            test_digest = digest(test, hf_cache_dir)
-        found = _fingerprint([source.digest, test_digest], input_cols, label_col, cfg)
-        _check_fingerprint(found, fingerprint, source.description)
+        _check_same_source(cfg, source, hf_cache_dir, fingerprint)
     check_row_ids(rows, train.num_rows, source.description)
     return take(train, rows)
+
+
+def _check_same_source(
+    cfg: DataConfig, source: _Source, hf_cache_dir: str | None, fingerprint: str
+) -> None:
+    """The source still holds what the run was scored on (content, columns, split settings,
+    the --test file and the --annotations file), else InputError."""
+    train = source.splits["train"]
+    input_cols, label_col = resolve_columns(
+        train,
+        cfg.input_cols,
+        cfg.label_col,
+        annotator_cols=cfg.annotator_cols or (),
+        voted=cfg.annotator_cols is not None or cfg.annotations is not None,
+    )
+    test_digest = votes_digest = b""
+    if cfg.annotations is not None:
+        votes_digest = _annotations_file(cfg, train.num_rows, hf_cache_dir)[1]
+    if cfg.test is not None:
+        test = Path(cfg.test).expanduser()
+        if not test.exists():
+            raise InputError(f"--test file {cfg.test!r} of this run no longer exists")
+        digest = _folder_digest if test.is_dir() else _file_digest
+        test_digest = digest(test, hf_cache_dir)
+    found = _fingerprint([source.digest, test_digest, votes_digest], input_cols, label_col, cfg)
+    _check_fingerprint(found, fingerprint, source.description)
 
 
 def _digits_rows(cfg: DataConfig, rows: np.ndarray, fingerprint: str | None) -> datasets.Dataset:

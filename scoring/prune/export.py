@@ -25,6 +25,13 @@ A relabel decision writes the new class there and the whole export gains an
 ``original_label`` column. Column names the source already uses get a ``winnow_`` prefix
 (see the manifest's ``columns``).
 
+Several annotators (a run scored with ``--annotator-cols`` or ``--annotations``): when the
+label was their majority vote there is no label column in the source, so a ``label`` column
+(class names) is added; ``consensus_label=True`` writes CROWDLAB's consensus label instead of
+the given one on the training rows (a relabel decision still wins), with ``original_label``
+holding the given label; the votes are kept (the annotator columns are source columns; an
+``--annotations`` file's votes are added as one column per annotator, class names).
+
 The manifest (``<out>.manifest.json`` beside a file, ``manifest.json`` inside an ``hf``
 folder) is written after the data, so its presence means the export is complete. Outputs
 never overwrite anything without ``force``, never follow ``..`` out of the folder named, and
@@ -48,6 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from scoring import data, store
 from scoring.config import ScoreConfig
@@ -96,6 +104,8 @@ def rows_blocker(config: dict[str, Any]) -> str | None:
     )
 
 
+# Longer than 60 lines: the public entry's docstring names every option an export takes;
+# the body is twenty lines of steps, each a call.
 def export_selection(
     run: Path | str,
     selection: SelectionConfig,
@@ -105,6 +115,7 @@ def export_selection(
     apply_decisions: bool = False,
     force: bool = False,
     base: Path | str | None = None,
+    consensus_label: bool = False,
 ) -> Path:
     """Write the examples `selection` keeps from `run`, with ids, scores and a manifest.
 
@@ -123,6 +134,9 @@ def export_selection(
         Replace an existing export at `out` (never a non-empty folder that is not a dataset).
     base : path, optional
         A folder `out` must resolve inside (the app's export folder).
+    consensus_label : bool
+        A run with several annotators: write CROWDLAB's consensus label as the label of the
+        training rows (relabel decisions still win), the given label as `original_label`.
 
     Returns
     -------
@@ -139,12 +153,13 @@ def export_selection(
     target = resolve_out(out, base=base)
     manifest_file = manifest_path(target, fmt)
     _check_free(target, manifest_file, fmt, force)
-    view = _finished_run(run)
+    view = _finished_run(run, consensus_label)
     plan = plan_selection(view, selection, decisions.latest(view.path) if apply_decisions else None)
-    table, columns = _build_table(view, plan)
+    table, columns = _build_table(view, plan, consensus_label)
     if fmt in ("csv", "jsonl"):
         table = _images_as_text(table)
-    manifest = _manifest(view, selection, plan, columns, fmt, target, apply_decisions)
+    how = (apply_decisions, consensus_label)  # the manifest says both
+    manifest = _manifest(view, selection, plan, columns, fmt, target, how)
 
     import datasets as hf_datasets
 
@@ -165,8 +180,9 @@ def _check_format(fmt: str) -> None:
         )
 
 
-def _finished_run(run: Path | str) -> RunView:
-    """The run, refused (InputError) when it is not finished or has no rows to write."""
+def _finished_run(run: Path | str, consensus_label: bool = False) -> RunView:
+    """The run, refused (InputError) when it is not finished or has no rows to write (or
+    no consensus labels when they are asked for)."""
     status = store.read_status(Path(run))
     if status is not None and status["state"] != "done":  # say why, and how to finish it
         raise InputError(f"cannot export {run}: {store.unfinished_reason(run)}")
@@ -174,6 +190,11 @@ def _finished_run(run: Path | str) -> RunView:
     blocker = rows_blocker(view.config)
     if blocker:
         raise InputError(blocker)
+    if consensus_label and "consensus_label" not in view.table.columns:
+        raise InputError(
+            f"{run} has no consensus labels: score it with several annotators "
+            "(--annotator-cols or --annotations) to export them"
+        )
     return view
 
 
@@ -212,8 +233,11 @@ def resolve_out(out: Path | str, *, base: Path | str | None = None) -> Path:
 # --- rows --------------------------------------------------------------------------------
 
 
-def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, dict[str, Any]]:
+def _build_table(
+    view: RunView, plan: SelectionPlan, consensus: bool = False
+) -> tuple[datasets.Dataset, dict[str, Any]]:
     """Source rows + relabels + `original_label` + `id` + scores, and the column names used."""
+    import datasets as hf_datasets
     import pyarrow as pa
 
     config = view.config
@@ -234,10 +258,14 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
     taken = set(table.column_names)
     label_col = described["label_col"]
     columns: dict[str, Any] = {"label": label_col, "original_label": None}
-    table, columns["original_label"] = _relabel(view, plan, table, features, label_col, taken)
-
-    import datasets as hf_datasets
-
+    labels = _labels_out(view, plan, consensus)
+    if label_col is None:  # the annotators' majority vote: no source column holds it
+        label_col = columns["label"] = _free_name("label", taken)
+        table = table.append_column(label_col, pa.array([view.label_names[i] for i in labels[1]]))
+        features[label_col] = hf_datasets.Value("string")
+    table, columns["original_label"] = _relabel(view, labels, table, features, label_col, taken)
+    if cfg.annotations is not None:
+        table, columns["annotators"] = _append_votes(view, plan, table, features, taken)
     name = columns["id"] = _free_name("id", taken)
     table = table.append_column(name, pa.array(ids, type=pa.int64()))
     features[name] = hf_datasets.Value("int64")
@@ -255,27 +283,69 @@ def _build_table(view: RunView, plan: SelectionPlan) -> tuple[datasets.Dataset, 
     return hf_datasets.Dataset(InMemoryTable(table), info=info), columns
 
 
-def _relabel(
+def _labels_out(
+    view: RunView, plan: SelectionPlan, consensus: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What each written row's label becomes: (final, original, changed), each (n,).
+
+    `final`: relabels applied, and with `consensus` CROWDLAB's consensus label on the
+    training rows a decision did not relabel; `original`: the source's (given) label.
+    """
+    final = np.concatenate([plan.final_labels[plan.kept], plan.heldout_final])  # (n,)
+    original = np.concatenate([plan.original_labels[plan.kept], plan.heldout_original])
+    if consensus:
+        agreed = view.table["consensus_label"].to_numpy(np.int64)[plan.positions]  # (n_kept,)
+        decided = plan.relabelled[plan.kept]
+        final[: plan.n_kept] = np.where(decided, final[: plan.n_kept], agreed)
+    return final, original, final != original
+
+
+def _append_votes(
     view: RunView,
     plan: SelectionPlan,
+    table: pa.Table,
+    features: datasets.Features,
+    taken: set[str],
+) -> tuple[pa.Table, dict[str, str]]:
+    """An --annotations file's votes, one column per annotator (class names, None = no
+    vote); returns the table and annotator -> column name."""
+    import datasets as hf_datasets
+    import pyarrow as pa
+
+    rd = store.RunDir(Path(view.path))
+    found, split = rd.read_votes(), rd.read_split()
+    if found is None:
+        return table, {}
+    test_pos = pd.Index(split.test_ids).get_indexer(plan.heldout_ids)  # (H,)
+    votes = np.concatenate([found.votes[plan.positions], found.test_votes[test_pos]])  # (n, A)
+    names, out = view.label_names, {}
+    for a, annotator in enumerate(str(v) for v in found.annotators):
+        name = out[annotator] = _free_name(annotator, taken)
+        cells = [names[v] if v >= 0 else None for v in votes[:, a]]
+        table = table.append_column(name, pa.array(cells, type=pa.string()))
+        features[name] = hf_datasets.Value("string")
+    return table, out
+
+
+def _relabel(
+    view: RunView,
+    labels: tuple[np.ndarray, np.ndarray, np.ndarray],
     table: pa.Table,
     features: datasets.Features,
     label_col: str,
     taken: set[str],
 ) -> tuple[pa.Table, str | None]:
-    """Relabel decisions written into the label column, the source's values kept beside.
+    """Changed labels (`_labels_out`) written into the label column, the source's values
+    kept beside.
 
     Returns the table and the name of its added original-label column (None when no written
-    row was relabelled, and nothing is added); `features` and `taken` gain that column.
+    row changed, and nothing is added); `features` and `taken` gain that column.
     """
     import pyarrow as pa
 
-    relabelled = np.concatenate(
-        [plan.relabelled[plan.kept], plan.heldout_final != plan.heldout_original]
-    )  # (n,)
+    final, _, relabelled = labels
     if not relabelled.any():
         return table, None
-    final = np.concatenate([plan.final_labels[plan.kept], plan.heldout_final])  # (n,)
     feature, original = features[label_col], table.column(label_col)
     values = original.to_pylist()
     for i in np.flatnonzero(relabelled):
@@ -399,9 +469,11 @@ def _manifest(
     columns: dict[str, Any],
     fmt: str,
     target: Path,
-    with_decisions: bool,
+    how: tuple[bool, bool],
 ) -> dict[str, Any]:
-    """Everything needed to know what this export is and to make it again."""
+    """Everything needed to know what this export is and to make it again; `how`: whether
+    the decisions were applied and whether the label column holds the consensus label."""
+    with_decisions, consensus = how
     config, described = view.config, view.config["dataset"]
     names = view.label_names
     counts = plan.written_per_class(len(names))  # (K,)
@@ -460,8 +532,10 @@ def _manifest(
             "the source's own labels in its own column and representation (injected --noise "
             "labels are not exported), with relabel decisions applied"
         ),
+        "consensus_label": consensus,  # the label column holds CROWDLAB's consensus label
         "ids_sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
-        "reproduce": _command(view.path, selection, fmt, target, with_decisions),
+        "reproduce": _command(view.path, selection, fmt, target, with_decisions)
+        + (" --consensus-label" if consensus else ""),
     }
 
 

@@ -115,7 +115,7 @@ def retrain_blocker(config: dict[str, Any]) -> str | None:
     command = f"winnow score --dataset {data}" if data else "winnow score --dataset SOURCE"
     return (
         f"This run was {source} from your own training, so it cannot be retrained here: "
-        "retraining needs a built-in recipe (mlp, cnn, cnn32, resnet18, probe, finetune) on "
+        "retraining needs a built-in recipe (mlp, cnn, cnn32, resnet18, probe, tfidf, finetune) on "
         f"a source Winnow can load. Score the data with `{command}` and sweep that run; this "
         "run's scores still select, preview and export."
     )

@@ -50,8 +50,15 @@ class RunView:
 
     @property
     def score_keys(self) -> list[str]:
-        """Scores this run holds, in the order they were computed."""
-        return [k for k in self.summary["scores"] if k in self.table.columns]
+        """Scores this run holds, in the order they were computed; not the label-valued ones
+        (`consensus_label`: class ids, which nothing ranks)."""
+        scores = self.summary["scores"]
+        return [
+            k
+            for k in scores
+            if k in self.table.columns
+            and not (isinstance(scores[k], dict) and scores[k].get("label_valued"))
+        ]
 
     @property
     def has_noise(self) -> bool:

@@ -27,6 +27,7 @@ _DIM_WORDS = {
     "K": "n_classes",
     "D": "n_features",
     "M": "n_test",
+    "A": "n_annotators",
 }
 # Axes that may be empty: a run without held-out rows has no test embeddings.
 _MAY_BE_EMPTY = frozenset("M")
@@ -34,7 +35,7 @@ _MAY_BE_EMPTY = frozenset("M")
 # name -> (axes, kind). The kind says what the values must be:
 #   labels: integers in [0, K); float: finite reals; prob: finite reals in [0, 1];
 #   bool: booleans (or 0/1 numbers); prior: probabilities that sum to 1; count: an int >= 1;
-#   nonneg: finite reals >= 0 (norms, variances).
+#   nonneg: finite reals >= 0 (norms, variances); votes: class ids in [0, K) or -1 (no vote).
 _SPECS: dict[str, tuple[str, str]] = {
     "labels": ("N", "labels"),
     "loss": ("RTN", "float"),
@@ -50,6 +51,8 @@ _SPECS: dict[str, tuple[str, str]] = {
     "label_prior": ("K", "prior"),
     "oof_probs": ("NK", "prob"),
     "n_prototypes": ("", "count"),
+    # Several annotators' class ids per example, -1 where one did not vote (data/annotators.py).
+    "annotations": ("NA", "votes"),
     # Gradient quantities, one per run and example (scoring/grad_arrays.py).
     "grad_norm": ("RN", "nonneg"),
     "grad_free_norm": ("RN", "nonneg"),
@@ -92,6 +95,8 @@ def checked(**arrays: Any) -> tuple[Any, ...]:
     # Label range needs K, which any argument may have fixed, so it is checked last.
     if "labels" in out and "K" in dims.sizes:
         _check_label_range(out["labels"], *dims.sizes["K"])
+    if "annotations" in out and "K" in dims.sizes:
+        _check_votes(out["annotations"], *dims.sizes["K"])
     return tuple(out.values())
 
 
@@ -140,6 +145,15 @@ def _as_numeric(name: str, value: Any) -> np.ndarray:
 
 
 def _convert(name: str, arr: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "votes":
+        if arr.dtype.kind not in "iu":
+            raise InputError(
+                f"{name}: expected integer class indices with -1 for no vote, got dtype "
+                f"{arr.dtype}; map label names to 0..n_classes-1 and missing votes to -1 first"
+            )
+        if arr.min() < -1:
+            raise InputError(f"{name}: expected class indices >= -1, got minimum {arr.min()}")
+        return arr.astype(np.intp, copy=False)
     if kind == "labels":
         if arr.dtype.kind not in "iu":
             raise InputError(
@@ -190,6 +204,25 @@ def _check_label_range(labels: np.ndarray, n_classes: int, source: str) -> None:
         raise InputError(
             f"labels: expected class indices in [0, {n_classes}) with n_classes={n_classes} "
             f"from {source}, got a label {top}"
+        )
+
+
+def _check_votes(votes: np.ndarray, n_classes: int, source: str) -> None:
+    """Votes index the classes; every example has one; two or more annotators voted."""
+    top = int(votes.max())
+    if top >= n_classes:
+        raise InputError(
+            f"annotations: expected class indices in [0, {n_classes}) with "
+            f"n_classes={n_classes} from {source}, got a vote {top}"
+        )
+    voted = votes >= 0  # (N, A)
+    if not voted.any(axis=1).all():
+        row = int(np.flatnonzero(~voted.any(axis=1))[0])
+        raise InputError(f"annotations: every example needs a vote, example {row} has none")
+    if int(voted.any(axis=0).sum()) < 2:
+        raise InputError(
+            "annotations: expected votes from two or more annotators, got "
+            f"{int(voted.any(axis=0).sum())}"
         )
 
 

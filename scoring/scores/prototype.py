@@ -24,6 +24,8 @@ same column, and its AUROC for injected label noise is chance by construction.
 The embeddings (`features_free`), as Sorscher et al. use self-supervised ones:
 - `probe`: the frozen encoder's embeddings the probe trains on;
 - `finetune`: the same pre-trained encoder's mean-pooled embeddings, before fine-tuning;
+- `tfidf`: the table it trains on, word 1-2-gram TF-IDF reduced to 512 SVD components
+  (fitted on the training texts without their labels);
 - images without an encoder: the raw pixels, flattened (a seeded Gaussian projection to 256
   dimensions when there are more). Chosen by measurement on digits with 10% label noise
   (AUROC of ranking 71 injected atypical images above the 1,438 training images;

@@ -14,6 +14,14 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import InputError
+from scoring.scores.annotators import (
+    ANNOTATOR_AGREEMENT_DOC,
+    CONSENSUS_LABEL_DOC,
+    CONSENSUS_QUALITY_DOC,
+    annotator_agreement,
+    consensus_label,
+    consensus_quality,
+)
 from scoring.scores.aum import AUM_DOC, aum
 from scoring.scores.cleanlab_scores import CL_ISSUE_DOC, CL_QUALITY_DOC, cl_issue, cl_quality
 from scoring.scores.consensus import CONSENSUS_DOC, CONSENSUS_NEEDS, consensus
@@ -64,6 +72,9 @@ class Score:
     per_run: bool = True  # fn returns (R, N) per-run values, averaged over runs; else (N,)
     # Reads no label: blind to label noise by construction (its noise AUROC sits at chance).
     label_free: bool = False
+    # Its values are class ids, not a degree: a column of the run that no page ranks,
+    # histograms or correlates (`RunView.score_keys` leaves it out; scores.parquet: int64).
+    label_valued: bool = False
 
 
 # One line per score, fields in Score's order:
@@ -98,8 +109,37 @@ REGISTRY: dict[str, Score] = {
     "leakage": Score("leakage", leakage, ("features_free", "features_free_test"), True, 1, LEAKAGE_DOC, per_run=False, label_free=True),  # noqa: E501
     # One suspect ranking from the label-dependent scores above (issue 17), never the noise.
     "consensus": Score("consensus", consensus, CONSENSUS_NEEDS, True, 2, CONSENSUS_DOC),
+    # Several annotators (issue [2/7]): CROWDLAB on the out-of-fold probabilities. Only in runs
+    # whose data has annotators (`ANNOTATION_NEEDS`); "all" leaves them out of the others.
+    "consensus_label": Score("consensus_label", consensus_label, ("annotations", "oof_probs"), False, 1, CONSENSUS_LABEL_DOC, per_run=False, label_valued=True),  # noqa: E501
+    "consensus_quality": Score("consensus_quality", consensus_quality, ("annotations", "oof_probs"), False, 1, CONSENSUS_QUALITY_DOC, per_run=False),  # noqa: E501
+    "annotator_agreement": Score("annotator_agreement", annotator_agreement, ("annotations", "oof_probs"), False, 1, ANNOTATOR_AGREEMENT_DOC, per_run=False),  # noqa: E501
 }
 # fmt: on
+
+
+# The recorded arrays only a run with several annotators has: scores needing them are left
+# out of "all" for other runs (`available`), and asking for one by name there is an error.
+ANNOTATION_NEEDS = frozenset({"annotations"})
+
+
+def available(keys: Sequence[str], has_annotations: bool) -> list[str]:
+    """`keys` (resolved) that a run can compute: without annotators, those needing them go.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Resolved registry keys.
+    has_annotations : bool
+        Whether the run's data has several annotators per example.
+
+    Returns
+    -------
+    list of str
+    """
+    if has_annotations:
+        return list(keys)
+    return [k for k in keys if not ANNOTATION_NEEDS & set(REGISTRY[k].needs)]
 
 
 @dataclass

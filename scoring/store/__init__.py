@@ -24,7 +24,7 @@ part owns one concern and imports only the parts below it (never this package):
 - `integrity`: what damage is and how it is found (`DamagedRun`, the `FIX_*` lines,
   `file_digest`, `compare_file`).
 - `inputs`: what the models consumed and its exact compact encoding (`ModelInputs`).
-- `rundir`: `RunDir` (readers, `check`, writers), `RunSplit`, `check_version`,
+- `rundir`: `RunDir` (readers, `check`, writers), `RunSplit`, `RunVotes`, `check_version`,
   `read_scores`.
 - `listing`: every run of a cache as `list` and the pages show it (`list_runs`,
   `RunInfo`, `run_title`, `run_source`).
@@ -71,7 +71,7 @@ from scoring.store.paths import (
     recording_dir,
     run_dir,
 )
-from scoring.store.rundir import RunDir, RunSplit, check_version, read_scores
+from scoring.store.rundir import RunDir, RunSplit, RunVotes, check_version, read_scores
 from scoring.store.status import (
     STATES,
     RunLock,
@@ -97,6 +97,7 @@ __all__ = [
     "RunLock",
     "RunPaths",
     "RunSplit",
+    "RunVotes",
     "SweepDir",
     "atomic_write_bytes",
     "check_version",

@@ -150,6 +150,11 @@ class RunPaths:
         return self.path / "inputs.npz"
 
     @property
+    def annotations_file(self) -> Path:
+        """Several annotators' votes: names, (N, A) and (M, A) class ids, -1 = no vote."""
+        return self.path / "annotations.npz"
+
+    @property
     def runs_dir(self) -> Path:
         return self.path / "runs"
 

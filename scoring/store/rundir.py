@@ -67,6 +67,25 @@ class RunSplit:
 
 
 @dataclass(frozen=True)
+class RunVotes:
+    """Several annotators' votes, as `annotations.npz` records them.
+
+    Attributes
+    ----------
+    annotators : ndarray of shape (n_annotators,), str
+        Their names, in column order.
+    votes : ndarray of shape (n_examples, n_annotators), int64
+        Each annotator's class id per training example (`split.npz` order), -1 = no vote.
+    test_votes : ndarray of shape (n_test, n_annotators), int64
+        The same for the held-out rows.
+    """
+
+    annotators: np.ndarray
+    votes: np.ndarray
+    test_votes: np.ndarray
+
+
+@dataclass(frozen=True)
 class RunDir(RunPaths):
     """A run folder `<cache>/<dataset-fingerprint>/<run-key>/`: its paths and typed readers.
 
@@ -94,6 +113,9 @@ class RunDir(RunPaths):
     ``split.npz``                 train_ids (N,), test_ids (M,), labels   pipeline, first
                                   (N,) trained on, true_labels (N,),
                                   test_labels (M,) (`RunSplit`)
+    ``annotations.npz``           several annotators: names (A,), votes   pipeline, first; only
+                                  (N, A) and test_votes (M, A), class     with annotators
+                                  ids, -1 = no vote (`RunVotes`)
     ``runs/run_NNN.npz``          run NNN's recording: loss, logits,      pipeline, as each run ends
                                   probs, correct (T, N), features,        (its presence = run done)
                                   test_probs, gradient arrays, timings
@@ -216,6 +238,14 @@ class RunDir(RunPaths):
         return RunSplit(
             **{n: a for n, a in self.read_arrays(self.split_file, names).items() if n in names}
         )
+
+    def read_votes(self) -> RunVotes | None:
+        """Several annotators' votes (`annotations.npz`); None for a run without annotators."""
+        if not self.annotations_file.exists() and not self._recorded(self.annotations_file):
+            return None
+        names = tuple(f.name for f in dataclasses.fields(RunVotes))
+        arrays = self.read_arrays(self.annotations_file, names)
+        return RunVotes(**{n: arrays[n] for n in names})
 
     def read_run(self, r: int) -> dict[str, np.ndarray]:
         """Run r's recorded arrays by name (as stored: some float16, see `compact`)."""
@@ -356,6 +386,7 @@ class RunDir(RunPaths):
         fixed = [
             self.config_file,
             self.split_file,
+            self.annotations_file,
             self.inputs_file,
             self.features_free_file,
             self.features_free_test_file,
@@ -466,6 +497,15 @@ class RunDir(RunPaths):
 
     def write_split(self, split: RunSplit) -> None:
         save_arrays(self.split_file, **dataclasses.asdict(split))
+
+    def write_votes(self, votes: RunVotes) -> None:
+        """`annotations.npz`; names as a fixed-width unicode array (read without pickle)."""
+        save_arrays(
+            self.annotations_file,
+            annotators=np.asarray(votes.annotators, dtype=np.str_),
+            votes=np.asarray(votes.votes, dtype=np.int64),
+            test_votes=np.asarray(votes.test_votes, dtype=np.int64),
+        )
 
     def write_inputs(self, inputs: ModelInputs, *, embedding_key: str | None = None) -> None:
         """Keep what the models consumed, compactly and exactly (`inputs.encode_inputs`).

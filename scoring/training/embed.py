@@ -5,6 +5,9 @@ through `_from_pretrained` here, the same safetensors-only path.)
 
 Mean pooling over real tokens followed by L2 normalisation: how sentence-transformers'
 all-MiniLM-L6-v2 (the offline default) is meant to be used; any Hugging Face encoder works.
+A text longer than the window (`--max-length`) is read whole by default (`--long-text
+chunk`): as overlapping windows whose token vectors are averaged together (`text_windows`,
+`embed_texts`); `truncate` keeps only its first window, as all runs did before.
 """
 
 from __future__ import annotations
@@ -37,10 +40,15 @@ def resolve_model_path(model: str | None) -> str:
     return model
 
 
-def embedding_key(model: str | None, max_length: int) -> str:
-    """Cache name of an embedding table: the model's identity, never a Python object."""
+def embedding_key(model: str | None, max_length: int, long_text: str = "truncate") -> str:
+    """Cache name of an embedding table: the model's identity, never a Python object.
+
+    `long_text="truncate"` keeps the names tables had before chunking existed.
+    """
     path = resolve_model_path(model)
-    ident = {"model": model or DEFAULT_TEXT_MODEL, "max_length": max_length}
+    ident: dict = {"model": model or DEFAULT_TEXT_MODEL, "max_length": max_length}
+    if long_text != "truncate":
+        ident["long_text"] = [long_text, window_overlap(max_length)]
     weights = Path(path) / "model.safetensors"
     if weights.exists():  # a local folder: key on the weights' size and mtime, cheap and local
         st = weights.stat()
@@ -186,6 +194,46 @@ def _load(model: str | None):
     return load_tokenizer(model), load_encoder(model)
 
 
+def window_overlap(max_length: int) -> int:
+    """Tokens two consecutive windows of a chunked text share: a quarter of the window, so a
+    sentence cut at a window's edge is read whole by its neighbour."""
+    return max_length // 4
+
+
+def text_windows(
+    tok, texts: Sequence[str | tuple[str, str]], *, max_length: int, long_text: str
+) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
+    """Every window the encoder reads: token ids and types (special tokens included), and
+    the text each window belongs to.
+
+    `truncate` (and any sentence pair, tokenized as `[CLS] a [SEP] b [SEP]`) gives one window
+    per text, its first `max_length` tokens. `chunk` cuts a longer single text into windows of
+    `max_length` tokens, consecutive ones sharing `window_overlap` tokens (the tokenizer's
+    own overflow, as Hugging Face's question-answering pipelines read long contexts); a text
+    that fits gives the very window `truncate` gives.
+
+    Returns
+    -------
+    ids, types : lists of length n_windows of lists of int
+        `types` is None when the tokenizer gives no token types.
+    owner : ndarray of shape (n_windows,), int64
+        Index into `texts`; every text has at least one window, in text order.
+    """
+    kw: dict = dict(truncation=True, max_length=max_length)
+    if texts and isinstance(texts[0], tuple):
+        enc = tok([a for a, _ in texts], [b for _, b in texts], **kw)
+        owner = np.arange(len(texts))
+    elif long_text == "chunk":
+        kw.update(stride=window_overlap(max_length), return_overflowing_tokens=True)
+        enc = tok(list(texts), **kw)
+        owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
+    else:
+        enc = tok(list(texts), **kw)
+        owner = np.arange(len(texts))
+    # None for encoders that take no token types (DistilBERT, RoBERTa's tokenizers omit them).
+    return enc["input_ids"], enc.get("token_type_ids"), owner.astype(np.int64)
+
+
 @torch.inference_mode()
 def embed_texts(
     texts: Sequence[str | tuple[str, str]],
@@ -195,40 +243,64 @@ def embed_texts(
     batch_size: int = 64,
     device: torch.device = torch.device("cpu"),
     on_batch: Callable[[int], None] | None = None,
+    long_text: str = "truncate",
 ) -> np.ndarray:
-    """Sentence embeddings of shape (n_examples, hidden_size), float32, unit norm.
+    """Text embeddings of shape (n_examples, hidden_size), float32, unit norm.
 
-    Sentence pairs are tokenized as pairs (`[CLS] a [SEP] b [SEP]`), as a cross-encoder
-    would read them.
+    Each window (`text_windows`) is mean-pooled over its real tokens; a text's embedding is
+    the token-weighted mean over its windows (the mean of every token vector the encoder
+    produced for it), then L2-normalised. A text that fits one window gets exactly the
+    mean pooling of that window, as with truncation. Sentence pairs are tokenized as pairs
+    (`[CLS] a [SEP] b [SEP]`), as a cross-encoder would read them, and truncated.
+
+    Parameters
+    ----------
+    texts : sequence of str or (str, str), length n_examples
+    max_length : int
+        Tokens per window, special tokens included.
+    on_batch : callable, optional
+        Called with the number of texts whose every window is done, after each batch.
+    long_text : {"truncate", "chunk"}
     """
     tok, enc = _load(model)
     enc.to(device).eval()
+    ids, types, owner = text_windows(tok, texts, max_length=max_length, long_text=long_text)
+    sums = np.zeros((len(texts), enc.config.hidden_size))  # (N, H) float64 sums over tokens
+    counts = np.zeros(len(texts))  # (N,) real tokens over all windows
+    left = np.bincount(owner, minlength=len(texts))  # windows still to embed, per text
     # Sorting by length keeps padding small: a 2-3x speed-up on CPU for mixed lengths.
-    lengths = [len(t[0]) + len(t[1]) if isinstance(t, tuple) else len(t) for t in texts]
-    order = np.argsort(lengths, kind="stable")
-    out = np.empty((len(texts), enc.config.hidden_size), dtype=np.float32)
-    for start in range(0, len(texts), batch_size):
+    order = np.argsort([len(w) for w in ids], kind="stable")
+    for start in range(0, len(ids), batch_size):
         idx = order[start : start + batch_size]
-        batch = [texts[i] for i in idx]
-        if isinstance(batch[0], tuple):
-            first, second = [b[0] for b in batch], [b[1] for b in batch]
-            toks = tok(
-                first,
-                second,
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-        else:
-            toks = tok(
-                batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-            )
-        toks = {k: v.to(device) for k, v in toks.items()}
-        hidden = enc(**toks).last_hidden_state  # (B, L, H)
-        mask = toks["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
-        out[idx] = torch.nn.functional.normalize(pooled, dim=1).float().cpu().numpy()
+        rows = [types[i] for i in idx] if types is not None else None
+        batch = _pad([ids[i] for i in idx], rows, tok.pad_token_id or 0)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        hidden = enc(**batch).last_hidden_state  # (B, L, H)
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+        np.add.at(sums, owner[idx], (hidden * mask).sum(1).double().cpu().numpy())
+        np.add.at(counts, owner[idx], mask.sum((1, 2)).double().cpu().numpy())
+        np.subtract.at(left, owner[idx], 1)
         if on_batch is not None:
-            on_batch(len(idx))
+            on_batch(int((left[np.unique(owner[idx])] == 0).sum()))
+    pooled = sums / np.maximum(counts, 1)[:, None]  # (N, H)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled.astype(np.float32)
+
+
+def _pad(
+    ids: list[list[int]], types: list[list[int]] | None, pad_id: int
+) -> dict[str, torch.Tensor]:
+    """A batch of windows as right-padded (B, L) ids, attention mask (and token types)."""
+    width = max(len(w) for w in ids)
+    out = {
+        "input_ids": torch.full((len(ids), width), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros(len(ids), width, dtype=torch.long),
+    }
+    if types is not None:
+        out["token_type_ids"] = torch.zeros(len(ids), width, dtype=torch.long)
+    for row, w in enumerate(ids):
+        out["input_ids"][row, : len(w)] = torch.tensor(w)
+        out["attention_mask"][row, : len(w)] = 1
+        if types is not None:
+            out["token_type_ids"][row, : len(w)] = torch.tensor(types[row])
     return out

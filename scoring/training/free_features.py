@@ -7,12 +7,17 @@ embeddings here never see a label and are computed once per run folder, not per 
 - text (`probe` and `finetune`): the frozen pre-trained encoder's mean-pooled embeddings, the
   very table a `probe` run trains on (cached per dataset and encoder setting; a `finetune`
   run computes it once if no probe run has);
-- images with a pretrained encoder (an image `probe` run): that encoder's pooled embeddings,
-  the very table the probe trains on (`steps.image_probe_inputs`);
-- other images: the raw pixels, flattened, projected by a seeded Gaussian matrix to `MAX_DIM`
-  dimensions when they have more (a Johnson-Lindenstrauss projection keeps distances and,
-  unlike PCA, does not depend on the data). The measurement behind this choice is in
-  `scoring.scores.prototype.PROTOTYPE_DOC`.
+- text with `tfidf`: the TF-IDF table it trains on (SVD components, `scoring.training.tfidf`),
+  fitted without labels; so a `tfidf` run never loads a transformer;
+- images with a pretrained encoder (an image `probe` run: `--recipe auto` on images over
+  16 px, with the bundled EfficientNet-Lite0 unless `--model` names another): that
+  encoder's pooled embeddings, the very table the probe trains on
+  (`steps.image_probe_inputs`);
+- other images (the from-scratch recipes: tiny images such as digits, or `--recipe cnn32`
+  and the like asked for by name): the raw pixels, flattened, projected by a seeded
+  Gaussian matrix to `MAX_DIM` dimensions when they have more (a Johnson-Lindenstrauss
+  projection keeps distances and, unlike PCA, does not depend on the data). The
+  measurement behind this choice is in `scoring.scores.prototype.PROTOTYPE_DOC`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ import torch
 from scoring import store
 from scoring.data.decode import to_float
 from scoring.training.embed import embed_texts, embedding_key
-from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared, cpu_threads, image_probe_inputs
+from scoring.training.steps import (
+    DEFAULT_MAX_LENGTH,
+    Prepared,
+    cpu_threads,
+    image_probe_inputs,
+    tfidf_inputs,
+)
 
 MAX_DIM = 256  # projected width for large images (CIFAR: 3,072 -> 256)
 PROJECTION_SEED = 0  # fixed: the embedding is a property of the data, not of a run's seed
@@ -45,6 +56,8 @@ def label_free_features(prep: Prepared) -> np.ndarray:
         features = image_probe_inputs(prep)[0].numpy()  # (N, D), cached per encoder
     elif prep.dataset.modality == "image":
         features = pixel_features(prep.dataset.train.inputs, prep.dataset.pixel_divisor)
+    elif prep.recipe.name == "tfidf":
+        features = tfidf_inputs(prep)[0].numpy()  # (N, D): the very table it trains on
     else:
         features = _encoder_embeddings(prep)
     features = np.ascontiguousarray(features, dtype=np.float32)
@@ -75,10 +88,13 @@ def label_free_test_features(prep: Prepared) -> np.ndarray:
         features = image_probe_inputs(prep)[1].numpy()  # (M, D): the encoder's, as for train
     elif prep.dataset.modality == "image":
         features = pixel_features(test.inputs, prep.dataset.pixel_divisor)
+    elif prep.recipe.name == "tfidf":
+        features = tfidf_inputs(prep)[1].numpy()  # (M, D): the training rows' transform
     else:
         model = prep.config.train.model
         max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
-        emb = prep.run_dir.embeddings_file(embedding_key(model, max_length))
+        key = embedding_key(model, max_length, prep.config.train.long_text)
+        emb = prep.run_dir.embeddings_file(key)
         features = store.load_arrays(emb)["test"]
     features = np.ascontiguousarray(features, dtype=np.float32)
     store.save_arrays(path, features=features)
@@ -125,12 +141,13 @@ def _encoder_embeddings(prep: Prepared) -> np.ndarray:
     """
     model = prep.config.train.model
     max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
-    path = prep.run_dir.embeddings_file(embedding_key(model, max_length))
+    long_text = prep.config.train.long_text
+    path = prep.run_dir.embeddings_file(embedding_key(model, max_length, long_text))
     if path.exists():
         return store.load_arrays(path)["train"]
     if prep.device.type == "cpu":
         torch.set_num_threads(cpu_threads())  # a transformer forward uses every core
-    kw = dict(model=model, max_length=max_length, device=prep.device)
+    kw = dict(model=model, max_length=max_length, device=prep.device, long_text=long_text)
     ds = prep.dataset
     arrays = {
         "train": embed_texts(ds.train.inputs, **kw),

@@ -1,8 +1,11 @@
 """Frozen pretrained image encoders for the image `probe`: one pooling per family.
 
-Any Hugging Face vision encoder whose family is in `POOLINGS` works, from a local folder or a
-Hub name, through the same loader as the text encoder (`embed._from_pretrained`: safetensors
-only, never a pickle). Each image goes through the model's own image processor
+With no `--model` (or `--model efficientnet-lite0`) the encoder is the bundled, offline
+EfficientNet-Lite0 (`scoring.training.efficientnet`: sha256-checked weights, its own
+TensorFlow preprocessing, the global average of its last conv). Any Hugging Face vision
+encoder whose family is in `POOLINGS` works, from a local folder or a Hub name, through the
+same loader as the text encoder (`embed._from_pretrained`: safetensors only, never a
+pickle). Each image goes through the model's own image processor
 (`AutoImageProcessor`: resize, crop, normalise) as the uint8 RGB pixels it was decoded to.
 
 Pooled embedding per family (`config.model_type`):
@@ -33,7 +36,7 @@ import numpy as np
 import torch
 
 from scoring.errors import InputError
-from scoring.training import embed
+from scoring.training import efficientnet, embed
 
 POOLING_VERSION = 1  # bump when a pooling below changes: it enters the embeddings' cache key
 
@@ -76,32 +79,34 @@ _IMAGE_FILES = "its transformers config, preprocessor_config.json and model.safe
 
 
 def check_image_encoder(model: str | None) -> str:
-    """Refuse an image encoder that cannot load, before any work; reads no weights.
+    """Refuse an image encoder that cannot load, before any work.
+
+    Reads no Hugging Face weights; the bundled EfficientNet-Lite0's file is hashed (sha256)
+    so a changed file is refused here, before a run folder exists.
 
     Parameters
     ----------
     model : str or None
-        `TrainConfig.model`: a local folder or a Hugging Face model name.
+        `TrainConfig.model`: None or ``efficientnet-lite0`` (the bundled encoder), a local
+        folder or a Hugging Face model name.
 
     Returns
     -------
     str
-        The encoder's family (`config.model_type`, a key of `POOLINGS`).
+        The encoder's family (`config.model_type`, a key of `POOLINGS`; `efficientnet.FAMILY`
+        for the bundled one).
 
     Raises
     ------
     InputError
-        No model given, no such folder, pickled weights, an unsupported family, or no image
-        processor.
+        The bundled encoder's packages missing or its weights changed; no such folder,
+        pickled weights, an unsupported family, or no image processor.
     """
+    if efficientnet.is_default(model):  # no transformers import for it
+        efficientnet.check_weights()
+        return efficientnet.FAMILY
     from transformers import AutoConfig
 
-    if not model:
-        raise InputError(
-            "recipe 'probe' does not fit image data without --model: give a pretrained image "
-            "encoder (a Hugging Face name such as facebook/dinov2-small, or a local folder), "
-            "or leave --recipe auto to train a network from scratch"
-        )
     folder = Path(model).expanduser()
     if folder.is_dir():
         embed._check_model_folder(folder, model, files=_IMAGE_FILES)
@@ -126,13 +131,26 @@ def _family(config, model: str) -> str:
     return family
 
 
-def image_embedding_key(model: str) -> str:
+def image_embedding_key(model: str | None) -> str:
     """Cache name of an image embedding table: the encoder's identity and its preprocessing.
 
     A local folder adds its weights' size and mtime and its image processor's settings, so
-    replacing either computes the table again; a Hub name is keyed by name.
+    replacing either computes the table again; a Hub name is keyed by name. The bundled
+    encoder (None or its name: one key) is keyed by its weights' sha256 and its
+    preprocessing (resolution, crop, normalisation).
     """
-    ident: dict = {"kind": "image", "model": model, "pooling": POOLING_VERSION}
+    if efficientnet.is_default(model):
+        ident: dict = {
+            "kind": "image",
+            "model": efficientnet.DEFAULT_IMAGE_MODEL,
+            "sha256": efficientnet.WEIGHTS_SHA256,
+            "resolution": efficientnet.RESOLUTION,
+            "crop_padding": efficientnet.CROP_PADDING,
+            "normalise": [efficientnet.MEAN, efficientnet.STD],
+            "pooling": "avg",
+        }
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    ident = {"kind": "image", "model": model, "pooling": POOLING_VERSION}
     folder = Path(model).expanduser()
     if folder.is_dir():
         weights = sorted(folder.glob("*.safetensors"))
@@ -195,7 +213,7 @@ def to_uint8_rgb(images: np.ndarray) -> np.ndarray:
 def embed_images(
     images: np.ndarray,
     *,
-    model: str,
+    model: str | None,
     batch_size: int = 64,
     device: torch.device = torch.device("cpu"),
     on_batch: Callable[[int], None] | None = None,
@@ -207,24 +225,23 @@ def embed_images(
     ----------
     images : ndarray of shape (n_examples, channels, height, width)
         As `scoring.data.decode` returns them (float32 in [0, 1], or uint8).
-    model : str
-        A local folder or a Hugging Face model name.
-    loaded : (processor, encoder, family), optional
-        Already loaded, to embed several splits with one load.
+    model : str or None
+        None or ``efficientnet-lite0`` (the bundled encoder), a local folder or a Hugging
+        Face model name.
+    loaded : (to_pixels, encoder, family), optional
+        Already loaded (`load_image_model`), to embed several splits with one load.
 
     Returns
     -------
     ndarray of shape (n_examples, embedding_dim), float32
     """
-    processor, encoder, family = loaded or load_image_model(model)
+    to_pixels, encoder, family = loaded or load_image_model(model)
     encoder.to(device).eval()
-    pool = POOLINGS[family]
+    pool = efficientnet.pool if family == efficientnet.FAMILY else POOLINGS[family]
     out: np.ndarray | None = None
     for start in range(0, len(images), batch_size):
         batch = to_uint8_rgb(images[start : start + batch_size])  # (B, H, W, 3)
-        pixels = processor(
-            images=list(batch), return_tensors="pt", input_data_format="channels_last"
-        )["pixel_values"].to(device)  # (B, 3, H', W')
+        pixels = to_pixels(batch).to(device)  # (B, 3, H', W')
         pooled = torch.nn.functional.normalize(pool(encoder, pixels).float(), dim=1)  # (B, D)
         if out is None:
             out = np.empty((len(images), pooled.shape[1]), dtype=np.float32)
@@ -236,14 +253,30 @@ def embed_images(
     return out
 
 
-def load_image_model(model: str) -> tuple:
-    """(processor, encoder, family) for `embed_images`."""
+def load_image_model(model: str | None) -> tuple:
+    """(to_pixels, encoder, family) for `embed_images`.
+
+    `to_pixels` maps a batch of uint8 RGB images (B, H, W, 3) to the encoder's input
+    (B, 3, H', W'): the bundled encoder's own preprocessing, or a Hugging Face model's image
+    processor.
+    """
+    if efficientnet.is_default(model):
+        return efficientnet.preprocess, efficientnet.load_encoder(), efficientnet.FAMILY
     encoder, family = load_image_encoder(model)
-    return load_image_processor(model), encoder, family
+    processor = load_image_processor(model)
+
+    def to_pixels(batch: np.ndarray) -> torch.Tensor:
+        return processor(
+            images=list(batch), return_tensors="pt", input_data_format="channels_last"
+        )["pixel_values"]
+
+    return to_pixels, encoder, family
 
 
 def embedding_width(encoder: torch.nn.Module, family: str) -> int:
     """D of an empty split, from the config (rarely needed: a split with no rows)."""
+    if family == efficientnet.FAMILY:
+        return efficientnet.WIDTH
     cfg = encoder.config
     projected = hasattr(encoder, "get_image_features") or hasattr(encoder, "visual_projection")
     if family in ("clip", "clip_vision_model") and projected:

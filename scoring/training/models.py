@@ -15,9 +15,12 @@ from torch import nn
 
 from scoring.errors import InputError
 
-RECIPES = ("mlp", "cnn", "cnn32", "resnet18", "probe", "finetune")
-TEXT_RECIPES = frozenset({"probe", "finetune"})
-# Recipes over frozen encoder embeddings: text always, images with a pretrained --model.
+RECIPES = ("mlp", "cnn", "cnn32", "resnet18", "probe", "tfidf", "finetune")
+TEXT_RECIPES = frozenset({"probe", "tfidf", "finetune"})
+# Text recipes that load a transformer (its config and tokenizer are checked before any work).
+ENCODER_RECIPES = frozenset({"probe", "finetune"})
+# Recipes over frozen encoder embeddings: text always; images with the bundled
+# EfficientNet-Lite0 or a pretrained --model.
 EMBEDDING_RECIPES = frozenset({"probe"})
 IMAGE_RECIPES = frozenset({"mlp", "cnn", "cnn32", "resnet18", "probe"})
 
@@ -43,6 +46,8 @@ _DEFAULTS: dict[str, tuple[int, int, str, float, float]] = {
     "cnn32": (15, 128, "sgd", 0.05, 5e-4),
     "resnet18": (30, 128, "sgd", 0.1, 5e-4),
     "probe": (20, 64, "adam", 1e-3, 0.0),
+    # The probe's head over TF-IDF's 512 SVD components (scoring/training/tfidf.py).
+    "tfidf": (20, 64, "adam", 1e-3, 0.0),
     # BERT-style fine-tuning: AdamW, linear warm-up over the first 10% of steps, then decay.
     "finetune": (3, 16, "adamw", 5e-5, 0.01),
 }
@@ -50,16 +55,21 @@ _DEFAULTS: dict[str, tuple[int, int, str, float, float]] = {
 
 # Models this small run fastest on one thread: splitting their tiny matmuls across cores
 # costs more in synchronisation than it saves (measured: 0.4 s vs 0.7 s per 10 digits epochs).
-SINGLE_THREAD_RECIPES = frozenset({"mlp", "cnn", "probe"})
+SINGLE_THREAD_RECIPES = frozenset({"mlp", "cnn", "probe", "tfidf"})
 
 
 def auto_recipe(modality: str, input_shape: tuple[int, ...], model: str | None = None) -> str:
     """Pick a recipe from the data: text -> probe; images with a pretrained encoder (`model`)
-    -> probe, else tiny images -> mlp, larger -> cnn32 (trained from scratch, offline)."""
+    -> probe; tiny images (16 px or less) -> mlp; larger images -> probe on the bundled,
+    offline EfficientNet-Lite0 (`scoring.training.efficientnet`).
+
+    Tiny images stay with the from-scratch MLP: upscaled 8x8 digits are far from ImageNet
+    photos, and the MLP was both more accurate and about 100x faster there
+    (bench/image_encoder.py --digits, docs/benchmarks.md "The bundled image encoder")."""
     if modality == "text" or model:
         return "probe"
     height, width = input_shape[-2:]
-    return "mlp" if max(height, width) <= 16 else "cnn32"
+    return "mlp" if max(height, width) <= 16 else "probe"
 
 
 def resolve_recipe(
@@ -78,9 +88,10 @@ def resolve_recipe(
     fitting = TEXT_RECIPES if modality == "text" else IMAGE_RECIPES
     if name not in fitting:
         fits = (
-            "probe or finetune"
+            "probe, tfidf or finetune"
             if modality == "text"
-            else "mlp, cnn, cnn32, resnet18, or probe with --model (a pretrained image encoder)"
+            else "mlp, cnn, cnn32, resnet18, or probe (the bundled EfficientNet-Lite0, or a "
+            "pretrained image encoder by --model)"
         )
         raise InputError(f"recipe {name!r} does not fit {modality} data; use {fits}")
     d_epochs, d_batch, opt, d_lr, d_wd = _DEFAULTS[name]
@@ -223,8 +234,9 @@ def build_model(
         return Classifier(_cnn32_body(input_shape[0]), 128, n_classes)
     if recipe == "resnet18":
         return Classifier(_resnet18_body(input_shape[0]), 512, n_classes)
-    if recipe == "probe":
-        # A small head over frozen text or image embeddings; the hidden layer is the features.
+    if recipe in ("probe", "tfidf"):
+        # A small head over frozen text or image embeddings (or TF-IDF's SVD components); the
+        # hidden layer is the features.
         body = nn.Sequential(nn.Linear(input_shape[0], 256), nn.ReLU())
         return Classifier(body, 256, n_classes)
     raise InputError(f"unknown recipe {recipe!r}; expected one of: {', '.join(RECIPES)}")

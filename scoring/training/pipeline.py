@@ -68,7 +68,8 @@ def execute(
             scores = results.compute_scores(prep, oof)
         with _timed(timings, "write"):
             results.write_results(prep, scores, runs, x, x_test, oof)
-        store.write_json(rd.summary_file, results.summarize(prep, runs, scores, timings))
+        summary = results.summarize(prep, runs, scores, timings, oof=oof)
+        store.write_json(rd.summary_file, summary)
         # Last: `done` promises that everything above is on disk, as its manifest says.
         store.write_status(rd.path, "done", progress=1.0, message="done", files=rd.digest())
     except Cancelled:

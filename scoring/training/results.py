@@ -19,12 +19,14 @@ from scoring.data.noise import noise_detection
 from scoring.errors import InputError
 from scoring.read.stats import rank_stability
 from scoring.scores import REGISTRY, ScoreResult, cleanlab_scores, compute, neighbourhood
+from scoring.scores.annotators import annotator_stats
 from scoring.training import grad_arrays
 from scoring.training.embed import embedding_key
 from scoring.training.free_features import label_free_features, label_free_test_features
 from scoring.training.image_encoders import image_embedding_key
 from scoring.training.pixels import Inputs, Pixels
 from scoring.training.steps import DEFAULT_MAX_LENGTH, Prepared
+from scoring.training.tfidf import tfidf_key
 
 RUN_ARRAYS = (
     "loss",
@@ -52,6 +54,8 @@ def shared_arrays(prep: Prepared, oof: np.ndarray | None) -> dict[str, Any]:
         "oof_probs": oof,
         "n_prototypes": prep.config.prototypes or k,
     }
+    if prep.dataset.train.votes is not None:  # several annotators: (N, A), -1 = no vote
+        shared["annotations"] = prep.dataset.train.votes
     if any("features_free" in REGISTRY[key].needs for key in prep.score_keys):
         shared["features_free"] = label_free_features(prep)
     if any("features_free_test" in REGISTRY[key].needs for key in prep.score_keys):
@@ -120,7 +124,8 @@ def score_frames(
         frame["noisy"] = prep.noisy
     per_run = pd.DataFrame({"id": ds.train.ids})
     for key, res in results.items():
-        frame[key] = res.values
+        # A class id (consensus_label) is stored as one, not as a float score.
+        frame[key] = res.values.astype(np.int64) if REGISTRY[key].label_valued else res.values
         if res.per_run is not None:
             for r, vals in enumerate(res.per_run):
                 per_run[f"{key}__run{r}"] = vals
@@ -280,9 +285,13 @@ def write_inputs(prep: Prepared, x: Inputs, x_test: Inputs) -> None:
         rd.write_inputs(store.ModelInputs("images", x.numpy(), x_test.numpy(), divisor=divisor))
     elif prep.recipe.name == "finetune":
         rd.write_inputs(store.ModelInputs("tokens", x.numpy(), x_test.numpy()))
+    elif prep.recipe.name == "tfidf":  # the dataset's TF-IDF table, kept like embeddings
+        rd.write_inputs(
+            store.ModelInputs("embeddings", x.numpy(), x_test.numpy()), embedding_key=tfidf_key()
+        )
     else:  # probe: the dataset's embeddings file already holds them; name it
         max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
-        key = embedding_key(prep.config.train.model, max_length)
+        key = embedding_key(prep.config.train.model, max_length, prep.config.train.long_text)
         rd.write_inputs(
             store.ModelInputs("embeddings", x.numpy(), x_test.numpy()), embedding_key=key
         )
@@ -296,8 +305,14 @@ def summarize(
     runs: list[dict[str, np.ndarray]],
     results: dict[str, ScoreResult],
     timings: dict[str, float],
+    oof: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """`summary.json`: accuracy, timings, and per score its direction, stability, noise AUROC."""
+    """`summary.json`: accuracy, timings, and per score its direction, stability, noise AUROC.
+
+    With several annotators and the out-of-fold probabilities `oof` (N, K), also
+    `annotators`: per annotator, examples labelled, CROWDLAB quality and agreement with the
+    consensus (`scores.annotators.annotator_stats`).
+    """
     accs = [float(r["test_accuracy"]) for r in runs]
     blocks: dict[str, Any] = {}
     for key, res in results.items():
@@ -305,7 +320,9 @@ def summarize(
             "higher_is_harder": REGISTRY[key].higher_is_harder,
             "version": REGISTRY[key].version,
         }
-        if prep.noisy is not None:
+        if REGISTRY[key].label_valued:  # class ids: `RunView.score_keys` leaves it out
+            block["label_valued"] = True
+        elif prep.noisy is not None:  # (a class id finds no noise: no AUROC for it)
             block.update(noise_detection(res.values, prep.noisy, REGISTRY[key].higher_is_harder))
         block.update(_stability(res))
         blocks[key] = block
@@ -332,6 +349,10 @@ def summarize(
                 results["outlier"].values,
                 prep.labels,
             )
+    votes, annotators = prep.dataset.train.votes, prep.dataset.annotators
+    if votes is not None and annotators is not None and oof is not None:
+        # One row per annotator (CROWDLAB's call is shared with the scores above).
+        summary["annotators"] = annotator_stats(votes, oof, list(annotators))
     if prep.noisy is not None:
         summary["noise"] = {
             "fraction": prep.config.noise.fraction,

@@ -27,6 +27,7 @@ from scoring.data.decode import display_pixels
 from scoring.data.noise import inject_noise
 from scoring.errors import InputError
 from scoring.scores import REGISTRY, resolve
+from scoring.scores.registry import available
 from scoring.training import grad_arrays
 from scoring.training.checkpoints import Snapshots, save_states
 from scoring.training.embed import check_encoder, embed_texts, embedding_key
@@ -39,8 +40,8 @@ from scoring.training.image_encoders import (
 )
 from scoring.training.loop import fit, predict, seed_everything
 from scoring.training.models import (
+    ENCODER_RECIPES,
     SINGLE_THREAD_RECIPES,
-    TEXT_RECIPES,
     Recipe,
     auto_recipe,
     build_model,
@@ -50,6 +51,7 @@ from scoring.training.models import (
 from scoring.training.pixels import Inputs, to_inputs
 from scoring.training.progress import Progress
 from scoring.training.text_models import tokenize
+from scoring.training.tfidf import tfidf_features, tfidf_key
 
 # Scores computed from cross-fit (out-of-fold) probabilities, in registry order.
 CV_SCORES = tuple(key for key, s in REGISTRY.items() if "oof_probs" in s.needs)
@@ -143,7 +145,7 @@ def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
     writes nothing, so bad input never leaves a run folder behind.
     """
     config.validate()
-    score_keys = resolve(config.scores)
+    score_keys = _score_keys(config)
     device = pick_device(config.train.device)
     ds = data.load(config.data, hf_cache_dir=str(store.hf_cache_dir(cache_dir)))
     labels, noisy = ds.train.labels, None
@@ -169,14 +171,15 @@ def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
         weight_decay=t.weight_decay,
         early_epoch=t.early_epoch,
     )
-    if set(score_keys) & set(CV_SCORES):
+    cv_keys = [k for k in CV_SCORES if k in score_keys]  # (not those of absent annotators)
+    if cv_keys:
         counts = np.bincount(labels, minlength=len(ds.label_names))
         if counts.min() < config.cv_folds:
             rare = ds.label_names[int(counts.argmin())]
             raise InputError(
-                f"{', '.join(CV_SCORES)} use {config.cv_folds}-fold cross-fitting, but class "
+                f"{', '.join(cv_keys)} use {config.cv_folds}-fold cross-fitting, but class "
                 f"{rare!r} has only {counts.min()} training examples; lower --cv-folds, raise "
-                f"--limit, or leave out {','.join(CV_SCORES)}"
+                f"--limit, or leave out {','.join(cv_keys)}"
             )
     if config.prototypes is not None and config.prototypes > len(labels):
         raise InputError(
@@ -185,12 +188,28 @@ def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
         )
     if ds.modality == "image" and recipe.name == "probe":  # config and processor, no weights
         check_image_encoder(config.train.model)
-    elif recipe.name in TEXT_RECIPES:  # the model's config and tokenizer only, no weights
+    elif recipe.name in ENCODER_RECIPES:  # the model's config and tokenizer only, no weights
         check_encoder(config.train.model, config.train.max_length or DEFAULT_MAX_LENGTH)
     needed = {name for key in score_keys for name in REGISTRY[key].needs}
     grad_plan = grad_arrays.plan(needed, config.grads, recipe, n_train=len(labels))
     path = store.run_dir(cache_dir, ds.fingerprint, config.key())
     return Prepared(config, ds, recipe, labels, noisy, score_keys, device, path, grad_plan)
+
+
+def _score_keys(config: ScoreConfig) -> list[str]:
+    """The requested scores the run can compute: those of several annotators only when the
+    data has them ("all" leaves them out; asking for one by name without them is refused)."""
+    keys = resolve(config.scores)
+    voted = config.data.annotator_cols is not None or config.data.annotations is not None
+    kept = available(keys, voted)
+    lacking = [k for k in keys if k not in kept]
+    if lacking and "all" not in config.scores:
+        raise InputError(
+            f"{', '.join(lacking)} need several annotators per example: pass --annotator-cols "
+            "a,b,c (one column per annotator) or --annotations FILE, or leave them out of "
+            "--scores"
+        )
+    return kept
 
 
 def _input_shape(ds: data.Dataset) -> tuple[int, ...]:
@@ -217,6 +236,8 @@ def record_setup(prep: Prepared) -> None:
             test_labels=ds.test.labels,
         )
     )
+    if ds.annotators is not None:  # the votes, for the scores, the cards and the export
+        rd.write_votes(store.RunVotes(np.asarray(ds.annotators), ds.train.votes, ds.test.votes))
 
 
 def dataset_record(ds: data.Dataset) -> dict[str, Any]:
@@ -231,6 +252,7 @@ def dataset_record(ds: data.Dataset) -> dict[str, Any]:
         "n_train": int(len(ds.train.labels)),
         "n_test": int(len(ds.test.labels)),
         "test_origin": ds.test_origin,
+        **({"annotators": list(ds.annotators)} if ds.annotators is not None else {}),
     }
 
 
@@ -269,8 +291,8 @@ def _git_revision() -> str | None:
 def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
     """Model inputs for train and test: images as uint8 `Pixels` (float32 per batch), or
     (image `probe`) as a pretrained image encoder's cached embeddings; text as cached
-    embeddings (probe) or token tensors (finetune). Embeddings are computed once per dataset
-    and encoder setting.
+    embeddings (probe), TF-IDF's cached SVD components (tfidf) or token tensors (finetune).
+    Embeddings are computed once per dataset and encoder setting.
 
     Returns
     -------
@@ -285,6 +307,8 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
     if ds.modality == "image":  # shared with the dataset: no copy
         divisor = ds.pixel_divisor
         return to_inputs(ds.train.inputs, divisor), to_inputs(ds.test.inputs, divisor)
+    if prep.recipe.name == "tfidf":
+        return tfidf_inputs(prep, progress)
     model = prep.config.train.model
     max_length = prep.config.train.max_length or DEFAULT_MAX_LENGTH
     if prep.recipe.name == "finetune":
@@ -293,7 +317,8 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
             torch.from_numpy(tokenize(split.inputs, model=model, max_length=max_length))
             for split in (ds.train, ds.test)
         )
-    emb_path = prep.run_dir.embeddings_file(embedding_key(model, max_length))
+    long_text = prep.config.train.long_text
+    emb_path = prep.run_dir.embeddings_file(embedding_key(model, max_length, long_text))
     if emb_path.exists():
         arrays = store.load_arrays(emb_path)
     else:
@@ -302,6 +327,7 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
         n = len(ds.train.labels) + len(ds.test.labels)
         bar, tick = progress.counter("embedding text", n, "sentence")
         kw = dict(model=model, max_length=max_length, device=prep.device, on_batch=tick)
+        kw["long_text"] = long_text
         arrays = {
             "train": embed_texts(ds.train.inputs, **kw),
             "test": embed_texts(ds.test.inputs, **kw),
@@ -337,6 +363,24 @@ def image_probe_inputs(
     if bar is not None:
         bar.close()
     store.save_arrays(emb_path, **arrays)
+    return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
+
+
+def tfidf_inputs(
+    prep: Prepared, progress: Progress | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `tfidf` recipe's inputs, train (N, D) and test (M, D), float32
+    (`scoring.training.tfidf`): fitted on the training rows, computed once per dataset and
+    stored in its embeddings folder beside the encoders' tables."""
+    ds = prep.dataset
+    path = prep.run_dir.embeddings_file(tfidf_key())
+    if path.exists():
+        arrays = store.load_arrays(path)
+    else:
+        if progress is not None:
+            progress.stage("TF-IDF features")
+        arrays = tfidf_features(ds.train.inputs, ds.test.inputs)
+        store.save_arrays(path, **arrays)
     return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
 
 

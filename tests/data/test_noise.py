@@ -4,7 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from scoring.config import SCORING_VERSION, DataConfig, NoiseConfig, ScoreConfig
+from scoring.config import (
+    AUTO_RECIPES,
+    SCORING_VERSION,
+    DataConfig,
+    NoiseConfig,
+    ScoreConfig,
+)
 from scoring.data.noise import (
     CIFAR10_NAMES,
     _features,
@@ -178,7 +184,10 @@ def test_default_kind_keeps_the_old_cache_key():
     config = ScoreConfig(noise=NoiseConfig(fraction=0.1, seed=1))
     old = config.to_dict()
     old["data"] = {**old["data"], "source": None, "test": None}
+    for name in ("annotator_cols", "annotations"):  # None: absent, as before annotators
+        del old["data"][name]
     del old["noise"]["kind"]
+    old["train"]["auto"] = AUTO_RECIPES  # what auto means enters an auto run's key
     payload = json.dumps({"config": old, "scoring_version": SCORING_VERSION}, sort_keys=True)
     assert config.key() == hashlib.sha256(payload.encode()).hexdigest()[:16]
     keys = {

@@ -39,6 +39,7 @@ N_AXIS: dict[str, int | None] = {
     "grad_logit_sq": 1,
     "tracin_self": 1,
     "input_grad_var": 1,
+    "annotations": 0,
 }
 
 ORDER = [
@@ -46,6 +47,7 @@ ORDER = [
     "loss", "pvi", "cl_quality", "cl_issue", "prototype",
     "grand", "vog", "tracin", "el2n_free", "grand_free", "grand_logit_sq",
     "near_dup", "outlier", "leakage", "consensus",
+    "consensus_label", "consensus_quality", "annotator_agreement",
 ]  # fmt: skip
 
 SCORES = list(REGISTRY.values())
@@ -72,6 +74,11 @@ def recorded() -> dict[str, Any]:
     others = np.where(onehot.astype(bool), -np.inf, logits)
     prob_given = probs[:, :, rows, labels]  # (R, T, N)
     centers = rng.normal(scale=3.0, size=(K, D))
+    # Three annotators: right 90%, 70% and 50% of the time, each missing a tenth of the votes
+    # (the first never, so every example has one).
+    wrong = rng.integers(0, K, size=(N, 3))
+    annotations = np.where(rng.random((N, 3)) < [0.9, 0.7, 0.5], labels[:, None], wrong)
+    annotations[:, 1:][rng.random((N, 2)) < 0.1] = -1
     return {
         "labels": labels.astype(np.int64),
         "loss": (-np.log(prob_given)).astype(np.float32),
@@ -93,6 +100,7 @@ def recorded() -> dict[str, Any]:
         "grad_logit_sq": rng.gamma(2.0, size=(R, N)) ** 2,
         "tracin_self": rng.gamma(1.0, size=(R, N)) * 1e-3,
         "input_grad_var": rng.gamma(1.0, size=(R, N)) * 1e-2,
+        "annotations": annotations.astype(np.int64),
     }
 
 
@@ -225,6 +233,7 @@ def test_registry_order_and_directions() -> None:
     # Computed once from arrays shared by every run: out-of-fold probabilities (pvi and
     # cleanlab) or label-independent embeddings (prototype).
     once = ["pvi", "cl_quality", "cl_issue", "prototype", "near_dup", "outlier", "leakage"]
+    once += ["consensus_label", "consensus_quality", "annotator_agreement"]
     assert [k for k, s in REGISTRY.items() if not s.per_run] == once
     assert all({"oof_probs", "features_free"} & set(REGISTRY[k].needs) for k in once), (
         "a score computed once reads a run-level array"

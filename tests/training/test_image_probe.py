@@ -185,7 +185,6 @@ def test_clip_model_uses_its_projected_image_features(tmp_path):
 
 def test_bad_image_encoders_are_refused_before_anything_is_written(pets, cache_dir, tmp_path):
     cases = [
-        (_config(pets, None, recipe="probe"), "does not fit image data without --model"),
         (_config(pets, tmp_path / "nowhere"), "no such folder"),
         (_config(pets, None, recipe="finetune"), "does not fit image data"),
     ]

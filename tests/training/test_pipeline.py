@@ -10,8 +10,12 @@ from scoring import store
 from scoring.config import DataConfig, NoiseConfig, ScoreConfig, TrainConfig
 from scoring.errors import InputError
 from scoring.scores import REGISTRY
+from scoring.scores.registry import available
 from scoring.training.pipeline import score
 from tests.conftest import digits_config
+
+# Every score a run without several annotators per example computes.
+PLAIN = available(list(REGISTRY), has_annotations=False)
 
 
 def tiny(**overrides) -> ScoreConfig:
@@ -23,11 +27,11 @@ def test_digits_run_writes_a_complete_entry(cache_dir):
     assert path.parent.parent == cache_dir
     assert store.read_status(path)["state"] == "done"
     frame = store.read_scores(path)
-    assert list(frame.columns) == ["id", "label", *REGISTRY, "dup_group", "leak_of"]
+    assert list(frame.columns) == ["id", "label", *PLAIN, "dup_group", "leak_of"]
     assert len(frame) == 400 and frame["id"].is_unique
     # Neighbourhood columns (issue 15): digits has no copies by content; counts agree.
     assert frame["dup_group"].dtype == np.int64 and frame["leak_of"].dtype == np.int64
-    assert np.isfinite(frame[list(REGISTRY)].to_numpy()).all()
+    assert np.isfinite(frame[PLAIN].to_numpy()).all()
     per_run = pd.read_parquet(path / "scores_per_run.parquet")
     np.testing.assert_allclose(
         per_run[["el2n__run0", "el2n__run1"]].mean(axis=1), frame["el2n"], rtol=1e-12
@@ -104,7 +108,7 @@ def test_a_failing_run_is_marked_failed_not_done(cache_dir, monkeypatch):
         (tiny(train=TrainConfig(runs=0)), "--runs must be at least 1"),
         (tiny(scores=("el2n", "nope")), "unknown score 'nope'"),
         (tiny(cv_folds=1), "--cv-folds must be at least 2"),
-        (tiny(train=TrainConfig(recipe="probe")), "does not fit image data"),
+        (tiny(train=TrainConfig(recipe="finetune")), "does not fit image data"),
         (tiny(train=TrainConfig(epochs=3, early_epoch=5)), "--early-epoch must be between"),
         (tiny(noise=NoiseConfig(fraction=1.2)), r"--noise must be a fraction in \[0, 1\)"),
         (tiny(noise=NoiseConfig(fraction=-0.1)), r"--noise must be a fraction in \[0, 1\)"),
@@ -215,8 +219,12 @@ def test_float16_storage_changes_no_ranking_that_matters(cache_dir):
 def test_cross_fit_scores_come_from_the_registry():
     from scoring.training.pipeline import CV_SCORES
 
-    # the scores that need oof_probs (consensus: cleanlab's noise count sets its window)
-    assert CV_SCORES == ("pvi", "cl_quality", "cl_issue", "consensus")
+    # the scores that need oof_probs (consensus: cleanlab's noise count sets its window;
+    # the annotator scores: CROWDLAB weighs the votes against the out-of-fold model)
+    assert CV_SCORES == (
+        "pvi", "cl_quality", "cl_issue", "consensus",
+        "consensus_label", "consensus_quality", "annotator_agreement",
+    )  # fmt: skip
 
 
 def test_the_run_keeps_its_model_inputs_bit_for_bit(cache_dir):
