@@ -244,10 +244,15 @@ def main() -> None:
 
     absent = run.summary.get("absent_scores") or {}  # a recording that lacked their inputs
     if absent:
-        listed = ", ".join(f"{k} ({why})" for k, why in absent.items())
+        listed = "; ".join(f"{k} ({why})" for k, why in absent.items())
         st.caption(escape_md(f"Not in this run (its recording lacks their inputs): {listed}."))
     key = pick("Score", keys, key="score")
     st.caption(direction_note(run, key))
+    # A recording says which definition it used where that depends on what was logged
+    # (EL2N from an eval pass or the training pass; whose embeddings the label-free ones read).
+    used = (run.summary.get("definitions") or {}).get(key)
+    if used:
+        st.caption(escape_md(f"In this run: {used}."))
     score_doc(key)
     raw = run.table[key].to_numpy(dtype=np.float64)
     labels = run.table["label"].to_numpy(dtype=np.int64)

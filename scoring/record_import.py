@@ -60,6 +60,8 @@ class Imported:
     tests : dict run -> Block (values = logits, labels = held-out labels)
     features : dict run -> Block
     oof : Block or None
+    features_label_free : bool
+        The user stated that the features never saw a label.
     """
 
     ids: np.ndarray
@@ -72,6 +74,7 @@ class Imported:
     tests: dict[int, Block] = field(default_factory=dict)
     features: dict[int, Block] = field(default_factory=dict)
     oof: Block | None = None
+    features_label_free: bool = False  # the user says: from a model that never saw labels
 
     def feed(self, recorder: Any) -> Path:
         """Play the files into `recorder` (a `scoring.record.Recorder`) and finish.
@@ -92,6 +95,7 @@ class Imported:
                 test_ids=None if test is None else test.ids,
                 features=None if feats is None else feats.values,
                 feature_ids=None if feats is None else feats.ids,
+                features_label_free=self.features_label_free and feats is not None,
             )
         if self.oof is not None:
             recorder.log_oof(self.oof.ids, self.oof.values)
@@ -105,6 +109,7 @@ def load_files(
     test_logits: str | None = None,
     features: str | None = None,
     oof: str | None = None,
+    features_label_free: bool = False,
 ) -> Imported:
     """Read and check the files of `winnow import` (see the module docstring).
 
@@ -114,6 +119,8 @@ def load_files(
         Training-logit files, one per run (or one with a `run` column).
     eval_logits, test_logits, features, oof : str, optional
         The other files, each optional.
+    features_label_free : bool
+        The features come from a model that never saw the labels (`Recorder.end_run`).
 
     Returns
     -------
@@ -146,7 +153,10 @@ def load_files(
         _same_ids(block, ids, where)
         if block.values.shape[1] != k:
             raise InputError(f"{where}: {block.values.shape[1]} classes, expected {k}")
-    imported = Imported(ids, labels, k, len(runs), n_epochs, train=train, oof=oof_block)
+    imported = Imported(
+        ids, labels, k, len(runs), n_epochs, train=train, oof=oof_block,
+        features_label_free=features_label_free,
+    )  # fmt: skip
     if eval_logits is not None:
         imported.evals.update(_read_evals(eval_logits, shift, train, ids))
     if test_logits is not None:

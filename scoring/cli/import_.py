@@ -75,6 +75,14 @@ def _add_file_flags(i: argparse.ArgumentParser) -> None:
     )
     i.add_argument("--features", metavar="FILE", help="penultimate features: id, features")
     i.add_argument(
+        "--features-label-free",
+        action="store_true",
+        help=(
+            "the --features come from a model that never saw the labels (e.g. a frozen "
+            "pretrained encoder): prototype and the neighbourhood scores then read them"
+        ),
+    )
+    i.add_argument(
         "--oof",
         metavar="FILE",
         help="out-of-fold probabilities from your cross-validation: id, probs (cleanlab)",
@@ -93,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
             "--annotator-cols and --annotations work with `winnow score` only (an imported "
             "run has no annotator scores yet); import the run without them"
         )
+    if args.features_label_free and args.features is None:
+        raise InputError("--features-label-free goes with --features FILE")
     if args.dataset is not None:
         dataset = data_config_from_args(args)
         ScoreConfig(data=dataset).validate()
@@ -104,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         test_logits=args.test_logits,
         features=args.features,
         oof=args.oof,
+        features_label_free=args.features_label_free,
     )
     if imported.labels is None and dataset is None:
         raise InputError(

@@ -51,6 +51,14 @@ def missing_message(view: RunView, column: str) -> str | None:
         "leak_of": "train/test leaks (`leak_of`)",
         "outlier": "the `outlier` score",
     }[column]
+    source = store.run_source(view.config)
+    if source != "scored":  # recorded or imported: nothing to rescore, the features decide
+        return (
+            f"this run has no {what}: it was {source} without label-free features; record "
+            "(or import) embeddings of a model that never saw the labels with "
+            "`end_run(features=..., features_label_free=True)` (`winnow import --features "
+            "FILE --features-label-free`)"
+        )
     fix = RESCORE if column != "outlier" else RESCORE.replace("near_dup/leakage", "outlier")
     return f"this run has no {what}: it was scored without them or before they existed; {fix}"
 

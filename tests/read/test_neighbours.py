@@ -156,6 +156,11 @@ def test_a_run_without_the_columns_says_how_to_get_them(app_cache):
     counts = nb.issue_counts(view)
     assert counts["duplicate_groups"] is None and counts["leaks"] is None
     assert counts["outliers"] is None and counts["imbalance"] is not None
+    # A recorded run cannot be rescored: the message says which features would give them.
+    recorded = dataclasses.replace(view, config={**view.config, "source": "recorded"})
+    message = nb.missing_message(recorded, "dup_group")
+    assert "recorded without label-free features" in message and "rescore" not in message
+    assert "features_label_free=True" in message
 
 
 def test_twin_texts_read_the_held_out_texts_carved_or_not(app_cache):

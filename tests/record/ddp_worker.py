@@ -2,7 +2,11 @@
 
 Each rank trains its DistributedSampler shard, logs its own batches to the Recorder, gives
 its share of the eval pass, of the held-out rows and of the features, and keeps a copy of
-all it logged (`tape_rank<r>.npz`) for the single-process replay to compare with.
+all it logged (`tape_rank<r>.npz`) for the single-process replay to compare with. N_TRAIN is
+odd, so the sampler pads: one id per epoch is trained (and logged) by both ranks.
+
+Then `drop_last`: the same sampler with drop_last=True leaves an id out of every epoch;
+each rank writes what its first `end_epoch` raised (`drop_rank<r>.txt`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from torch.utils.data import DistributedSampler
 
 from tests.record.loops import digits, mlp
 
-N_TRAIN, EPOCHS, BATCH = 600, 4, 32
+N_TRAIN, EPOCHS, BATCH = 601, 4, 32  # odd: 2 ranks pad
 
 
 def worker(rank: int, world: int, folder: str) -> None:
@@ -79,7 +83,31 @@ def worker(rank: int, world: int, folder: str) -> None:
     np.savez(out / f"tape_rank{rank}.npz", **tape)
     path = rec.finish()
     (out / f"path_rank{rank}.txt").write_text(str(path))
+    drop_last(rank, world, out, x, ids, d.labels[:N_TRAIN])
     dist.destroy_process_group()
+
+
+def drop_last(
+    rank: int, world: int, out: Path, x: torch.Tensor, ids: np.ndarray, labels: np.ndarray
+) -> None:
+    """One epoch on a drop_last=True sampler: every rank's `end_epoch` must refuse it."""
+    from scoring.errors import InputError
+    from scoring.record import Recorder
+
+    rec = Recorder(out / "cache_drop", "drop", ids, labels, 10, early_epoch=1)
+    model = mlp(0)
+    sampler = DistributedSampler(range(N_TRAIN), num_replicas=world, rank=rank, drop_last=True)
+    rows = torch.tensor(list(sampler))
+    for start in range(0, len(rows), BATCH):
+        b = rows[start : start + BATCH]
+        with torch.no_grad():
+            rec.log(ids[b.numpy()], model(x[b]))
+    try:
+        rec.end_epoch()
+        message = "end_epoch accepted the epoch"
+    except InputError as err:
+        message = str(err)
+    (out / f"drop_rank{rank}.txt").write_text(message)
 
 
 if __name__ == "__main__":  # `python -m tests.record.ddp_worker FOLDER`: both ranks

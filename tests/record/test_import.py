@@ -86,6 +86,21 @@ def test_import_of_the_logged_files_gives_the_recorded_scores(recorded, tmp_path
     assert (info.source, info.name, info.state) == ("imported", "from files", "done")
     listed = run_cli("list", cache=cache).stdout
     assert "from files" in listed and "imported" in listed
+    # The features are a trained model's unless the user says otherwise: no label-free
+    # scores from them by default; --features-label-free states they never saw a label.
+    assert "prototype" not in imported.read_scores().columns
+    stated = run_cli(
+        "import", "--name", "stated", "--logits", str(tmp_path / "run0.npz"),
+        "--features", str(tmp_path / "features.parquet"), "--features-label-free", cache=cache,
+    )  # fmt: skip
+    assert stated.returncode == 0, stated.stderr
+    columns = store.RunDir(stated.stdout.strip().splitlines()[-1]).read_scores().columns
+    assert {"prototype", "near_dup", "outlier"} <= set(columns)
+    alone = run_cli(
+        "import", "--name", "x", "--logits", str(tmp_path / "run0.npz"),
+        "--features-label-free", cache=cache,
+    )  # fmt: skip
+    assert alone.returncode == 2 and "goes with --features" in alone.stderr
 
 
 def test_out_of_fold_probabilities_alone_give_the_cleanlab_scores(tmp_path):

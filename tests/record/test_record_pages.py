@@ -36,3 +36,14 @@ def test_every_page_renders_a_recorded_run(recorded, monkeypatch, page):
     if page == "home.py":
         table = at.dataframe[0].value
         assert list(table["source"]) == ["recorded"] and list(table["name"]) == ["digits mlp"]
+
+
+def test_scores_page_says_which_definition_a_recorded_score_used(recorded, monkeypatch):
+    """EL2N's definition in this run beside it; the label-free scores absent, with why."""
+    cache, path, _d, _tape = recorded
+    monkeypatch.setenv("WINNOW_CACHE_DIR", str(cache))
+    at = open_page("scores.py", path, score="el2n")
+    assert not at.exception, at.exception
+    text = shown(page_text(at))
+    assert "In this run: EL2N from an eval pass at fixed weights after epoch 2" in text
+    assert "prototype (needs features_free (label-free embeddings: end_run's features" in text

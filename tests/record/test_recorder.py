@@ -54,7 +54,12 @@ def test_the_run_is_a_normal_done_run(recorded):
     assert (
         "cl_issue" not in summary["scores"] and "oof_probs" in summary["absent_scores"]["cl_issue"]
     )
-    assert {"aum", "el2n", "forgetting", "loss", "prototype", "outlier"} <= set(summary["scores"])
+    assert {"aum", "el2n", "forgetting", "loss"} <= set(summary["scores"])
+    assert "fixed weights after epoch 2" in summary["definitions"]["el2n"]
+    # The loop's features are its trained model's: not label-free, so no label-free scores.
+    for key in ("prototype", "near_dup", "outlier", "leakage"):
+        assert key not in summary["scores"] and "saw the labels" in summary["absent_scores"][key]
+    assert not rd.features_free_file.exists()
     split = rd.read_split()
     assert np.array_equal(split.labels, d.labels) and np.array_equal(
         split.test_labels, d.test_labels
@@ -187,6 +192,14 @@ def _recorder(tmp_path, **kw):
         (lambda r: r.log_eval(range(10), np.zeros((10, 3))), "no epoch has ended"),
         (lambda r: r.finish(), "nothing was recorded"),
         (lambda r: r.log_oof(range(10), np.full((10, 3), 2.0)), "probabilities in [0, 1]"),
+        (
+            lambda r: (
+                r.log(range(10), np.zeros((10, 3))),
+                r.end_epoch(),
+                r.end_run(features_label_free=True),
+            ),
+            "features_label_free=True needs features=",
+        ),
     ],
 )
 def test_bad_calls_are_refused_in_one_line(tmp_path, calls, message):
@@ -270,3 +283,77 @@ def test_given_inputs_are_the_rows_the_pages_show(tmp_path, kind):
         texts = rd.read_texts()
         assert list(texts["id"]) == sorted(ids.tolist())
         assert list(texts["text"]) == [inputs[i] for i in order]
+
+
+def _tiny_recording(tmp_path, *, eval_runs=(), features_label_free=False, runs=2):
+    """2 runs x 3 epochs of random logits on 60 examples (3 classes), EL2N's epoch 1; an eval
+    pass after epoch 1 in `eval_runs`; features and held-out rows at each run's end."""
+    rng = np.random.default_rng(0)
+    n, k = 60, 3
+    labels = np.arange(n) % k
+    rec = Recorder(tmp_path / "cache", "tiny", np.arange(n), labels, k, early_epoch=1)
+    for r in range(runs):
+        for epoch in range(1, 4):
+            rec.log(np.arange(n), rng.standard_normal((n, k)))
+            rec.end_epoch()
+            if epoch == 1 and r in eval_runs:
+                rec.log_eval(np.arange(n), rng.standard_normal((n, k)))
+        rec.end_run(
+            test_logits=rng.standard_normal((20, k)),
+            test_labels=np.arange(20) % k,
+            features=rng.standard_normal((n, 8)),
+            test_features=rng.standard_normal((20, 8)),
+            features_label_free=features_label_free,
+        )
+    return store.RunDir(rec.finish())
+
+
+@pytest.mark.parametrize(
+    "eval_runs, probs_early, said",
+    [((), "training pass", "from the training pass of epoch 1, NOT"), ((0,), "mixed", "mixed")],
+)
+def test_el2n_says_which_pass_it_read(tmp_path, eval_runs, probs_early, said):
+    """Without an eval pass at fixed weights EL2N reads the training pass: summary.json says
+    so (per score, `definitions`), and config.json per run."""
+    rd = _tiny_recording(tmp_path, eval_runs=eval_runs)
+    summary, recording = rd.read_summary(), rd.read_config()["recording"]
+    assert recording["probs_early"] == probs_early
+    assert [r["source"] for r in recording["probs_early_runs"]] == [
+        "eval pass" if r in eval_runs else "training pass" for r in range(2)
+    ]
+    for key in ("el2n", "el2n_free"):
+        assert said in summary["definitions"][key] and "log_eval" in summary["definitions"][key]
+    assert "no eval pass was logged after epoch 1" in summary["definitions"]["el2n"]
+
+
+def test_supervised_features_do_not_feed_the_label_free_scores(tmp_path):
+    """Penultimate features given without `features_label_free=True` map the run, but
+    prototype, near_dup, outlier and leakage stay absent, with the reason; `suspects` and
+    the score table cope with their columns missing."""
+    rd = _tiny_recording(tmp_path)
+    summary, frame = rd.read_summary(), rd.read_scores()
+    for key in ("prototype", "near_dup", "outlier", "leakage"):
+        assert key not in summary["scores"] and key not in frame.columns
+        assert "features_label_free=True" in summary["absent_scores"][key]
+        assert key not in summary["definitions"]
+    assert {"dup_group", "leak_of"}.isdisjoint(frame.columns)
+    assert "features" in rd.read_run(0)  # still the map's
+    assert rd.read_config()["recording"]["features_free"] is None
+    out = run_cli(
+        "suspects", "--run", str(rd.path), "--top", "5", "--format", "csv", cache=tmp_path / "cache"
+    )
+    assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 6, out.stderr
+
+
+def test_features_stated_label_free_give_the_label_free_scores(tmp_path):
+    """`end_run(features_label_free=True)`: run 1's features are the label-free embeddings,
+    and the definitions say whose they are."""
+    rd = _tiny_recording(tmp_path, eval_runs=(0, 1), features_label_free=True)
+    summary = rd.read_summary()
+    for key in ("prototype", "near_dup", "outlier", "leakage"):
+        assert key in summary["scores"]
+        assert "stated label-free by the user" in summary["definitions"][key]
+    assert "fixed weights after epoch 1" in summary["definitions"]["el2n"]
+    assert "NOT" not in summary["definitions"]["el2n"]
+    feats = store.load_arrays(rd.features_free_file)["features"]
+    np.testing.assert_array_equal(feats, rd.read_run(0)["features"].astype(np.float32))

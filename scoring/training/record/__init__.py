@@ -12,9 +12,12 @@ job and imports its siblings directly, never this package:
 - `epochs`: epoch statistics (loss, margins, probability of the given label) and softmax;
 - `evidence`: `end_run`'s held-out logits and penultimate features, checked;
 - `scratch`: the scratch folder of a recording in progress and its file names;
-- `ddp`: `torch.distributed`'s side (rank, a shared run key, `finish`'s handshake);
+- `ddp`: `torch.distributed`'s side (rank, a shared run key, `end_epoch`'s coverage
+  all-reduce, `finish`'s handshake);
 - `merge`: the ranks' flushes merged by id, and each rank's `rank.json`;
 - `assemble`: one run's arrays (`runs/run_<r>.npz`) from the merged flushes;
+- `definitions`: which definition each score used (EL2N's pass, whose embeddings the
+  label-free scores read) and why a label-free score is absent (`summary.json`);
 - `describe`: the recorded run as a `data.Dataset`, a `steps.Prepared`, `config.json`;
 - `write`: the run folder, written in the store's order with status `done` last.
 """

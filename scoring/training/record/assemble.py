@@ -17,10 +17,12 @@ import numpy as np
 
 from scoring import data, store
 from scoring.errors import InputError
+from scoring.training.record.definitions import probs_early_source
 from scoring.training.record.epochs import STATS
 from scoring.training.record.examples import Examples
 from scoring.training.record.merge import (
     Ranks,
+    count_rows,
     merge_epoch_stats,
     merge_features,
     merge_rows,
@@ -61,8 +63,9 @@ def assemble_run(
     ds : data.Dataset
         The run's dataset; its held-out split names the test rows.
     recording : dict
-        `config.json`'s ``recording`` block: the run's ``logged_per_epoch`` is appended and
-        ``probs_early`` set to where EL2N's probabilities came from.
+        `config.json`'s ``recording`` block: the run's ``logged_per_epoch`` and
+        ``probs_early_runs`` (where EL2N's probabilities came from:
+        `definitions.probs_early_source`) are appended.
 
     Returns
     -------
@@ -73,9 +76,8 @@ def assemble_run(
     """
     files, per_epoch = _stack_stats(work, ranks.folders, r, ranks.n_epochs, ex.ids)
     recording["logged_per_epoch"].append(per_epoch)
-    arrays, recording["probs_early"] = _run_probs(
-        ranks.folders, r, early, ranks.n_epochs, ex.n, ex.n_classes
-    )
+    arrays, source = _run_probs(ranks.folders, r, early, ranks.n_epochs, ex.n, ex.n_classes)
+    recording["probs_early_runs"].append(source)
     feats = merge_features(ranks.folders, r, ex.n)
     if feats is not None:
         arrays["features"] = feats
@@ -160,15 +162,16 @@ def _pack_stats(
 
 def _run_probs(
     folders: list[Path], r: int, early: int, n_epochs: int, n: int, k: int
-) -> tuple[dict[str, np.ndarray], str]:
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Run r's EL2N probabilities (float16) and final ones (float32), each (N, K), and
-    where EL2N's came from ("eval pass" or "training pass")."""
-    # The eval pass after EL2N's epoch when logged (Data Diet's fixed weights), else its
-    # training pass; the final predictions likewise, else the run's end.
-    source = "eval pass"
+    where EL2N's came from (`definitions.probs_early_source`)."""
+    # The eval pass after EL2N's epoch when it covers every id (Data Diet's fixed weights),
+    # else its training pass, said in `summary.json`'s definitions; the final predictions
+    # likewise, else the run's end.
     early_probs = merge_rows(folders, eval_file(r, early), n, k)
+    covered = n if early_probs is not None else count_rows(folders, eval_file(r, early), n)
+    source = probs_early_source(covered, n, early)
     if early_probs is None:
-        source = "training pass"
         early_probs = merge_rows(folders, epoch_file(r, early), n, k)
     if early_probs is None:
         raise InputError(f"finish: EL2N's epoch {early} of run {r + 1} misses ids")

@@ -1,9 +1,10 @@
 """Merging the ranks' flushes by id: what rank 0 reads of every rank's scratch folder.
 
 Each rank recorded the rows (run order) it trained on; the merge puts every flushed row at
-its place. An id logged by several ranks in one epoch (a sampler that pads) keeps the
-lowest rank's values: folders are read highest rank first, so rank 0 writes last. One
-process is the case of one folder.
+its place. An id logged by several ranks in one epoch (`DistributedSampler` pads a shard by
+repeating ids) keeps the lowest rank's values: folders are read highest rank first (by rank
+number, `scratch.rank_records`), so rank 0 writes last. One process is the case of one
+folder (an id logged twice there keeps its last logging: the epoch buffer's overwrite).
 
 Also the rank's record, `rank.json` (`write_rank_record`, `read_ranks`): which runs, epochs
 and extras the rank logged; the ranks must agree on the runs and epochs.
@@ -21,7 +22,9 @@ from scoring.errors import InputError
 from scoring.training.record.epochs import STATS
 from scoring.training.record.scratch import RANK_FILE, end_file, epoch_file, rank_records
 
-EXTRAS = ("test", "features")  # per run: held-out logits given, penultimate features given
+# Per run: held-out logits given, penultimate features given, those features stated
+# label-free by the user (`end_run(features_label_free=True)`).
+EXTRAS = ("test", "features", "features_free")
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,18 @@ def read_ranks(recording: Path) -> Ranks:
         raise InputError("finish: nothing was recorded; log epochs and call end_run()")
     if len(set(epochs)) > 1:
         raise InputError(f"finish: every run needs the same number of epochs, got {epochs}")
-    extras = [
-        {k: any(r["extras"][i][k] for r in records) for k in EXTRAS} for i in range(len(epochs))
-    ]
+    extras = [_run_extras([r["extras"][i] for r in records]) for i in range(len(epochs))]
     return Ranks([f.parent for f in files], epochs, extras, has_oof)
+
+
+def _run_extras(given: list[dict[str, bool]]) -> dict[str, bool]:
+    """One run's `EXTRAS` over the ranks: given by any rank; the features label-free only
+    when every rank that gave features said so (one rank's statement is not the others')."""
+    out = {k: any(g.get(k, False) for g in given) for k in EXTRAS}
+    out["features_free"] = out["features"] and all(
+        g.get("features_free", False) for g in given if g["features"]
+    )
+    return out
 
 
 def merge_rows(
@@ -97,6 +108,16 @@ def merge_rows(
         out[got["pos"]] = got[key]
         seen[got["pos"]] = True
     return out if out is not None and seen.all() else None
+
+
+def count_rows(folders: list[Path], file: str, n: int) -> int | None:
+    """How many of the N rows the ranks' `file` covers together; None when no rank wrote it."""
+    seen, found = np.zeros(n, dtype=bool), False
+    for folder in folders:
+        if (folder / file).exists():
+            seen[store.load_arrays(folder / file)["pos"]] = True
+            found = True
+    return int(seen.sum()) if found else None
 
 
 def merge_epoch_stats(folders: list[Path], r: int, t: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,9 +12,14 @@ probability of the given label: what `loop.fit` records) and flushes them to dis
 does not grow with epochs. `bench/recording_overhead.py` measures it.
 
 Distributed training (`torch.distributed` initialized, e.g. DDP): every rank records the
-examples it trained on; `finish` merges the ranks by id (a barrier, then rank 0 writes the
-run). Ranks share the cache folder (one machine, or a shared file system). An id logged by
-several ranks in one epoch (a sampler that pads) keeps the lowest rank's values.
+examples it trained on; `end_epoch` checks that the ranks together logged every id (one
+all-reduce of an (N,) count), so a sampler that drops examples fails at the first epoch;
+`finish` merges the ranks by id (a barrier, then rank 0 writes the run). Ranks share the
+cache folder (one machine, or a shared file system). An id logged more than once in an epoch
+is recorded once: within a rank its last logging, across ranks the lowest rank's. That is
+`DistributedSampler`'s padding when N is not a multiple of the world size: it repeats the
+first few ids of the epoch's order on other ranks, so rank 0's (or the lowest rank's) copy
+is kept, and `config.json`'s ``logged_per_epoch`` says [1, 2] for that epoch.
 
 What is recorded, and the scores it gives (scores whose inputs were not given are left
 out, and `summary.json`'s ``absent_scores`` says what each would need):
@@ -22,13 +27,16 @@ out, and `summary.json`'s ``absent_scores`` says what each would need):
 - the training pass (`log`, every epoch): forgetting, AUM, data-map confidence /
   variability / correctness, loss, and EL2N from the training pass at EL2N's epoch;
 - an eval pass (`log_eval`, after `end_epoch`): EL2N at fixed weights, as Data Diet defines
-  it, when one is logged after EL2N's epoch; the final predictions when one follows the
-  last epoch;
+  it, when one is logged after EL2N's epoch (else EL2N comes from that epoch's training
+  pass, and `summary.json`'s ``definitions`` says so, per run); the final predictions when
+  one follows the last epoch;
 - held-out logits (`end_run(test_logits=..., test_labels=...)`): test accuracy, held-out
   label quality;
-- penultimate features (`end_run(features=...)`): the map; run 0's also stand in for the
-  label-free embeddings of prototype and the neighbourhood scores (they have seen the
-  labels: `config.json` says so);
+- features (`end_run(features=...)`): the map; and, only when the user states they are
+  label-free (`features_label_free=True`: a model that never saw the labels made them), run
+  1's are the embeddings of prototype and the neighbourhood scores. Penultimate features of
+  the trained model have seen the labels: without that statement those scores are absent,
+  and `summary.json` says why;
 - out-of-fold probabilities from the user's own cross-validation (`log_oof`): cl_quality,
   cl_issue, pvi;
 - a data source (`dataset=`) or the inputs (`inputs=`): the rows Examples, Mislabeled and
@@ -51,7 +59,13 @@ import numpy as np
 from scoring.config import DataConfig
 from scoring.errors import InputError
 from scoring.training.record.buffer import EpochBuffer, PassBuffer
-from scoring.training.record.ddp import barrier, rank_and_world, share_outcome, shared_key
+from scoring.training.record.ddp import (
+    barrier,
+    rank_and_world,
+    ranks_coverage,
+    share_outcome,
+    shared_key,
+)
 from scoring.training.record.epochs import epoch_arrays, softmax
 from scoring.training.record.evidence import feature_arrays, held_out_arrays
 from scoring.training.record.examples import Examples, check_examples
@@ -274,17 +288,11 @@ class Recorder:
         self._oof.put(pos, values)
 
     def end_epoch(self) -> None:
-        """Close the epoch: derive its per-example statistics and flush them to disk."""
-        n_seen = int(np.count_nonzero(self._train.seen))
-        if n_seen == 0:
-            raise InputError("end_epoch: nothing was logged in this epoch; call log() per batch")
-        if self._world == 1 and n_seen < self.n:
-            missing = self.ids[~self._train.seen]
-            raise InputError(
-                f"end_epoch: epoch {self._epoch + 1} of run {self._run + 1} logged {n_seen:,} of "
-                f"{self.n:,} examples (e.g. id {missing[0]} is missing); log every training "
-                "batch, or give Recorder only the ids you train on"
-            )
+        """Close the epoch: check every id was logged (by some rank), derive the epoch's
+        per-example statistics and flush them to disk."""
+        # Under DDP, a collective every rank reaches before any check can raise: the ranks
+        # fail together, at this epoch, not at `finish` after all the training.
+        self._check_coverage(ranks_coverage(self._train.seen, self._world))
         pos, logits = self._train.logged()  # (n,), (n, K)
         self._epoch += 1
         # Every epoch is a candidate for EL2N's while its epoch is unknown (the run's length
@@ -303,6 +311,7 @@ class Recorder:
         features: Any = None,
         feature_ids: Any = None,
         test_features: Any = None,
+        features_label_free: bool = False,
     ) -> None:
         """Close a run (one seed): its final predictions and, optionally, held-out evidence.
 
@@ -322,16 +331,14 @@ class Recorder:
             Default: the Recorder's `ids`, in the order they were given.
         test_features : tensor or array-like of shape (n_test, n_features), optional
             The same features of the held-out rows (leakage), in `test_ids` order.
+        features_label_free : bool
+            True only when `features` (and `test_features`) come from a model that never saw
+            the labels (e.g. a frozen pretrained or self-supervised encoder under a probe):
+            then run 1's are the label-free embeddings of prototype, near_dup, outlier and
+            leakage. Default False: penultimate features of the trained model have seen the
+            labels, so those scores are left out (`summary.json`'s ``absent_scores``).
         """
-        if self._train.seen.any():
-            raise InputError("end_run: the last epoch is still open; call end_epoch() first")
-        if self._epoch == 0:
-            raise InputError("end_run: no epoch was recorded in this run; call end_epoch()")
-        if self.early_epoch is not None and self._epoch < self.early_epoch:
-            raise InputError(
-                f"end_run: run {self._run + 1} recorded {self._epoch} epochs, fewer than "
-                f"early_epoch={self.early_epoch} (EL2N's epoch); lower early_epoch"
-            )
+        self._check_end_run(features is not None, features_label_free)
         if self._eval_epoch is not None:
             self._flush_eval()
         pos, logits = self._train.logged_last()
@@ -341,7 +348,13 @@ class Recorder:
         )
         arrays.update(feature_arrays(self.examples, features, feature_ids))
         save(self._space / end_file(self._run), **arrays)
-        self._extras.append({"test": test_logits is not None, "features": features is not None})
+        self._extras.append(
+            {
+                "test": test_logits is not None,
+                "features": features is not None,
+                "features_free": features_label_free,
+            }
+        )
         self._epochs.append(self._epoch)
         self._run += 1
         self._epoch = 0
@@ -377,6 +390,48 @@ class Recorder:
             remove(self._space.parent)
         self._finished = path
         return path  # type: ignore[return-value]
+
+    def _check_end_run(self, features: bool, features_label_free: bool) -> None:
+        """InputError unless the run can end: its last epoch closed, EL2N's epoch reached,
+        and `features_label_free` a bool that comes with features."""
+        if not isinstance(features_label_free, bool):
+            raise InputError(
+                f"end_run: features_label_free must be True or False, got {features_label_free!r}"
+            )
+        if features_label_free and not features:
+            raise InputError("end_run: features_label_free=True needs features=")
+        if self._train.seen.any():
+            raise InputError("end_run: the last epoch is still open; call end_epoch() first")
+        if self._epoch == 0:
+            raise InputError("end_run: no epoch was recorded in this run; call end_epoch()")
+        if self.early_epoch is not None and self._epoch < self.early_epoch:
+            raise InputError(
+                f"end_run: run {self._run + 1} recorded {self._epoch} epochs, fewer than "
+                f"early_epoch={self.early_epoch} (EL2N's epoch); lower early_epoch"
+            )
+
+    def _check_coverage(self, count: np.ndarray) -> None:
+        """InputError unless every id was logged in the epoch; `count` (n_examples,) is how
+        many ranks logged each (`ddp.ranks_coverage`), the same on every rank."""
+        covered = count > 0
+        n_seen = int(np.count_nonzero(covered))
+        if n_seen == 0:
+            raise InputError("end_epoch: nothing was logged in this epoch; call log() per batch")
+        if n_seen == self.n:
+            return
+        missing = self.ids[~covered]
+        where = f"end_epoch: epoch {self._epoch + 1} of run {self._run + 1}"
+        if self._world == 1:
+            raise InputError(
+                f"{where} logged {n_seen:,} of {self.n:,} examples (e.g. id {missing[0]} is "
+                "missing); log every training batch, or give Recorder only the ids you train on"
+            )
+        raise InputError(
+            f"{where}: the {self._world} ranks logged {n_seen:,} of {self.n:,} examples "
+            f"({missing.size:,} missing, e.g. id {missing[0]}); a DistributedSampler with "
+            "drop_last=True leaves examples out: use drop_last=False (its padding repeats a "
+            "few ids, which the Recorder keeps once), or give Recorder only the ids you train on"
+        )
 
     def _flush_eval(self) -> None:
         """Write the eval pass logged after epoch `_eval_epoch` (softmax, float32)."""

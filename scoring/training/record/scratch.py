@@ -52,8 +52,12 @@ def rank_folder(cache_dir: Path, key: str, rank: int) -> Path:
 
 
 def rank_records(recording: Path) -> list[Path]:
-    """Every rank's `rank.json` of a recording, in rank-name order (rank 0 first)."""
-    return sorted(recording.glob(f"rank*/{RANK_FILE}"))
+    """Every rank's `rank.json` of a recording, in rank order (rank 0 first)."""
+    # By number, not by name: "rank10" sorts before "rank2" as text, and the merge's rule
+    # (the lowest rank's value wins) depends on this order.
+    return sorted(
+        recording.glob(f"rank*/{RANK_FILE}"), key=lambda f: int(f.parent.name[len("rank") :])
+    )
 
 
 def assemble_folder(recording: Path, r: int) -> Path:

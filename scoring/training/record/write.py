@@ -22,6 +22,12 @@ from scoring.errors import InputError
 from scoring.scores import REGISTRY
 from scoring.training import results
 from scoring.training.record.assemble import assemble_run
+from scoring.training.record.definitions import (
+    FREE_FEATURES_NOTE,
+    el2n_definitions,
+    features_free_definitions,
+    label_free_reasons,
+)
 from scoring.training.record.describe import (
     config_record,
     prepared,
@@ -37,7 +43,7 @@ from scoring.training.record.merge import (
     merge_test_features,
     read_ranks,
 )
-from scoring.training.record.scratch import OOF_FILE, assemble_folder
+from scoring.training.record.scratch import OOF_FILE, assemble_folder, end_file
 from scoring.training.steps import Prepared
 
 # What a recording always provides to the scores; the rest depends on what was logged.
@@ -92,22 +98,8 @@ def _write_files(
     oof = merge_rows(ranks.folders, OOF_FILE, ex.n, ex.n_classes) if ranks.has_oof else None
     if ranks.has_oof and oof is None:
         raise InputError("log_oof: the out-of-fold probabilities do not cover every id")
-    available = set(_ALWAYS) if ranks.epochs else {"labels", "label_prior", "n_prototypes"}
-    if oof is not None:
-        available.add("oof_probs")
-    features_note = _free_features(rd, ranks, ds, available)
-    keys = [k for k, s in REGISTRY.items() if set(s.needs) <= available]
-    absent = {
-        k: "needs " + ", ".join(n for n in s.needs if n not in available)
-        for k, s in REGISTRY.items()
-        if k not in keys
-    }
-    record.update(
-        probs_early=record.get("probs_early"),
-        features_free=features_note,
-        oof=oof is not None,
-        absent_scores=absent,
-    )
+    keys, absent, definitions = _score_plan(rd, ranks, ds, oof is not None, record, early)
+    record.update(oof=oof is not None, absent_scores=absent, definitions=definitions)
     prep = prepared(ex, rd, ds, keys, len(ranks.epochs), ranks.n_epochs, early)
     store.write_json(rd.config_file, config_record(ex.kind, key, prep, record))
     rd.write_split(
@@ -120,13 +112,14 @@ def _write_files(
         )
     )
     store.write_status(rd.path, "running", progress=0.9, message="scoring the recording")
-    scores = _write_scores(rd, prep, oof, light, "features_free_test" in available)
+    scores = _write_scores(rd, prep, oof, light, "leakage" in keys)
     if ex.data_config is not None or ex.inputs is not None:
         results.write_examples(prep)
     summary = results.summarize(prep, light, scores, {"scoring": time.perf_counter() - t0})
     if not light or not all(e["test"] for e in ranks.extras):  # no held-out logits: unknown
         summary.update(test_accuracy=[], test_accuracy_mean=None, test_accuracy_std=None)
     summary["absent_scores"] = absent
+    summary["definitions"] = definitions
     store.write_json(rd.summary_file, summary)
     rd.write_meta(name=ex.name)
     store.write_status(rd.path, "done", progress=1.0, message="done", files=rd.digest())
@@ -163,6 +156,7 @@ def _assemble_runs(
         "epochs": ranks.n_epochs,
         "early_epoch": early if ranks.epochs else None,
         "logged_per_epoch": [],
+        "probs_early_runs": [],
     }
     light = [
         assemble_run(rd, assemble_folder(recording, r), ranks, r, early, ex, ds, record)
@@ -171,23 +165,77 @@ def _assemble_runs(
     return ds, record, light
 
 
-def _free_features(
-    rd: store.RunDir, ranks: Ranks, ds: data.Dataset, available: set[str]
-) -> str | None:
-    """Run 0's penultimate features stand in for the label-free ones (and the held-out
-    rows' for theirs): written, added to `available`; the note `config.json` gives."""
-    if not (ranks.epochs and ranks.extras[0]["features"]):
-        return None
+def _score_plan(
+    rd: store.RunDir,
+    ranks: Ranks,
+    ds: data.Dataset,
+    has_oof: bool,
+    record: dict[str, Any],
+    early: int,
+) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Which scores the recording gives, and how.
+
+    Returns
+    -------
+    keys : list of str
+        The registry keys whose needs were recorded.
+    absent : dict of str to str
+        The others, each with what it needs (and, for embeddings, how to give them).
+    definitions : dict of str to str
+        Per score whose definition depends on what was logged (`definitions`), the one used.
+        Also sets ``probs_early`` and ``features_free`` of `record` (`config.json`).
+    """
+    available = set(_ALWAYS) if ranks.epochs else {"labels", "label_prior", "n_prototypes"}
+    if has_oof:
+        available.add("oof_probs")
+    free = _free_features(rd, ranks, ds, available)
+    keys = [k for k, s in REGISTRY.items() if set(s.needs) <= available]
+    first = ranks.extras[0] if ranks.extras else {"features": False}
+    reasons = label_free_reasons(first["features"], _test_features_given(ranks))
+    absent = {
+        k: "needs " + ", ".join(_need(n, reasons) for n in s.needs if n not in available)
+        for k, s in REGISTRY.items()
+        if k not in keys
+    }
+    runs = record["probs_early_runs"]
+    sources = {r["source"] for r in runs}
+    record["probs_early"] = (sources.pop() if len(sources) == 1 else "mixed") if runs else None
+    record["features_free"] = FREE_FEATURES_NOTE if free else None
+    definitions = el2n_definitions(runs, early) if runs else {}
+    if free:
+        definitions.update(features_free_definitions(keys))
+    return keys, absent, {k: v for k, v in definitions.items() if k in keys}
+
+
+def _need(name: str, reasons: dict[str, str]) -> str:
+    """A missing need as `absent_scores` names it: its name, and how to give it if known."""
+    return f"{name} ({reasons[name]})" if name in reasons else name
+
+
+def _test_features_given(ranks: Ranks) -> bool:
+    """Whether run 1 gave the held-out rows' features (on any rank)."""
+    if not ranks.epochs:
+        return False
+    return any("test_features" in store.load_arrays(f / end_file(0)) for f in ranks.folders)
+
+
+def _free_features(rd: store.RunDir, ranks: Ranks, ds: data.Dataset, available: set[str]) -> bool:
+    """Run 1's features as the label-free embeddings (and the held-out rows' as theirs),
+    only when the user stated them label-free (`end_run(features_label_free=True)`): the
+    trained model's penultimate features have seen the labels. Written, added to
+    `available`; whether they were."""
+    if not (ranks.epochs and ranks.extras[0]["features_free"]):
+        return False
     feats = store.load_arrays(rd.run_file(0)).get("features")
     if feats is None:
-        return None
+        return False
     store.save_arrays(rd.features_free_file, features=feats.astype(np.float32))
     available.add("features_free")
     test_feats = merge_test_features(ranks.folders, ds.test.ids)
     if test_feats is not None:
         store.save_arrays(rd.features_free_test_file, features=test_feats)
         available.add("features_free_test")
-    return "run 0's penultimate features (trained on the given labels, so not label-free)"
+    return True
 
 
 def _write_scores(
