@@ -1,7 +1,8 @@
 """Correlations: how the run's scores agree (Spearman matrix), and a scatter of any pair.
 
-Thin page: the matrix, its clustered order, the default pair and the scatter table come from
-`scoring.read.stats`. By default every score is oriented so larger = harder (lower-is-harder
+Thin page: the matrix, its clustered order and the scatter table come from
+`scoring.read.stats`; the pair shown first sets two kinds of evidence side by side
+(`DEFAULT_PAIRS`). By default every score is oriented so larger = harder (lower-is-harder
 scores times −1), so a positive ρ always means two scores agree on which examples are hard;
 label-free scores (blind to label noise by construction) are behind a toggle.
 """
@@ -21,6 +22,19 @@ from scoring.scores.registry import REGISTRY
 
 ALL_CLASSES = -1
 NOISE_COLOURS = {"clean": "#9aa5b1", "injected noise": "#d62728"}
+# The pair shown first: the first of these the run shows (both keys, a defined ρ). Each sets
+# two kinds of evidence side by side, so the scatter has something to say: EL2N is a snapshot
+# early in training, forgetting and AUM sum up the whole of it, cl_quality is out-of-fold
+# (the Data Diet paper's own comparison is EL2N against forgetting). A pick from the matrix
+# alone fails both ways: the most correlated pair is one quantity measured twice (aum vs
+# confidence or consensus, ρ near 1, a diagonal line), the least correlated one involves a
+# score that barely tracks the label (grand, ρ ≈ −0.1 on digits, a shapeless cloud).
+DEFAULT_PAIRS = (
+    ("el2n", "forgetting"),
+    ("el2n", "aum"),
+    ("el2n", "cl_quality"),
+    ("aum", "cl_quality"),
+)
 
 
 def remembered_toggle(label: str, key: str, help: str | None = None, default: bool = False) -> bool:
@@ -131,14 +145,9 @@ def pair_section(
     run: RunView, rows: pd.DataFrame, keys: list[str], matrix: pd.DataFrame, oriented: bool
 ) -> None:
     st.subheader("Pair")
-    # Default to the most correlated pair of label-dependent scores that are not one
-    # quantity measured twice (loss/confidence), seeded as the remembered choice (rather than
-    # through pick's `index`, which pick passes on twice once something is remembered).
-    dependent = [k for k in matrix.index if not _label_free(k)]
-    default = (
-        stats.informative_pair(matrix.loc[dependent, dependent]) if len(dependent) > 1 else None
-    )
-    default = default or stats.informative_pair(matrix) or (keys[0], keys[1])
+    # The default is seeded as the remembered choice (rather than through pick's `index`,
+    # which pick passes on twice once something is remembered).
+    default = default_pair(matrix, keys)
     choices = ui().choices
     for slot, key in zip(("corr_x", "corr_y"), default, strict=True):
         if choices.get(slot) not in keys:
@@ -169,6 +178,17 @@ def pair_section(
     points = sample_note(points)
     titles = (axis_title(run, x, oriented), axis_title(run, y, oriented))
     st.plotly_chart(scatter(points, x, y, run.has_noise, titles), width="stretch")
+
+
+def default_pair(matrix: pd.DataFrame, keys: list[str]) -> tuple[str, str]:
+    """The pair shown first: the first of DEFAULT_PAIRS with a defined ρ, else the most
+    correlated label-dependent pair that is not one quantity measured twice, else any."""
+    for x, y in DEFAULT_PAIRS:
+        if x in matrix.index and y in matrix.index and np.isfinite(matrix.loc[x, y]):
+            return x, y
+    dependent = [k for k in matrix.index if not _label_free(k)]
+    found = stats.informative_pair(matrix.loc[dependent, dependent]) if len(dependent) > 1 else None
+    return found or stats.informative_pair(matrix) or (keys[0], keys[1])
 
 
 def _label_free(key: str) -> bool:

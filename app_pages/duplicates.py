@@ -57,9 +57,18 @@ EXPLAIN = {
     ),
     "outliers": (
         "outliers",
-        "rows unusually far from their 5 nearest rows (robust z-score of the outlier score "
-        "at least 3): unusual inputs, wrong files, corrupt images",
+        f"rows unusually far from their {neighbours.K_OUTLIER} nearest rows (robust z-score of the "
+        "outlier score at least 3): unusual inputs, wrong files, corrupt images",
     ),
+}
+
+
+# EXPLAIN's names for a count of one ("1 outlier", not "1 outliers").
+SINGULAR = {
+    "exact_copies": "exact duplicate",
+    "duplicate_groups": "near-duplicate group",
+    "leaks": "train/test leak",
+    "outliers": "outlier",
 }
 
 
@@ -86,6 +95,11 @@ def tables(view: RunView) -> dict:
 # --- decisions (button callbacks) -------------------------------------------------------
 
 
+def _noun(n: int, singular: str, plural: str | None = None) -> str:
+    """`singular` for one, else `plural` (default `singular` + "s"): "1 row", "2 rows"."""
+    return singular if n == 1 else plural or singular + "s"
+
+
 def _decide(run: str, records: list[tuple[int, str, int | None]], what: str) -> None:
     written = save_many(run, records)
     if written == len(records):
@@ -94,12 +108,12 @@ def _decide(run: str, records: list[tuple[int, str, int | None]], what: str) -> 
 
 def _keep_only(run: str, keep: int, others: list[int]) -> None:
     records = [(keep, "keep", None)] + [(i, "drop", None) for i in others]
-    _decide(run, records, f"#{keep} kept, {len(others)} other(s) dropped")
+    _decide(run, records, f"#{keep} kept, {len(others)} {_noun(len(others), 'other')} dropped")
 
 
 def _undo(run: str, ids: list[int], latest_ids: set[int]) -> None:
     records = [(i, decisions.CLEAR, None) for i in ids if i in latest_ids]
-    _decide(run, records, f"{len(records)} decision(s) undone")
+    _decide(run, records, f"{len(records)} {_noun(len(records), 'decision')} undone")
 
 
 # --- sections ------------------------------------------------------------------------------
@@ -109,27 +123,29 @@ def counts_section(view: RunView, counts: dict) -> None:
     """Counts per issue type, one line each with what it means (or what is missing)."""
     st.header("Issues found")
     lines = []
-    for key, (name, meaning) in EXPLAIN.items():
+    for key, (names, meaning) in EXPLAIN.items():
         n = counts.get(key)
         if n is None:
             column = {"exact_copies": "dup_group", "duplicate_groups": "dup_group"}.get(
                 key, "leak_of" if key == "leaks" else "outlier"
             )
             why = neighbours.missing_message(view, column) or "the run kept no examples"
-            lines.append(f"- **{name}**: not available ({escape_md(why)})")
+            lines.append(f"- **{names}**: not available ({escape_md(why)})")
             continue
         extra = ""
         if key == "duplicate_groups":
+            in_groups = counts["rows_in_groups"]
             extra = (
-                f" ({counts['rows_in_groups']:,} rows; dropping duplicates removes "
+                f" ({in_groups:,} {_noun(in_groups, 'row')}; dropping duplicates removes "
                 f"{counts['redundant_rows']:,})"
             )
-        lines.append(f"- **{n:,} {name}**{extra}: {meaning}.")
+        lines.append(f"- **{n:,} {names if n != 1 else SINGULAR[key]}**{extra}: {meaning}.")
     ratio = counts.get("imbalance")
     if ratio is not None:
+        largest, smallest = counts["largest_class"], counts["smallest_class"]
         lines.append(
             f"- **class imbalance {ratio:.2f}×**: the largest class has "
-            f"{counts['largest_class']:,} training rows, the smallest {counts['smallest_class']:,}"
+            f"{largest:,} training {_noun(largest, 'row')}, the smallest {smallest:,}"
             " (1.00× is balanced; see the table below)."
         )
     st.markdown("\n".join(lines))
@@ -345,10 +361,12 @@ def outliers_section(view: RunView, latest: pd.DataFrame, n_flagged: int | None)
         step=per_row,
     )
     frame = neighbours.top_outliers(view, int(k))
+    flagged = n_flagged or 0
+    counted = "counts as an outlier" if flagged == 1 else "count as outliers"
     st.caption(
-        f"The training rows farthest from their 5 nearest rows, most outlying first; "
-        f"{n_flagged or 0:,} count as outliers (robust z-score at least 3). Keep, drop or "
-        "relabel them as on Mislabeled."
+        f"The training rows farthest from their {neighbours.K_OUTLIER} nearest rows, most outlying "
+        f"first; {flagged:,} {counted} (robust z-score at least 3). Keep, drop or relabel "
+        "them as on Mislabeled."
     )
     review_grid(
         view,

@@ -1,17 +1,17 @@
 """Export: write the cleaned dataset, or the examples a selection keeps, with a manifest.
 
-Once a run has decisions the page starts on the cleaned dataset: rule `all` (every row of the
-scored source, training and held-out) with the decisions applied (drops left out, relabels
-written with `original_label`), and a visible switch to write it without them. The other
-choice is the selection set on the Pruning page: both pages draw the same widgets
-(`app_pages._selection`) over the same remembered choices, so what was previewed and retrained
-on is what gets written. The summary comes from the one selection planner
-(`scoring.prune.plan`: decisions first, then the rule) that the export writer calls too, so
-its counts are the ones the manifest will hold. **Drop duplicates first** / **Drop leaked
-rows first** (`_selection.pre_step_switches`, shared with Pruning) apply to either choice
-and are recorded in the manifest's `pre_steps`. Writing runs in this process:
-`scoring.prune.export` is I/O + pandas + `datasets`, no torch, and takes seconds even on
-large runs.
+The page starts on the cleaned dataset: rule `all` (every row of the scored source, training
+and held-out) with the run's decisions, if any, applied (drops left out, relabels written with
+`original_label`), and a visible switch to write it without them. Writing a subset is a
+deliberate choice, never the default: the other choice is the selection set on the Pruning
+page: both pages draw the same widgets (`app_pages._selection`) over the same remembered
+choices, so what was previewed and retrained on is what gets written. The summary comes
+from the one selection planner (`scoring.prune.plan`: decisions first, then the rule) that
+the export writer calls too, so its counts are the ones the manifest will hold. **Drop
+duplicates first** / **Drop leaked rows first** (`_selection.pre_step_switches`, shared with
+Pruning) apply to either choice and are recorded in the manifest's `pre_steps`. Writing runs
+in this process: `scoring.prune.export` is I/O + pandas + `datasets`, no torch, and takes
+seconds even on large runs.
 """
 
 from __future__ import annotations
@@ -82,6 +82,11 @@ CLEANED = SelectionConfig(rule="all", fraction=1.0)
 UNBALANCED = 0.5  # warn when a class keeps under this share of the overall fraction
 
 
+def _noun(n: int, singular: str, plural: str | None = None) -> str:
+    """`singular` for one, else `plural` (default `singular` + "s"): "1 drop", "2 drops"."""
+    return singular if n == 1 else plural or singular + "s"
+
+
 def _plan(run: RunView, selection: Selection) -> SelectionPlan:
     """What an export of the selection will hold (the planner the writer calls)."""
     assert selection.config is not None  # the caller shows the refusal otherwise
@@ -89,13 +94,16 @@ def _plan(run: RunView, selection: Selection) -> SelectionPlan:
     return plan_selection(run, selection.config, made)
 
 
-def _mode(run: RunView, n_decisions: int) -> str:
-    """Cleaned dataset or pruning selection: the user's choice for this run, else cleaned once
-    the run has decisions."""
+def _mode(run: RunView) -> str:
+    """Cleaned dataset or pruning selection: the user's choice for this run, else cleaned.
+
+    Never the Pruning page's selection by default, decisions or not: its default rule keeps
+    half the rows, and an export that silently loses half the data is the worst surprise.
+    """
     choices = ui().choices
     remembered_key = f"export_mode:{run.path}"
     options = list(MODES)
-    start = choices.get(remembered_key) or ("cleaned" if n_decisions else "selection")
+    start = choices.get(remembered_key) or "cleaned"
 
     def chosen() -> None:  # only a user's change is remembered, never the default
         choices[remembered_key] = st.session_state["export_mode"]
@@ -116,9 +124,10 @@ def _decisions_switch(made: pd.DataFrame) -> bool:
     n = len(made)
     drops = int((made["action"] == "drop").sum()) if n else 0
     relabels = int((made["action"] == "relabel").sum()) if n else 0
+    keeps = n - drops - relabels
     label = (
-        f"Apply my decisions ({drops:,} drops, {relabels:,} relabels, "
-        f"{n - drops - relabels:,} keeps)"
+        f"Apply my decisions ({drops:,} {_noun(drops, 'drop')}, "
+        f"{relabels:,} {_noun(relabels, 'relabel')}, {keeps:,} {_noun(keeps, 'keep')})"
         if n
         else "Apply my decisions (none made yet: review suspects on **Mislabeled**)"
     )
@@ -227,9 +236,11 @@ def _pre_steps_text(sel: SelectionConfig, plan: SelectionPlan) -> str:
     """What dropping leaks and duplicates took out before the rule ("" when neither is on)."""
     parts = []
     if sel.drop_leaks:
-        parts.append(f"**{plan.n_leaks_dropped:,}** leaked training rows")
+        n = plan.n_leaks_dropped
+        parts.append(f"**{n:,}** leaked training {_noun(n, 'row')}")
     if sel.drop_duplicates or RULES[sel.rule].dedups:
-        parts.append(f"**{plan.n_duplicates_dropped:,}** duplicates (one row per group kept)")
+        n = plan.n_duplicates_dropped
+        parts.append(f"**{n:,}** {_noun(n, 'duplicate')} (one row per group kept)")
     return f"; left out first: {' and '.join(parts)}" if parts else ""
 
 
@@ -382,7 +393,7 @@ def _export(
     consensus: bool = False,
 ) -> None:
     try:
-        with st.spinner(f"Writing {plan.n_written:,} examples…"):
+        with st.spinner(f"Writing {plan.n_written:,} {_noun(plan.n_written, 'example')}…"):
             path = export_selection(
                 run.path,
                 sel,
@@ -418,7 +429,7 @@ def _show_last(run: RunView) -> None:
         return
     st.subheader("Last export")
     st.success(
-        f"Wrote **{manifest['rows']:,}** examples to {code_md(path)}.",
+        f"Wrote **{manifest['rows']:,}** {_noun(manifest['rows'], 'example')} to {code_md(path)}.",
         icon=":material/check_circle:",
     )
     left, right = st.columns([1, 2])
@@ -456,7 +467,7 @@ st.caption(
     "`datasets` folder."
 )
 made_ = read_decisions(current)
-mode_ = _mode(current, len(made_))
+mode_ = _mode(current)
 apply_ = _decisions_switch(made_)
 consensus_ = _consensus_switch(current)
 pre_steps_ = pre_step_switches(current, prefix="export_")

@@ -51,6 +51,25 @@ def test_score_prints_run_dir_last_and_list_shows_it(cache_dir):
     assert "test_acc" in header.split() and "digits" in line and " 0." in line
 
 
+def test_list_with_no_runs_names_the_folder_it_searched(tmp_path):
+    # Outside the repo, with no WINNOW_CACHE_DIR: the default `./cache` is relative, so the
+    # message must say which absolute folder that was and how to point elsewhere.
+    env = {k: v for k, v in os.environ.items() if k != "WINNOW_CACHE_DIR"}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "scoring", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    message = out.stderr.strip()
+    assert f"no runs in {(tmp_path / 'cache').resolve()} (no such folder)" in message
+    assert "--cache-dir" in message and "WINNOW_CACHE_DIR" in message
+
+
 def test_killed_job_resumes_run_by_run_with_identical_results(cache_dir, tmp_path):
     args = (
         "--dataset digits --limit 400 --runs 3 --epochs 40 --quiet --scores el2n,aum,forgetting"
@@ -332,3 +351,39 @@ def test_the_winnow_command_works_from_any_folder(cache_dir, tmp_path):
     listing = winnow("list")
     assert listing.returncode == 0 and f"no runs in {cache_dir}" in listing.stderr
     assert winnow("score", "--runs=x").returncode == 2
+
+
+def test_suspects_table_shows_each_rows_input_and_says_when_the_models_agree(app_cache, capsys):
+    from scoring.read.suspects import suspects
+    from scoring.read.views import load_run
+    from tests.conftest import digits_run, text_run
+
+    run = text_run(app_cache)
+    rd = store.RunDir(run)
+    texts = pd.read_parquet(rd.texts_file)
+    first = int(suspects(load_run(run), split="train")["id"].iloc[0])
+    long = "a very long premise\nthat goes on " + "and on " * 20
+    texts.loc[texts["id"] == first, "text"] = long
+    texts.to_parquet(rd.texts_file)
+    frame = suspects(load_run(run))
+
+    assert main(["suspects", "--run", str(run)]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["id", "premise", "hypothesis", "split"]
+    by_id = {int(line.split()[0]): line for line in lines}
+    shown = " ".join(long.split())[:59] + "…"  # one line, 60 characters with the ellipsis
+    assert shown in by_id[first] and " ".join(long.split()) not in by_id[first]
+    for row in frame.itertuples():
+        if row.id != first:
+            assert "a man plays guitar" in by_id[row.id]
+        if row.label == row.suggested_label:  # not a label error by this evidence: said so
+            assert "the models agree with the given label" in by_id[row.id]
+    assert (frame["label"] == frame["suggested_label"]).any()
+    # csv keeps its columns: the id joins them back to the data.
+    assert main(["suspects", "--run", str(run), "--format", "csv", "--top", "1"]) == 0
+    assert "premise" not in capsys.readouterr().out.splitlines()[0]
+
+    assert main(["suspects", "--run", str(digits_run(app_cache)), "--top", "3"]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["id", "input", "split"]
+    assert all(line.split()[1] == "image" for line in lines)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scoring.cli.common import add_cache_dir_arg, cache_dir
@@ -40,9 +41,10 @@ def run(args: argparse.Namespace) -> int:
     """Print the runs as aligned columns on stdout; a damaged run gets its problem below it."""
     from scoring.store import list_runs
 
-    runs = list_runs(cache_dir(args))
+    folder = cache_dir(args)
+    runs = list_runs(folder)
     if not runs:
-        print(f"no runs in {cache_dir(args)}", file=sys.stderr)
+        print(_no_runs(folder), file=sys.stderr)
         return 0
     rows = [COLUMNS] + [_row(r) for r in runs]
     # The path is last and left ragged: padding it would only add trailing spaces.
@@ -53,6 +55,20 @@ def run(args: argparse.Namespace) -> int:
         if info is not None and info.problems:  # a damaged run: which file, why, what to do
             print(f"    {info.problem}; {info.fix}")
     return 0
+
+
+def _no_runs(folder: Path) -> str:
+    """Where `list` looked, absolute, and how to look elsewhere.
+
+    The default cache is `./cache` of the working directory: run from another folder, a bare
+    "no runs in cache" reads as "you have no runs" when the runs are just elsewhere.
+    """
+    where = folder.resolve()
+    missing = "" if where.is_dir() else " (no such folder)"
+    return (
+        f"no runs in {where}{missing}; to look elsewhere pass --cache-dir DIR "
+        "or set WINNOW_CACHE_DIR=DIR"
+    )
 
 
 def _row(r: RunInfo) -> tuple[str, ...]:

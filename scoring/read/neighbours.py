@@ -10,7 +10,7 @@ columns (written by `scoring.training.results` from `scoring.scores.neighbourhoo
   and held-out rows are taken out), so it is deterministic, independent of any score and of
   row order, and the row a page and an export keep is the same.
 - `leak_of` (int, −1 = none): the id of the held-out/test row a training row copies.
-- the `outlier` score (mean cosine distance to the 5 nearest rows).
+- the `outlier` score (mean cosine distance to the `K_OUTLIER` = 10 nearest rows).
 
 A run scored without near_dup/leakage (or before they existed) lacks the columns:
 `missing_message` says so and how to get them, `require` raises it as an InputError.
@@ -30,6 +30,8 @@ from scoring.errors import InputError
 from scoring.read import suspects
 from scoring.read.views import RunView
 from scoring.scores import neighbourhood
+
+K_OUTLIER = neighbourhood.K_OUTLIER  # for the pages: the neighbours `outlier` averages
 
 # Each column, with the scores whose computation writes it.
 COLUMNS = {"dup_group": ("near_dup", "leakage"), "leak_of": ("near_dup", "leakage")}

@@ -52,10 +52,11 @@ def test_matrix_is_oriented_clustered_and_label_dependent_by_default(app_cache):
     expected = stats.spearman_matrix(oriented(run, run.table, keys), keys)
     assert trace["x"] == stats.clustered_order(expected)
     assert trace["text"][0][0] == "1.00"  # annotated cells
-    # default pair: the most correlated label-dependent pair that is not loss/confidence
-    x, y = stats.informative_pair(expected)
-    assert {x, y} != {"loss", "confidence"}
+    # Default pair: EL2N (early in training) against forgetting (all of it), not the most
+    # correlated pair, which is one quantity measured twice (the bug: aum vs confidence).
+    x, y = "el2n", "forgetting"
     assert (at.selectbox(key="w_corr_x").value, at.selectbox(key="w_corr_y").value) == (x, y)
+    assert abs(expected.loc[x, y]) < 0.9 < abs(expected.loc[stats.informative_pair(expected)])
     assert f"between `{x}` and `{y}` (larger = harder for both): {expected.loc[x, y]:.3f}" in (
         page_text(at)
     )
@@ -151,6 +152,11 @@ def test_text_run_without_noise_colours_by_label(app_cache):
     run = load_run(text_run(app_cache))
     at = open_page(PAGE, run.path)
     assert not at.exception
+    # No forgetting here: the next default pair, early-training EL2N against AUM.
+    assert (at.selectbox(key="w_corr_x").value, at.selectbox(key="w_corr_y").value) == (
+        "el2n",
+        "aum",
+    )
     heat, scatter = figures(at)
     assert sorted(heat["data"][0]["x"]) == sorted(["el2n", "aum", "loss", "cl_quality"])
     assert {t["name"] for t in scatter["data"]} == set(run.label_names)

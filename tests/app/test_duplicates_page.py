@@ -11,6 +11,7 @@ import pytest
 
 from scoring.prune.export import manifest_path
 from scoring.read import decisions
+from scoring.scores.neighbourhood import K_OUTLIER
 from tests.app.pages import open_page, page_text, shown
 from tests.conftest import text_run
 from tests.neighbour_run import injected, private_copy
@@ -47,7 +48,10 @@ def test_counts_groups_leaks_and_outliers_are_shown(run):
     assert f"**{n_groups} near-duplicate groups** ({int((groups >= 0).sum())} rows; " in text
     assert f"dropping duplicates removes {redundant})" in text
     assert f"**{int((leak >= 0).sum())} train/test leaks**: training rows that copy" in text
-    assert "**1 outliers**: rows unusually far" in text
+    # One outlier: singular; the neighbour count is the one the outlier score uses.
+    assert f"**1 outlier**: rows unusually far from their {K_OUTLIER} nearest rows" in text
+    assert f"farthest from their {K_OUTLIER} nearest rows" in text
+    assert "1 counts as an outlier (robust z-score" in text
     counts = np.bincount(frame["label"], minlength=10)
     assert f"class imbalance {counts.max() / counts.min():.2f}×" in text
     # Every group on the first page has its buttons; the injected ones are shown.

@@ -1,6 +1,7 @@
-"""The Export page: it starts from the Pruning page's selection, writes exactly the planner's
-rows (the count it shows is the count written), and turns every refusal (occupied path, `..`,
-empty selection, bad settings) into a warning, never a traceback.
+"""The Export page: it starts on every row (the cleaned dataset), writes the Pruning page's
+selection only when chosen, writes exactly the planner's rows (the count it shows is the count
+written), and turns every refusal (occupied path, `..`, empty selection, bad settings) into a
+warning, never a traceback.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def _expected_ids(run: Path, **cfg) -> list[int]:
     return view.table["id"].to_numpy()[select_run(view, SelectionConfig(**cfg))].tolist()
 
 
+def _selection_mode(run: Path) -> dict[str, str]:
+    """The remembered choice of a user who picked the pruning selection on this page."""
+    return {f"export_mode:{run}": "selection"}
+
+
 def test_defaults_follow_the_pruning_pages_choices(app_cache):
     run = digits_run(app_cache)
     at = open_page(
@@ -38,6 +44,7 @@ def test_defaults_follow_the_pruning_pages_choices(app_cache):
         prune_fraction=0.3,
         prune_norm="class",
         prune_balanced=True,
+        **_selection_mode(run),
     )
     assert not at.exception
     assert at.title[0].value == "Export"
@@ -69,14 +76,25 @@ def test_defaults_follow_the_pruning_pages_choices(app_cache):
 
     # A path the user typed is theirs: it stays when they come back to the page.
     back = open_page(
-        PAGE, run, export_out="mine/x.parquet", export_out_default="exports/old.parquet"
+        PAGE,
+        run,
+        export_out="mine/x.parquet",
+        export_out_default="exports/old.parquet",
+        **_selection_mode(run),
     )
     assert back.text_input(key="export_out").value == "mine/x.parquet"
 
 
 def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
     run = digits_run(app_cache)
-    at = open_page(PAGE, run, prune_rule="hardest", prune_fraction=0.4, export_folder=str(tmp_path))
+    at = open_page(
+        PAGE,
+        run,
+        prune_rule="hardest",
+        prune_fraction=0.4,
+        export_folder=str(tmp_path),
+        **_selection_mode(run),
+    )
     assert at.selectbox(key="export_format").value == "parquet"
     # Keep-hardest by EL2N starves some classes: said, per class, with a one-click fix.
     view = load_run(run)
@@ -116,7 +134,14 @@ def test_parquet_export_loads_back_with_select_runs_ids(app_cache, tmp_path):
 
 def test_overwrite_is_refused_until_ticked(app_cache, tmp_path):
     run = text_run(app_cache)
-    at = open_page(PAGE, run, prune_rule="random", prune_fraction=0.5, export_folder=str(tmp_path))
+    at = open_page(
+        PAGE,
+        run,
+        prune_rule="random",
+        prune_fraction=0.5,
+        export_folder=str(tmp_path),
+        **_selection_mode(run),
+    )
     at.selectbox(key="export_format").select("jsonl").run()
     out = at.text_input(key="export_out").value
     assert out.endswith("-random-0.5.jsonl")
@@ -160,7 +185,9 @@ def test_paths_that_leave_the_folder_are_refused(app_cache, tmp_path):
 def test_bad_settings_and_empty_selections_are_warnings(app_cache, tmp_path):
     run = text_run(app_cache)  # 40 examples
     # An offset window that cannot fit.
-    at = open_page(PAGE, run, prune_rule="offset", prune_offset=0.5, prune_fraction=0.8)
+    at = open_page(
+        PAGE, run, prune_rule="offset", prune_offset=0.5, prune_fraction=0.8, **_selection_mode(run)
+    )
     assert not at.exception
     assert any("exceeds 1" in w.value for w in at.warning)
     assert at.button(key="export_go").disabled
@@ -173,7 +200,7 @@ def test_bad_settings_and_empty_selections_are_warnings(app_cache, tmp_path):
         run,
         prune_fraction=0.05,
         export_folder=str(tmp_path),
-        **{f"export_mode:{run}": "selection"},
+        **_selection_mode(run),
     )
     assert not at.exception
     assert at.toggle(key="export_decisions").value  # on by default once there are decisions
@@ -202,7 +229,7 @@ def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cach
         prune_rule="easiest",
         prune_fraction=0.5,
         export_folder=str(tmp_path),
-        **{f"export_mode:{run}": "selection"},
+        **_selection_mode(run),
     )
     assert not at.exception
     expected = round(0.5 * (500 - 60))  # decisions first, then half of what is left
@@ -224,9 +251,9 @@ def test_with_decisions_the_cleaned_dataset_is_the_default(app_cache, tmp_path):
     view = load_run(run)
     held = pd.read_parquet(run / "heldout.parquet")
     train_ids = view.table["id"].tolist()
-    # Without decisions the page starts on the Pruning page's selection.
+    # Without decisions the page starts on every row too (see the test below).
     at = open_page(PAGE, run, export_folder=str(tmp_path))
-    assert at.radio(key="export_mode").value == "selection"
+    assert at.radio(key="export_mode").value == "cleaned"
     assert at.toggle(key="export_decisions").disabled
     # Drops and relabels on training and on held-out rows.
     drops = [train_ids[0], train_ids[5], int(held["id"].iloc[0])]
@@ -240,6 +267,11 @@ def test_with_decisions_the_cleaned_dataset_is_the_default(app_cache, tmp_path):
     assert not at.exception
     assert at.radio(key="export_mode").value == "cleaned"
     assert at.toggle(key="export_decisions").value
+    # One keep: "1 keep", not "1 keeps".
+    assert (
+        at.toggle(key="export_decisions").label
+        == "Apply my decisions (3 drops, 2 relabels, 1 keep)"
+    )
     n_rows = 500 + len(held) - len(drops)
     text = shown(page_text(at))
     assert f"writes **{n_rows:,}** of 625 examples (498 training, {len(held) - 1} held-out)" in text
@@ -261,6 +293,30 @@ def test_with_decisions_the_cleaned_dataset_is_the_default(app_cache, tmp_path):
     # The switch off: every row with its source label.
     at.toggle(key="export_decisions").set_value(False).run()
     assert "writes **625** of 625 examples" in shown(page_text(at))
+
+
+def test_without_decisions_the_default_writes_every_row(app_cache, tmp_path):
+    # The bug: with no decisions the page started on the Pruning page's default selection,
+    # "keep the hardest 50% by EL2N", so a first export silently lost half the data.
+    run = digits_run(app_cache)
+    held = pd.read_parquet(run / "heldout.parquet")
+    at = open_page(PAGE, run, export_folder=str(tmp_path))
+    assert not at.exception
+    assert at.radio(key="export_mode").value == "cleaned"
+    n_rows = 500 + len(held)
+    assert f"writes **{n_rows:,}** of {n_rows:,} examples" in shown(page_text(at))
+    at.button(key="export_go").click().run()
+    assert not at.exception
+    assert f"Wrote **{n_rows:,}** examples" in page_text(at)
+    frame = pd.read_parquet(tmp_path / "exports" / "digits-cleaned.parquet")
+    assert len(frame) == n_rows
+    # The pruning selection is one deliberate click away, and then remembered for the run.
+    at.radio(key="export_mode").set_value("selection").run()
+    assert "writes **250** of 500 examples" in page_text(at)
+    assert (
+        open_page(PAGE, run, **at.session_state["ui"].choices).radio(key="export_mode").value
+        == "selection"
+    )
 
 
 def test_empty_cache_shows_the_way_home(tmp_path, monkeypatch):
