@@ -57,7 +57,9 @@ class DataConfig:
 class TrainConfig:
     """How each model is trained; `None` fields take the recipe's default."""
 
-    recipe: str = "auto"  # auto | mlp | cnn | cnn32 | resnet18 | probe | tfidf | finetune
+    # auto | mlp | cnn | cnn32 | resnet18 | probe | tfidf | finetune, or a comma list of 2+
+    # of them ("tfidf,probe"): several model families scored as one run (training.families)
+    recipe: str = "auto"
     model: str | None = None  # encoder for `probe`/`finetune`, text or image (HF name or path)
     max_length: int | None = None  # text: tokens kept per example (pair: both parts); None -> 128
     # Text longer than max_length tokens, for the encoder's embeddings (probe, and the
@@ -256,6 +258,7 @@ def _check_train(t: TrainConfig) -> None:
     """`ScoreConfig.validate` for the training section."""
     for value, flag in ((t.recipe, "--recipe"), (t.device, "--device")):
         _text(value, flag)
+    recipe_families(t.recipe)
     _text(t.model, "--model", optional=True)
     _integer(t.max_length, "--max-length", low=8, optional=True, unit=" tokens")
     if t.long_text not in LONG_TEXT:
@@ -272,6 +275,35 @@ def _check_train(t: TrainConfig) -> None:
     if t.weight_decay is not None and not t.weight_decay >= 0:
         raise InputError(f"train.weight_decay must be 0 or more, got {t.weight_decay}")
     check_seed(t.base_seed, "--seed")
+
+
+def recipe_families(recipe: str) -> tuple[str, ...]:
+    """The model families `--recipe` names: ("tfidf", "probe") for "tfidf,probe", and the one
+    name of a single recipe.
+
+    A list names 2 or more distinct recipes, without `auto` (it picks one recipe from the
+    data) and without spaces (the text enters the run key as written); whether each name is
+    a recipe that fits the data is checked with the data (`training.families.prepare`).
+
+    Raises
+    ------
+    InputError
+        Naming what was expected, with an example.
+    """
+    if "," not in recipe:
+        return (recipe,)
+    names = tuple(recipe.split(","))
+    expected = "expected a comma list of 2 or more distinct recipes, e.g. tfidf,probe"
+    if any(not n or n != n.strip() for n in names):
+        raise InputError(f"--recipe {recipe!r} has an empty name or a space; {expected}")
+    if "auto" in names:
+        raise InputError(
+            f"--recipe {recipe!r}: auto picks one recipe and cannot be one of several; {expected}"
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"--recipe {recipe!r} names {', '.join(twice)} twice; {expected}")
+    return names
 
 
 def _check_noise(n: NoiseConfig) -> None:

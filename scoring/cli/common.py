@@ -366,9 +366,10 @@ def print_run_summary(path: Path) -> None:
     lines = []
     accuracy = sus.heldout_accuracy(view)
     if accuracy is not None:
-        lines.append(
-            f"held-out accuracy {accuracy:.3f} (mean of {len(view.summary['test_accuracy'])} runs)"
-        )
+        runs = len(view.summary["test_accuracy"])
+        # Several families: the accuracy of their averaged probabilities (training.families).
+        how = "averaged probabilities" if "families" in view.summary else "mean"
+        lines.append(f"held-out accuracy {accuracy:.3f} ({how} of {runs} runs)")
     if "cl_issue" in view.table.columns:
         lines.append(f"cleanlab flags {sus.flagged_count(view):,} examples as likely mislabeled")
     warning = sus.model_errors_warning(view)

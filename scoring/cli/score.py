@@ -78,7 +78,8 @@ def _add_training_flags(s: argparse.ArgumentParser) -> None:
         "--recipe",
         default="auto",
         help="auto | mlp | cnn | cnn32 | resnet18 | probe | tfidf | finetune (tfidf: text, "
-        "TF-IDF of word 1-2-grams reduced to 512 SVD components + the probe's head)",
+        "TF-IDF of word 1-2-grams reduced to 512 SVD components + the probe's head); or a "
+        "comma list of 2+ (e.g. tfidf,probe): each family's runs, scored as one run",
     )
     s.add_argument(
         "--model",

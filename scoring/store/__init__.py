@@ -17,8 +17,8 @@ part owns one concern and imports only the parts below it (never this package):
 
 - `paths`: the cache layout and every file name (`RunPaths`, `SweepDir`, `hf_cache_dir`,
   `embeddings_file`, `recording_dir`, ...).
-- `atomic`: whole-file writes and plain reads (`atomic_write_bytes`, `write_json`,
-  `save_arrays`, `load_arrays`, `write_parquet`, ...).
+- `atomic`: whole-file writes and plain reads (`atomic_write_bytes`, `link_or_copy`,
+  `write_json`, `save_arrays`, `load_arrays`, `write_parquet`, ...).
 - `status`: `status.json`, process identity and the run lock (`write_status`,
   `read_status`, `pid_alive`, `unfinished_reason`, `RunLock`).
 - `integrity`: what damage is and how it is found (`DamagedRun`, the `FIX_*` lines,
@@ -36,6 +36,7 @@ this package.
 
 from scoring.store.atomic import (
     atomic_write_bytes,
+    link_or_copy,
     load_arrays,
     read_json,
     save_arrays,
@@ -109,6 +110,7 @@ __all__ = [
     "hf_cache_dir",
     "is_process",
     "iter_run_dirs",
+    "link_or_copy",
     "list_runs",
     "load_arrays",
     "pid_alive",

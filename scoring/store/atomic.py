@@ -47,6 +47,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def link_or_copy(source: Path, path: Path) -> None:
+    """Put `source`'s content at `path` as a hard link (no second copy on disk), or as an
+    atomic copy where the file system has no links; `path` appears whole or not at all.
+
+    Every writer here replaces a file (`os.replace`) rather than changing it in place, so a
+    later rewrite of either name leaves the other's content as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        atomic_write_bytes(path, Path(source).read_bytes())
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write `obj` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())

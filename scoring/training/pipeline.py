@@ -12,6 +12,10 @@ a resume does: recorded runs and folds that fail their hash (or, without one, do
 are dropped and retrained, the intact ones are read back, and everything derived from them
 (scores, predictions, examples, inputs, summary) is written again, bit for bit what an
 undamaged run holds.
+
+Several model families (`--recipe tfidf,probe`, `scoring.training.families`): each family is
+first scored as its own ordinary run, then this run reads their recorded runs and folds side
+by side in place of training, and scores, writes and marks itself done the same way.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from scoring import store
-from scoring.config import ScoreConfig
+from scoring.config import ScoreConfig, recipe_families
 from scoring.errors import Cancelled, InputError
-from scoring.training import results, steps
+from scoring.training import families, results, steps
 from scoring.training.executors import Executor
+from scoring.training.pixels import Inputs
 from scoring.training.progress import Progress
 from scoring.training.steps import CV_SCORES, Prepared, prepare
 
@@ -53,22 +60,20 @@ def execute(
         drop_damaged(prep)
         steps.record_setup(prep)
         progress = Progress(rd.path, prep.total_epochs, show_progress)
-        with _timed(timings, "inputs"):
-            x, x_test = steps.tensor_inputs(prep, progress)
-            if prep.device.type == "cuda":  # page-locked: host-to-GPU copies overlap compute
-                x, x_test = x.pin_memory(), x_test.pin_memory()
-        with _timed(timings, "runs"):
-            runs = steps.train_runs(prep, x, x_test, progress, executor)
-        oof = None
-        if prep.needs_cv:
-            with _timed(timings, "cross_fit"):
-                oof = steps.cross_fit(prep, x, progress)
+        x = x_test = None
+        if prep.families:  # several families, each already its own finished run: read them
+            with _timed(timings, "runs"):
+                runs, oof = families.gather(prep)
+        else:
+            runs, oof, x, x_test = _train(prep, progress, timings, executor)
         progress.stage("scoring")
         with _timed(timings, "scores"):
             scores = results.compute_scores(prep, oof)
         with _timed(timings, "write"):
             results.write_results(prep, scores, runs, x, x_test, oof)
         summary = results.summarize(prep, runs, scores, timings, oof=oof)
+        if prep.families:
+            summary.update(families.summary_fields(prep, runs))
         store.write_json(rd.summary_file, summary)
         # Last: `done` promises that everything above is on disk, as its manifest says.
         store.write_status(rd.path, "done", progress=1.0, message="done", files=rd.digest())
@@ -90,6 +95,27 @@ def execute(
         if progress is not None:
             progress.close()
     return rd.path
+
+
+def _train(
+    prep: Prepared, progress: Progress, timings: dict[str, float], executor: Executor | None
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, Inputs, Inputs]:
+    """The model inputs, the R recorded runs and (when asked for) the K cross-fit folds.
+
+    Returns the runs as `steps.train_runs` keeps them, the out-of-fold probabilities
+    (N, K) or None, and the train (N, ...) and test (M, ...) inputs.
+    """
+    with _timed(timings, "inputs"):
+        x, x_test = steps.tensor_inputs(prep, progress)
+        if prep.device.type == "cuda":  # page-locked: host-to-GPU copies overlap compute
+            x, x_test = x.pin_memory(), x_test.pin_memory()
+    with _timed(timings, "runs"):
+        runs = steps.train_runs(prep, x, x_test, progress, executor)
+    oof = None
+    if prep.needs_cv:
+        with _timed(timings, "cross_fit"):
+            oof = steps.cross_fit(prep, x, progress)
+    return runs, oof, x, x_test
 
 
 def _mark(rd: store.RunDir, state: str, **fields: Any) -> None:
@@ -126,10 +152,31 @@ def score(
     `done` recorded is repaired: only what is damaged or missing is recomputed.
     """
     cache_dir = Path(cache_dir)
-    prep = prepare(config, cache_dir)
-    path = prep.path
+    several = len(recipe_families(config.train.recipe)) > 1
+    prep = families.prepare(config, cache_dir) if several else prepare(config, cache_dir)
     if on_prepared is not None:
-        on_prepared(path)
+        on_prepared(prep.path)
+    return _score_prepared(
+        prep,
+        show_progress=show_progress,
+        wait_poll_s=wait_poll_s,
+        on_wait=on_wait,
+        executor=executor,
+    )
+
+
+def _score_prepared(
+    prep: Prepared,
+    *,
+    show_progress: bool,
+    wait_poll_s: float,
+    on_wait: Callable[[dict], None] | None = None,
+    executor: Executor | None,
+) -> Path:
+    """`score` once prepared: the cached run, a repaired one, or a new one. A run of several
+    families first scores each family as its own ordinary run (cached, resumed, repaired
+    like any), under this run's lock."""
+    path = prep.path
     damage = _damage(prep.run_dir)
     if damage is None:
         store.check_version(path)
@@ -146,6 +193,10 @@ def score(
     if damage and show_progress:
         print(f"repairing {path}: {'; '.join(d.short for d in damage)}", file=sys.stderr)
     try:
+        for member in prep.families:
+            _score_prepared(
+                member, show_progress=show_progress, wait_poll_s=wait_poll_s, executor=executor
+            )
         return execute(prep, show_progress=show_progress, executor=executor)
     finally:
         lock.release()
@@ -174,12 +225,11 @@ def drop_damaged(prep: Prepared) -> list[str]:
     manifest = rd.manifest()
     groups = [
         ((rd.run_file(r), rd.states_file(r)), functools.partial(rd.read_run, r))
-        for r in range(prep.config.train.runs)
+        for r in range(prep.n_runs)
     ]
     if prep.needs_cv:
         groups += [
-            ((rd.fold_file(f),), functools.partial(rd.read_fold, f))
-            for f in range(prep.config.cv_folds)
+            ((rd.fold_file(f),), functools.partial(rd.read_fold, f)) for f in range(prep.n_folds)
         ]
     # Label-free features are computed once and read back, like a run: a damaged file goes.
     free = rd.features_free_file

@@ -72,7 +72,7 @@ def compute_scores(prep: Prepared, oof: np.ndarray | None) -> dict[str, ScoreRes
     rd = prep.run_dir
     shared = shared_arrays(prep, oof)
     rows: dict[str, list[np.ndarray]] = {k: [] for k in prep.score_keys if REGISTRY[k].per_run}
-    for r in range(prep.config.train.runs):
+    for r in range(prep.n_runs):  # F * R for several families: every run of each
         run = rd.read_run(r)
         arrays = {**shared, **{n: run[n][None] for n in RUN_ARRAYS if n in run}}  # R = 1
         for key in rows:
@@ -95,12 +95,13 @@ def write_results(
     prep: Prepared,
     results: dict[str, ScoreResult],
     runs: list[dict[str, np.ndarray]],
-    x: Inputs,
-    x_test: Inputs,
+    x: Inputs | None,
+    x_test: Inputs | None,
     oof: np.ndarray | None = None,
 ) -> None:
     """Scores, per-run scores, predictions (with the out-of-fold evidence when cross-fitting
-    ran), the held-out rows' evidence, the examples to display and the model inputs."""
+    ran), the held-out rows' evidence, the examples to display and the model inputs (not
+    for several families, `x` None: each family's own run keeps its own)."""
     rd = prep.run_dir
     frame, per_run = score_frames(prep, results)
     store.write_parquet(rd.scores_file, frame)
@@ -110,7 +111,8 @@ def write_results(
     if held is not None:
         store.write_parquet(rd.heldout_file, held)
     write_examples(prep)
-    write_inputs(prep, x, x_test)
+    if x is not None and x_test is not None:
+        write_inputs(prep, x, x_test)
 
 
 def score_frames(
@@ -122,13 +124,14 @@ def score_frames(
     if prep.noisy is not None:
         frame["true_label"] = ds.train.labels
         frame["noisy"] = prep.noisy
-    per_run = pd.DataFrame({"id": ds.train.ids})
+    columns: dict[str, np.ndarray] = {"id": ds.train.ids}
     for key, res in results.items():
         # A class id (consensus_label) is stored as one, not as a float score.
         frame[key] = res.values.astype(np.int64) if REGISTRY[key].label_valued else res.values
         if res.per_run is not None:
             for r, vals in enumerate(res.per_run):
-                per_run[f"{key}__run{r}"] = vals
+                columns[f"{key}__run{r}"] = vals
+    per_run = pd.DataFrame(columns)  # at once: hundreds of columns with many runs
     if {"near_dup", "leakage"} & set(results):
         frame = frame.assign(**neighbourhood_columns(prep))
     return frame, per_run

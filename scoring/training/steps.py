@@ -108,6 +108,9 @@ class Prepared:
     device: torch.device
     path: Path
     grad_plan: grad_arrays.GradPlan  # gradient arrays each run records (none for most scores)
+    # A run of several model families (`training.families`): each family's own run, whose
+    # recorded runs and folds this run reads side by side; () for a run of one recipe.
+    families: tuple[Prepared, ...] = ()
 
     @property
     def run_dir(self) -> store.RunDir:
@@ -123,6 +126,17 @@ class Prepared:
         return bool(set(self.score_keys) & set(CV_SCORES))
 
     @property
+    def n_runs(self) -> int:
+        """Recorded runs in the folder: R, or F * R for F families (family f's run r is
+        run f * R + r)."""
+        return self.config.train.runs * max(1, len(self.families))
+
+    @property
+    def n_folds(self) -> int:
+        """Cross-fit folds in the folder: K, or F * K for F families (fold f * K + k)."""
+        return self.config.cv_folds * max(1, len(self.families))
+
+    @property
     def epochs_per_run(self) -> int:
         return self.recipe.epochs + self.grad_plan.passes  # a gradient pass counts as an epoch
 
@@ -136,28 +150,25 @@ class Prepared:
 # -- step 1: prepare ----------------------------------------------------------------------
 
 
-def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
+def prepare(
+    config: ScoreConfig, cache_dir: Path | str, *, like: Prepared | None = None
+) -> Prepared:
     """Validate everything that can be validated before any training starts.
 
     Checks the config's own values (`ScoreConfig.validate`), loads (and decodes) the data,
     injects the asked-for noise, resolves the recipe and the gradient arrays, and checks
     what depends on the data (the number of prototypes, the text model and its token limit);
-    writes nothing, so bad input never leaves a run folder behind.
+    writes nothing, so bad input never leaves a run folder behind. `like`: a Prepared of the
+    same data and noise (another family of a run of several, `training.families`), whose
+    loaded data is taken instead of loading it again.
     """
     config.validate()
     score_keys = _score_keys(config)
     device = pick_device(config.train.device)
-    ds = data.load(config.data, hf_cache_dir=str(store.hf_cache_dir(cache_dir)))
-    labels, noisy = ds.train.labels, None
-    if config.noise.fraction > 0:
-        labels, noisy = inject_noise(
-            labels,
-            config.noise.fraction,
-            config.noise.seed,
-            config.noise.kind,
-            label_names=ds.label_names,
-            inputs=ds.train.inputs,
-        )
+    if like is not None:
+        ds, labels, noisy = like.dataset, like.labels, like.noisy
+    else:
+        ds, labels, noisy = _load(config, cache_dir)
     name = config.train.recipe
     if name == "auto":
         name = auto_recipe(ds.modality, _input_shape(ds), config.train.model)
@@ -194,6 +205,24 @@ def prepare(config: ScoreConfig, cache_dir: Path | str) -> Prepared:
     grad_plan = grad_arrays.plan(needed, config.grads, recipe, n_train=len(labels))
     path = store.run_dir(cache_dir, ds.fingerprint, config.key())
     return Prepared(config, ds, recipe, labels, noisy, score_keys, device, path, grad_plan)
+
+
+def _load(
+    config: ScoreConfig, cache_dir: Path | str
+) -> tuple[data.Dataset, np.ndarray, np.ndarray | None]:
+    """The data, its training labels (N,) with the asked-for noise, and the noise mask (N,)."""
+    ds = data.load(config.data, hf_cache_dir=str(store.hf_cache_dir(cache_dir)))
+    if config.noise.fraction == 0:
+        return ds, ds.train.labels, None
+    labels, noisy = inject_noise(
+        ds.train.labels,
+        config.noise.fraction,
+        config.noise.seed,
+        config.noise.kind,
+        label_names=ds.label_names,
+        inputs=ds.train.inputs,
+    )
+    return ds, labels, noisy
 
 
 def _score_keys(config: ScoreConfig) -> list[str]:
@@ -262,12 +291,27 @@ def config_record(prep: Prepared) -> dict[str, Any]:
         "scoring_version": SCORING_VERSION,
         "key": prep.config.key(),
         "config": prep.config.to_dict(),
-        "recipe": dataclasses.asdict(prep.recipe),
+        "recipe": _recipe_record(prep),
         "dataset": dataset_record(prep.dataset),
         "score_keys": prep.score_keys,
         "device": str(prep.device),
         "git_revision": _git_revision(),
         "created": time.time(),
+    }
+
+
+def _recipe_record(prep: Prepared) -> dict[str, Any]:
+    """config.json's `recipe`: the resolved recipe; for several families their names joined
+    (what lists show), the epochs they share (if they do) and each family's own recipe."""
+    if not prep.families:
+        return dataclasses.asdict(prep.recipe)
+    epochs = {m.recipe.epochs for m in prep.families}
+    return {
+        "name": prep.config.train.recipe,
+        **({"epochs": epochs.pop()} if len(epochs) == 1 else {}),
+        "families": [
+            {**dataclasses.asdict(m.recipe), "run_key": m.config.key()} for m in prep.families
+        ],
     }
 
 
@@ -410,7 +454,7 @@ def train_runs(
     Returns
     -------
     list of length n_runs of dict
-        What stays in memory of each run: its scalars and final probabilities (`_light`).
+        What stays in memory of each run: its scalars and final probabilities (`light_run`).
     """
     rd, n_runs = prep.run_dir, prep.config.train.runs
     prep.spec.set_threads()
@@ -418,7 +462,7 @@ def train_runs(
     todo = []
     for r in range(n_runs):
         if rd.run_file(r).exists():
-            runs[r] = _light(rd.read_run(r))
+            runs[r] = light_run(rd.read_run(r))
             progress.advance(prep.epochs_per_run)
         else:
             todo.append(r)
@@ -428,7 +472,7 @@ def train_runs(
         if states:  # before the run's .npz, whose presence marks the run complete
             save_states(rd.states_file(r), states)
         store.save_arrays(rd.run_file(r), **compact(arrays))
-        runs[r] = _light(arrays)
+        runs[r] = light_run(arrays)
 
     if todo:
         progress.stage(f"runs {', '.join(str(r + 1) for r in todo)} of {n_runs}")
@@ -515,7 +559,7 @@ def compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _light(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def light_run(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What stays in memory of a run while the others train: scalars and final probs (the
     held-out ones too: they score the held-out rows, `results.heldout_frame`)."""
     keep = ("test_accuracy", "train_seconds", "grad_seconds", "probs_final", "test_probs")
