@@ -69,13 +69,47 @@ def label_name(value: object, names: Sequence[str]) -> str:
     return "?" if index is None else str(names[index])
 
 
+# --- evaluation mode -----------------------------------------------------------------------
+
+
+def evaluation_mode(view: RunView) -> bool:
+    """The "Evaluation mode" toggle of a run with injected noise (False on any other run).
+
+    Off by default: the truth of injected noise (which labels were flipped, and to what)
+    measures detectors; a reviewer who sees it on the cards is no longer reviewing. Turned
+    on, the pages show it, and every decision saved meanwhile is marked `evaluation` in
+    decisions.jsonl (a sweep applying decisions then refuses them unless asked). The state
+    lives in the widget (one key per run), so it is off again on a page that does not show it.
+    """
+    if not view.has_noise:
+        return False
+    return st.toggle(
+        "Evaluation mode: show which labels were injected",
+        key=_evaluation_key(str(view.path)),
+        help=(
+            "This run's labels were flipped on purpose. Turn on to see which suspects were "
+            "flipped (and how each detector finds them); decisions you save meanwhile are "
+            "marked as made in evaluation mode, and sweeps refuse them unless asked."
+        ),
+    )
+
+
+def _evaluation_key(run: str) -> str:
+    return f"evaluation_mode:{run}"
+
+
+def in_evaluation(run: str) -> bool:
+    """Whether the run's evaluation mode is on now (a callback's decisions are marked)."""
+    return bool(st.session_state.get(_evaluation_key(run)))
+
+
 # --- saving --------------------------------------------------------------------------------
 
 
 def save(run: str, example: int, action: str, new_label: int | None = None) -> None:
     """Button callback: append the decision now, say so in a toast."""
     try:
-        decisions.append(run, example, action, new_label)
+        decisions.append(run, example, action, new_label, evaluation=in_evaluation(run))
     except (InputError, OSError) as err:
         st.toast(f"Decision not saved: {escape_md(err)}", icon=":material/error:")
         return
@@ -95,10 +129,10 @@ def save_many(run: str, records: list[tuple[int, str, int | None]]) -> int:
 
     Stops at the first refusal with a toast; the ones written before it stay (append-only).
     """
-    written = 0
+    written, evaluation = 0, in_evaluation(run)
     for example, action, new_label in records:
         try:
-            decisions.append(run, example, action, new_label)
+            decisions.append(run, example, action, new_label, evaluation=evaluation)
         except (InputError, OSError) as err:
             st.toast(f"Stopped after {written}: {escape_md(err)}", icon=":material/error:")
             break
@@ -110,9 +144,10 @@ def describe(decision: pd.Series | None, names: Sequence[str]) -> str:
     """The current decision in words (markdown)."""
     if decision is None:
         return "No decision yet"
+    marked = " (made in evaluation mode)" if decision.get("evaluation", False) else ""
     if decision["action"] == "relabel":
-        return f"Decision: **relabel → {escape_md(names[int(decision['new_label'])])}**"
-    return f"Decision: **{decision['action']}**"
+        return f"Decision: **relabel → {escape_md(names[int(decision['new_label'])])}**{marked}"
+    return f"Decision: **{decision['action']}**{marked}"
 
 
 def current_decision(latest: pd.DataFrame, example: int) -> pd.Series | None:

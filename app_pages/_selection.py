@@ -19,7 +19,14 @@ import streamlit as st
 
 from app_pages._shared import escape_md, page_header, pick, read_decisions, remembered
 from scoring.errors import InputError
-from scoring.prune.rules import PARAMETERS, RULES, Rule, parameter_help, rules_using
+from scoring.prune.rules import (
+    PARAMETERS,
+    RULES,
+    Rule,
+    parameter_help,
+    rules_using,
+    scale_sensitive,
+)
 from scoring.prune.select import (
     PRE_STEPS,
     SelectionConfig,
@@ -131,9 +138,11 @@ def _rule_row(keys: list[str], prefix: str) -> tuple[str, str, str]:
             format_func=lambda r: RULES[r].label,
         )
     with c3:
+        # A dataset-wide z-score changes only softmax's pick: offered there alone.
+        offered = [n for n in NORMALIZATIONS if n != "dataset" or scale_sensitive(RULES[name])]
         normalization = pick(
             "Normalization",
-            list(NORMALIZATIONS),
+            offered,
             "prune_norm",
             widget_key=f"{prefix}norm",
             format_func=lambda n: f"{n}: {NORMALIZATIONS[n]}",

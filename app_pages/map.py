@@ -18,7 +18,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages._review import evidence, review_grid, selected_ids
+from app_pages._review import evaluation_mode, evidence, review_grid, selected_ids
 from app_pages._shared import (
     MAX_POINTS,
     cache_dir,
@@ -70,7 +70,7 @@ def _texts_cached(run: str, mtime: float) -> pd.Series | None:
 # --- embedding map -----------------------------------------------------------------------
 
 
-def _color_options(run: RunView) -> dict[str, str]:
+def _color_options(run: RunView, truth: bool) -> dict[str, str]:
     """Option value -> what the select shows."""
     options = {f"score:{k}": f"score: {k}" for k in run.score_keys}
     options["label"] = "given label"
@@ -78,7 +78,7 @@ def _color_options(run: RunView) -> dict[str, str]:
         options["pred"] = "predicted label"
     if run.score_keys:
         options["suspect"] = "suspect flag"
-    if run.has_noise:
+    if truth:  # evaluation mode only: the injected noise's truth
         options["noisy"] = "injected noise"
     return options
 
@@ -217,10 +217,10 @@ def _style(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def _show_embedding_map(run: RunView, frame: pd.DataFrame) -> None:
+def _show_embedding_map(run: RunView, frame: pd.DataFrame, truth: bool) -> None:
     if len(frame) < len(run.table):
         st.caption(f"The map covers {len(frame):,} of {len(run.table):,} examples.")
-    options = _color_options(run)
+    options = _color_options(run, truth)
     choice = pick(
         "Colour by",
         list(options),
@@ -354,7 +354,7 @@ def _show_compute_panel(run: RunView, problem: str | None = None) -> None:
 # --- data map ----------------------------------------------------------------------------
 
 
-def _show_data_map(run: RunView) -> None:
+def _show_data_map(run: RunView, truth: bool) -> None:
     missing = [c for c in DATA_MAP_COLUMNS if c not in run.score_keys]
     if missing:
         st.info(
@@ -374,7 +374,7 @@ def _show_data_map(run: RunView) -> None:
         "variability": ":.3f",
     }
     extra: dict[str, object] = {}
-    if run.has_noise:
+    if truth:
         frame["noise"] = np.where(run.table["noisy"].astype(bool), "label flipped", "clean")
         extra = {
             "symbol": "noise",
@@ -406,17 +406,14 @@ def _show_data_map(run: RunView) -> None:
         "deviation; colour is **correctness**, the share of epochs it was predicted right "
         "(green = always). Top-left: *easy-to-learn*. Right: *ambiguous*, the model keeps "
         "changing its mind. Bottom-left: *hard-to-learn*, where mislabeled examples gather."
-        + (
-            " Crosses mark the examples whose label was flipped on purpose."
-            if run.has_noise
-            else ""
-        )
+        + (" Crosses mark the examples whose label was flipped on purpose." if truth else "")
     )
 
 
 # --- page --------------------------------------------------------------------------------
 
 current = page_header("Map")
+truth = evaluation_mode(current)  # before any button: its callbacks read the toggle
 
 st.header("Embedding map")
 problem = None
@@ -430,7 +427,7 @@ if embedded is not None and embedded.empty:
 if embedded is None or embedded.empty:
     _show_compute_panel(current, problem)
 else:
-    _show_embedding_map(current, embedded)
+    _show_embedding_map(current, embedded, truth)
 
 st.header("Data map")
-_show_data_map(current)
+_show_data_map(current, truth)

@@ -18,6 +18,7 @@ from app_pages._review import (
     THUMB_PX,
     current_decision,
     decision_buttons,
+    evaluation_mode,
     evidence,
     evidence_line,
     label_index,
@@ -37,16 +38,19 @@ DEFAULT_CAP = 200  # the list starts at the flagged count, at most this long
 SPLITS = {"all": "training and held-out", "train": "training rows", "heldout": "held-out rows"}
 
 
-def suspect_text(row: pd.Series, names: list[str], votes: str | None = None) -> str:
+def suspect_text(
+    row: pd.Series, names: list[str], votes: str | None = None, truth: bool = False
+) -> str:
     """The card's evidence: labels and probabilities, why it is suspect, the annotators'
-    vote split and consensus (`votes`, runs with several annotators), the noise check."""
+    vote split and consensus (`votes`, runs with several annotators), and with `truth`
+    (evaluation mode only) whether the injected noise flipped the label."""
     lines = [evidence_line(row, names)]
     if votes:
         lines.append(f":orange[{escape_md(votes)}]")
     why = row.get("why")
     if isinstance(why, str) and why:
         lines.append(escape_md(why))
-    if "noisy" in row.index and not pd.isna(row["noisy"]):
+    if truth and "noisy" in row.index and not pd.isna(row["noisy"]):
         lines.append(
             f":red[label was flipped (true label {escape_md(row['true'])})]"
             if row["noisy"]
@@ -55,7 +59,10 @@ def suspect_text(row: pd.Series, names: list[str], votes: str | None = None) -> 
     return "  \n".join(lines)
 
 
-def show_suspects(view: RunView, page: pd.DataFrame, latest: pd.DataFrame) -> None:
+def show_suspects(
+    view: RunView, page: pd.DataFrame, latest: pd.DataFrame, truth: bool = False
+) -> None:
+    """One card per suspect of `page`; `truth` (evaluation mode) adds the noise check."""
     names = view.label_names
     ids = [int(i) for i in page["id"]]
     images = texts = None
@@ -80,7 +87,7 @@ def show_suspects(view: RunView, page: pd.DataFrame, latest: pd.DataFrame) -> No
             else:
                 info, act = st.columns([4, 4])
             with info:
-                st.markdown(suspect_text(row, names, votes.get(example)))
+                st.markdown(suspect_text(row, names, votes.get(example), truth))
                 if texts is not None:
                     st.markdown(text_fields(texts.iloc[i]))
             with act:
@@ -263,6 +270,7 @@ def render(view: RunView) -> None:
         st.info("This run holds no scores. Score the dataset again from Home.")
         return
     detector, split = _detector_controls(view)
+    truth = evaluation_mode(view)  # before any button: its callbacks read the toggle
     ev = evidence(view, detector)  # every row, most suspect first
     n_flagged = model_check(view)
     latest = decisions.latest(view.path)  # read once per render, after any callback wrote
@@ -275,8 +283,14 @@ def render(view: RunView) -> None:
     ranked = _ranked_suspects(ev, split, latest, n_flagged)
     if ranked is None:
         return
-    if view.has_noise:
+    if truth:
         noise_section(view, detector, ranked)
+    elif view.has_noise:
+        st.caption(
+            "This run's labels were flipped on purpose. The cards do not say which: turn on "
+            "**Evaluation mode** to see them and how each detector finds them (decisions "
+            "saved meanwhile are marked, and sweeps refuse them unless asked)."
+        )
     pages = math.ceil(len(ranked) / PER_PAGE)
     st.subheader(f"Top {len(ranked)} suspects by `{detector}`")
     page = st.selectbox(
@@ -285,7 +299,7 @@ def render(view: RunView) -> None:
         format_func=lambda p: f"{p * PER_PAGE + 1}–{min((p + 1) * PER_PAGE, len(ranked))}",
         key=f"mislabeled_page_{detector}_{pages}",  # a new detector or length starts at page 1
     )
-    show_suspects(view, ranked.iloc[page * PER_PAGE : (page + 1) * PER_PAGE], latest)
+    show_suspects(view, ranked.iloc[page * PER_PAGE : (page + 1) * PER_PAGE], latest, truth)
     if not latest.empty:
         with st.expander(f"All {len(latest)} saved decisions"):
             names = view.label_names
@@ -314,24 +328,10 @@ def _detector_controls(view: RunView) -> tuple[str, str]:
             horizontal=True,
         )
     direction = "higher" if view.higher_is_harder(detector) else "lower"
-    default = suspects.default_detector(view)
-    # consensus never reads the noise mask; any other default on a noisy run was picked by it.
-    tuned = (
-        default != "consensus"
-        and view.has_noise
-        and view.summary["scores"][default].get("noise_auroc") is not None
-    )
     st.caption(
         f"Most suspect first ({direction} `{detector}` = more suspect; held-out rows are ranked "
         "by their own out-of-sample evidence). "
         f"Default detector: {suspects.default_reason(view)}"
-        + (
-            " This choice is optimistic: the detector was picked by its AUROC on this very "
-            "injected noise, so its figures below overstate how well it would do on noise "
-            "it was not chosen on."
-            if tuned
-            else ""
-        )
     )
     return detector, split
 

@@ -38,13 +38,16 @@ from app_pages._shared import (
 )
 from scoring import jobs, store
 from scoring.errors import InputError
+from scoring.prune.intervals import TOO_FEW_SEEDS, few_seeds_note
 from scoring.prune.plan import SelectionPlan, plan_selection, shown_values
 from scoring.prune.rules import RULES
 from scoring.prune.select import SelectionConfig, check_config
 from scoring.prune.sweeps import (
     VALIDATION_FRACTION,
     SweepConfig,
+    accuracy_text,
     cached_trials,
+    difference_text,
     indistinguishable,
     matching_trials,
     n_finished,
@@ -447,12 +450,6 @@ def _full_accuracy(run: RunView) -> float | None:
     return None if acc is None else float(acc)
 
 
-def _ci_text(value: float, low: float, high: float) -> str:
-    if not np.isfinite(value):
-        return "–"
-    return f"{value:+.4f} [{low:+.4f}, {high:+.4f}]"
-
-
 def _summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per series and fraction, as the page shows it."""
     table = pd.DataFrame(
@@ -460,11 +457,11 @@ def _summary_table(summary: pd.DataFrame) -> pd.DataFrame:
             "fraction": summary["fraction"].to_numpy(),
             "rule": _names(summary),
             "accuracy (mean ± std)": [
-                f"{m:.4f} ± {s:.4f}"
+                accuracy_text(m, s)
                 for m, s in zip(summary["accuracy_mean"], summary["accuracy_std"], strict=True)
             ],
             "− random [95% CI]": [
-                _ci_text(*v)
+                difference_text(*v)
                 for v in zip(
                     summary["diff_vs_random"], summary["ci_low"], summary["ci_high"], strict=True
                 )
@@ -476,7 +473,7 @@ def _summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     baseline = summary["baseline"].dropna()
     if not baseline.empty:
         table[f"− {baseline.iloc[0]} [95% CI]"] = [
-            _ci_text(*v)
+            difference_text(*v)
             for v in zip(
                 summary["diff_vs_baseline"],
                 summary["baseline_ci_low"],
@@ -488,7 +485,7 @@ def _summary_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _verdicts(summary: pd.DataFrame) -> str:
-    """Which points of the rule cannot be told from random (their CI contains 0)."""
+    """Which points cannot be told from random (CI contains 0), and which have no CI (1 seed)."""
     rule = summary[np.isfinite(summary["diff_vs_random"].to_numpy(dtype=np.float64))]
     parts = []
     for name in dict.fromkeys(_names(rule)):
@@ -502,9 +499,14 @@ def _verdicts(summary: pd.DataFrame) -> str:
         ]
         if same:
             parts.append(f"**{name}** is indistinguishable from random at {', '.join(same)}")
-    if not parts:
-        return ""
-    return "; ".join(parts) + " (the 95% CI of the difference contains 0)."
+    if parts:
+        parts[-1] += " (the 95% CI of the difference contains 0)"
+    for name in dict.fromkeys(_names(rule)):  # one seed paired: a difference but no interval
+        points = rule[np.array(_names(rule)) == name]
+        lone = [f"{f:g}" for f in points.loc[points["ci_low"].isna(), "fraction"]]
+        if lone:
+            parts.append(f"**{name}**: {TOO_FEW_SEEDS} at {', '.join(lone)} (sweep 2+ seeds)")
+    return "; ".join(parts) + "." if parts else ""
 
 
 def _show_results(run: RunView, sweep: SweepConfig, chosen: float) -> None:
@@ -547,8 +549,9 @@ def _show_results(run: RunView, sweep: SweepConfig, chosen: float) -> None:
             "with the labels as given); bands: min–max over seeds. "
         )
         + ("Dashed: the run's test accuracy with all the data, same recipe. " if full else "")
-        + "Bottom: each rule minus random at the same size and seeds, with the bootstrap 95% "
-        "CI over seeds and evaluation examples; open markers: indistinguishable from random. "
+        + "Bottom: each rule minus random at the same size and seeds, with its 95% CI (a "
+        "t-interval over seeds plus the evaluation examples' sampling noise; none with one "
+        "seed); open markers: indistinguishable from random. "
         "Keeping only the hardest examples often loses to random when data is scarce "
         "(Sorscher et al. 2022): a score earns its keep only above the random line."
     )
@@ -572,7 +575,7 @@ def _show_test_point(run: RunView, sweep: SweepConfig, chosen: float) -> None:
     st.dataframe(_summary_table(point), hide_index=True, width="stretch")
     st.caption(
         "Test accuracy of the setting chosen above, with the paired difference to random "
-        "(bootstrap 95% CI over seeds and test examples). "
+        "(95% CI: a t-interval over seeds plus the test examples' sampling noise). "
         + (_verdicts(point) or "The CI excludes 0: the difference is more than seed noise.")
     )
 
@@ -625,6 +628,9 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
         st.info(escape_md(blocker), icon=":material/info:")
         return
     seeds, schedule, text = _sweep_settings()
+    note = few_seeds_note(int(seeds))  # the CI is a t-interval over seeds: none with one
+    if note:
+        st.caption(note)
     fractions, problem = _parse_fractions(str(text))
     if sel is None:
         st.info("Fix the selection above to retrain or see its results.")
@@ -637,10 +643,14 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
         st.warning(escape_md(problem))
 
     base = dataclasses.replace(sel, fraction=1.0, seed=0)
-    sweep = SweepConfig(base, tuple(fractions or ()), int(seeds), schedule, use_decisions)
+    allow, refused = _evaluation_consent(run, use_decisions)
+    sweep = SweepConfig(
+        base, tuple(fractions or ()), int(seeds), schedule, use_decisions, allow_evaluation=allow
+    )
     job = _known_job(run)
     running = job is not None and job.state == "running"
-    _sweep_buttons(run, sweep, sel.fraction, running=running, can_sweep=fractions is not None)
+    can_sweep = fractions is not None and not refused
+    _sweep_buttons(run, sweep, sel.fraction, running=running, can_sweep=can_sweep)
 
     if running:
         known = ui().choices.get(_job_key(run))
@@ -658,12 +668,40 @@ def _show_retraining(run: RunView, sel: SelectionConfig | None, use_decisions: b
     _show_results(run, sweep, sel.fraction)
 
 
+def _evaluation_consent(run: RunView, use_decisions: bool) -> tuple[bool, bool]:
+    """Whether the sweep may apply decisions made in evaluation mode: (allowed, refused).
+
+    Such decisions were made with the injected noise's truth on the cards, so a sweep of
+    them measures a review that knew the answers: off unless the user ticks the box (and
+    the sweep buttons wait until then).
+    """
+    if not use_decisions:
+        return False, False
+    latest = read_decisions(run)
+    made = int(latest["evaluation"].sum()) if "evaluation" in latest else 0
+    if not made:
+        return False, False
+    allow = st.checkbox(
+        f"Apply the {made} decision{'' if made == 1 else 's'} made in evaluation mode too",
+        value=False,
+        key=f"prune_allow_eval_{run.path}",
+        help="They were made with the injected noise's truth on the cards: a sweep of them "
+        "measures a review that knew the answers. Redo them without evaluation mode instead.",
+    )
+    if not allow:
+        st.warning(
+            f"{made} of the decisions in force were made in evaluation mode; the sweep "
+            "refuses them unless you tick the box above."
+        )
+    return allow, not allow
+
+
 def _sweep_settings() -> tuple[int, str, str]:
     """Seeds, schedule and the fractions box, one row: (seeds, schedule, fractions as typed)."""
     c1, c2, c3 = st.columns([1, 2, 2])
     with c1:
         seeds = remembered(
-            st.number_input, "Seeds", "prune_seeds", 2, min_value=1, max_value=10, step=1
+            st.number_input, "Seeds", "prune_seeds", 5, min_value=1, max_value=10, step=1
         )
     with c2:
         schedule = pick(

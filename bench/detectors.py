@@ -27,7 +27,8 @@ scores.parquet files and running again repairs the cache itself (all scores reco
 
     python bench/detectors.py [--cache-dir /tmp/winnow-detectors] [--seeds 0 1 2]
         [--datasets digits sst2 long cifar] [--kinds uniform asymmetric] [--noise 0.2]
-        [--recipes probe tfidf probe:truncate] [--rescore consensus]
+        [--recipes probe tfidf probe:truncate] [--rescore consensus] [--vary-seeds]
+        [--cifar-folds 2] [--tag SUFFIX]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -75,7 +77,7 @@ TEXT_SETS = ("sst2", "long")
 
 
 def dataset_config(
-    name: str, model_path: str | None, recipe: str = "probe"
+    name: str, model_path: str | None, recipe: str = "probe", cifar_folds: int = 2
 ) -> tuple[DataConfig, TrainConfig, int]:
     """Data, training budget and cross-fit folds of one benchmark dataset.
 
@@ -107,14 +109,28 @@ def dataset_config(
             test=str(DATA / "cifar10" / "test.parquet"),
             limit=1000,
         )
-        return data, TrainConfig(recipe="cnn32", runs=2, epochs=6), 2
+        return data, TrainConfig(recipe="cnn32", runs=2, epochs=6), cifar_folds
     raise SystemExit(f"unknown dataset {name!r}; expected digits, sst2, long or cifar")
 
 
 def cell_config(
-    name: str, kind: str, seed: int, noise: float, model: str | None, recipe: str = "probe"
+    name: str,
+    kind: str,
+    seed: int,
+    noise: float,
+    model: str | None,
+    recipe: str = "probe",
+    *,
+    vary_seeds: bool = False,
+    cifar_folds: int = 2,
 ) -> ScoreConfig:
-    data, train, folds = dataset_config(name, model, recipe)
+    """One cell's scoring run. `vary_seeds`: the seed moves the split and subset
+    (`split_seed`), the models' inits and the folds (`base_seed` = 100 x seed) as well as the
+    noise; otherwise only the noise seed moves (the original table's protocol)."""
+    data, train, folds = dataset_config(name, model, recipe, cifar_folds)
+    if vary_seeds:
+        data = dataclasses.replace(data, split_seed=seed)
+        train = dataclasses.replace(train, base_seed=100 * seed)
     return ScoreConfig(
         data=data,
         train=train,
@@ -229,6 +245,18 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["uniform", "asymmetric"])
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument(
+        "--vary-seeds",
+        action="store_true",
+        help="each seed also moves the split/subset, the models' inits and the folds",
+    )
+    parser.add_argument(
+        "--cifar-folds",
+        type=int,
+        default=2,
+        help="cross-fit folds on CIFAR (cleanlab's compute; digits and SST-2 use 5)",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the output files (bench/out/)")
+    parser.add_argument(
         "--recipes",
         nargs="+",
         default=["probe"],
@@ -257,9 +285,9 @@ def main() -> None:
             for kind in args.kinds:
                 results[f"{label}/{kind}"] = run_cell(args, name, kind, recipe, model)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "detectors.json").write_text(json.dumps(results, indent=1))
+    (OUT / f"detectors{args.tag}.json").write_text(json.dumps(results, indent=1))
     table = render(results, args)
-    (OUT / "detectors.md").write_text(table)
+    (OUT / f"detectors{args.tag}.md").write_text(table)
     print(table)
 
 
@@ -276,7 +304,10 @@ def run_cell(args: argparse.Namespace, name: str, kind: str, recipe: str, model:
         t0 = time.perf_counter()
         paths = []
         for member in recipe.split("+"):
-            config = cell_config(name, kind, seed, args.noise, model, member)
+            config = cell_config(
+                name, kind, seed, args.noise, model, member,
+                vary_seeds=args.vary_seeds, cifar_folds=args.cifar_folds,
+            )  # fmt: skip
             paths.append(
                 (args.rescore and earlier_run(args.cache_dir, config))
                 or score(config, args.cache_dir, show_progress=False)

@@ -12,7 +12,8 @@
 
 Each point: accuracy mean ± std over seeds on `--split` (test by default; validation is the
 10% of training rows every sweep holds out) and the paired difference to random (same seeds,
-same size) with its bootstrap 95% CI over seeds and evaluation examples, from the sweep's
+same size) with its 95% CI (a t-interval over seeds plus the test examples' sampling noise,
+scoring/prune/intervals.py), from the sweep's
 `summary.parquet`; "~" marks a CI that contains 0 (indistinguishable from random). Everything
 goes through the real pipeline and sweeps (step-matched schedules), cached under
 bench/out/cache, so a second invocation only prints.
@@ -55,7 +56,7 @@ def _table(summaries: list[pd.DataFrame], full: float, title: str, split: str) -
     print(f"\n## {title}\nfull-data test accuracy (same recipe, all examples): {full:.3f}")
     print(
         f"{split} accuracy mean ± std over seeds; difference to random (paired by seed) "
-        "with its bootstrap 95% CI over seeds and examples; ~ = CI contains 0"
+        "with its 95% CI (t-interval over seeds + examples); ~ = CI contains 0"
     )
     baseline = rows["baseline"].dropna()
     head = ["rule", "kept", "seeds", f"{split} accuracy", "− random [95% CI]"]

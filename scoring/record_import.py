@@ -153,10 +153,8 @@ def load_files(
         _same_ids(block, ids, where)
         if block.values.shape[1] != k:
             raise InputError(f"{where}: {block.values.shape[1]} classes, expected {k}")
-    imported = Imported(
-        ids, labels, k, len(runs), n_epochs, train=train, oof=oof_block,
-        features_label_free=features_label_free,
-    )  # fmt: skip
+    imported = Imported(ids, labels, k, len(runs), n_epochs, train=train, oof=oof_block)
+    imported.features_label_free = features_label_free
     if eval_logits is not None:
         imported.evals.update(_read_evals(eval_logits, shift, train, ids))
     if test_logits is not None:

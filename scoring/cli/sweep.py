@@ -40,11 +40,23 @@ def add_parser(sub: Any) -> None:
     )
     required_unless_config(w)
     w.add_argument("--fractions", default="0.3,0.5,0.7", help="comma-separated shares kept")
-    w.add_argument("--seeds", type=int, default=3, help="seeds per fraction (default 3)")
+    w.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        help="seeds per fraction (default 5); the 95%% CI of the difference to random is a "
+        "t-interval over seeds: none with 1 seed, wide with 2-4",
+    )
     w.add_argument(
         "--schedule",
         default="steps",
         help="steps (same optimizer steps as full data, Data Diet) | epochs",
+    )
+    w.add_argument(
+        "--allow-evaluation-decisions",
+        action="store_true",
+        help="with --apply-decisions: accept decisions made in the app's evaluation mode "
+        "(the injected noise's truth shown), which are refused otherwise",
     )
     add_executor_args(w)
     add_cache_dir_arg(w, shown=False)
@@ -68,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if fractions:
         check_config(selection)  # the widest fraction fails first, before any data loads
+    config.check_decisions(args.run)
     job_executor = executor(args, "auto")
     try:
         out = sweep(Path(args.run), config, show_progress=not args.quiet, executor=job_executor)
@@ -95,7 +108,14 @@ def _config_from_args(
         return config, selection, fractions
     fractions = _fractions(args.fractions)
     selection = selection_from_args(args, fraction=max(fractions, default=1.0), seed=0)
-    config = SweepConfig(selection, fractions, args.seeds, args.schedule, args.apply_decisions)
+    config = SweepConfig(
+        selection,
+        fractions,
+        args.seeds,
+        args.schedule,
+        args.apply_decisions,
+        allow_evaluation=args.allow_evaluation_decisions,
+    )
     return config, selection, fractions
 
 
@@ -108,11 +128,14 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 
 def _print_summary(trials_file: Path) -> None:
-    """The sweep's accuracy and paired differences to random with 95% CIs, on stderr."""
+    """The sweep's accuracy and paired differences to random with 95% CIs, on stderr.
+
+    Computed afresh from the trials rather than read from `summary.parquet`: a sweep that
+    finished before the intervals changed keeps its old summary file.
+    """
     import pandas as pd
 
-    from scoring import store
-    from scoring.prune.sweeps import format_summary
+    from scoring.prune.sweeps import format_summary, sweep_summary
 
-    summary = pd.read_parquet(store.SweepDir(trials_file.parent).summary_file)
+    summary = sweep_summary(pd.read_parquet(trials_file))
     print(format_summary(summary), file=sys.stderr)

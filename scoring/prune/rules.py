@@ -53,13 +53,28 @@ import numpy as np
 # every rule honours), with what each means; `Rule.uses` names a subset.
 PARAMETERS = {
     "score": "the score ranked by",
-    "normalization": "z-scores within each class or over the dataset before ranking",
+    "normalization": (
+        "z-scores within each class (reorders rows across classes) or over the dataset (one "
+        "scale and shift for every row: it changes only softmax sampling, no rank, bin or "
+        "linear weight) before ranking"
+    ),
     "offset": "share of hardest examples dropped before keeping the next ones",
     "temperature": "softmax temperature: low is close to keep-hardest, high to random",
     "beta": "share of hardest examples dropped first as likely noise",
     "bins": "equal-width hardness bins the budget is spread over",
 }
 LINEAR_EPS = 1e-12  # keeps the easiest example's linear weight above zero
+
+
+def scale_sensitive(rule: Rule) -> bool:
+    """Whether a dataset-wide z-score can change what `rule` keeps.
+
+    That z-score is one affine map for every row: ranks (hardest, easiest, offset, beta),
+    equal-width bins and linear weights ``h - min(h)`` (scaled alike, so the same sampling
+    probabilities) are unchanged; only softmax, whose weights read the scale against its
+    temperature, moves. Pages offer "dataset" normalization only where this is True.
+    """
+    return "temperature" in rule.uses
 
 
 class RuleSettings(Protocol):

@@ -4,7 +4,8 @@
 registry baseline and random, at every fraction and seed), carves the validation split every
 trial is measured on, names the trials' cache entries, reads what finished trials left under
 `<run>/sweeps/`, and summarizes them: per rule and fraction, the accuracy over seeds and the
-paired difference to random with a bootstrap 95% CI over seeds and evaluation examples.
+paired difference to random with a 95% CI over seeds and evaluation examples
+(`intervals.paired_interval`: a t-interval over seeds, none with a single seed).
 
 Two splits measure every trial. *validation*: a seeded, stratified `VALIDATION_FRACTION` of the
 run's training rows, held out of every selection and every trial's training set and scored
@@ -12,6 +13,16 @@ with the run's labels as given (so it carries any label noise the training label
 the Pruning page's curves show it, because a person picks rule, fraction and offset there by
 eye. *test*: the run's held-out split, shown for the chosen setting only; choosing on it
 would make it a second validation split.
+
+The validation rows are held out of retraining but not of scoring: the scoring runs trained
+on every training row, so the scores that choose what a rule keeps came from models that saw
+the validation rows (only the test split is unseen by them). Carving validation from the
+held-out rows instead would shrink the test split the chosen setting is reported on, and
+change every cached trial, so the split stays and the leak is measured instead: on digits
+(5 seeds, keep-hardest by EL2N and by forgetting at 20-80%), the validation split favoured
+the rule over random by +0.009 more than the test split did (conservative 95% CI ±0.025):
+not distinguishable from 0, but a bias of that size cannot be excluded, so the test split
+is the one to report (docs/benchmarks.md, "Pruning vs random").
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ import pandas as pd
 
 from scoring import store
 from scoring.errors import InputError
+from scoring.prune.intervals import MIN_SEEDS, TOO_FEW_SEEDS, paired_interval
 from scoring.prune.select import PARAMETERS, PRE_STEPS, RULES, SelectionConfig
+from scoring.read import decisions
 
 SCHEDULES = ("steps", "epochs")
 # Version of a trial record: 2 = validation split held out, per-example correctness stored.
@@ -44,8 +57,6 @@ _SPLIT_COLUMNS = {
     "validation": ("val_accuracy", "val_correct", "n_val"),
     "test": ("accuracy", "test_correct", "n_test"),
 }
-N_BOOT = 2000  # bootstrap replicates per CI
-CI_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -54,18 +65,24 @@ class SweepConfig:
 
     selection: SelectionConfig
     fractions: tuple[float, ...] = (0.3, 0.5, 0.7)
-    seeds: int = 3
+    seeds: int = 5  # the CI is a t-interval over seeds: 5 keep it usable (t_4 = 2.78)
     schedule: str = "steps"  # steps (Data Diet) | epochs
     apply_decisions: bool = False
+    # Decisions made in evaluation mode (the injected noise's truth on the cards) are refused
+    # unless this says the user wants a sweep of a review that knew the answers.
+    allow_evaluation: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "selection": self.selection.to_dict(),
             "fractions": list(self.fractions),
             "seeds": self.seeds,
             "schedule": self.schedule,
             "apply_decisions": self.apply_decisions,
         }
+        if self.allow_evaluation:  # only then: every earlier sweep keeps its key
+            out["allow_evaluation"] = True
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepConfig:
@@ -82,6 +99,7 @@ class SweepConfig:
                 seeds=int(d.get("seeds", cls.seeds)),
                 schedule=str(d.get("schedule", cls.schedule)),
                 apply_decisions=bool(d.get("apply_decisions", cls.apply_decisions)),
+                allow_evaluation=bool(d.get("allow_evaluation", cls.allow_evaluation)),
             )
         except (TypeError, ValueError) as err:
             raise InputError(f"sweep config: {err}") from None
@@ -94,7 +112,22 @@ class SweepConfig:
         args = ["--run", str(run), *self.selection.cli_args()]
         args += ["--fractions", ",".join(repr(float(f)) for f in self.fractions)]
         args += ["--seeds", str(self.seeds), "--schedule", self.schedule]
+        if self.allow_evaluation:
+            args.append("--allow-evaluation-decisions")
         return [*args, "--apply-decisions"] if self.apply_decisions else args
+
+    def check_decisions(self, run: Path | str) -> None:
+        """Refuse, before any work, decisions made in evaluation mode unless allowed.
+
+        Raises
+        ------
+        InputError
+            The sweep applies decisions, some of which were made in evaluation mode.
+        """
+        if self.apply_decisions:
+            decisions.refuse_evaluation(
+                decisions.latest(run), self.allow_evaluation, "--allow-evaluation-decisions"
+            )
 
 
 def _hash(obj: Any) -> str:
@@ -106,9 +139,20 @@ def retrain_blocker(config: dict[str, Any]) -> str | None:
 
     Retraining trains the run's recipe afresh on selected subsets, so it needs a built-in
     recipe and data Winnow can load; a run recorded from the user's own training
-    (`scoring.record.Recorder`) or imported from files has neither.
+    (`scoring.record.Recorder`) or imported from files has neither. A run of several model
+    families (`training.families`) has no one recipe: each family's own run (named here by
+    its folder in the same cache) can be swept.
     """
     source = store.run_source(config)
+    families = (config.get("recipe") or {}).get("families")
+    if source == "scored" and isinstance(families, list):  # no one recipe, no inputs kept
+        fingerprint = (config.get("dataset") or {}).get("fingerprint")
+        names = ", ".join(f"{f.get('name')} ({fingerprint}/{f.get('run_key')})" for f in families)
+        return (
+            "This run trains several model families side by side, so no one recipe retrains "
+            f"on a kept subset. Sweep one family's own run instead, in the same cache: {names}; "
+            "this run's scores still select, preview and export."
+        )
     if source == "scored":
         return None
     data = ((config.get("config") or {}).get("data") or {}).get("source")
@@ -145,7 +189,8 @@ def validation_rows(
     Returns
     -------
     ndarray of shape (V,), int64, ascending
-        Positions into the run's table. Never selected, never trained on.
+        Positions into the run's table. Never selected, never trained on by a sweep's trials
+        (the scoring runs did train on them: see the module docstring).
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
@@ -316,60 +361,6 @@ def matching_trials(
     return trials[mask]
 
 
-def paired_bootstrap(
-    rule: np.ndarray,
-    baseline: np.ndarray,
-    *,
-    n_boot: int = N_BOOT,
-    level: float = CI_LEVEL,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Mean accuracy difference of paired trials, with a bootstrap CI over seeds and examples.
-
-    Each replicate resamples the S seeds with replacement (a seed brings its rule trial and
-    its baseline trial together: paired by seed) and, independently, the M evaluation
-    examples (the same examples for both: paired by example), and takes the mean difference.
-
-    Parameters
-    ----------
-    rule, baseline : ndarray of shape (S, M), bool
-        Per-example correctness; row s of both comes from seed s.
-    n_boot : int
-        Replicates.
-    level : float
-        Coverage of the percentile interval.
-    seed : int
-        Seeds the resampling (the CI is deterministic).
-
-    Returns
-    -------
-    (difference, ci_low, ci_high) : floats; difference = mean(rule) - mean(baseline).
-    """
-    d = np.asarray(rule, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)  # (S, M)
-    if d.ndim != 2 or d.size == 0:
-        raise InputError(f"paired correctness must have shape (seeds, examples), got {d.shape}")
-    n_seeds, n = d.shape
-    rng = np.random.default_rng(seed)
-    replicates = np.empty(n_boot)
-    chunk = max(1, min(n_boot, 2_000_000 // n))  # bounds the (chunk, M) count matrix
-    for start in range(0, n_boot, chunk):
-        k = min(chunk, n_boot - start)
-        seeds = _counts(rng.integers(0, n_seeds, size=(k, n_seeds)), n_seeds)  # (k, S)
-        examples = _counts(rng.integers(0, n, size=(k, n)), n)  # (k, M)
-        # mean over the resampled (seed, example) grid = sum_s sum_m w_s v_m d[s, m] / (S M)
-        replicates[start : start + k] = ((examples @ d.T) * seeds).sum(axis=1) / (n_seeds * n)
-    tail = (1 - level) / 2
-    low, high = np.quantile(replicates, [tail, 1 - tail])
-    return float(d.mean()), float(low), float(high)
-
-
-def _counts(draws: np.ndarray, n: int) -> np.ndarray:
-    """(k, n) float64: how often each of n indices occurs in each row of `draws` (k, n)."""
-    k = draws.shape[0]
-    flat = (draws + n * np.arange(k)[:, None]).ravel()
-    return np.bincount(flat, minlength=k * n).reshape(k, n).astype(np.float64)
-
-
 def correctness(trials: pd.DataFrame, split: str) -> np.ndarray:
     """(S, M) bool: the per-example correctness of each trial row on `split`, in row order."""
     _, bits, count = _SPLIT_COLUMNS[split]
@@ -404,7 +395,6 @@ def sweep_summary(
     splits: Sequence[str] = SPLITS,
     *,
     fractions: Sequence[float] | None = None,
-    n_boot: int = N_BOOT,
 ) -> pd.DataFrame:
     """Per split, rule and fraction: accuracy over seeds and the paired difference to random.
 
@@ -416,17 +406,18 @@ def sweep_summary(
     splits : subset of SPLITS
     fractions : sequence of float, optional
         Only these fractions (e.g. the one a page shows the test split for).
-    n_boot : int
-        Bootstrap replicates per CI (`paired_bootstrap`).
 
     Returns
     -------
     DataFrame with `SUMMARY_COLUMNS`, one row per (split, rule, fraction); rules in their
-    order of appearance, fractions ascending. `accuracy_std` is over seeds (ddof 0).
+    order of appearance, fractions ascending. `accuracy_std` is over seeds (ddof 1: NaN
+    with one seed).
     `diff_vs_random`, `ci_low`, `ci_high`: mean accuracy difference to random over the seeds
-    both ran at that fraction, with its bootstrap `CI_LEVEL` interval (NaN for random itself
-    or when random has no trial there). `baseline` names the rule's registry baseline
-    (offset: offset_random) and the three `baseline_*` columns compare with it likewise.
+    both ran at that fraction, with its 95% interval (`intervals.paired_interval`;
+    `diff_vs_random` is NaN for random itself or when random has no trial there, the CI
+    bounds are NaN also when fewer than `MIN_SEEDS` seeds pair up). `baseline` names the
+    rule's registry baseline (offset: offset_random) and the three `baseline_*` columns
+    compare with it likewise.
     """
     rows = []
     if trials.empty:
@@ -438,7 +429,7 @@ def sweep_summary(
             for fraction, group in of_rule.groupby("fraction", sort=True):
                 if wanted is not None and not np.isclose(wanted, fraction, atol=1e-9).any():
                     continue
-                rows.append(_summary_row(group, trials, split, rule_name, float(fraction), n_boot))
+                rows.append(_summary_row(group, trials, split, rule_name, float(fraction)))
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
@@ -448,7 +439,6 @@ def _summary_row(
     split: str,
     rule_name: Any,
     fraction: float,
-    n_boot: int,
 ) -> dict[str, Any]:
     """One `sweep_summary` row: `group` (one rule's trials at `fraction`) over its seeds, and
     its paired differences to random and to the rule's registry baseline among `trials`."""
@@ -463,7 +453,7 @@ def _summary_row(
         "n_kept": float(group["n_kept"].mean()),
         "seeds": int(group["seed"].nunique()),
         "accuracy_mean": float(group[accuracy].mean()),
-        "accuracy_std": float(group[accuracy].std(ddof=0)),
+        "accuracy_std": float(group[accuracy].std(ddof=1)),  # NaN for one seed
         "accuracy_min": float(group[accuracy].min()),
         "accuracy_max": float(group[accuracy].max()),
         "baseline": baseline,
@@ -472,16 +462,16 @@ def _summary_row(
     for other, prefix in against:
         found = (np.nan, np.nan, np.nan)
         if other is not None and other != rule_name:
-            found = _compare(group, trials, str(other), fraction, split, n_boot)
+            found = _compare(group, trials, str(other), fraction, split)
         diff = "diff_vs_random" if not prefix else "diff_vs_baseline"
         row[diff], row[f"{prefix}ci_low"], row[f"{prefix}ci_high"] = found
     return row
 
 
 def _compare(
-    group: pd.DataFrame, trials: pd.DataFrame, other: str, fraction: float, split: str, n_boot: int
+    group: pd.DataFrame, trials: pd.DataFrame, other: str, fraction: float, split: str
 ) -> tuple[float, float, float]:
-    """`paired_bootstrap` of `group` (one rule at `fraction`) against rule `other` there."""
+    """`paired_interval` of `group` (one rule at `fraction`) against rule `other` there."""
     there = trials[(trials["rule"] == other) & np.isclose(trials["fraction"], fraction, atol=1e-9)]
     mine = group.drop_duplicates("seed").set_index("seed")
     theirs = there.drop_duplicates("seed").set_index("seed")
@@ -492,12 +482,26 @@ def _compare(
     b = correctness(theirs.loc[seeds], split)
     if a.shape != b.shape or a.shape[1] == 0:  # no evaluation examples on this split
         return (np.nan, np.nan, np.nan)
-    return paired_bootstrap(a, b, n_boot=n_boot)
+    return paired_interval(a, b)
 
 
 def indistinguishable(low: float, high: float) -> bool:
-    """The CI contains 0: the data cannot tell the rule from its baseline."""
+    """The CI contains 0: the data cannot tell the rule from its baseline (False: no CI)."""
     return bool(low <= 0 <= high)
+
+
+def difference_text(value: float, low: float, high: float) -> str:
+    """`+0.0123 [-0.0040, +0.0290]`; `–` with no difference; `TOO_FEW_SEEDS` with no CI."""
+    if not np.isfinite(value):
+        return "–"
+    if not (np.isfinite(low) and np.isfinite(high)):  # fewer than MIN_SEEDS seeds paired
+        return f"{value:+.4f} ({TOO_FEW_SEEDS})"
+    return f"{value:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def accuracy_text(mean: float, std: float) -> str:
+    """`0.9512 ± 0.0040` (std over seeds); the mean alone when one seed has no std."""
+    return f"{mean:.4f} ± {std:.4f}" if np.isfinite(std) else f"{mean:.4f}"
 
 
 def format_summary(summary: pd.DataFrame) -> str:
@@ -505,15 +509,12 @@ def format_summary(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "no finished trials"
 
-    def diff(value: float, low: float, high: float) -> str:
-        if not np.isfinite(value):
-            return "–"
-        flag = " ~" if indistinguishable(low, high) else ""
-        return f"{value:+.4f} [{low:+.4f}, {high:+.4f}]{flag}"
-
     def diffs(value: str, low: str, high: str) -> list[str]:
         columns = (summary[value], summary[low], summary[high])
-        return [diff(*v) for v in zip(*columns, strict=True)]
+        return [
+            difference_text(*v) + (" ~" if indistinguishable(*v[1:]) else "")
+            for v in zip(*columns, strict=True)
+        ]
 
     table = pd.DataFrame(
         {
@@ -526,7 +527,7 @@ def format_summary(summary: pd.DataFrame) -> str:
             "kept": summary["n_kept"].round().astype(int),
             "seeds": summary["seeds"],
             "accuracy": [
-                f"{m:.4f} ± {s:.4f}"
+                accuracy_text(m, s)
                 for m, s in zip(summary["accuracy_mean"], summary["accuracy_std"], strict=True)
             ],
             "vs random [95% CI]": diffs("diff_vs_random", "ci_low", "ci_high"),
@@ -537,7 +538,10 @@ def format_summary(summary: pd.DataFrame) -> str:
         table[f"vs {name} [95% CI]"] = diffs(
             "diff_vs_baseline", "baseline_ci_low", "baseline_ci_high"
         )
-    note = "~: the CI contains 0, indistinguishable from its baseline"
+    note = (
+        "~: the CI contains 0, indistinguishable from its baseline. CI: t-interval over seeds "
+        f"plus the evaluation set's sampling noise; it needs at least {MIN_SEEDS} seeds"
+    )
     return table.to_string(index=False) + "\n" + note
 
 

@@ -4,6 +4,10 @@ Decisions live in `<run>/decisions.jsonl`, one JSON object per line::
 
     {"id": 17, "action": "relabel", "new_label": 3, "time": "2025-01-01T12:00:00+00:00"}
 
+A decision made in the Mislabeled page's *evaluation mode* (the injected noise's truth shown
+on the cards) carries ``"evaluation": true``: it was made knowing which labels were flipped,
+so a sweep that applies decisions refuses it unless asked (`refuse_evaluation`).
+
 The file is append-only: a decision is never rewritten, a later line for the same id wins,
 and the action `clear` (undo) withdraws the id's decision. Each line goes out in a single
 `os.write` on a file opened with `O_APPEND`, followed by `fsync`, so a crash loses at most the
@@ -29,7 +33,7 @@ from scoring.errors import InputError
 
 ACTIONS = ("keep", "relabel", "drop")
 CLEAR = "clear"  # undo: withdraws the id's current decision
-COLUMNS = ["id", "action", "new_label", "time"]
+COLUMNS = ["id", "action", "new_label", "time", "evaluation"]
 
 
 def path_of(run: Path | str) -> Path:
@@ -37,7 +41,14 @@ def path_of(run: Path | str) -> Path:
     return store.RunDir(run).decisions_file
 
 
-def append(run: Path | str, id: int, action: str, new_label: int | None = None) -> dict:
+def append(
+    run: Path | str,
+    id: int,
+    action: str,
+    new_label: int | None = None,
+    *,
+    evaluation: bool = False,
+) -> dict:
     """Validate one decision and append it to `<run>/decisions.jsonl` durably.
 
     Parameters
@@ -50,6 +61,9 @@ def append(run: Path | str, id: int, action: str, new_label: int | None = None) 
         `clear` withdraws the current decision for `id`.
     new_label : int, required for "relabel" only
         Index into the run's label names.
+    evaluation : bool
+        Made while the injected noise's truth was shown (the Mislabeled page's evaluation
+        mode): the record says so.
 
     Returns
     -------
@@ -68,6 +82,8 @@ def append(run: Path | str, id: int, action: str, new_label: int | None = None) 
     rd = store.RunDir(run)
     _require_run(rd)
     record = _checked(rd, decidable_ids(run), id, action, new_label)
+    if evaluation:  # only then: lines made without the truth stay as they always were
+        record["evaluation"] = True
     _append_line(path_of(run), json.dumps(record) + "\n")
     return record
 
@@ -226,8 +242,9 @@ def history(run: Path | str) -> pd.DataFrame:
     Returns
     -------
     DataFrame with columns id (int64), action (str), new_label (Int64, <NA> unless relabel),
-    time (str, ISO 8601 UTC). Lines that do not parse (a line cut short by a crash, garbage)
-    are skipped with a warning, and counted in ``frame.attrs["skipped_lines"]``.
+    time (str, ISO 8601 UTC), evaluation (bool: made in evaluation mode). Lines that do not
+    parse (a line cut short by a crash, garbage) are skipped with a warning, and counted in
+    ``frame.attrs["skipped_lines"]``.
     """
     file = path_of(run)
     records, skipped = [], 0
@@ -242,7 +259,13 @@ def history(run: Path | str) -> pd.DataFrame:
         warnings.warn(skipped_message(file, skipped), stacklevel=2)
     frame = pd.DataFrame(records, columns=COLUMNS)
     frame = frame.astype(
-        {"id": "int64", "action": "object", "new_label": "Int64", "time": "object"}
+        {
+            "id": "int64",
+            "action": "object",
+            "new_label": "Int64",
+            "time": "object",
+            "evaluation": "bool",
+        }
     )
     frame.attrs["skipped_lines"] = skipped  # pages show `skipped_message` from it
     return frame
@@ -261,8 +284,8 @@ def latest(run: Path | str) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns id, action, new_label, time (as in `history`), one row per decided
-    id, in the order the ids were last decided.
+    DataFrame with columns id, action, new_label, time, evaluation (as in `history`), one
+    row per decided id, in the order the ids were last decided.
     """
     frame = history(run)
     skipped = frame.attrs.get("skipped_lines", 0)
@@ -297,7 +320,36 @@ def _parse(line: str) -> dict | None:
         "action": record["action"],
         "new_label": label if record["action"] == "relabel" else None,
         "time": record.get("time"),
+        "evaluation": record.get("evaluation") is True,
     }
+
+
+def refuse_evaluation(latest: pd.DataFrame, allow: bool, flag: str) -> None:
+    """Refuse decisions made in evaluation mode, unless the user allowed them.
+
+    Parameters
+    ----------
+    latest : DataFrame
+        As from `latest` (the decisions in force).
+    allow : bool
+        The user asked for them anyway (a sweep then measures a review that knew the truth).
+    flag : str
+        How the user allows them (a CLI flag or a page's checkbox), for the message.
+
+    Raises
+    ------
+    InputError
+        Some decision in force was made in evaluation mode and `allow` is False.
+    """
+    if allow or latest.empty or "evaluation" not in latest:
+        return
+    made = int(latest["evaluation"].sum())
+    if made:
+        raise InputError(
+            f"{made} of the {len(latest)} decisions in force were made in evaluation mode "
+            "(the injected noise's truth was on the cards), so a sweep applying them would "
+            f"measure a review that knew the answers; redo them without it, or pass {flag}"
+        )
 
 
 def _append_line(file: Path, line: str) -> None:

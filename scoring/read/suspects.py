@@ -364,7 +364,13 @@ def _why(
             lines.append("no predictions recorded for this run")
             continue
         line = f"{evidence} p(given {g}) = {pg:.2f}; "
-        line += f"the models say {s} ({ps:.2f})" if s != g else "the models agree"
+        # Ranked high by the detector but not a label error by this evidence: said in full,
+        # so a reader does not take the row for one to relabel.
+        line += (
+            f"the models say {s} ({ps:.2f})"
+            if s != g
+            else "the models agree with the given label (nothing to relabel)"
+        )
         lines.append(line + ("; cleanlab flags it" if f else ""))
     return lines
 
@@ -400,16 +406,14 @@ def extremes(
 
 
 def default_detector(view: RunView) -> str:
-    """The detector to show first, chosen from the run's own evidence.
+    """The detector to show first: a fixed preference, never the injected-noise mask.
 
-    `consensus` whenever the run holds it: it meets issue 17's goal on every cell of
-    `bench/detectors.py` (within 0.002 AUROC of the best single score, which is picked with
-    the noise mask, and never below cleanlab), so it is shown first with or without injected
-    noise; with noise, the Mislabeled page sets it beside the single scores
-    (`consensus_comparison`). A run without it (scored before it existed, a recording without
-    out-of-fold probabilities): with injected noise the score whose ranking found the noisy
-    examples best (highest `noise_auroc`; the earliest computed wins a tie), else the first of
-    `DETECTOR_PREFERENCE` the run holds, else its first score.
+    The first of `DETECTOR_PREFERENCE` the run holds (`consensus`, then `cl_quality`, `aum`,
+    `el2n`), else its first score. `consensus` meets issue 17's goal on every cell of
+    `bench/detectors.py` (within 0.002 AUROC of the best single score, and never below
+    cleanlab). The noise mask of a run with injected noise measures detectors (the
+    Mislabeled page's comparison table, `noise_table`); it never chooses what a user sees,
+    because on real data there is no mask, and a choice made with it would flatter the run.
 
     Raises
     ------
@@ -419,13 +423,6 @@ def default_detector(view: RunView) -> str:
     keys = view.score_keys
     if not keys:
         raise InputError("this run holds no scores; score the dataset again from Home")
-    if "consensus" in keys:
-        return "consensus"
-    if view.has_noise:
-        aurocs = {k: view.summary["scores"][k].get("noise_auroc") for k in keys}
-        known = {k: a for k, a in aurocs.items() if a is not None and np.isfinite(a)}
-        if known:
-            return max(known, key=lambda k: known[k])  # max keeps the first of equals
     for key in DETECTOR_PREFERENCE:
         if key in keys:
             return key
@@ -435,25 +432,20 @@ def default_detector(view: RunView) -> str:
 def default_reason(view: RunView) -> str:
     """One sentence saying why `default_detector` picked what it picked."""
     key = default_detector(view)
-    auroc = view.summary["scores"][key].get("noise_auroc")
+    auroc = view.summary["scores"][key].get("noise_auroc") if view.has_noise else None
+    # How it did on the injected noise is said as a measurement, never as the reason.
+    found = f" (AUROC {auroc:.3f} on this run's injected noise)" if auroc is not None else ""
     if key == "consensus":
-        found = (
-            f" (AUROC {auroc:.3f} on this run's injected noise)"
-            if view.has_noise and auroc is not None
-            else ""
-        )
         return (
             "`consensus` combines AUM and confidence over the epochs before the model "
             f"memorizes, without knowing which single score is best on this data{found}."
         )
-    if view.has_noise and auroc is not None:
-        return f"`{key}` found the injected noise best in this run (AUROC {auroc:.3f})."
     if key in DETECTOR_PREFERENCE:
         return (
             f"`{key}` is the first available of {', '.join(DETECTOR_PREFERENCE)}, the scores "
-            "built for finding label errors (no injected noise to compare them on)."
+            f"built for finding label errors, in that order{found}."
         )
-    return f"`{key}` is this run's first score (none of {', '.join(DETECTOR_PREFERENCE)})."
+    return f"`{key}` is this run's first score (none of {', '.join(DETECTOR_PREFERENCE)}){found}."
 
 
 def consensus_comparison(view: RunView) -> pd.DataFrame | None:

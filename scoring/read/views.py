@@ -20,7 +20,7 @@ from scoring.scores.registry import hardness  # noqa: F401  (re-exported: pages 
 NORMALIZATIONS = {
     "none": "raw values",
     "class": "z-score within each class",
-    "dataset": "z-score over the whole dataset",
+    "dataset": "z-score over the whole dataset (changes only softmax sampling)",
 }
 
 

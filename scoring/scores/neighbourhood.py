@@ -56,8 +56,10 @@ _PAIR_BLOCK = 2048  # image pairs compared at a time
 NEAR_DUP_DOC = """\
 **Near duplicate** (label-free) — how unusually close a row is to its nearest other training
 row: the negated robust z-score of the log cosine distance to that neighbour, on the run's
-label-independent embeddings. **Higher = more duplicated**; a value ≥ 3 is flagged as a near
-duplicate (exact copies score highest). Rows in one duplicate group share `dup_group`.
+label-independent embeddings. **Higher = more duplicated** (exact copies score highest). The
+score ranks; the flag is one rule, `dup_group` (rows in one duplicate group share it): on
+the embeddings, a row whose score is ≥ 3 *and* whose nearest distance is at most half the
+median nearest distance; on images of 16 px or more, a copy after a shift of up to 3 px.
 """
 
 OUTLIER_DOC = """\
@@ -70,8 +72,10 @@ the data.
 LEAKAGE_DOC = """\
 **Leakage** (label-free) — how close a training row is to its nearest held-out/test row,
 as a robust z-score against the training rows' own nearest-neighbour distances (negated).
-**Higher = closer to a test row**; ≥ 3 (or an exact copy) is flagged as a leak and
-`leak_of` names the test row. A leaked row inflates test accuracy.
+**Higher = closer to a test row**. The flag is `leak_of` (it names the test row), by the
+same rule as `dup_group`: ≥ 3 and at most half the median nearest distance on the
+embeddings, a shifted copy on images of 16 px or more, or an exact copy. A leaked row
+inflates test accuracy.
 """
 
 

@@ -13,7 +13,9 @@ from scoring.scores._checks import FloatArray, checked
 TRACIN_DOC = """\
 **TracIn self-influence** — Σ_k η_k ‖∇_w ℓ(f(x; w_k), y)‖₂² over K checkpoints w_k saved
 evenly through training (`--checkpoints K`, default 5), η_k the mean learning rate of the
-steps that led to checkpoint k; for each run, averaged over runs.
+steps that led to checkpoint k; for each run, averaged over runs. This is the paper's SGD
+form: under Adam (the `mlp`, `cnn` and `probe` recipes) a step is not η·g, so the weights
+η_k are the schedule's learning rates, not the steps actually taken.
 
 **Higher = harder** (or more likely mislabeled): the example keeps a large loss gradient
 all through training, so it is rare, atypical or at odds with its label. All weights by

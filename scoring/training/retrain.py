@@ -13,7 +13,7 @@ description under `<run>/sweeps/trials/`, so a repeated or overlapping sweep onl
 what is new, and a killed sweep resumes trial by trial. Results of one sweep are collected in
 `<run>/sweeps/<sweep-key>/trials.parquet`, rewritten after each trial so the app can draw the
 curve as it fills in, and, once done, `summary.parquet` (`sweeps.sweep_summary`: per split,
-rule and fraction the accuracy and the paired difference to random with a bootstrap CI).
+rule and fraction the accuracy and the paired difference to random with a t-interval CI).
 
 A sweep reads everything from the run folder (`store.RunDir`): the recipe and config, the
 labels trained on, the split, and the very tensors the scoring runs consumed; the source is
@@ -89,6 +89,7 @@ def _context(view: RunView, config: SweepConfig, progress: Progress) -> _Context
         device=pick_device(score_config.train.device),
     )
     split = rd.read_split()
+    config.check_decisions(view.path)  # a job from the app passes here first
     latest = decisions.latest(view.path) if config.apply_decisions else None
     x, x_test = model_inputs(rd, score_config, progress)
     labels = view.table["label"].to_numpy(np.int64)  # (N,)

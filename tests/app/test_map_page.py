@@ -130,8 +130,9 @@ def test_colour_choice_changes_the_figure(app_cache):
     _write_map(run)
     at = open_page(PAGE, run)
     select = at.selectbox(key="w_map_color")
-    shown = {"given label", "predicted label", "suspect flag", "injected noise", "score: aum"}
+    shown = {"given label", "predicted label", "suspect flag", "score: aum"}
     assert shown <= set(select.options)  # the select shows names; .select() takes values
+    assert "injected noise" not in select.options  # the truth waits for evaluation mode
 
     select.select("score:aum").run()
     fig = figures(at)[0]
@@ -154,6 +155,9 @@ def test_colour_choice_changes_the_figure(app_cache):
     assert len(plotly_array(fig["data"][1]["x"])) == n_flagged
     assert "cl_issue" in page_text(at)
 
+    (toggle,) = at.toggle
+    toggle.set_value(True).run()
+    assert "injected noise" in at.selectbox(key="w_map_color").options
     at.selectbox(key="w_map_color").select("noisy").run()
     fig = figures(at)[0]
     assert [t["name"] for t in fig["data"]] == ["clean", "label flipped"]
@@ -171,6 +175,10 @@ def test_data_map_plots_confidence_against_variability(app_cache):
     assert fig["layout"]["yaxis"]["title"]["text"] == "confidence"
     assert fig["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "correctness"
     assert _n_points(fig) == 500
+    assert len(fig["data"]) == 1 and "Crosses mark" not in page_text(at)  # truth hidden
+    (toggle,) = at.toggle
+    toggle.set_value(True).run()
+    (fig,) = figures(at)
     assert {t["name"] for t in fig["data"]} == {"clean", "label flipped"}  # noise as symbols
     text = page_text(at)
     assert "easy-to-learn" in text and "hard-to-learn" in text and "ambiguous" in text

@@ -108,7 +108,7 @@ def test_cards_show_the_detectors_own_out_of_sample_evidence(app_cache):
         ) in card
         assert f"(p {row['suggested_prob']:.2f})" in card
         assert ("heldout" in card) == (row["split"] == "heldout")
-        assert "label was" in card  # the injected-noise check stays on every card
+        assert "label was" not in card  # the truth only in evaluation mode
         # One click relabels to the suggestion: offered exactly when it differs.
         accept = [b for b in at.button if b.key == f"accept_{example}"]
         assert bool(accept) == (row["suggested"] != row["label"])
@@ -231,6 +231,8 @@ def test_consensus_against_the_single_scores(app_cache):
     best = max(singles, key=singles.get)
     at = open_page(PAGE, run)
     assert not at.exception
+    assert not any("Consensus against" in m for m in _markdown(at))  # evaluation mode is off
+    at.toggle[0].set_value(True).run()
     assert "**Consensus against the single scores** (uniform noise)" in _markdown(at)
     (table,) = [d.value for d in at.dataframe if "detector" in d.value.columns]
     assert table["detector"].tolist() == [
@@ -242,6 +244,36 @@ def test_consensus_against_the_single_scores(app_cache):
     np.testing.assert_allclose(table["auroc"].to_numpy(), expected)
     at = open_page(PAGE, text_run(app_cache))
     assert not any("Consensus against" in m for m in _markdown(at))
+
+
+def test_evaluation_mode_shows_the_truth_and_marks_decisions(app_cache):
+    """The injected noise's truth is off the cards until the user turns evaluation mode on;
+    decisions saved meanwhile say so in decisions.jsonl and on the card, others do not."""
+    run = digits_run(app_cache)
+    frame = pd.read_parquet(run / "scores.parquet").set_index("id")
+    at = open_page(PAGE, run)
+    ids = _shown_ids(at)
+    assert not any("label was" in _card(at, i) for i in ids)
+    assert not any("Which detector finds" in h.value for h in at.subheader)
+    assert "turn on **Evaluation mode**" in page_text(at)
+    at.button(key=f"keep_{ids[0]}").click().run()  # decided without the truth
+    (toggle,) = at.toggle
+    assert toggle.value is False
+    toggle.set_value(True).run()
+    assert not at.exception
+    train = [i for i in ids if i in frame.index]  # held-out rows carry no injected noise
+    for example in train:
+        flipped = bool(frame.loc[example, "noisy"])
+        assert ("label was flipped" in _card(at, example)) == flipped
+        assert ("label was not flipped" in _card(at, example)) == (not flipped)
+    at.button(key=f"drop_{ids[1]}").click().run()  # decided knowing the truth
+    lines = [json.loads(x) for x in (run / "decisions.jsonl").read_text().splitlines()]
+    assert [(r["id"], r.get("evaluation", False)) for r in lines[-2:]] == [
+        (ids[0], False),
+        (ids[1], True),
+    ]
+    marked = [m for m in _markdown(at) if "made in evaluation mode" in m]
+    assert marked == ["Decision: **drop** (made in evaluation mode)"]
 
 
 def test_text_run_without_noise(app_cache):

@@ -65,6 +65,17 @@ def test_preview_counts_are_select_run_and_follow_the_slider(app_cache):
     assert at.session_state["ui"].choices["prune_fraction"] == pytest.approx(0.2)
 
 
+def test_dataset_normalization_is_offered_only_where_it_changes_the_pick(app_cache):
+    at = open_page(PAGE, digits_run(app_cache))
+    assert at.selectbox(key="w_prune_norm").options == ["none: raw values", (
+        "class: z-score within each class")]  # fmt: skip
+    at.selectbox(key="w_prune_rule").select("softmax").run()
+    assert not at.exception
+    assert "dataset: z-score over the whole dataset (changes only softmax sampling)" in (
+        at.selectbox(key="w_prune_norm").options
+    )
+
+
 def test_offset_rule_shows_its_slider_and_refuses_an_impossible_window(app_cache):
     run = digits_run(app_cache)
     at = open_page(PAGE, run)
@@ -232,7 +243,7 @@ def test_chart_shows_validation_curves_differences_with_cis_and_test_at_the_chos
     assert "Test split at the chosen fraction (0.2)" in [h.value for h in at.subheader]
     point = at.dataframe[1].value
     assert point["rule"].tolist() == ["hardest by el2n", "random"]
-    assert point["accuracy (mean ± std)"].iloc[0] == "0.7250 ± 0.0050"
+    assert point["accuracy (mean ± std)"].iloc[0] == "0.7250 ± 0.0071"  # 0.72, 0.73: ddof 1
 
     # The test curves, on request, with the run's all-data accuracy.
     at.radio(key="w_prune_split").set_value("test").run()
@@ -249,6 +260,26 @@ def test_chart_shows_validation_curves_differences_with_cis_and_test_at_the_chos
     assert _legend(fig) == ["hardest by el2n"]
     assert at.dataframe[0].value["fraction"].tolist() == [0.4]
     assert "No trial at fraction 0.2 yet" in page_text(at)
+
+
+def test_one_seed_shows_its_difference_without_an_interval_and_says_why(app_cache):
+    run = digits_run(app_cache)
+    _trial(run, SelectionConfig("hardest", 0.2, score="el2n"), 0.75, val_accuracy=0.95)
+    _trial(run, SelectionConfig("random", 0.2), 0.80, val_accuracy=0.80)
+    at = open_page(PAGE, run, prune_fraction=0.2)
+    assert not at.exception
+    assert at.number_input(key="w_prune_seeds").value == 5  # the default: usable intervals
+    table = at.dataframe[0].value.set_index("rule")
+    assert table.loc["hardest by el2n", "− random [95% CI]"] == (
+        "+0.1500 (too few seeds for an interval)"
+    )
+    assert table.loc["hardest by el2n", "accuracy (mean ± std)"] == "0.9500"  # no std of one
+    assert "**hardest by el2n**: too few seeds for an interval at 0.2 (sweep 2+" in page_text(at)
+    assert "is indistinguishable from random" not in page_text(at)
+    at.number_input(key="w_prune_seeds").set_value(1).run()
+    assert any("1 seed: too few seeds for an interval" in c.value for c in at.caption)
+    at.number_input(key="w_prune_seeds").set_value(3).run()
+    assert any("t quantile with 2 degree(s)" in c.value for c in at.caption)
 
 
 def test_offset_sweeps_draw_their_honest_baseline(app_cache):
@@ -311,14 +342,14 @@ def test_a_running_sweep_is_followed_and_a_failed_one_explained(app_cache):
     assert not at.exception
     assert "failed: this run has no score 'el2n'" in at.error[0].value
     # The terminal hint is the sweep's own flags (SweepConfig.cli_args), fractions and all.
-    sweep = SweepConfig(SelectionConfig("hardest", 1.0, score="el2n"), (0.2, 0.4, 0.6, 0.8), 2)
+    sweep = SweepConfig(SelectionConfig("hardest", 1.0, score="el2n"), (0.2, 0.4, 0.6, 0.8), 5)
     assert f"`python -m scoring sweep {shlex.join(sweep.cli_args(run))}`" in at.error[0].value
     assert not at.button(key="prune_retrain").disabled
 
 
 def test_retrain_button_starts_a_sweep_job_with_its_typed_config(app_cache):
     run = digits_run(app_cache)
-    at = open_page(PAGE, run)
+    at = open_page(PAGE, run, prune_seeds=2)  # 2 of the default 5: fewer trials to train
     at.button(key="prune_retrain").click().run()
     assert not at.exception
     job_id = at.session_state["ui"].choices[f"prune_job:{run}"]["id"]

@@ -257,3 +257,18 @@ def test_every_rule_parameter_has_a_widget():
     from app_pages._selection import _NUMBERS
 
     assert set(_NUMBERS) | {"offset"} == set(PARAMETERS) - {"score", "normalization"}
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if RULES[r].ranks])
+def test_dataset_normalization_changes_only_scale_sensitive_rules(rule):
+    """A dataset-wide z-score is one affine map: it changes a rule's pick exactly when
+    `scale_sensitive` says so (softmax), so the pages offer it only there (issue 22)."""
+    from scoring.prune.rules import scale_sensitive
+
+    values = VALUES * 7.0 + 3.0  # far from z-scores already: softmax must feel the map
+    picks = {
+        norm: select_indices(values, LABELS, _config(rule, normalization=norm))
+        for norm in ("none", "dataset")
+    }
+    same = np.array_equal(picks["none"], picks["dataset"])
+    assert same == (not scale_sensitive(RULES[rule]))

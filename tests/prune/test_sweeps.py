@@ -1,6 +1,6 @@
 """What a sweep is and what it shows: trials with their baselines, the validation split, stored
-correctness, and the paired differences to random with bootstrap CIs (checked against a plain
-index-resampling bootstrap and against the normal approximation)."""
+correctness, and the paired differences to random with their CIs (the interval itself:
+`test_intervals.py`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from scoring.prune.sweeps import (
     format_summary,
     indistinguishable,
     pack_correct,
-    paired_bootstrap,
     sweep_summary,
     trial_key,
     trials_of,
@@ -78,61 +77,6 @@ def test_correctness_round_trips_through_packed_bits():
     json.dumps({"c": pack_correct(np.ones(5, bool))})  # fits in a JSON record
 
 
-# --- the paired bootstrap ----------------------------------------------------------------------
-
-
-def _naive_bootstrap(a, b, n_boot, seed, level=0.95):
-    """Independent implementation: resample seed and example indices, average the gathered grid."""
-    rng = np.random.default_rng(seed)
-    d = a.astype(float) - b.astype(float)
-    n_seeds, n = d.shape
-    reps = []
-    for _ in range(n_boot):
-        s = rng.integers(0, n_seeds, size=n_seeds)
-        m = rng.integers(0, n, size=n)
-        reps.append(d[np.ix_(s, m)].mean())
-    return np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-
-
-def test_paired_bootstrap_agrees_with_a_plain_resampling_bootstrap():
-    rng = np.random.default_rng(1)
-    base = rng.random((5, 300)) < 0.9  # (S, M) random's correctness
-    rule = base.copy()
-    flip = rng.random((5, 300)) < 0.08
-    rule[flip] = ~rule[flip]
-    rule[3] = rng.random(300) < 0.97  # one seed unlike the others: seed variance matters
-    diff, low, high = paired_bootstrap(rule, base, n_boot=4000)
-    assert diff == pytest.approx(rule.mean() - base.mean(), abs=1e-12)
-    naive = _naive_bootstrap(rule, base, 4000, seed=7)
-    assert low == pytest.approx(naive[0], abs=0.004) and high == pytest.approx(naive[1], abs=0.004)
-    assert low < diff < high
-
-
-def test_one_seed_ci_is_the_normal_interval_of_a_paired_mean():
-    """With one seed only examples are resampled: half-width ~ 1.96 sd(d) / sqrt(M)."""
-    rng = np.random.default_rng(2)
-    a = rng.random((1, 2000)) < 0.85
-    b = rng.random((1, 2000)) < 0.80
-    diff, low, high = paired_bootstrap(a, b)
-    d = a[0].astype(float) - b[0].astype(float)
-    half = 1.96 * d.std() / np.sqrt(d.shape[0])
-    assert (high - low) / 2 == pytest.approx(half, rel=0.08)
-    assert (low + high) / 2 == pytest.approx(diff, abs=0.003)
-
-
-def test_identical_trials_differ_by_exactly_zero():
-    same = np.random.default_rng(3).random((3, 50)) < 0.5
-    assert paired_bootstrap(same, same) == (0.0, 0.0, 0.0)
-    assert indistinguishable(0.0, 0.0) and indistinguishable(-0.01, 0.02)
-    assert not indistinguishable(0.001, 0.02) and not indistinguishable(-0.03, -0.001)
-
-
-def test_paired_bootstrap_is_deterministic():
-    rng = np.random.default_rng(4)
-    a, b = rng.random((2, 3, 80)) < 0.8
-    assert paired_bootstrap(a, b) == paired_bootstrap(a, b)
-
-
 # --- the summary -------------------------------------------------------------------------------
 
 
@@ -169,14 +113,14 @@ def _frame():
 
 
 def test_summary_pairs_by_seed_against_random_and_the_baseline():
-    summary = sweep_summary(_frame(), n_boot=500)
+    summary = sweep_summary(_frame())
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     test = summary[summary["split"] == "test"].set_index(["rule", "fraction"])
     row = test.loc[("offset", 0.4)]
     assert row["seeds"] == 2 and row["n_kept"] == 40
-    assert row["accuracy_mean"] == pytest.approx(0.95) and row["accuracy_std"] == pytest.approx(
-        0.05
-    )
+    # std over the seeds 1.0 and 0.9 with ddof 1: 0.1 / sqrt(2)
+    assert row["accuracy_mean"] == pytest.approx(0.95)
+    assert row["accuracy_std"] == pytest.approx(0.1 / np.sqrt(2))
     # paired with random's seeds 0 and 1 only: (1.0 - 0.8 + 0.9 - 0.8) / 2
     assert row["diff_vs_random"] == pytest.approx(0.15)
     assert row["ci_low"] <= 0.15 <= row["ci_high"]
@@ -193,13 +137,13 @@ def test_summary_pairs_by_seed_against_random_and_the_baseline():
     assert val.loc[("offset", 0.4), "diff_vs_random"] == pytest.approx(
         (0.75 - 0.25 + 0.5 - 0.5) / 2
     )
-    only = sweep_summary(_frame(), ["test"], fractions=[0.6], n_boot=50)
+    only = sweep_summary(_frame(), ["test"], fractions=[0.6])
     assert only["fraction"].tolist() == [0.6] and only["split"].tolist() == ["test"]
     assert sweep_summary(pd.DataFrame()).empty
 
 
 def test_format_summary_marks_intervals_that_contain_zero():
-    text = format_summary(sweep_summary(_frame(), ["test"], n_boot=500))
+    text = format_summary(sweep_summary(_frame(), ["test"]))
     lines = text.splitlines()
     assert "vs random [95% CI]" in lines[0] and "vs offset_random [95% CI]" in lines[0]
     (offset,) = [
@@ -210,6 +154,21 @@ def test_format_summary_marks_intervals_that_contain_zero():
     assert "+0.1500 [" in offset
     assert "indistinguishable" in lines[-1]
     assert format_summary(sweep_summary(pd.DataFrame())) == "no finished trials"
+
+
+def test_one_paired_seed_shows_its_difference_but_no_interval():
+    """Two seeds per rule at 0.4 in `_frame`; keep seed 0 only: a difference, no CI, no std."""
+    one = _frame()
+    one = one[one["seed"] == 0]
+    summary = sweep_summary(one, ["test"])
+    row = summary.set_index(["rule", "fraction"]).loc[("offset", 0.4)]
+    assert row["diff_vs_random"] == pytest.approx(0.2) and row["seeds"] == 1
+    assert np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
+    assert np.isnan(row["accuracy_std"]) and not indistinguishable(row["ci_low"], row["ci_high"])
+    text = format_summary(summary)
+    (offset,) = [line for line in text.splitlines() if "offset (s)" in line and "0.4" in line]
+    assert "+0.2000 (too few seeds for an interval)" in offset
+    assert "1.0000 ±" not in offset and " ~" not in offset
 
 
 def test_cached_trials_skip_records_of_another_format(tmp_path: Path):
@@ -224,3 +183,32 @@ def test_cached_trials_skip_records_of_another_format(tmp_path: Path):
     frame = cached_trials(run, ["x", "y"])
     assert len(frame) == 1 and frame["val_accuracy"].tolist() == [1.0]
     assert correctness(frame, "test").tolist() == [[True, False]]
+
+
+def test_decisions_made_in_evaluation_mode_are_refused_unless_allowed(app_cache):
+    """A sweep applying decisions refuses those made with the injected noise's truth shown
+    (issue 22), before any data loads; --allow-evaluation-decisions lets them through. The
+    sweep key of a config that does not allow them is the one it always was."""
+    from scoring.errors import InputError
+    from scoring.prune.sweeps import SweepConfig
+    from scoring.read import decisions
+    from tests.conftest import digits_run, run_cli
+
+    run = digits_run(app_cache)
+    ids = decisions.decidable_ids(run)
+    decisions.append(run, int(ids[0]), "drop")
+    selection = SelectionConfig(rule="hardest", score="el2n", fraction=1.0)
+    plain = SweepConfig(selection, apply_decisions=True)
+    plain.check_decisions(run)  # no evaluation-mode decision yet
+    assert "allow_evaluation" not in plain.to_dict()
+    decisions.append(run, int(ids[1]), "drop", evaluation=True)
+    with pytest.raises(InputError, match="1 of the 2 decisions in force were made in eval"):
+        plain.check_decisions(run)
+    SweepConfig(selection, apply_decisions=False).check_decisions(run)  # not applied: fine
+    allowed = SweepConfig(selection, apply_decisions=True, allow_evaluation=True)
+    allowed.check_decisions(run)
+    assert allowed.key("k") != plain.key("k")
+    assert SweepConfig.from_dict(allowed.to_dict()) == allowed
+    args = ["sweep", "--run", str(run), "--rule", "hardest", "--score", "el2n"]
+    out = run_cli(*args, "--apply-decisions", cache=app_cache)
+    assert out.returncode == 2 and "--allow-evaluation-decisions" in out.stderr

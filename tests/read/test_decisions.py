@@ -41,7 +41,7 @@ def test_round_trip(run):
     ]
     assert all(r["time"].endswith("+00:00") for r in lines)
     got = decisions.latest(run)
-    assert list(got.columns) == ["id", "action", "new_label", "time"]
+    assert list(got.columns) == ["id", "action", "new_label", "time", "evaluation"]
     assert got["id"].tolist() == [10, 11, 12]
     assert got["action"].tolist() == ["drop", "relabel", "keep"]
     assert got["new_label"].tolist() == [pd.NA, 2, pd.NA]
@@ -60,7 +60,7 @@ def test_last_decision_wins_and_clear_removes(run):
 
 def test_no_file_is_empty(run):
     got = decisions.latest(run)
-    assert got.empty and list(got.columns) == ["id", "action", "new_label", "time"]
+    assert got.empty and list(got.columns) == ["id", "action", "new_label", "time", "evaluation"]
 
 
 def test_truncated_last_line_is_ignored_and_next_append_is_safe(run):

@@ -112,12 +112,17 @@ def test_bad_requests_raise_input_error(tmp_path, call):
         call(_view(tmp_path))
 
 
-def test_default_detector_uses_noise_evidence(tmp_path):
-    view = _view(tmp_path, aurocs={"el2n": 0.7, "aum": 0.9})
+def test_default_detector_never_reads_the_noise_mask(tmp_path):
+    # aum found the injected noise best, but the choice is the fixed preference: the mask
+    # measures detectors, it does not pick the one a user sees (issue 22).
+    view = _view(tmp_path, aurocs={"el2n": 0.9, "aum": 0.6})
     assert suspects.default_detector(view) == "aum"
-    assert "0.900" in suspects.default_reason(view)
-    view = _view(tmp_path, aurocs={"el2n": 0.7, "aum": None})  # unrecorded AUROC is skipped
-    assert suspects.default_detector(view) == "el2n"
+    view = _view(tmp_path, aurocs={"el2n": 0.6, "aum": 0.9})
+    assert suspects.default_detector(view) == "aum"
+    reason = suspects.default_reason(view)
+    assert "first available" in reason and "AUROC 0.900 on this run's injected noise" in reason
+    noisy_without_aum = _view(tmp_path, TABLE.drop(columns=["aum"]), aurocs={"el2n": 0.1})
+    assert suspects.default_detector(noisy_without_aum) == "el2n"
 
 
 def test_default_detector_without_noise_follows_preference(tmp_path):
@@ -221,8 +226,6 @@ def test_consensus_is_the_default_with_or_without_noise(tmp_path):
     noisy = _consensus_view(tmp_path)
     assert suspects.default_detector(noisy) == "consensus"
     assert "AUROC 1.000 on this run's injected noise" in suspects.default_reason(noisy)
-    # A run without consensus (older, or a recording without out-of-fold probabilities)
-    # keeps the evidence rule: test_default_detector_uses_noise_evidence.
 
 
 def test_consensus_comparison_by_hand(tmp_path):

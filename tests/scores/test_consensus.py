@@ -9,7 +9,7 @@ import pytest
 
 from scoring import store
 from scoring.data.noise import noise_detection
-from scoring.scores import REGISTRY, compute
+from scoring.scores import REGISTRY
 from scoring.scores.consensus import (
     CONSENSUS_NEEDS,
     MAX_NOISE_SHARE,
@@ -121,11 +121,18 @@ def noisy_digits(tmp_path_factory):
     return config, cache, score(config, cache, show_progress=False)
 
 
-def test_meets_the_floor_on_noisy_digits(noisy_digits):
-    """Measured (issue 17, consensus version 2): consensus 0.9939, aum 0.9939, confidence
-    0.9928, cl_quality 0.9839 on this run (noise seeds 1 and 2: consensus 0.9966 and 0.9937).
-    Floor 0.99, and never below cleanlab."""
-    _, _, path = noisy_digits
+@pytest.mark.parametrize("noise_seed", [0, 1, 2])
+def test_meets_the_floor_on_noisy_digits(noisy_digits, noise_seed, tmp_path):
+    """Measured (issue 17, consensus version 2) on this setting: consensus 0.9939 / 0.9966 /
+    0.9937 on noise seeds 0 / 1 / 2, cleanlab 0.9839 on seed 0. Each seed must clear 0.985
+    (a margin of about 0.009 under the lowest measured) and stay within 0.003 of cleanlab or
+    above it: a consensus that lost its edge on one seed fails here."""
+    from scoring.training.pipeline import score
+
+    config, cache, path = noisy_digits
+    if noise_seed:
+        noise = dataclasses.replace(config.noise, seed=noise_seed)
+        path = score(dataclasses.replace(config, noise=noise), tmp_path, show_progress=False)
     frame = store.RunDir(path).read_scores()
     noisy = frame["noisy"].to_numpy(bool)
     auroc = {
@@ -134,47 +141,49 @@ def test_meets_the_floor_on_noisy_digits(noisy_digits):
         ]
         for key in ("consensus", "cl_quality")
     }
-    assert auroc["consensus"] >= 0.99
-    assert auroc["consensus"] >= auroc["cl_quality"]
+    assert auroc["consensus"] >= 0.985, auroc
+    assert auroc["consensus"] >= auroc["cl_quality"] - 0.003, auroc
 
 
-def test_shuffling_the_noise_mask_changes_nothing(noisy_digits):
-    """Recompute every score through the pipeline's own step with the injected-noise mask and
-    the true labels shuffled: consensus is bit-identical (it cannot read them)."""
-    from scoring.training.results import compute_scores
-    from scoring.training.steps import prepare
+def test_the_truth_behind_the_given_labels_changes_nothing(noisy_digits, monkeypatch):
+    """The whole pipeline again with the same *given* labels but other true labels and so
+    another noise mask: every recorded run, every cross-fit fold, consensus and the suspect
+    list are identical. It fails if any step trains or scores on the truth (e.g. a cross-fit
+    on the clean labels), which recomputing scores alone could not see."""
+    from scoring.read.suspects import rank_suspects
+    from scoring.read.views import load_run
+    from scoring.training import steps
+    from scoring.training.pipeline import score
 
     config, cache, path = noisy_digits
-    rd = store.RunDir(path)
-    prep = prepare(config, cache)
-    oof = np.zeros((len(prep.labels), 10), dtype=np.float32)
+    original = steps._load
+
+    def other_truth(config, cache_dir):
+        ds, given, noisy = original(config, cache_dir)
+        rng = np.random.default_rng(11)
+        truth = ds.train.labels.copy()
+        clean = rng.choice(np.flatnonzero(~noisy), 40, replace=False)
+        truth[clean] = (given[clean] + 1) % 10  # these now count as flipped
+        healed = rng.choice(np.flatnonzero(noisy), 20, replace=False)
+        truth[healed] = given[healed]  # and these as clean
+        train = dataclasses.replace(ds.train, labels=truth)
+        return dataclasses.replace(ds, train=train), given, given != truth
+
+    monkeypatch.setattr(steps, "_load", other_truth)
+    other = score(config, cache / "other_truth", show_progress=False)
+    a, b = store.RunDir(path), store.RunDir(other)
+    assert (a.read_scores()["noisy"] != b.read_scores()["noisy"]).sum() == 60
+    for r in range(config.train.runs):
+        ra, rb = a.read_run(r), b.read_run(r)
+        for name in ra:
+            if np.asarray(ra[name]).dtype.kind in "fiub" and "second" not in name:
+                np.testing.assert_array_equal(ra[name], rb[name], err_msg=f"run {r}: {name}")
     for f in range(config.cv_folds):
-        fold = rd.read_fold(f)
-        oof[fold["index"]] = fold["probs"]
-    rng = np.random.default_rng(1)
-    ds = prep.dataset
-    shuffled = dataclasses.replace(
-        prep,
-        noisy=rng.permutation(prep.noisy),
-        dataset=dataclasses.replace(
-            ds, train=dataclasses.replace(ds.train, labels=rng.permutation(ds.train.labels))
-        ),
-    )
-    assert not np.array_equal(shuffled.noisy, prep.noisy)
-    stored = rd.read_scores()["consensus"].to_numpy()
-    again = compute_scores(shuffled, oof)["consensus"].values
-    np.testing.assert_array_equal(again, stored)
-    # And straight from the recorded arrays, with the mask offered under every name.
-    arrays = {
-        "labels": prep.labels,
-        "oof_probs": oof,
-        "noisy": shuffled.noisy,
-        "true_labels": shuffled.dataset.train.labels,
-    }
-    runs = [rd.read_run(r) for r in range(config.train.runs)]
-    for name in ("correct", "logit_given", "logit_other", "prob_given"):
-        arrays[name] = np.stack([run[name] for run in runs])
-    np.testing.assert_allclose(compute("consensus", arrays).values, stored, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(a.read_fold(f)["probs"], b.read_fold(f)["probs"])
+    for key in ("consensus", "aum", "confidence", "cl_quality"):
+        np.testing.assert_array_equal(a.read_scores()[key], b.read_scores()[key], err_msg=key)
+    top = [rank_suspects(load_run(p), "consensus", 50)["id"].tolist() for p in (path, other)]
+    assert top[0] == top[1]
 
 
 def test_summary_records_the_noise_kind_next_to_the_fraction(noisy_digits):

@@ -37,7 +37,12 @@ from scoring.training.grad_arrays import GRAD_ARRAYS
 from scoring.training.pipeline import score
 
 DETECTS, CHANCE, BELOW = "finds noise (AUROC >= 0.9)", "chance band", "below chance"
-NOT_NOISE_DETECTORS = {"grand": CHANCE, "vog": CHANCE, "variability": BELOW}
+NOT_REVERSED = "not below the chance band"
+# Label-free scores never see a label, so on uniform label noise their AUROC must sit in the
+# chance band. GraNd and VoG are not claimed as noise detectors (the README says so): all
+# that must hold is that their declared direction is not backwards; a better AUROC passes.
+# Variability is documented as below chance (noisy examples are never learned: low spread).
+NOT_NOISE_DETECTORS = {"grand": NOT_REVERSED, "vog": NOT_REVERSED, "variability": BELOW}
 MIN_AUROC = 0.9
 N_NULL, NULL_QUANTILE = 2000, 0.999
 
@@ -128,5 +133,7 @@ def _check(table, summary, key: str) -> None:
         assert auroc >= MIN_AUROC, f"{key}: {auroc:.4f} (declared direction wrong, or weak)"
     elif expected == CHANCE:
         assert abs(auroc - 0.5) < band, f"{key}: {auroc:.4f} outside 0.5 ± {band:.4f}"
+    elif expected == NOT_REVERSED:
+        assert auroc > 0.5 - band, f"{key}: {auroc:.4f} below 0.5 - {band:.4f} (reversed?)"
     else:
         assert auroc < 0.5 - band, f"{key}: {auroc:.4f} not below 0.5 - {band:.4f}"

@@ -252,6 +252,7 @@ def test_sweep_cli_prints_the_trials_parquet(run_dir, capsys):
     assert sorted(frame["rule"]) == ["hardest", "random"]
     # The confidence intervals, as a small table on stderr.
     assert "vs random [95% CI]" in printed.err and "indistinguishable" in printed.err
+    assert "too few seeds for an interval" in printed.err  # --seeds 1: a difference, no CI
     assert any(line.split()[:2] == ["test", "hardest"] for line in printed.err.splitlines())
 
 
