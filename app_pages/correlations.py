@@ -15,6 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages._review import evaluation_mode
 from app_pages._shared import page_header, pick, sample_note, ui
 from scoring.read import stats
 from scoring.read.views import RunView, hardness
@@ -160,6 +161,7 @@ def pair_section(
     if x == y:
         st.info("Pick two different scores to compare.")
         return
+    truth = evaluation_mode(run)  # the injected noise colours the points only when on
     rho = matrix.loc[x, y]
     rho_text = f"{rho:.3f}" if np.isfinite(rho) else "undefined (a constant score)"
     sense = " (larger = harder for both)" if oriented else ""
@@ -167,17 +169,18 @@ def pair_section(
         f"Spearman ρ between `{x}` and `{y}`{sense}: {rho_text}. Colour: "
         + (
             "injected noise (labels this run flipped on purpose)."
-            if run.has_noise
+            if truth
             else "the label trained on."
         )
     )
-    points = stats.pair_frame(rows, x, y, run.label_names)
+    shown = rows if truth else rows.drop(columns=["noisy"], errors="ignore")
+    points = stats.pair_frame(shown, x, y, run.label_names)
     if points.empty:
         st.info(f"No examples have both `{x}` and `{y}` here.")
         return
     points = sample_note(points)
     titles = (axis_title(run, x, oriented), axis_title(run, y, oriented))
-    st.plotly_chart(scatter(points, x, y, run.has_noise, titles), width="stretch")
+    st.plotly_chart(scatter(points, x, y, truth, titles), width="stretch")
 
 
 def default_pair(matrix: pd.DataFrame, keys: list[str]) -> tuple[str, str]:

@@ -347,11 +347,14 @@ def ensemble_accuracy(paths: list[Path]) -> float:
 def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
     """The summary table (one row per cell) and the full per-score table."""
     lines = [
-        f"Noise {args.noise:.0%}, seeds {', '.join(map(str, args.seeds))}: mean ± std.",
+        f"Noise {args.noise:.0%}, seeds {', '.join(map(str, args.seeds))}"
+        f"{' (split, inits and folds moved with each seed)' if args.vary_seeds else ''}: "
+        "mean ± std (ddof 1); differences paired per seed with a 95% t-interval over seeds.",
         "",
         "| dataset / noise | noisy labels | consensus AUROC | best single AUROC | cleanlab "
-        "AUROC | consensus − best | consensus P@k | best single P@k | cleanlab P@k |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "AUROC | consensus − best [95% CI] | consensus − cleanlab [95% CI] | consensus P@k | "
+        "best single P@k | cleanlab P@k |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     full = [
         "| dataset / noise | " + " | ".join(f"`{k}`" for k in DETECTORS) + " |",
@@ -369,7 +372,8 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
         lines.append(
             f"| {cell} | {noisy.mean():.0f} of {runs[0]['n_train']} | {_ms(auroc['consensus'])} "
             f"| {_ms(auroc[best])} (`{best}`) | {_ms(auroc['cl_quality'])} | "
-            f"{diff.mean():+.4f} ± {diff.std():.4f} | {_ms(prec['consensus'], 3)} | "
+            f"{_t_interval(diff)} | {_t_interval(auroc['consensus'] - auroc['cl_quality'])} | "
+            f"{_ms(prec['consensus'], 3)} | "
             f"{_ms(prec[best], 3)} | {_ms(prec['cl_quality'], 3)} |"
         )
         full.append(f"| {cell} | " + " | ".join(_ms(auroc[k]) for k in DETECTORS) + " |")
@@ -400,7 +404,21 @@ def _cost_table(results: dict[str, list[dict]]) -> list[str]:
 
 
 def _ms(values: np.ndarray, digits: int = 4) -> str:
-    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+    spread = values.std(ddof=1) if len(values) > 1 else float("nan")
+    return f"{values.mean():.{digits}f} ± {spread:.{digits}f}"
+
+
+def _t_interval(diff: np.ndarray) -> str:
+    """Mean paired difference over seeds with its 95% t-interval (S − 1 degrees of
+    freedom), and whether the interval holds zero ("within")."""
+    from scipy.stats import t
+
+    if len(diff) < 2:
+        return f"{diff.mean():+.4f} (one seed: no interval)"
+    half = t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    low, high = diff.mean() - half, diff.mean() + half
+    word = "within" if low <= 0 <= high else ("above" if low > 0 else "below")
+    return f"{diff.mean():+.4f} [{low:+.4f}, {high:+.4f}] {word}"
 
 
 if __name__ == "__main__":

@@ -60,8 +60,13 @@ def test_matrix_is_oriented_clustered_and_label_dependent_by_default(app_cache):
     assert f"between `{x}` and `{y}` (larger = harder for both): {expected.loc[x, y]:.3f}" in (
         page_text(at)
     )
-    assert {t["name"] for t in scatter["data"]} == {"clean", "injected noise"}
-    assert scatter["layout"]["title"]["text"]
+    # The truth of the injected noise colours the points only in evaluation mode.
+    assert "injected noise" not in {t["name"] for t in scatter["data"]}
+    (evaluation,) = [t for t in at.toggle if t.label.startswith("Evaluation mode")]
+    evaluation.set_value(True).run()
+    scatter = [f for f in figures(at) if "one point per example" in f["layout"]["title"]["text"]]
+    assert {t["name"] for t in scatter[0]["data"]} == {"clean", "injected noise"}
+    assert scatter[0]["layout"]["title"]["text"]
 
 
 def test_raw_toggle_and_label_free_toggle(app_cache):
