@@ -122,4 +122,4 @@ def test_a_garbage_decision_line_is_skipped_with_a_warning(pristine, tmp_path, m
     assert "This run is damaged" not in page_text(at)
     # The decisions control still counts every readable decision (one of each action).
     labels = [c.label for c in at.toggle]
-    assert "Apply my decisions (1 drops, 1 relabels, 1 keeps)" in labels, labels
+    assert "Apply my decisions (1 drop, 1 relabel, 1 keep)" in labels, labels
