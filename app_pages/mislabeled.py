@@ -146,44 +146,28 @@ def annotators_section(view: RunView) -> None:
 
 
 def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
-    """Accept the suggestion for every undecided flagged suspect above a threshold; undo."""
+    """Accept the suggestion for every undecided flagged suspect above a threshold no lower
+    than `suspects.safe_threshold` (estimated precision ≥ 90%), after a confirmation; undo."""
     run = str(view.path)
     with st.container(border=True):
         st.markdown("**Accept the suggestion in bulk**")
-        t = remembered(
-            st.slider,
-            "for every flagged suspect with p(suggested) ≥",
-            "mislabeled_bulk_t",
-            0.9,
-            key="mislabeled_bulk_t",
-            min_value=0.0,
-            max_value=1.0,
-            step=0.01,
-        )
-        chosen, suggested = _bulk_candidates(ev, latest, view.label_names, t)
-        st.caption(
-            f"{len(chosen):,} flagged suspect(s) without a decision would be relabelled to "
-            "their suggested label (decided ones are left as they are)."
-        )
+        safe = suspects.safe_threshold(view)
+        if safe is None:
+            st.button(
+                "Relabel to their suggestion",
+                key="mislabeled_bulk_go",
+                icon=":material/done_all:",
+                disabled=True,
+            )
+            st.caption(_unsafe_reason())
+        else:
+            _bulk_accept(view, ev, latest, safe)
         last_key = f"mislabeled_bulk_last:{run}"
         last = ui().choices.get(last_key)
-        left, right = st.columns(2)
-        if left.button(
-            f"Relabel {len(chosen):,} to their suggestion",
-            key="mislabeled_bulk_go",
-            icon=":material/done_all:",
-            disabled=chosen.empty,
-        ):
-            records = [
-                (int(i), "relabel", int(s)) for i, s in zip(chosen["id"], suggested, strict=True)
-            ]
-            n = save_many(run, records)
-            ui().choices[last_key] = {int(i): int(s) for i, _, s in records[:n]}
-            st.rerun()
         if (
             isinstance(last, dict)
             and last
-            and right.button(
+            and st.button(
                 f"Undo the last bulk accept ({len(last):,})",
                 key="mislabeled_bulk_undo",
                 icon=":material/undo:",
@@ -194,16 +178,86 @@ def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
             st.rerun()
 
 
+def _unsafe_reason() -> str:
+    return (
+        "Bulk relabelling is off for this run: at no confidence threshold do the scoring "
+        f"models reach {suspects.MIN_PRECISION:.0%} accuracy on at least "
+        f"{suspects.MIN_HELDOUT_ROWS} held-out rows, so relabelling to their suggestions could "
+        "break as many labels as it fixes (or there are too few held-out rows to tell). "
+        "Decide example by example below, or score with a stronger model."
+    )
+
+
+def _bulk_accept(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame, safe: float) -> None:
+    """The threshold slider (from `safe` up), the estimate, and the two-step relabel."""
+    run = str(view.path)
+    choices = ui().choices
+    start = min(max(float(choices.get("mislabeled_bulk_t", safe)), safe), 1.0)
+    t = st.slider(
+        "for every flagged suspect with p(suggested) ≥",
+        min_value=safe,
+        max_value=1.0,
+        value=start,
+        step=0.01,
+        key=f"mislabeled_bulk_t_{safe:.2f}",  # a new safe floor is a new slider
+        help="Starts at the lowest threshold whose estimated precision is at least "
+        f"{suspects.MIN_PRECISION:.0%}; it cannot go lower.",
+    )
+    choices["mislabeled_bulk_t"] = t
+    chosen, suggested = _bulk_candidates(ev, latest, view.label_names, t)
+    precision, n_held = suspects.relabel_precision(view, t)
+    precision = 1.0 if precision is None else precision  # no held-out row this confident
+    breaks = len(chosen) * (1 - precision)
+    st.caption(
+        f"{len(chosen):,} flagged suspect(s) without a decision would be relabelled to "
+        "their suggested label (decided ones are left as they are). Estimated precision "
+        f"**{precision:.0%}** (the models' accuracy on {n_held:,} held-out rows at this "
+        f"confidence): about **{breaks:.1f}** correct label(s) would be broken."
+    )
+    pending_key = f"mislabeled_bulk_pending:{run}"
+    if st.button(
+        f"Relabel {len(chosen):,} to their suggestion",
+        key="mislabeled_bulk_go",
+        icon=":material/done_all:",
+        disabled=chosen.empty,
+    ):
+        relabels = {int(i): int(s) for i, s in zip(chosen["id"], suggested, strict=True)}
+        choices[pending_key] = {"relabels": relabels, "breaks": breaks}
+    pending = choices.get(pending_key)
+    if isinstance(pending, dict) and pending.get("relabels"):
+        _confirm_bulk(run, pending["relabels"], pending_key, pending["breaks"])
+
+
+def _confirm_bulk(run: str, pending: dict[int, int], pending_key: str, breaks: float) -> None:
+    """The second step: write `pending` (id -> new label) only when confirmed."""
+    st.warning(
+        f"Relabel {len(pending):,} example(s) to their suggestion? About {breaks:.1f} of them "
+        "are estimated to be correct labels that this would break."
+    )
+    yes, no = st.columns(2)
+    if yes.button(f"Confirm: relabel {len(pending):,}", key="mislabeled_bulk_confirm"):
+        records = [(i, "relabel", s) for i, s in pending.items()]
+        n = save_many(run, records)
+        ui().choices[f"mislabeled_bulk_last:{run}"] = {i: s for i, _, s in records[:n]}
+        ui().choices.pop(pending_key, None)
+        st.rerun()
+    if no.button("Cancel", key="mislabeled_bulk_cancel"):
+        ui().choices.pop(pending_key, None)
+        st.rerun()
+
+
 def _bulk_candidates(
     ev: pd.DataFrame, latest: pd.DataFrame, names: list[str], t: float
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """The undecided flagged rows of `ev` whose suggestion differs from their label with
-    p(suggested) ≥ t, and the index of each one's suggested label."""
+    """The undecided flagged rows of `ev` with out-of-sample evidence whose suggestion differs
+    from their label with p(suggested) ≥ t (`suspects.relabel_candidates`' rows), and the
+    index of each one's suggested label."""
     given = ev["label"].map(lambda v: label_index(v, names))
     suggested = ev["suggested_label"].map(lambda v: label_index(v, names))
     decided = ev["id"].isin(latest["id"])
     pick_mask = (
         ev["flagged"].astype(bool)
+        & ev["evidence"].isin(["out-of-fold", "held-out"])
         & (ev["suggested_prob"] >= t)
         & suggested.notna()
         & (suggested != given)

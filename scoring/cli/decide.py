@@ -1,4 +1,5 @@
-"""`winnow decide`: record keep / drop / relabel decisions, one by one or from a CSV."""
+"""`winnow decide`: record keep / drop / relabel decisions, one by one, from a CSV, or by
+accepting the suggestions where the models are confident enough (`--accept-suggestions`)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,21 @@ def add_parser(sub: Any) -> None:
         help="many decisions: a CSV with columns id, action (keep|drop|relabel|clear), label; "
         "every row is checked before any is written",
     )
+    d.add_argument(
+        "--accept-suggestions",
+        action="store_true",
+        help="relabel every undecided flagged suspect to its out-of-sample suggestion at the "
+        "lowest confidence threshold whose estimated precision (the models' held-out accuracy "
+        "at that confidence) is at least --min-precision; refuses when none is",
+    )
+    d.add_argument(
+        "--min-precision",
+        type=float,
+        default=None,
+        metavar="P",
+        help="with --accept-suggestions: the estimated precision to reach, in (0.5, 1] "
+        "(default 0.9)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
 
     actions = {"drop": args.drop, "keep": args.keep, "clear": args.clear}
     chosen = [a for a, on in actions.items() if on] + (["relabel"] if args.relabel else [])
+    if args.accept_suggestions:
+        if args.id is not None or chosen or args.from_file is not None:
+            raise InputError(
+                "--accept-suggestions picks the examples: drop --id, --from and the actions"
+            )
+        return _accept_suggestions(Path(args.run), args.min_precision)
+    if args.min_precision is not None:
+        raise InputError("--min-precision only goes with --accept-suggestions")
     if args.from_file is not None:
         if args.id is not None or chosen:
             raise InputError("--from FILE gives every decision: drop --id and the action flags")
@@ -64,3 +88,35 @@ def _new_label(args: argparse.Namespace) -> int:
     if not rd.config_file.exists():
         raise InputError(f"{args.run} is not a finished Winnow run; decisions need its scores")
     return decisions.label_index(rd.read_config()["dataset"]["label_names"], args.relabel)
+
+
+def _accept_suggestions(run: Path, min_precision: float | None) -> int:
+    """Relabel the undecided flagged suspects at the safe threshold; say what was done."""
+    from scoring.read import decisions, suspects
+    from scoring.read.views import load_run
+    from scoring.store import RunDir
+
+    if not RunDir(run).config_file.exists():
+        raise InputError(f"{run} is not a finished Winnow run; decisions need its scores")
+    view = load_run(run)
+    wanted = suspects.MIN_PRECISION if min_precision is None else min_precision
+    t = suspects.safe_threshold(view, wanted)
+    if t is None:
+        raise InputError(
+            f"no confidence threshold is safe: the models reach {wanted:.0%} held-out accuracy "
+            f"on at least {suspects.MIN_HELDOUT_ROWS} held-out rows at none; nothing was written"
+        )
+    precision, n_held = suspects.relabel_precision(view, t)
+    chosen = suspects.relabel_candidates(view, t, decisions.latest(run)["id"])
+    rows = [
+        (int(i), "relabel", int(s)) for i, s in zip(chosen["id"], chosen["new_label"], strict=True)
+    ]
+    n = decisions.append_many(run, decisions.checked(run, rows))
+    breaks = n * (1 - (precision or 0.0))
+    print(
+        f"{n} example(s) relabelled to their suggestion at p(suggested) >= {t:.2f}: estimated "
+        f"precision {precision:.1%} (held-out accuracy on {n_held} rows at that confidence), "
+        f"about {breaks:.1f} correct label(s) broken; in {decisions.path_of(run)}",
+        file=sys.stderr,
+    )
+    return 0

@@ -203,6 +203,20 @@ def append_many(run: Path | str, records: list[dict]) -> int:
     return len(records)
 
 
+def checked(run: Path | str, rows: list[tuple[int, str, int | None]]) -> list[dict]:
+    """Validate decisions (id, action, new_label) made by code, for `append_many`.
+
+    Raises
+    ------
+    InputError
+        The first bad one; nothing is written.
+    """
+    rd = store.RunDir(run)
+    _require_run(rd)
+    ids = decidable_ids(run)
+    return [_checked(rd, ids, i, action, label) for i, action, label in rows]
+
+
 def _require_run(rd: store.RunDir) -> None:
     if not rd.config_file.exists() or not rd.scores_file.exists():
         raise InputError(f"{rd.path} is not a finished Winnow run; decisions need its scores")

@@ -626,3 +626,106 @@ def _pr_columns(ks: list[int]) -> list[str]:
 def _check_k(k: object) -> None:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
+
+
+# --- relabelling to the suggestion in bulk --------------------------------------------------
+
+# Confidence thresholds `safe_threshold` tries, lowest first; MIN_HELDOUT_ROWS: the fewest
+# confident held-out rows an estimate may rest on (below it the estimate is noise).
+THRESHOLD_GRID = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))  # 0.50, 0.51, ..., 0.99
+MIN_HELDOUT_ROWS = 30
+MIN_PRECISION = 0.9
+
+
+def relabel_precision(view: RunView, t: float) -> tuple[float | None, int]:
+    """Estimated precision of "relabel to the suggestion" at confidence ≥ `t`.
+
+    The estimate is the scoring models' held-out accuracy at confidence ≥ t: among the
+    held-out rows (`heldout.parquet`, whose probabilities come from models that never trained
+    on them) whose suggested probability (max of the mean softmax) is ≥ t, the share whose
+    suggestion equals the given label. Whether a relabel is right is not observable without
+    the truth; this estimates P(the suggestion is correct | confidence ≥ t) under the
+    assumption that most given labels are right (then a disagreement between a confident
+    suggestion and a label is the label's error about as often as the suggestion is right),
+    and that the training rows' out-of-sample evidence is as well calibrated as the
+    held-out rows'. Any held-out split counts (carved or a separate test set): it measures
+    the models, not the data being cleaned.
+
+    Parameters
+    ----------
+    view : RunView
+    t : float in [0, 1]
+
+    Returns
+    -------
+    (estimate, n_heldout_used)
+        `estimate` is None when no held-out row reaches `t` (or the run has no held-out
+        evidence); `n_heldout_used` is how many held-out rows it rests on.
+    """
+    if not 0.0 <= t <= 1.0:
+        raise InputError(f"threshold must be in [0, 1], got {t!r}")
+    held = store.RunDir(view.path).read_heldout()
+    if held is None or held.empty:
+        return None, 0
+    prob = held["suggested_prob"].to_numpy(np.float64)  # (n_heldout,)
+    confident = np.isfinite(prob) & (prob >= t)
+    n = int(confident.sum())
+    if n == 0:
+        return None, 0
+    right = held["suggested"].to_numpy()[confident] == held["label"].to_numpy()[confident]
+    return float(right.mean()), n
+
+
+def safe_threshold(
+    view: RunView, min_precision: float = MIN_PRECISION, min_rows: int = MIN_HELDOUT_ROWS
+) -> float | None:
+    """The smallest threshold of THRESHOLD_GRID whose `relabel_precision` is ≥ `min_precision`
+    and rests on at least `min_rows` held-out rows; None when none is (a model too weak to
+    trust, or too few held-out rows to tell).
+
+    Raises
+    ------
+    InputError
+        `min_precision` outside (0.5, 1]: at or below 0.5 a relabel may be wrong more often
+        than right.
+    """
+    if not 0.5 < min_precision <= 1.0:
+        raise InputError(f"min precision must be in (0.5, 1], got {min_precision!r}")
+    for t in THRESHOLD_GRID:
+        estimate, n = relabel_precision(view, t)
+        if n < min_rows:
+            return None  # higher thresholds keep fewer rows still
+        if estimate is not None and estimate >= min_precision:
+            return t
+    return None
+
+
+def relabel_candidates(view: RunView, t: float, decided: pd.Index | list[int]) -> pd.DataFrame:
+    """The rows a bulk accept at threshold `t` relabels: flagged (`cl_issue`), not yet decided,
+    out-of-sample evidence (out-of-fold or held-out) whose suggestion differs from the given
+    label with p(suggested) ≥ t. The Mislabeled page's bulk button picks the same rows.
+
+    Returns
+    -------
+    DataFrame with columns id, label (given class index), new_label (suggested class index),
+    suggested_prob; most suspect first.
+    """
+    frame = suspects(view)
+    index = {name: i for i, name in enumerate(view.label_names)}
+    given = frame["label"].map(index)
+    suggested = frame["suggested_label"].map(index)
+    mask = (
+        frame["flagged"].astype(bool)
+        & frame["evidence"].isin(["out-of-fold", "held-out"])
+        & (frame["suggested_prob"] >= t)
+        & (suggested != given)
+        & ~frame["id"].isin(pd.Index(decided))
+    )
+    return pd.DataFrame(
+        {
+            "id": frame["id"][mask].to_numpy(np.int64),
+            "label": given[mask].to_numpy(np.int64),
+            "new_label": suggested[mask].to_numpy(np.int64),
+            "suggested_prob": frame["suggested_prob"][mask].to_numpy(np.float64),
+        }
+    )

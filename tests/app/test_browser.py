@@ -115,7 +115,7 @@ def test_the_review_loop_from_score_to_cleaned_export(server, page, tmp_path):
     _saved(pg, 1)
     pg.get_by_role("button", name="Drop", exact=True).nth(1).click()
     _saved(pg, 2)
-    # Bulk accept every flagged suspect whatever p(suggested): the tiny models are unsure.
+    # Bulk accept every flagged suspect from the lowest safe p(suggested) the slider allows.
     slider = pg.locator('[data-testid="stSlider"]').filter(has_text="p(suggested)")
     slider.get_by_role("slider").focus()
     pg.keyboard.press("Home")
@@ -125,6 +125,7 @@ def test_the_review_loop_from_score_to_cleaned_export(server, page, tmp_path):
     n_bulk = int(re.match(r"[\d,]+", preview.first.inner_text()).group().replace(",", ""))
     assert n_bulk > 0
     pg.get_by_role("button", name=f"Relabel {n_bulk:,} to their suggestion").click()
+    pg.get_by_role("button", name=f"Confirm: relabel {n_bulk:,}").click()  # the second step
     _saved(pg, 2 + n_bulk)
     no_error(pg)
     pg.screenshot(path=str(ARTIFACTS / "10-mislabeled-reviewed.png"), full_page=True)

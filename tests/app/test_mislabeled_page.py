@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from scoring.read import decisions
+from scoring.read import decisions, suspects
+from scoring.read.views import load_run
 from tests.app.pages import open_page, page_text, shown
 from tests.conftest import digits_run, text_run
 
@@ -154,35 +155,70 @@ def test_relabel_to_suggested_drop_keep_undo_saved_at_once(app_cache):
     assert len((run / "decisions.jsonl").read_text().splitlines()) == 5  # append-only
 
 
-def test_bulk_accept_preview_count_and_undo(app_cache):
+def _confident_flags(run: Path) -> None:
+    """Make every flagged training row whose suggestion differs from its label confident
+    (p .97): the built run's out-of-fold suggestions are all below the safe threshold."""
+    scores = pd.read_parquet(run / "scores.parquet", columns=["id", "label", "cl_issue"])
+    preds = pd.read_parquet(run / "predictions.parquet")
+    rows = preds.merge(scores, on="id")
+    differ = (rows["cl_issue"] > 0.5) & (rows["oof_suggested"] != rows["label"])
+    preds.loc[differ.to_numpy(), "oof_suggested_prob"] = 0.97
+    preds.to_parquet(run / "predictions.parquet")
+
+
+def test_bulk_accept_from_the_safe_threshold_confirm_and_undo(app_cache):
     run = digits_run(app_cache)
+    _confident_flags(run)
     ev = _evidence(run)
-    decisions.append(run, int(ev.index[0]), "keep")  # a decided row is never overridden
-    at = open_page(PAGE, run, mislabeled_bulk_t=0.2)
-    want = ev[
-        ev["flagged"]
-        & (ev["suggested_prob"] >= 0.2)
-        & (ev["suggested"] != ev["label"])
-        & (ev.index != ev.index[0])
-    ]
-    assert 0 < len(want) < ev["flagged"].sum()  # the threshold leaves some flagged out
-    assert f"{len(want):,} flagged suspect(s) without a decision" in page_text(at)
+    safe = suspects.safe_threshold(load_run(run))
+    assert safe is not None  # the built run's models are confident and right on held-out rows
+    differ = ev[ev["flagged"] & (ev["suggested"] != ev["label"]) & (ev["suggested_prob"] >= safe)]
+    decisions.append(run, int(differ.index[0]), "keep")  # a decided row is never overridden
+    at = open_page(PAGE, run, mislabeled_bulk_t=0.2)  # below the safe floor: raised to it
+    want = differ.iloc[1:]
+    assert len(want) > 0
+    precision, n_held = suspects.relabel_precision(load_run(run), safe)
+    text = page_text(at)
+    assert f"{len(want):,} flagged suspect(s) without a decision" in text
+    assert f"Estimated precision **{precision:.0%}**" in text and f"{n_held:,} held-out" in text
+    assert f"about **{len(want) * (1 - precision):.1f}** correct label(s)" in text
     go = at.button(key="mislabeled_bulk_go")
     assert go.label == f"Relabel {len(want):,} to their suggestion"
     go.click().run()
+    assert not at.exception
+    assert len(decisions.latest(run)) == 1  # nothing written before the confirmation
+    assert f"Relabel {len(want):,} example(s) to their suggestion?" in page_text(at)
+    at.button(key="mislabeled_bulk_confirm").click().run()
     assert not at.exception
     latest = decisions.latest(run).set_index("id")
     bulk = latest[latest["action"] == "relabel"]
     assert sorted(bulk.index) == sorted(want.index)
     assert all(int(bulk.loc[i, "new_label"]) == want.loc[i, "suggested"] for i in want.index)
-    assert latest.loc[ev.index[0], "action"] == "keep"
+    assert latest.loc[differ.index[0], "action"] == "keep"
     # Undo appends `clear` for exactly those ids; the earlier keep stays.
     at.button(key="mislabeled_bulk_undo").click().run()
     history = decisions.history(run)
     clears = history[history["action"] == "clear"]
     assert sorted(clears["id"]) == sorted(want.index)
-    assert decisions.latest(run)[["id", "action"]].values.tolist() == [[ev.index[0], "keep"]]
+    assert decisions.latest(run)[["id", "action"]].values.tolist() == [[differ.index[0], "keep"]]
     assert not [b for b in at.button if b.key == "mislabeled_bulk_undo"]
+
+
+def test_bulk_accept_cancel_and_off_when_no_threshold_is_safe(app_cache):
+    run = digits_run(app_cache)
+    _confident_flags(run)
+    at = open_page(PAGE, run)
+    at.button(key="mislabeled_bulk_go").click().run()
+    at.button(key="mislabeled_bulk_cancel").click().run()
+    assert not at.exception and decisions.latest(run).empty
+    assert not [b for b in at.button if b.key == "mislabeled_bulk_confirm"]
+    held = pd.read_parquet(run / "heldout.parquet")  # the models now miss every held-out row
+    held["suggested"] = (held["label"] + 1) % 10
+    held.to_parquet(run / "heldout.parquet")
+    at = open_page(PAGE, run)
+    assert not at.exception
+    assert at.button(key="mislabeled_bulk_go").disabled
+    assert "Bulk relabelling is off for this run" in page_text(at)
 
 
 def test_hide_reviewed_and_held_out_rows(app_cache):

@@ -239,3 +239,50 @@ def test_consensus_comparison_by_hand(tmp_path):
     ]  # fmt: skip
     assert suspects.consensus_comparison(_consensus_view(tmp_path, noisy=False)) is None
     assert suspects.consensus_comparison(_view(tmp_path, aurocs={"el2n": 1.0})) is None
+
+
+def _heldout_view(tmp_path: Path) -> RunView:
+    """TABLE's view with ten held-out rows written where the run keeps them:
+    suggested_prob .95 .95 .9 .9 .8 .8 .7 .7 .6 .55; the suggestion is wrong on rows 3 (.9),
+    6 and 7 (.7) and 9 (.55)."""
+    from scoring import store
+
+    held = pd.DataFrame(
+        {
+            "id": np.arange(200, 210),
+            "label": [0, 1, 0, 1, 0, 1, 0, 1, 0, 1],
+            "given_prob": 0.5,
+            "suggested": [0, 1, 0, 0, 0, 1, 1, 0, 0, 0],
+            "suggested_prob": [0.95, 0.95, 0.9, 0.9, 0.8, 0.8, 0.7, 0.7, 0.6, 0.55],
+            "cl_quality": 0.5,
+            "cl_issue": 0.0,
+        }
+    )
+    held.to_parquet(store.RunDir(tmp_path).heldout_file)
+    return _view(tmp_path)
+
+
+def test_relabel_precision_by_hand(tmp_path):
+    view = _heldout_view(tmp_path)
+    assert suspects.relabel_precision(view, 0.95) == (1.0, 2)
+    assert suspects.relabel_precision(view, 0.9) == (0.75, 4)  # row 3 wrong
+    assert suspects.relabel_precision(view, 0.7) == (0.625, 8)  # rows 3, 6, 7 wrong
+    assert suspects.relabel_precision(view, 0.5) == (0.6, 10)  # and row 9
+    assert suspects.relabel_precision(view, 0.99) == (None, 0)
+    assert suspects.relabel_precision(_view(tmp_path / "none"), 0.5) == (None, 0)
+    with pytest.raises(InputError):
+        suspects.relabel_precision(view, 1.5)
+
+
+def test_safe_threshold_needs_precision_and_enough_rows(tmp_path):
+    view = _heldout_view(tmp_path)
+    # At 0.50-0.70 the rows >= t are 6/10, ..., 5/8 right; at 0.71-0.80, 5 of 6 (.833).
+    assert suspects.safe_threshold(view, 0.7, min_rows=4) == 0.71
+    assert suspects.safe_threshold(view, 0.8, min_rows=4) == 0.71
+    # 0.81-0.90: 3 of 4 (.75); 0.91-0.95: 2 of 2.
+    assert suspects.safe_threshold(view, 0.85, min_rows=4) is None
+    assert suspects.safe_threshold(view, 0.9, min_rows=2) == 0.91  # (.95, .95): 2 of 2
+    assert suspects.safe_threshold(view, 0.9, min_rows=3) is None  # 0.9 is the last with 4
+    assert suspects.safe_threshold(view) is None  # 10 held-out rows: too few to tell
+    with pytest.raises(InputError):
+        suspects.safe_threshold(view, 0.5)
