@@ -49,6 +49,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/detectors.py
+from auroc_diff import auroc  # noqa: E402
 from detectors import DATA, DETECTORS, OUT, SINGLE  # noqa: E402
 
 from scoring import store  # noqa: E402
@@ -82,26 +83,15 @@ def clean_labels(ids: np.ndarray) -> np.ndarray:
 
 def bootstrap_diff(a: np.ndarray, b: np.ndarray, wrong: np.ndarray, n: int) -> tuple:
     """Paired bootstrap over rows of AUROC(a) - AUROC(b): (point, low, high), 95%."""
-    from scipy.stats import rankdata
-
     rng = np.random.default_rng(0)
-    point = _auroc(a, wrong) - _auroc(b, wrong)
+    point = auroc(a, wrong) - auroc(b, wrong)
     diffs = np.empty(n)
     for i in range(n):
         rows = rng.integers(0, len(wrong), len(wrong))
         w = wrong[rows]
-        diffs[i] = _auroc(a[rows], w, rankdata) - _auroc(b[rows], w, rankdata)
+        diffs[i] = auroc(a[rows], w) - auroc(b[rows], w)
     low, high = np.percentile(diffs, [2.5, 97.5])
     return point, low, high
-
-
-def _auroc(h: np.ndarray, wrong: np.ndarray, rank=None) -> float:
-    """Mann-Whitney AUROC of hardness h (higher = more suspect), ties counted half."""
-    if rank is None:
-        from scipy.stats import rankdata as rank
-    r = rank(h)
-    k = wrong.sum()
-    return float((r[wrong].sum() - k * (k + 1) / 2) / (k * (len(h) - k)))
 
 
 def measure(path: Path, boot: int) -> dict:
