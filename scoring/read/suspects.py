@@ -664,16 +664,24 @@ def relabel_precision(view: RunView, t: float) -> tuple[float | None, int]:
     """
     if not 0.0 <= t <= 1.0:
         raise InputError(f"threshold must be in [0, 1], got {t!r}")
+    return _precision_at(*_heldout_agreement(view), t)
+
+
+def _heldout_agreement(view: RunView) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out rows' suggested probability (n,) and whether the suggestion is the given
+    label (n,), read once for every threshold; empty without held-out evidence."""
     held = store.RunDir(view.path).read_heldout()
     if held is None or held.empty:
-        return None, 0
-    prob = held["suggested_prob"].to_numpy(np.float64)  # (n_heldout,)
+        return np.empty(0), np.empty(0, dtype=bool)
+    prob = held["suggested_prob"].to_numpy(np.float64)
+    return prob, held["suggested"].to_numpy() == held["label"].to_numpy()
+
+
+def _precision_at(prob: np.ndarray, right: np.ndarray, t: float) -> tuple[float | None, int]:
+    """`relabel_precision` on already read arrays."""
     confident = np.isfinite(prob) & (prob >= t)
     n = int(confident.sum())
-    if n == 0:
-        return None, 0
-    right = held["suggested"].to_numpy()[confident] == held["label"].to_numpy()[confident]
-    return float(right.mean()), n
+    return (float(right[confident].mean()), n) if n else (None, 0)
 
 
 def safe_threshold(
@@ -691,8 +699,9 @@ def safe_threshold(
     """
     if not 0.5 < min_precision <= 1.0:
         raise InputError(f"min precision must be in (0.5, 1], got {min_precision!r}")
+    prob, right = _heldout_agreement(view)  # one read for the whole grid
     for t in THRESHOLD_GRID:
-        estimate, n = relabel_precision(view, t)
+        estimate, n = _precision_at(prob, right, t)
         if n < min_rows:
             return None  # higher thresholds keep fewer rows still
         if estimate is not None and estimate >= min_precision:
