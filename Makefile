@@ -16,7 +16,7 @@ setup: $(BIN)/.installed
 
 # The app on http://127.0.0.1:8501; with an empty cache, Home offers a one-click digits run.
 run: setup
-	$(BIN)/python -m streamlit run app.py
+	$(BIN)/python -m streamlit run serve.py
 
 # The engine alone: score the embedded digits with every score and list the cache.
 score-digits: setup

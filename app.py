@@ -1,4 +1,8 @@
-"""Winnow: the Streamlit entry point, a router only (like Streamlit's own `hello` app).
+"""Winnow: the Streamlit app, a router only (like Streamlit's own `hello` app).
+
+`make run` serves it through `serve.py` (`streamlit run serve.py`), which also tells the
+browser where the server's root is; `streamlit run app.py` works too, with two harmless 404s
+in the console when a page's URL is opened directly.
 
 Each page is a file in `app_pages/`; its title and icon are given here. The folder is not
 called `pages/`: a `pages/` folder beside an app that calls `st.navigation` puts Streamlit in

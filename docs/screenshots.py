@@ -3,7 +3,7 @@
     winnow score --dataset digits --noise 0.1 --name "digits, 10% noise" --cache-dir /tmp/shots
     .venv/bin/python docs/screenshots.py /tmp/shots
 
-Starts `streamlit run app.py` on 127.0.0.1 over that cache (its newest finished run is the
+Starts `streamlit run serve.py` on 127.0.0.1 over that cache (its newest finished run is the
 current one), opens each page and saves `docs/walkthrough-*.png` (score → review → export)
 and the per-page shots `docs/<page>.png`. Nothing here changes the cache except that the
 Map page computes its map when it has none.
@@ -40,7 +40,7 @@ def main(cache: str) -> None:
 
     port = _free_port()
     env = {**os.environ, "WINNOW_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    argv = [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port)]
     argv += ["--server.address", "127.0.0.1", "--server.headless", "true"]
     log_path = Path(cache) / "screenshots-server.log"
     with open(log_path, "wb") as log:

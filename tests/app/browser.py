@@ -56,10 +56,10 @@ def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
 
 @contextlib.contextmanager
 def serve(cache_dir: Path, log_dir: Path) -> Iterator[str]:
-    """`streamlit run app.py` on 127.0.0.1 over `cache_dir`; yields its URL, then stops it."""
+    """`streamlit run serve.py` on 127.0.0.1 over `cache_dir`; yields its URL, then stops it."""
     port = free_port()
     env = {**os.environ, "WINNOW_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    argv = [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port)]
     argv += ["--server.address", "127.0.0.1", "--server.headless", "true"]
     log_path = log_dir / "server.log"
     with open(log_path, "wb") as log:

@@ -1,6 +1,6 @@
 """One real-browser pass: Debian's chromium driven by Playwright against a live server.
 
-Starts `streamlit run app.py` on 127.0.0.1 with an empty temp cache, starts a tiny digits run
+Starts `streamlit run serve.py` on 127.0.0.1 with an empty temp cache, starts a tiny digits run
 from Home, waits for it, visits every page, marks an example as mislabeled and checks the
 decision is still shown after a reload. Screenshots go to test-artifacts/browser/.
 """

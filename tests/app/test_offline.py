@@ -42,3 +42,29 @@ def test_no_page_fetches_anything_from_another_host(server_with_runs, page):
     # The favicon is inline (an emoji drawn as SVG), not a URL on another host.
     icon = page.locator("link[rel='shortcut icon']").get_attribute("href")
     assert icon is None or not urlparse(icon).hostname or urlparse(icon).hostname == "127.0.0.1"
+
+
+def test_a_page_opened_at_its_own_url_requests_nothing_that_fails(server_with_runs, page):
+    """A bookmark or a refresh of `/scores` etc.: no 404 in the console (serve.py tells the
+    frontend where the server's root is, so it does not probe `/scores/_stcore/...`)."""
+    bad: list[str] = []
+    errors: list[str] = []
+    page.on("response", lambda r: bad.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    for path in ("scores", "mislabeled", "export"):
+        page.goto(f"{server_with_runs}/{path}")
+        page.locator('[data-testid="stSidebarNav"]').wait_for()
+        page.wait_for_load_state("networkidle")
+        no_error(page)
+    assert bad == [], f"failed requests: {bad}"
+    assert errors == [], f"console errors: {errors}"
+
+
+@pytest.mark.parametrize(
+    ("base", "root"), [("", '"/"'), ("/", '"/"'), ("winnow", '"/winnow/"'), ("/a/b/", '"/a/b/"')]
+)
+def test_the_injected_root_follows_the_base_url_path(base, root):
+    from serve import base_url_script
+
+    script = base_url_script(base).decode()
+    assert f"BACKEND_BASE_URL:window.location.origin+{root}" in script
