@@ -9,8 +9,10 @@ Export page, with Drop duplicates first ticked, says what it leaves out.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
+from playwright.sync_api import expect
 
 from scoring.read import decisions
 from tests.app.browser import ARTIFACTS, goto, no_error, serve
@@ -34,6 +36,15 @@ def _settle(pg) -> None:
     pg.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
 
 
+def _until(condition, what: str, timeout: float = 60.0) -> None:
+    """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
 def test_duplicates_page_in_a_browser(served, page):
     url, run = served
     pg = page
@@ -51,6 +62,9 @@ def test_duplicates_page_in_a_browser(served, page):
     _settle(pg)
     pg.get_by_role("button", name="Drop the training row").first.click()
     _settle(pg)
+    # Under load the click's rerun may still be on its way: wait for the file's state (four
+    # decisions), never for a fixed time.
+    _until(lambda: len(decisions.latest(run)) >= 4, "the four decisions in decisions.jsonl")
     latest = decisions.latest(run).set_index("id")["action"].to_dict()
     assert latest[10] == "keep" and latest[151] == latest[152] == "drop"
     leaks = [train for train, _ in injected()["leaks"]]
@@ -58,7 +72,9 @@ def test_duplicates_page_in_a_browser(served, page):
     pg.reload()  # a new session: what is shown comes from decisions.jsonl
     pg.get_by_role("heading", name=TITLE).first.wait_for()
     pg.get_by_text("Decision: keep").first.wait_for()
-    assert pg.get_by_text("Decision: drop").count() == 3  # 151, 152 and the leaked row
+    # The page renders card by card: expect() retries until all three are drawn (the test
+    # once counted 2 of 3 under load).
+    expect(pg.get_by_text("Decision: drop")).to_have_count(3, timeout=60_000)
     no_error(pg)
 
     goto(pg, url, "Export")
