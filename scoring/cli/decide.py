@@ -1,5 +1,8 @@
 """`winnow decide`: record keep / drop / relabel decisions, one by one, from a CSV, or by
-accepting the suggestions where the models are confident enough (`--accept-suggestions`)."""
+accepting the suggestions where the models are confident enough (`--accept-suggestions`).
+
+The last two are bulk actions: their lines carry a bulk id, printed with the command that
+undoes them (`--undo-bulk ID`, in any later session); `--list-bulk` lists them."""
 
 from __future__ import annotations
 
@@ -46,6 +49,18 @@ def add_parser(sub: Any) -> None:
         help="with --accept-suggestions: the estimated precision to reach, in (0.5, 1] "
         "(default 0.9)",
     )
+    d.add_argument(
+        "--list-bulk",
+        action="store_true",
+        help="list the run's bulk actions (--from, --accept-suggestions, the app's bulk "
+        "accept): id, time, kind, decisions, how many are still in force, undone",
+    )
+    d.add_argument(
+        "--undo-bulk",
+        metavar="ID",
+        help="undo a bulk action (its id from --list-bulk): every example it decided that "
+        "was not decided again since gets back the decision it had before (none, mostly)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +69,22 @@ def run(args: argparse.Namespace) -> int:
 
     actions = {"drop": args.drop, "keep": args.keep, "clear": args.clear}
     chosen = [a for a, on in actions.items() if on] + (["relabel"] if args.relabel else [])
+    if args.list_bulk or args.undo_bulk is not None:
+        flag = "--list-bulk" if args.list_bulk else "--undo-bulk ID"
+        others = {
+            "--id": args.id is not None,
+            "the action flags": bool(chosen),
+            "--from": args.from_file is not None,
+            "--accept-suggestions": args.accept_suggestions,
+            "--min-precision": args.min_precision is not None,
+            "--undo-bulk": args.list_bulk and args.undo_bulk is not None,
+        }
+        extra = [name for name, on in others.items() if on]
+        if extra:
+            raise InputError(f"{flag} goes alone: drop {', '.join(extra)}")
+        if args.list_bulk:
+            return _list_bulk(Path(args.run))
+        return _undo_bulk(Path(args.run), args.undo_bulk)
     if args.accept_suggestions:
         if args.id is not None or chosen or args.from_file is not None:
             raise InputError(
@@ -66,8 +97,12 @@ def run(args: argparse.Namespace) -> int:
         if args.id is not None or chosen:
             raise InputError("--from FILE gives every decision: drop --id and the action flags")
         records = decisions.read_bulk(Path(args.run), args.from_file)
-        n = decisions.append_many(Path(args.run), records)
-        print(f"{n} decision(s) recorded in {decisions.path_of(args.run)}", file=sys.stderr)
+        bulk = decisions.append_bulk(Path(args.run), records, "csv")
+        print(
+            f"{len(records)} decision(s) recorded in {decisions.path_of(args.run)}",
+            file=sys.stderr,
+        )
+        _say_undo(Path(args.run), bulk)
         return 0
     if args.id is None or not chosen:
         raise InputError(
@@ -111,12 +146,54 @@ def _accept_suggestions(run: Path, min_precision: float | None) -> int:
     rows = [
         (int(i), "relabel", int(s)) for i, s in zip(chosen["id"], chosen["new_label"], strict=True)
     ]
-    n = decisions.append_many(run, decisions.checked(run, rows))
+    bulk = decisions.append_bulk(run, decisions.checked(run, rows), "accept-suggestions")
+    n = len(rows)
     breaks = n * (1 - (precision or 0.0))
     print(
         f"{n} example(s) relabelled to their suggestion at p(suggested) >= {t:.2f}: estimated "
         f"precision {precision:.1%} (held-out accuracy on {n_held} rows at that confidence), "
         f"about {breaks:.1f} correct label(s) broken; in {decisions.path_of(run)}",
+        file=sys.stderr,
+    )
+    _say_undo(run, bulk)
+    return 0
+
+
+def _say_undo(run: Path, bulk: str | None) -> None:
+    """The bulk id just written and the command that undoes it (nothing when none was)."""
+    if bulk is not None:
+        print(
+            f"bulk action {bulk}; undo with: winnow decide --run {run} --undo-bulk {bulk}",
+            file=sys.stderr,
+        )
+
+
+def _list_bulk(run: Path) -> int:
+    """Print the run's bulk actions, oldest first, as a table on stdout."""
+    from scoring.read import decisions
+    from scoring.store import RunDir
+
+    if not RunDir(run).config_file.exists():
+        raise InputError(f"{run} is not a finished Winnow run; decisions need its scores")
+    table = decisions.bulk_actions(run)
+    if table.empty:
+        print(f"no bulk actions in {decisions.path_of(run)}", file=sys.stderr)
+        return 0
+    shown = table.rename(columns={"bulk": "id", "in_force": "in force"})
+    print(shown.to_string(index=False))
+    return 0
+
+
+def _undo_bulk(run: Path, bulk: str) -> int:
+    """Undo one bulk action; say how many examples went back and how many were left alone."""
+    from scoring.read import decisions
+
+    n = decisions.undo_bulk(run, bulk)  # checks the run and the id
+    wrote = int(decisions.bulk_actions(run).set_index("bulk").loc[bulk, "decisions"])
+    others = " (the others were decided again since, or undone already)" if n < wrote else ""
+    print(
+        f"bulk action {bulk} undone: {n} of its {wrote} decision(s) withdrawn, those examples "
+        f"back to their decision before it{others}; in {decisions.path_of(run)}",
         file=sys.stderr,
     )
     return 0

@@ -15,12 +15,26 @@ line being written and can never leave a half line glued to the next one (a part
 first closed with a newline). The reader skips lines it cannot parse, so a truncated last line
 costs that one decision, never the file. Because it is only a file, decisions survive app
 restarts and are read by `export` the same way.
+
+A *bulk action* (`winnow decide --from FILE.csv`, `--accept-suggestions`, the Mislabeled
+page's bulk accept) writes all its lines in one write, each carrying the action's id and
+kind::
+
+    {"id": 17, "action": "relabel", "new_label": 3, "time": "...",
+     "bulk": "20250101-120000-a1b2c3", "bulk_kind": "accept-suggestions"}
+
+so it can be listed (`bulk_actions`) and undone (`undo_bulk`) in any later session. Undoing
+appends, for each example whose latest line is still the bulk's, the decision that was in
+force before it (`clear` when there was none), marked ``"undoes": "<bulk id>"``; an example
+decided again since keeps that later decision. Single decisions carry none of these fields,
+and files written before bulk ids existed read as they always did.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +48,13 @@ from scoring.errors import InputError
 ACTIONS = ("keep", "relabel", "drop")
 CLEAR = "clear"  # undo: withdraws the id's current decision
 COLUMNS = ["id", "action", "new_label", "time", "evaluation"]
+BULK_COLUMNS = ["bulk", "bulk_kind", "undoes"]  # `history(with_bulk=True)` only
+# What wrote a bulk action, as `bulk_actions` and the pages name it.
+BULK_KINDS = {
+    "csv": "winnow decide --from FILE.csv",
+    "accept-suggestions": "winnow decide --accept-suggestions",
+    "mislabeled-accept": "the Mislabeled page's bulk accept",
+}
 
 
 def path_of(run: Path | str) -> Path:
@@ -196,11 +217,146 @@ def read_bulk(run: Path | str, file: Path | str) -> list[dict]:
 
 
 def append_many(run: Path | str, records: list[dict]) -> int:
-    """Append already validated decisions (`read_bulk`) in order; returns how many."""
+    """Append already validated decisions (`read_bulk`, `checked`) in order, as plain
+    decisions; returns how many. A bulk action the user may undo goes through `append_bulk`."""
     lines = "".join(json.dumps(r) + "\n" for r in records)
     if lines:
         _append_line(path_of(run), lines)  # one write: the bulk lands whole or not at all
     return len(records)
+
+
+def append_bulk(
+    run: Path | str, records: list[dict], kind: str, *, evaluation: bool = False
+) -> str | None:
+    """Append already validated decisions (`read_bulk`, `checked`) as one bulk action.
+
+    Every line carries the action's new id (``"bulk"``) and `kind` (``"bulk_kind"``), and
+    all of them go out in one write, so the action lands whole or not at all.
+
+    Parameters
+    ----------
+    run : path of a finished run folder
+    records : list of dict (id, action, new_label, time)
+        In order; a later record for the same id wins, as in the file.
+    kind : one of `BULK_KINDS`
+        What made the action.
+    evaluation : bool
+        Made in evaluation mode (see `append`): every line says so.
+
+    Returns
+    -------
+    str or None
+        The bulk id (for `undo_bulk`), or None when `records` is empty and nothing was written.
+    """
+    if kind not in BULK_KINDS:  # a programming error, not the user's: no InputError
+        raise ValueError(f"bulk kind must be one of {', '.join(BULK_KINDS)}, got {kind!r}")
+    if not records:
+        return None
+    # Seconds for reading, a random suffix so two actions in one second never share an id.
+    bulk = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    marked = [{**r, "bulk": bulk, "bulk_kind": kind} for r in records]
+    if evaluation:
+        marked = [{**r, "evaluation": True} for r in marked]
+    append_many(run, marked)
+    return bulk
+
+
+def bulk_actions(run: Path | str) -> pd.DataFrame:
+    """Every bulk action in the run's decisions file, oldest first.
+
+    Returns
+    -------
+    DataFrame, one row per bulk id, with columns
+        bulk (str): the id `undo_bulk` takes; time (str, ISO 8601 UTC, its first line's);
+        kind (str, a key of `BULK_KINDS`); actions (str, e.g. "relabel 37, drop 2");
+        decisions (int): lines it wrote; in_force (int): examples whose latest line is still
+        the action's, what an undo would change; undone (bool): `undo_bulk` wrote for it.
+    """
+    frame = history(run, with_bulk=True)
+    undone = set(frame["undoes"].dropna())
+    wrote = frame[frame["bulk"].notna()]  # undo lines carry `undoes`, no bulk id
+    in_force = frame.drop_duplicates("id", keep="last")["bulk"].value_counts()
+    rows = []
+    for bulk, lines in wrote.groupby("bulk", sort=False):  # first-appearance order: the log's
+        counts = lines["action"].value_counts()
+        rows.append(
+            {
+                "bulk": bulk,
+                "time": lines["time"].iloc[0],
+                "kind": lines["bulk_kind"].iloc[0],
+                "actions": ", ".join(f"{a} {n}" for a, n in counts.items()),
+                "decisions": len(lines),
+                "in_force": int(in_force.get(bulk, 0)),
+                "undone": bulk in undone,
+            }
+        )
+    columns = ["bulk", "time", "kind", "actions", "decisions", "in_force", "undone"]
+    return pd.DataFrame(rows, columns=columns).astype(
+        {"decisions": "int64", "in_force": "int64", "undone": "bool"}
+    )
+
+
+def undo_bulk(run: Path | str, bulk: str) -> int:
+    """Undo a bulk action: put back, for every example whose latest line is still the
+    action's, the decision in force before it (`clear` when there was none).
+
+    An example decided again after the action keeps that later decision; undoing twice
+    writes nothing the second time. The lines go out in one write, each marked
+    ``"undoes": bulk``.
+
+    Parameters
+    ----------
+    run : path of a finished run folder
+    bulk : str
+        A bulk id, as `append_bulk` returned it and `bulk_actions` lists it.
+
+    Returns
+    -------
+    int
+        How many examples went back (0 when every one was decided again or already undone).
+
+    Raises
+    ------
+    InputError
+        No bulk action with that id in the run's decisions file (the message lists them).
+    """
+    rd = store.RunDir(run)
+    _require_run(rd)
+    frame = history(run, with_bulk=True)
+    known = frame["bulk"].dropna().unique().tolist()  # undo lines carry no bulk id
+    if bulk not in known:
+        shown = ", ".join(known[-20:]) if known else "none"
+        raise InputError(
+            f"no bulk action {bulk!r} in {path_of(run)}; its bulk actions are: {shown} "
+            "(`winnow decide --run RUN --list-bulk` lists them)"
+        )
+    last = frame.drop_duplicates("id", keep="last")
+    targets = last[last["bulk"] == bulk]  # still the action's: an undo changes these only
+    # One write holds all of an action's lines, so for each target id they are its last
+    # ones: what came before them is the decision to put back.
+    earlier = frame[frame["id"].isin(targets["id"]) & (frame["bulk"] != bulk)]
+    prior = earlier.drop_duplicates("id", keep="last").set_index("id")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    records = []
+    for example, action in zip(targets["id"], targets["action"], strict=True):
+        back = _restored(prior.loc[example] if example in prior.index else None, action)
+        if back is not None:
+            records.append({"id": int(example), **back, "time": now, "undoes": bulk})
+    return append_many(run, records)
+
+
+def _restored(prior: pd.Series | None, undone_action: str) -> dict | None:
+    """The decision `undo_bulk` writes back: `prior`'s, `clear` when there was none, or None
+    when the bulk's line was a clear over no decision (nothing to undo)."""
+    if prior is None or prior["action"] == CLEAR:
+        return None if undone_action == CLEAR else {"action": CLEAR, "new_label": None}
+    record = {
+        "action": prior["action"],
+        "new_label": None if pd.isna(prior["new_label"]) else int(prior["new_label"]),
+    }
+    if prior["evaluation"]:
+        record["evaluation"] = True
+    return record
 
 
 def checked(run: Path | str, rows: list[tuple[int, str, int | None]]) -> list[dict]:
@@ -250,14 +406,21 @@ def _checked(rd: store.RunDir, ids: pd.Index, id: object, action: str, new_label
     }
 
 
-def history(run: Path | str) -> pd.DataFrame:
+def history(run: Path | str, *, with_bulk: bool = False) -> pd.DataFrame:
     """Every readable decision line, oldest first (clears included).
+
+    Parameters
+    ----------
+    run : path of a run folder
+    with_bulk : bool
+        Add the bulk columns (`BULK_COLUMNS`); off, the frame is what it always was.
 
     Returns
     -------
     DataFrame with columns id (int64), action (str), new_label (Int64, <NA> unless relabel),
-    time (str, ISO 8601 UTC), evaluation (bool: made in evaluation mode). Lines that do not
-    parse (a line cut short by a crash, garbage) are skipped with a warning, and counted in
+    time (str, ISO 8601 UTC), evaluation (bool: made in evaluation mode), and with `with_bulk`
+    bulk, bulk_kind, undoes (str, None on lines without them). Lines that do not parse (a
+    line cut short by a crash, garbage) are skipped with a warning, and counted in
     ``frame.attrs["skipped_lines"]``.
     """
     file = path_of(run)
@@ -271,7 +434,7 @@ def history(run: Path | str) -> pd.DataFrame:
                 skipped += 1
     if skipped:  # decisions are the user's work: say that some were unreadable, keep the rest
         warnings.warn(skipped_message(file, skipped), stacklevel=2)
-    frame = pd.DataFrame(records, columns=COLUMNS)
+    frame = pd.DataFrame(records, columns=COLUMNS + BULK_COLUMNS if with_bulk else COLUMNS)
     frame = frame.astype(
         {
             "id": "int64",
@@ -280,6 +443,7 @@ def history(run: Path | str) -> pd.DataFrame:
             "time": "object",
             "evaluation": "bool",
         }
+        | dict.fromkeys(BULK_COLUMNS if with_bulk else [], "object")
     )
     frame.attrs["skipped_lines"] = skipped  # pages show `skipped_message` from it
     return frame
@@ -335,6 +499,8 @@ def _parse(line: str) -> dict | None:
         "new_label": label if record["action"] == "relabel" else None,
         "time": record.get("time"),
         "evaluation": record.get("evaluation") is True,
+        # Only strings: a hand-edited or foreign value reads as no bulk at all.
+        **{k: record[k] if isinstance(record.get(k), str) else None for k in BULK_COLUMNS},
     }
 
 

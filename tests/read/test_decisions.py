@@ -96,3 +96,121 @@ def test_bad_decision_rejected(run, args):
 def test_not_a_run(tmp_path):
     with pytest.raises(InputError, match="not a finished Winnow run"):
         decisions.append(tmp_path, 1, "keep")
+
+
+def test_bulk_action_lines_carry_its_id_and_single_decisions_none(run):
+    decisions.append(run, 10, "keep")
+    bulk = decisions.append_bulk(
+        run, decisions.checked(run, [(11, "relabel", 2), (12, "drop", None)]), "csv"
+    )
+    lines = _lines(run)
+    assert "bulk" not in lines[0] and "bulk_kind" not in lines[0]
+    assert [(r["bulk"], r["bulk_kind"]) for r in lines[1:]] == [(bulk, "csv")] * 2
+    assert decisions.append_bulk(run, [], "csv") is None  # nothing written, no id
+    assert len(_lines(run)) == 3
+    other = decisions.append_bulk(run, decisions.checked(run, [(13, "keep", None)]), "csv")
+    assert other != bulk
+    # The readers the rest of Winnow uses see the same columns as ever.
+    assert list(decisions.latest(run).columns) == decisions.COLUMNS
+    assert list(decisions.history(run).columns) == decisions.COLUMNS
+    assert decisions.latest(run)["id"].tolist() == [10, 11, 12, 13]
+
+
+def test_bulk_actions_lists_counts_and_what_is_still_in_force(run):
+    first = decisions.append_bulk(
+        run, decisions.checked(run, [(10, "relabel", 1), (11, "relabel", 2)]), "csv"
+    )
+    second = decisions.append_bulk(
+        run,
+        decisions.checked(run, [(12, "relabel", 0), (13, "drop", None)]),
+        "mislabeled-accept",
+        evaluation=True,
+    )
+    decisions.append(run, 11, "keep")  # decided again: no longer the first action's
+    got = decisions.bulk_actions(run)
+    assert got["bulk"].tolist() == [first, second]  # oldest first
+    assert got["kind"].tolist() == ["csv", "mislabeled-accept"]
+    assert got["actions"].tolist() == ["relabel 2", "relabel 1, drop 1"]
+    assert got["decisions"].tolist() == [2, 2]
+    assert got["in_force"].tolist() == [1, 2]
+    assert got["undone"].tolist() == [False, False]
+    assert all(t.endswith("+00:00") for t in got["time"])
+    assert decisions.latest(run).set_index("id")["evaluation"].to_dict() == {
+        10: False,
+        12: True,
+        13: True,
+        11: False,
+    }
+
+
+def test_undo_bulk_withdraws_exactly_what_is_still_in_force(run):
+    decisions.append(run, 13, "keep")  # before the action, untouched by it
+    bulk = decisions.append_bulk(
+        run,
+        decisions.checked(run, [(10, "relabel", 1), (11, "relabel", 2), (12, "drop", None)]),
+        "accept-suggestions",
+    )
+    decisions.append(run, 11, "relabel", new_label=0)  # the user changed their mind since
+    assert decisions.undo_bulk(run, bulk) == 2
+    undo = _lines(run)[-2:]
+    assert [(r["id"], r["action"], r["undoes"]) for r in undo] == [
+        (10, "clear", bulk),
+        (12, "clear", bulk),
+    ]
+    assert all("bulk" not in r for r in undo)  # an undo is not itself an action to undo
+    current = decisions.latest(run).set_index("id")
+    assert sorted(current.index) == [11, 13]
+    assert (current.loc[11, "action"], current.loc[11, "new_label"]) == ("relabel", 0)
+    assert current.loc[13, "action"] == "keep"
+    listed = decisions.bulk_actions(run).iloc[0]
+    assert (listed["in_force"], listed["undone"]) == (0, True)
+    # Twice: nothing left to undo, nothing written.
+    size = decisions.path_of(run).stat().st_size
+    assert decisions.undo_bulk(run, bulk) == 0
+    assert decisions.path_of(run).stat().st_size == size
+
+
+def test_undo_bulk_puts_back_the_decision_it_replaced(run):
+    """A CSV may override earlier decisions: undo restores them rather than dropping them."""
+    decisions.append(run, 10, "relabel", new_label=2)
+    decisions.append(run, 11, "drop")
+    bulk = decisions.append_bulk(
+        run, decisions.checked(run, [(10, "keep", None), (11, "clear", None)]), "csv"
+    )
+    assert decisions.latest(run)["id"].tolist() == [10]
+    assert decisions.undo_bulk(run, bulk) == 2
+    current = decisions.latest(run).set_index("id")
+    assert (current.loc[10, "action"], current.loc[10, "new_label"]) == ("relabel", 2)
+    assert current.loc[11, "action"] == "drop"
+
+
+def test_undo_bulk_unknown_id_names_the_known_ones(run):
+    with pytest.raises(InputError, match="its bulk actions are: none"):
+        decisions.undo_bulk(run, "nope")
+    bulk = decisions.append_bulk(run, decisions.checked(run, [(10, "drop", None)]), "csv")
+    with pytest.raises(InputError, match=f"no bulk action 'nope' .* are: {bulk}"):
+        decisions.undo_bulk(run, "nope")
+    assert len(_lines(run)) == 1
+
+
+def test_log_without_bulk_fields_still_reads(run):
+    """A file from before bulk ids: every reader works, no bulk action is listed."""
+    old = [
+        {"id": 10, "action": "relabel", "new_label": 1, "time": "2025-01-01T00:00:00+00:00"},
+        {"id": 11, "action": "drop", "new_label": None, "time": "2025-01-01T00:00:01+00:00"},
+        {"id": 12, "action": "keep", "new_label": None, "bulk": 7},  # foreign value: ignored
+    ]
+    decisions.path_of(run).write_text("".join(json.dumps(r) + "\n" for r in old))
+    assert decisions.latest(run)["id"].tolist() == [10, 11, 12]
+    full = decisions.history(run, with_bulk=True)
+    assert full[decisions.BULK_COLUMNS].isna().all().all()
+    got = decisions.bulk_actions(run)
+    assert got.empty and list(got.columns) == [
+        "bulk",
+        "time",
+        "kind",
+        "actions",
+        "decisions",
+        "in_force",
+        "undone",
+    ]
