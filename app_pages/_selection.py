@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from app_pages._shared import escape_md, page_header, pick, read_decisions, remembered
+from app_pages._shared import escape_md, noun, page_header, pick, read_decisions, remembered
 from scoring.errors import InputError
 from scoring.prune.rules import (
     PARAMETERS,
@@ -214,13 +214,13 @@ def pre_step_switches(run: RunView, *, prefix: str) -> dict[str, bool]:
     words = {
         "drop_duplicates": (
             "Drop duplicates first",
-            "{n:,} rows beyond one per group",
+            "{n:,} {rows} beyond one per group",
             "Before the rule, keep one row per duplicate group (exact copies and near "
             "duplicates; the lowest id stays). Groups are on the Duplicates & outliers page.",
         ),
         "drop_leaks": (
             "Drop leaked rows first",
-            "{n:,} training rows copy a held-out/test row",
+            "{n:,} training {rows} that copy a held-out/test row",
             "Before the rule, leave out training rows that copy a held-out/test row: they "
             "inflate test accuracy. Pairs are on the Duplicates & outliers page.",
         ),
@@ -233,7 +233,7 @@ def pre_step_switches(run: RunView, *, prefix: str) -> dict[str, bool]:
         with column:
             value = remembered(
                 st.checkbox,
-                f"{label} ({count.format(n=n)})" if n is not None else label,
+                f"{label} ({count.format(n=n, rows=noun(n, 'row'))})" if n is not None else label,
                 f"prune_{name}",
                 False,
                 key=f"{prefix}{name}",
@@ -334,7 +334,8 @@ def _decisions_control(run: RunView, *, help: str, key: str) -> bool:
     drops = int((made["action"] == "drop").sum()) if n else 0
     relabels = int((made["action"] == "relabel").sum()) if n else 0
     label = (
-        f"Apply Mislabeled decisions ({n}: {drops} drops, {relabels} relabels)"
+        f"Apply Mislabeled decisions ({n}: {drops} {noun(drops, 'drop')}, "
+        f"{relabels} {noun(relabels, 'relabel')})"
         if n
         else "Apply Mislabeled decisions (none made yet)"
     )

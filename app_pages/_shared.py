@@ -109,7 +109,7 @@ def current_run() -> RunView | None:
     if state.run is None:
         st.info(
             "No finished run yet. Start one on the **Home** page (first in the sidebar): "
-            "a digits run takes about 40 seconds.",
+            "it shows the job's progress and, once its pace is steady, the time left.",
             icon=":material/info:",
         )
         return None
@@ -268,3 +268,8 @@ def read_decisions(run: RunView) -> pd.DataFrame:
     if skipped:
         st.warning(escape_md(decisions.skipped_message(decisions.path_of(run.path), skipped)))
     return latest
+
+
+def noun(n: int, singular: str, plural: str | None = None) -> str:
+    """`singular` for one, else `plural` (default `singular` + "s"): "1 row", "2 rows"."""
+    return singular if n == 1 else plural or singular + "s"

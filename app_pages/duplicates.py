@@ -28,7 +28,15 @@ from app_pages._review import (
     save_many,
     text_fields,
 )
-from app_pages._shared import escape_md, mtime, page_header, read_decisions, read_run, remembered
+from app_pages._shared import (
+    escape_md,
+    mtime,
+    noun,
+    page_header,
+    read_decisions,
+    read_run,
+    remembered,
+)
 from scoring import store
 from scoring.errors import InputError
 from scoring.read import decisions, neighbours
@@ -95,11 +103,6 @@ def tables(view: RunView) -> dict:
 # --- decisions (button callbacks) -------------------------------------------------------
 
 
-def _noun(n: int, singular: str, plural: str | None = None) -> str:
-    """`singular` for one, else `plural` (default `singular` + "s"): "1 row", "2 rows"."""
-    return singular if n == 1 else plural or singular + "s"
-
-
 def _decide(run: str, records: list[tuple[int, str, int | None]], what: str) -> None:
     written = save_many(run, records)
     if written == len(records):
@@ -108,12 +111,12 @@ def _decide(run: str, records: list[tuple[int, str, int | None]], what: str) -> 
 
 def _keep_only(run: str, keep: int, others: list[int]) -> None:
     records = [(keep, "keep", None)] + [(i, "drop", None) for i in others]
-    _decide(run, records, f"#{keep} kept, {len(others)} {_noun(len(others), 'other')} dropped")
+    _decide(run, records, f"#{keep} kept, {len(others)} {noun(len(others), 'other')} dropped")
 
 
 def _undo(run: str, ids: list[int], latest_ids: set[int]) -> None:
     records = [(i, decisions.CLEAR, None) for i in ids if i in latest_ids]
-    _decide(run, records, f"{len(records)} {_noun(len(records), 'decision')} undone")
+    _decide(run, records, f"{len(records)} {noun(len(records), 'decision')} undone")
 
 
 # --- sections ------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ def counts_section(view: RunView, counts: dict) -> None:
         if key == "duplicate_groups":
             in_groups = counts["rows_in_groups"]
             extra = (
-                f" ({in_groups:,} {_noun(in_groups, 'row')}; dropping duplicates removes "
+                f" ({in_groups:,} {noun(in_groups, 'row')}; dropping duplicates removes "
                 f"{counts['redundant_rows']:,})"
             )
         lines.append(f"- **{n:,} {names if n != 1 else SINGULAR[key]}**{extra}: {meaning}.")
@@ -145,7 +148,7 @@ def counts_section(view: RunView, counts: dict) -> None:
         largest, smallest = counts["largest_class"], counts["smallest_class"]
         lines.append(
             f"- **class imbalance {ratio:.2f}×**: the largest class has "
-            f"{largest:,} training {_noun(largest, 'row')}, the smallest {smallest:,}"
+            f"{largest:,} training {noun(largest, 'row')}, the smallest {smallest:,}"
             " (1.00× is balanced; see the table below)."
         )
     st.markdown("\n".join(lines))

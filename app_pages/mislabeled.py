@@ -2,8 +2,9 @@
 
 Each card shows what the detector saw (`scoring.read.suspects.suspects`): p of the given label,
 the label the out-of-sample probabilities suggest and its probability, why the example is
-suspect, and a `heldout` badge for held-out rows. Decisions (one click each, or a bulk accept
-with its undo) are appended to the run's `decisions.jsonl` at once (`app_pages._review`).
+suspect, and a `heldout` badge for held-out rows. Decisions (one click each, or a bulk accept)
+are appended to the run's `decisions.jsonl` at once (`app_pages._review`); a bulk action is
+recorded with its id there, so any past one can be undone in a later session.
 Suspects are shown a page at a time to keep the number of widgets per render small.
 """
 
@@ -21,13 +22,13 @@ from app_pages._review import (
     evaluation_mode,
     evidence,
     evidence_line,
+    in_evaluation,
     label_index,
     load_images,
     load_texts,
-    save_many,
     text_fields,
 )
-from app_pages._shared import escape_md, page_header, pick, remembered, ui
+from app_pages._shared import escape_md, noun, page_header, pick, remembered, ui
 from scoring.errors import InputError
 from scoring.read import annotators, decisions, suspects
 from scoring.read.views import RunView, no_examples_reason
@@ -107,14 +108,23 @@ def model_check(view: RunView) -> int:
     flags are more likely the model's errors than label errors; returns the flagged count."""
     n_flagged = suspects.flagged_count(view)
     held = suspects.heldout_rows(view)
-    total = len(view.table) + (0 if held is None else len(held))
+    n_train, n_held = len(view.table), 0 if held is None else len(held)
+    total = n_train + n_held
     accuracy = suspects.heldout_accuracy(view)
     acc = "" if accuracy is None else f" · the scoring models' held-out accuracy **{accuracy:.2f}**"
+    # Say which rows the count covers: Pruning and Export count training rows only.
+    covers = f"{n_train:,} training {noun(n_train, 'row')}"
+    if n_held:
+        covers = (
+            f"{suspects.flagged_count(view, 'train'):,} of the {covers} and "
+            f"{suspects.flagged_count(view, 'heldout'):,} of the {n_held:,} held-out "
+            f"{noun(n_held, 'row')}"
+        )
     st.markdown(
         f"**cleanlab flags {n_flagged:,}** of {total:,} examples "
-        f"({n_flagged / max(total, 1):.1%}){acc}"
+        f"({n_flagged / max(total, 1):.1%}: {covers}){acc}"
     )
-    message = suspects.model_errors_warning(view)
+    message = suspects.model_errors_warning(view, app=True)
     if message:
         st.warning(
             f"Flags are likely model errors rather than label errors: {escape_md(message)}",
@@ -147,7 +157,8 @@ def annotators_section(view: RunView) -> None:
 
 def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
     """Accept the suggestion for every undecided flagged suspect above a threshold no lower
-    than `suspects.safe_threshold` (estimated precision ≥ 90%), after a confirmation; undo."""
+    than `suspects.safe_threshold` (estimated precision ≥ 90%), after a confirmation; undo
+    any past bulk action of the run, from the decisions file (so in any later session)."""
     run = str(view.path)
     with st.container(border=True):
         st.markdown("**Accept the suggestion in bulk**")
@@ -162,20 +173,7 @@ def bulk_section(view: RunView, ev: pd.DataFrame, latest: pd.DataFrame) -> None:
             st.caption(_unsafe_reason())
         else:
             _bulk_accept(view, ev, latest, safe)
-        last_key = f"mislabeled_bulk_last:{run}"
-        last = ui().choices.get(last_key)
-        if (
-            isinstance(last, dict)
-            and last
-            and st.button(
-                f"Undo the last bulk accept ({len(last):,})",
-                key="mislabeled_bulk_undo",
-                icon=":material/undo:",
-            )
-        ):
-            _undo_bulk(run, latest, last)
-            ui().choices.pop(last_key, None)
-            st.rerun()
+        _undo_bulk(run)
 
 
 def _unsafe_reason() -> str:
@@ -236,9 +234,14 @@ def _confirm_bulk(run: str, pending: dict[int, int], pending_key: str, breaks: f
     )
     yes, no = st.columns(2)
     if yes.button(f"Confirm: relabel {len(pending):,}", key="mislabeled_bulk_confirm"):
-        records = [(i, "relabel", s) for i, s in pending.items()]
-        n = save_many(run, records)
-        ui().choices[f"mislabeled_bulk_last:{run}"] = {i: s for i, _, s in records[:n]}
+        rows = [(int(i), "relabel", int(s)) for i, s in pending.items()]
+        try:  # one bulk action, checked whole and written in one go: it can be undone as one
+            records = decisions.checked(run, rows)
+            decisions.append_bulk(run, records, "mislabeled-accept", evaluation=in_evaluation(run))
+        except (InputError, OSError) as err:
+            st.toast(f"Nothing relabelled: {escape_md(err)}", icon=":material/error:")
+        else:
+            st.toast(f"Relabelled {len(records):,}; undo it below", icon=":material/check:")
         ui().choices.pop(pending_key, None)
         st.rerun()
     if no.button("Cancel", key="mislabeled_bulk_cancel"):
@@ -266,19 +269,56 @@ def _bulk_candidates(
     return ev[pick_mask], suggested[pick_mask]
 
 
-def _undo_bulk(run: str, latest: pd.DataFrame, last: dict[int, int]) -> None:
-    """Clear the relabels the last bulk accept wrote (`last`: id -> new label)."""
-    # Withdraw exactly what the bulk wrote: an example decided again since keeps
-    # that later decision.
-    current = latest.set_index("id")
-    still = [
-        i
-        for i, s in last.items()
-        if i in current.index
-        and current.loc[i, "action"] == "relabel"
-        and int(current.loc[i, "new_label"]) == s
-    ]
-    save_many(run, [(i, decisions.CLEAR, None) for i in still])
+def _undo_bulk(run: str) -> None:
+    """Offer to undo any bulk action of the run that still has decisions in force, newest
+    first, read from the decisions file: it survives reloads and new sessions."""
+    try:
+        actions = decisions.bulk_actions(run)
+    except OSError as err:
+        st.caption(f"Past bulk actions could not be read: {escape_md(err)}")
+        return
+    offer = actions[actions["in_force"] > 0].iloc[::-1]
+    if offer.empty:
+        return
+    rows = offer.set_index("bulk")
+    # A new set of offers is a new widget: a stale choice never points at a gone action.
+    key = f"mislabeled_bulk_pick_{len(rows)}_{rows.index[0]}"
+    st.selectbox(
+        "Undo a bulk action",
+        rows.index.tolist(),
+        format_func=lambda b: _bulk_label(rows.loc[b]),
+        key=key,
+        help="Each example it decided that you have not decided again since gets back the "
+        "decision it had before (none, for a bulk accept); later decisions stay.",
+    )
+    st.button(
+        "Undo",
+        key="mislabeled_bulk_undo",
+        icon=":material/undo:",
+        on_click=_undo_picked,  # before the rerun's script: the page reads the file after it
+        args=(run, key),
+    )
+
+
+def _undo_picked(run: str, key: str) -> None:
+    """The Undo button's callback: undo the bulk action the select shows, say so in a toast."""
+    bulk = st.session_state.get(key)
+    try:
+        n = decisions.undo_bulk(run, str(bulk))
+    except (InputError, OSError) as err:
+        st.toast(f"Not undone: {escape_md(err)}", icon=":material/error:")
+        return
+    st.toast(f"Bulk action undone: {n:,} decision(s) withdrawn", icon=":material/undo:")
+
+
+def _bulk_label(action: pd.Series) -> str:
+    """One bulk action in words: when, what made it, what it did, how much is still in force."""
+    when = str(action["time"]).replace("T", " ").replace("+00:00", " UTC")
+    kind = decisions.BULK_KINDS.get(action["kind"], action["kind"])
+    return (
+        f"{when} · {kind} · {action['actions']} "
+        f"({action['in_force']:,} of {action['decisions']:,} still in force)"
+    )
 
 
 def noise_section(view: RunView, detector: str, ranked: pd.DataFrame) -> None:

@@ -31,6 +31,7 @@ from app_pages._shared import (
     code_md,
     escape_md,
     mtime,
+    noun,
     pick,
     read_decisions,
     remembered,
@@ -167,7 +168,8 @@ def _show_preview(run: RunView, selection: Selection) -> bool:
         n_flagged = int(flagged.sum())
         note += (
             f". It keeps **{int((flagged & plan.kept).sum()):,}** of the {n_flagged:,} "
-            "examples cleanlab flags as likely mislabeled"
+            f"training {noun(n_flagged, 'row')} cleanlab flags as likely mislabeled (pruning "
+            "ranks training rows only; Mislabeled counts held-out rows too)"
         )
     st.markdown(note + ".")
     warn_lost_classes(run, plan.labels, plan.kept)
@@ -203,7 +205,7 @@ def _offset_suggestion(run: RunView, selection: Selection) -> None:
         return
     detector = default_detector(run)
     st.info(
-        f"cleanlab flags **{share:.1%}** of this run's examples as likely mislabeled. Rules "
+        f"cleanlab flags **{share:.1%}** of this run's training rows as likely mislabeled. Rules "
         "that keep the hardest examples keep those labels too; the **offset** rule with "
         "**auto** first drops the hardest share equal to that estimate (Data Diet's rule for "
         f"noisy data), ranked by this run's default detector, `{detector}`.",

@@ -194,8 +194,11 @@ def model_errors_rule(accuracy: float, flag_share: float) -> bool:
     return accuracy < MODEL_ERROR_ACCURACY and flag_share > MODEL_ERROR_FLAG_SHARE
 
 
-def model_errors_warning(view: RunView) -> str | None:
-    """The plain warning the pages and `score`'s summary show, or None when it does not apply."""
+def model_errors_warning(view: RunView, *, app: bool = False) -> str | None:
+    """The plain warning the pages and `score`'s summary show, or None when it does not apply.
+
+    `app` words the remedy for the app (its Recipe menu) instead of the CLI's flags.
+    """
     if not likely_model_errors(view):
         return None
     accuracy = heldout_accuracy(view)
@@ -206,9 +209,18 @@ def model_errors_warning(view: RunView) -> str | None:
         f"the scoring model gets {1 - accuracy:.0%} of held-out examples wrong and cleanlab "
         f"flags {share:.0%} of the rows: many flags are likely the model's mistakes on hard "
         "but correctly labelled examples, not label errors. Score with a stronger model "
-        "(`--recipe finetune`, a pretrained encoder with `--model`, or your own training "
-        "through the Recorder) before trusting the list."
+        f"{STRONGER_IN_APP if app else STRONGER_IN_CLI} before trusting the list."
     )
+
+
+STRONGER_IN_CLI = (
+    "(`--recipe finetune`, a pretrained encoder with `--model`, or your own training "
+    "through the Recorder)"
+)
+STRONGER_IN_APP = (
+    "(on Home, a new run with the Recipe probe or finetune, or your own training "
+    "through the Recorder)"
+)
 
 
 def load_example_images(

@@ -89,6 +89,10 @@ def test_cards_show_the_detectors_own_out_of_sample_evidence(app_cache):
     text = shown(page_text(at))
     accuracy = summary["test_accuracy_mean"]
     assert f"cleanlab flags {n_flagged:,}** of 625 examples" in text
+    # ... and says which rows it covers: Pruning's count is the training rows' alone.
+    train = ev["split"] == "train"
+    n_train, n_held = int(ev["flagged"][train].sum()), int(ev["flagged"][~train].sum())
+    assert f"{n_train:,} of the 500 training rows and {n_held:,} of the 125 held-out rows" in text
     assert f"held-out accuracy **{accuracy:.2f}**" in text
     assert "likely model errors" not in text  # accuracy above 0.85 on digits
     # The list starts at the flagged count.
@@ -195,13 +199,52 @@ def test_bulk_accept_from_the_safe_threshold_confirm_and_undo(app_cache):
     assert sorted(bulk.index) == sorted(want.index)
     assert all(int(bulk.loc[i, "new_label"]) == want.loc[i, "suggested"] for i in want.index)
     assert latest.loc[differ.index[0], "action"] == "keep"
-    # Undo appends `clear` for exactly those ids; the earlier keep stays.
-    at.button(key="mislabeled_bulk_undo").click().run()
-    history = decisions.history(run)
-    clears = history[history["action"] == "clear"]
-    assert sorted(clears["id"]) == sorted(want.index)
-    assert decisions.latest(run)[["id", "action"]].values.tolist() == [[differ.index[0], "keep"]]
-    assert not [b for b in at.button if b.key == "mislabeled_bulk_undo"]
+    # One bulk action in the file: every line of it carries its id.
+    (action,) = decisions.bulk_actions(run).itertuples()
+    lines = [json.loads(x) for x in (run / "decisions.jsonl").read_text().splitlines()]
+    assert [r.get("bulk") for r in lines] == [None] + [action.bulk] * len(want)
+    assert action.kind == "mislabeled-accept" and action.in_force == len(want)
+    assert at.selectbox(key=f"mislabeled_bulk_pick_1_{action.bulk}").value == action.bulk
+
+
+def test_bulk_undo_from_the_log_in_a_new_session(app_cache):
+    """The undo outlives the session that made the bulk accept: a fresh one (a reload, another
+    day) offers it from decisions.jsonl, and withdraws only what is still the bulk's."""
+    run = digits_run(app_cache)
+    _confident_flags(run)
+    decided = int(_evidence(run).index[0])
+    decisions.append(run, decided, "keep")  # before the bulk: it stays
+    at = open_page(PAGE, run)
+    assert not [b for b in at.button if b.key == "mislabeled_bulk_undo"]  # nothing to undo
+    at.button(key="mislabeled_bulk_go").click().run()
+    at.button(key="mislabeled_bulk_confirm").click().run()
+    assert not at.exception
+    wrote = decisions.latest(run).set_index("id")
+    bulk_ids = wrote.index[wrote["action"] == "relabel"].tolist()
+    assert len(bulk_ids) >= 2
+    again = bulk_ids[0]
+    decisions.append(run, again, "drop")  # decided again since: keeps that decision
+
+    fresh = open_page(PAGE, run)  # a new session: nothing of the first one's state
+    assert not fresh.exception
+    (bulk,) = decisions.bulk_actions(run)["bulk"]
+    pick = fresh.selectbox(key=f"mislabeled_bulk_pick_1_{bulk}")
+    assert pick.value == bulk
+    n = len(bulk_ids)
+    assert "the Mislabeled page's bulk accept" in pick.format_func(bulk)
+    assert f"({n - 1:,} of {n:,} still in force)" in pick.format_func(bulk)
+    fresh.button(key="mislabeled_bulk_undo").click().run()
+    assert not fresh.exception
+    lines = [json.loads(x) for x in (run / "decisions.jsonl").read_text().splitlines()]
+    undo = lines[-(n - 1) :]
+    assert sorted(r["id"] for r in undo) == sorted(bulk_ids[1:])
+    assert {(r["action"], r["undoes"]) for r in undo} == {("clear", bulk)}
+    assert len(lines) == 1 + n + 1 + (n - 1)  # append-only
+    assert decisions.latest(run)[["id", "action"]].values.tolist() == [
+        [decided, "keep"],
+        [again, "drop"],
+    ]
+    assert not [b for b in fresh.button if b.key == "mislabeled_bulk_undo"]  # nothing left
 
 
 def test_bulk_accept_cancel_and_off_when_no_threshold_is_safe(app_cache):
@@ -253,6 +296,7 @@ def test_warning_when_flags_are_likely_model_errors(app_cache):
     warning = shown(" ".join(w.value for w in at.warning))
     assert "likely model errors rather than label errors" in warning
     assert "finetune" in warning and "Recorder" in warning
+    assert "Recipe" in warning and "--recipe" not in warning  # the app's words, not flags
 
 
 def test_consensus_against_the_single_scores(app_cache):

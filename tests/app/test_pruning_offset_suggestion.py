@@ -32,7 +32,8 @@ def test_noisy_run_suggests_offset_auto_and_counts_flagged_suspects_kept(app_cac
     text = shown(page_text(at))
     assert f"cleanlab flags **{share:.1%}**" in text
     kept, flagged = _flagged_kept(run, rule="hardest", fraction=0.5, score="el2n")
-    assert f"keeps **{kept:,}** of the {flagged:,} examples cleanlab flags" in text
+    assert f"keeps **{kept:,}** of the {flagged:,} training rows cleanlab flags" in text
+    assert "of this run's training rows as likely mislabeled" in text  # says which rows
     assert kept > flagged // 2  # keep-hardest keeps most likely label errors: the trap
 
     at.button(key="prune_use_offset").click().run()

@@ -116,7 +116,11 @@ def test_model_errors_rule(accuracy, share, warn):
 def test_likely_model_errors_on_a_run(tmp_path):
     # 2 of 7 rows flagged (29%): warns only when the accuracy is low.
     assert suspects.likely_model_errors(_view(tmp_path, accuracy=0.7))
-    assert "finetune" in suspects.model_errors_warning(_view(tmp_path, accuracy=0.7))
+    cli = suspects.model_errors_warning(_view(tmp_path, accuracy=0.7))
+    assert "finetune" in cli and "--recipe" in cli
+    # The app has a Recipe menu, not flags: its wording names the menu.
+    app = suspects.model_errors_warning(_view(tmp_path, accuracy=0.7), app=True)
+    assert "Recipe probe or finetune" in app and "--" not in app
     assert not suspects.likely_model_errors(_view(tmp_path, accuracy=0.9))
     assert suspects.model_errors_warning(_view(tmp_path, accuracy=0.9)) is None
 
