@@ -25,6 +25,18 @@ from scoring.read import decisions, suspects
 from scoring.read.views import RunView
 
 THUMB_PX = 96  # 8x8 digits are enlarged 12x (nearest neighbour) so the strokes are visible
+# Cards per row of a review grid, by modality: the one owner (Examples, Map, Mislabeled).
+# Text cards 2 wide: at 3 or more a sentence wraps every few words and the buttons lose
+# their labels; 2 keeps a premise/hypothesis pair readable on a laptop screen without
+# giving a one-line text a whole row (one card a row is Mislabeled's list, not a grid).
+# Images 5: a 96 px thumbnail with its evidence line and labelled Keep / Drop buttons fits.
+GRID_COLUMNS = {"image": 5, "text": 2}
+COMPACT_FROM = 3  # cards per row from which the buttons use their short labels
+
+
+def grid_columns(view: RunView) -> int:
+    """Cards per row of a review grid for the run's modality (`GRID_COLUMNS`)."""
+    return GRID_COLUMNS.get(view.modality, GRID_COLUMNS["text"])
 
 
 # --- evidence ------------------------------------------------------------------------------
@@ -173,12 +185,12 @@ def decision_buttons(
     """Keep / Drop / Relabel to <suggested> / Undo, and a select for any other label.
 
     Keys are `<prefix><action>_<id>` (actions keep, drop, accept, clear, relabel), so one
-    example may sit in two sections of a page under different prefixes. `compact` (grids)
-    uses short labels so four buttons fit under a thumbnail.
+    example may sit in two sections of a page under different prefixes. `compact` (grids of
+    COMPACT_FROM or more cards a row) uses short labels so the buttons fit a narrow card.
     """
     action = None if decision is None else decision["action"]
     st.markdown(describe(decision, names))
-    _keep_drop_buttons(run, example, action, prefix)
+    _keep_drop_buttons(run, example, action, prefix, stacked=compact)
     relabelled = None if action != "relabel" else int(decision["new_label"])
     if suggested is not None and suggested != given:
         name = escape_md(names[suggested])
@@ -205,9 +217,13 @@ def decision_buttons(
     _other_label_select(run, example, given, relabelled, names, prefix=prefix, compact=compact)
 
 
-def _keep_drop_buttons(run: str, example: int, action: str | None, prefix: str) -> None:
-    """Keep and Drop side by side; the one matching the saved decision is disabled."""
-    keep, drop = st.columns(2)
+def _keep_drop_buttons(
+    run: str, example: int, action: str | None, prefix: str, *, stacked: bool = False
+) -> None:
+    """Keep and Drop side by side (`stacked`: one above the other, for a narrow card, where
+    side by side cuts their labels to "K." and "D."); the one matching the saved decision is
+    disabled."""
+    keep, drop = (st.container(), st.container()) if stacked else st.columns(2)
     keep.button(
         "Keep",
         key=f"{prefix}keep_{example}",
@@ -307,7 +323,7 @@ def review_grid(
     latest: pd.DataFrame,
     *,
     prefix: str,
-    columns: int = 4,
+    columns: int | None = None,
     caption=None,
 ) -> None:
     """A grid of examples, each with its image or text, its evidence and the decision buttons.
@@ -318,9 +334,14 @@ def review_grid(
         The examples to show, in order; evidence (`evidence`) is joined by id.
     latest : the run's current decisions (`decisions.latest`)
     prefix : widget-key prefix, unique per grid on a page
+    columns : int, optional
+        Cards per row; default `grid_columns(view)`. From COMPACT_FROM on, the buttons use
+        their short labels (a narrow card); below it they say what they do in full.
     caption : callable (row) -> str, optional
         An extra line per example (e.g. the score the Examples page ranks by).
     """
+    columns = grid_columns(view) if columns is None else columns
+    compact = columns >= COMPACT_FROM
     names = view.label_names
     ev = evidence(view).set_index("id")
     ids = [int(i) for i in frame["id"]]
@@ -351,7 +372,7 @@ def review_grid(
                     current_decision(latest, example),
                     names,
                     prefix=prefix,
-                    compact=True,
+                    compact=compact,
                 )
 
 

@@ -4,22 +4,53 @@ Each example is a card with its image or text, the out-of-sample evidence (given
 suggested one, their probabilities; a suggestion that differs from the given label is red) and
 the same Keep / Drop / Relabel buttons as the Mislabeled page (`app_pages._review`), saved to
 the run's `decisions.jsonl` at once. Every ranking is computed in `scoring.read.suspects`.
+
+The search box and the class / flagged / decided filters (`app_pages._filters`) narrow the
+training rows before the ranking is cut to k, so "the 10 hardest in class 3 holding 'good'"
+is 10 rows whenever 10 such rows exist.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
-from app_pages._review import review_grid
+from app_pages._filters import Filters, active_filters, filter_controls
+from app_pages._review import evidence, grid_columns, review_grid
 from app_pages._shared import escape_md, page_header, pick, read_decisions
 from scoring.errors import InputError
 from scoring.read import suspects
 from scoring.read.views import RunView, no_examples_reason
 from scoring.scores import REGISTRY
 
-ALL_CLASSES = "all classes"
-COLUMNS = {"image": 6, "text": 3}  # cards per row; the slider moves by full rows
+FILTER_KEY = "examples"
+
+
+def filtered_extremes(
+    view: RunView, key: str, k: int, allowed: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The `k` easiest and hardest examples by `key` among the ids in `allowed`.
+
+    `suspects.extremes` over every example (k = N) keeps its one ordering, ties and NaN
+    rules; filtering that and then cutting to k is what makes a filter find k rows.
+    """
+    easiest, hardest = suspects.extremes(view, key, len(view.table))
+    keep = allowed.to_numpy()
+    easiest = easiest[easiest["id"].isin(keep)].head(k).reset_index(drop=True)
+    return easiest, hardest[hardest["id"].isin(keep)].head(k).reset_index(drop=True)
+
+
+def where_text(filters: Filters) -> str:
+    """What the section titles add: the chosen classes, and whether other filters apply."""
+    where = ""
+    if filters.classes:
+        noun = "class" if len(filters.classes) == 1 else "classes"
+        where = f" in {noun} {', '.join(escape_md(c) for c in filters.classes)}"
+    if replace(filters, classes=()).active:
+        where += " matching the filters"
+    return where
 
 
 def values_table(view: RunView, frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -30,10 +61,12 @@ def values_table(view: RunView, frame: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.concat([frame[cols].reset_index(drop=True), extra], axis=1)
 
 
-def section(view: RunView, title: str, frame: pd.DataFrame, key: str, prefix: str) -> None:
+def section(
+    view: RunView, title: str, frame: pd.DataFrame, key: str, prefix: str, latest: pd.DataFrame
+) -> None:
     st.subheader(title)
     if frame.empty:
-        st.info("No examples in this class.")
+        st.info("No example matches the filters.")
         return
     missing = (
         suspects.load_images(view, frame["row"].to_numpy()[:1]) is None
@@ -47,14 +80,7 @@ def section(view: RunView, title: str, frame: pd.DataFrame, key: str, prefix: st
         )
         st.dataframe(values_table(view, frame, key), hide_index=True, width="stretch")
         return
-    review_grid(
-        view,
-        frame,
-        read_decisions(view),
-        prefix=prefix,
-        columns=COLUMNS.get(view.modality, 3),
-        caption=lambda row: f"{key} {row[key]:.4g}",
-    )
+    review_grid(view, frame, latest, prefix=prefix, caption=lambda row: f"{key} {row[key]:.4g}")
     with st.expander(f"All scores of these {len(frame)} examples"):
         st.dataframe(values_table(view, frame, key), hide_index=True, width="stretch")
 
@@ -64,18 +90,14 @@ def render(view: RunView) -> None:
     if not keys:
         st.info("This run holds no scores. Score the dataset again from Home.")
         return
-    names = view.label_names
-    left, middle, right = st.columns(3)
+    left, right = st.columns(2)
     with left:
         key = pick("Score", keys, key="score")
-    with middle:
-        chosen = pick("Class", [ALL_CLASSES, *names], key="examples_class")
     with right:
-        per_row = COLUMNS.get(view.modality, 3)
+        per_row = grid_columns(view)  # the slider moves by full rows
         k = st.slider(
             "Examples per side", per_row, 8 * per_row, 2 * per_row, per_row, key="examples_k"
         )
-    label = None if chosen == ALL_CLASSES else names.index(chosen)
     direction = "higher" if view.higher_is_harder(key) else "lower"
     st.caption(
         f"Ranked by `{key}`: {direction} values are harder. Each card gives the out-of-sample "
@@ -84,10 +106,14 @@ def render(view: RunView) -> None:
     if key in REGISTRY:
         with st.expander(f"What is `{key}`?"):
             st.markdown(REGISTRY[key].doc)
-    easiest, hardest = suspects.extremes(view, key, k, label)
-    where = "" if label is None else f" in class {escape_md(chosen)}"
-    section(view, f"{len(hardest)} hardest{where}", hardest, key, "hard_")
-    section(view, f"{len(easiest)} easiest{where}", easiest, key, "easy_")
+    ev = evidence(view)
+    ev = ev[ev["split"] == "train"]  # scores rank the training rows only
+    latest = read_decisions(view)
+    mask = filter_controls(view, ev, latest, key=FILTER_KEY)
+    easiest, hardest = filtered_extremes(view, key, k, ev.loc[mask, "id"])
+    where = where_text(active_filters(FILTER_KEY))
+    section(view, f"{len(hardest)} hardest{where}", hardest, key, "hard_", latest)
+    section(view, f"{len(easiest)} easiest{where}", easiest, key, "easy_", latest)
 
 
 run = page_header("Examples")

@@ -18,6 +18,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages._filters import filter_controls
 from app_pages._review import evaluation_mode, evidence, review_grid, selected_ids
 from app_pages._shared import (
     MAX_POINTS,
@@ -37,7 +38,6 @@ from scoring.read.maps import read_map, suspect_flags
 from scoring.read.views import RunView, hardness
 
 GRID_MAX = 24  # selected examples shown as cards (6 widgets each)
-GRID_COLUMNS = 6
 HOVER_CHARS = 120  # texts in hover boxes are cut here; the Examples page shows them whole
 POINT_SIZE = 5
 DATA_MAP_COLUMNS = ("confidence", "variability", "correctness")
@@ -261,16 +261,13 @@ def _clear_selection(run: RunView) -> None:
 
 
 def _show_selection(run: RunView) -> None:
-    """The selected examples as review cards (at most GRID_MAX), with a way to clear them."""
+    """The selected examples as review cards (at most GRID_MAX), searchable and filtered
+    like the Examples grid (`app_pages._filters`), with a way to clear them."""
     chosen = ui().choices.get(_selected_key(run))
     if not chosen:
         return
     st.subheader(f"{len(chosen):,} selected example{'' if len(chosen) == 1 else 's'}")
     left, right = st.columns([3, 1])
-    left.caption(
-        "Most suspect first."
-        + (f" Showing the first {GRID_MAX} of them." if len(chosen) > GRID_MAX else "")
-    )
     right.button(
         "Clear the selection",
         key="map_clear",
@@ -279,8 +276,14 @@ def _show_selection(run: RunView) -> None:
         args=(run,),
     )
     ranked = evidence(run)  # most suspect first: the grid shows the selection in that order
-    shown = ranked[ranked["id"].isin(chosen)].head(GRID_MAX)
-    review_grid(run, shown, read_decisions(run), prefix="map_", columns=GRID_COLUMNS)
+    selected = ranked[ranked["id"].isin(chosen)]
+    latest = read_decisions(run)
+    matching = selected[filter_controls(run, selected, latest, key="map")]
+    left.caption(  # written once the filters are known: it counts what they let through
+        "Most suspect first."
+        + (f" Showing the first {GRID_MAX} of them." if len(matching) > GRID_MAX else "")
+    )
+    review_grid(run, matching.head(GRID_MAX), latest, prefix="map_")  # columns by modality
 
 
 # --- computing the map in the background -------------------------------------------------
@@ -343,8 +346,9 @@ def _show_compute_panel(run: RunView, problem: str | None = None) -> None:
     else:
         st.info(
             "This run has no embedding map yet. Computing it runs UMAP on the first "
-            "model's penultimate features in a background job (well under a minute for "
-            "a few thousand examples); the page updates by itself when it is ready.",
+            "model's penultimate features in a background job (its time grows with the "
+            "rows and the machine's load: docs/benchmarks.md has measured times); the page "
+            "updates by itself when it is ready.",
             icon=":material/info:",
         )
     first = status is None and problem is None

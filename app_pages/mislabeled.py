@@ -15,6 +15,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from app_pages._filters import active_filters, filter_controls
 from app_pages._review import (
     THUMB_PX,
     current_decision,
@@ -37,6 +38,8 @@ PER_PAGE = 10  # about 6 widgets per suspect: 60 per render stays responsive
 MAX_SUSPECTS = 500
 DEFAULT_CAP = 200  # the list starts at the flagged count, at most this long
 SPLITS = {"all": "training and held-out", "train": "training rows", "heldout": "held-out rows"}
+# The rows radio above already picks the split; Hide reviewed stays beside "decided".
+FILTERS = ("search", "classes", "flagged", "decided")
 
 
 def suspect_text(
@@ -374,7 +377,7 @@ def render(view: RunView) -> None:
     annotators_section(view)
     bulk_section(view, ev, latest)
 
-    ranked = _ranked_suspects(ev, split, latest, n_flagged)
+    ranked = _ranked_suspects(view, ev, split, latest, n_flagged)
     if ranked is None:
         return
     if truth:
@@ -431,25 +434,38 @@ def _detector_controls(view: RunView) -> tuple[str, str]:
 
 
 def _ranked_suspects(
-    ev: pd.DataFrame, split: str, latest: pd.DataFrame, n_flagged: int
+    view: RunView, ev: pd.DataFrame, split: str, latest: pd.DataFrame, n_flagged: int
 ) -> pd.DataFrame | None:
-    """The suspects to review, most suspect first; None (said on the page) when none is left."""
+    """The suspects to review, most suspect first; None (said on the page) when none is left.
+
+    The rows radio and Hide reviewed come first, then the search box and the class / flagged
+    / decided filters (`_filters`), and only then the cut to the top k: a search finds its
+    matches however far down the ranking they are."""
     pool = ev if split == "all" else ev[ev["split"] == split]
     hide = remembered(st.checkbox, "Hide reviewed", "mislabeled_hide", False, key="mislabeled_hide")
     if hide:
         pool = pool[~pool["id"].isin(latest["id"])]
-    most = min(len(pool), MAX_SUSPECTS)
-    if most == 0:
+    if pool.empty:
         st.info("Every suspect here has a decision. Untick **Hide reviewed** to see them.")
         return None
+    mask = filter_controls(view, pool, latest, key="mislabeled", controls=FILTERS)
+    pool = pool[mask.to_numpy()]
+    most = min(len(pool), MAX_SUSPECTS)
+    if most == 0:
+        st.info("No suspect matches the search and filters above.")
+        return None
+    # Unfiltered, the list starts at the flagged count; a search or filter asks for its
+    # matches, so the list then starts with all of them (its own slider, its own memory).
+    filtered = active_filters("mislabeled").active
     if most > PER_PAGE:
         top = st.slider(
             "Suspects to review",
             1,
             most,
-            min(max(n_flagged, 1), DEFAULT_CAP, most),
-            key="mislabeled_top",
-            help="Starts at the number cleanlab flags (at most 200).",
+            min(most, DEFAULT_CAP) if filtered else min(max(n_flagged, 1), DEFAULT_CAP, most),
+            key="mislabeled_top_filtered" if filtered else "mislabeled_top",
+            help="Starts at the number cleanlab flags (at most 200); with a search or a "
+            "filter, at every match (at most 200).",
         )
     else:
         top = most

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app_pages._filters import Filters
 from app_pages._shared import code_md, escape_md
 from scoring.config import DataConfig, ScoreConfig, TrainConfig
 from tests.app.pages import open_page
@@ -65,8 +66,8 @@ def test_escape_md_shows_markdown_literally():
 @pytest.mark.parametrize(
     ("page", "choices"),
     [
-        ("examples.py", {"examples_class": BOLD}),
-        ("examples.py", {"examples_class": IMAGE}),
+        ("examples.py", {"examples_filters": Filters(classes=(BOLD,))}),
+        ("examples.py", {"examples_filters": Filters(classes=(IMAGE,))}),
         ("mislabeled.py", {}),
     ],
 )
@@ -84,7 +85,7 @@ def test_label_and_file_names_render_escaped(markdown_cache, monkeypatch, page, 
         assert IMAGE not in value and "](http" not in value, value
         assert "**bold**" not in value.replace(escape_md(BOLD), ""), value
     if page == "examples.py":
-        name = choices["examples_class"]
+        (name,) = choices["examples_filters"].classes
         assert any(f"hardest in class {escape_md(name)}" in h.value for h in at.subheader)
 
 

@@ -125,6 +125,38 @@ def test_a_selection_opens_a_grid_with_the_same_decision_buttons(app_cache):
     assert not at.subheader or "selected" not in at.subheader[0].value
 
 
+def test_the_selection_grid_has_cards_by_modality_and_the_filters(app_cache):
+    from scoring.read.suspects import suspects
+    from scoring.read.views import load_run
+    from tests.app.test_examples_page import grid_rows
+
+    run = digits_run(app_cache)
+    _write_map(run)
+    table = pd.read_parquet(run / "scores.parquet")
+    chosen = table["id"].head(60).tolist()
+    at = open_page(PAGE, run, **{f"map_selected:{run}": chosen})
+    assert not at.exception
+    assert grid_rows(at, "map_") == [5, 5, 5, 5, 5]  # 24 cards, 5 a row
+    assert "60 of 60 rows match" in page_text(at)
+    at.multiselect(key="map_filter_classes").select("3").run()
+    assert not at.exception
+    grid = [int(b.key.rsplit("_", 1)[1]) for b in at.button if b.key.startswith("map_drop_")]
+    ranked = suspects(load_run(run), split="train")
+    threes = ranked[ranked["id"].isin(chosen) & (ranked["label"] == "3")]["id"].tolist()
+    assert threes and grid == threes[:24]
+    assert f"{len(threes)} of 60 rows match" in page_text(at)
+    at.text_input(key="map_filter_search").input(f"#{threes[-1]}").run()
+    assert [b.key for b in at.button if b.key.startswith("map_drop_")] == [f"map_drop_{threes[-1]}"]
+
+    text = text_run(app_cache)
+    _write_map(text)
+    ids = pd.read_parquet(text / "scores.parquet")["id"].head(6).tolist()
+    at = open_page(PAGE, text, **{f"map_selected:{text}": ids})
+    assert not at.exception
+    assert grid_rows(at, "map_") == [2, 2, 2]
+    assert at.text_input(key="map_filter_search").label == "Search text or #id"
+
+
 def test_colour_choice_changes_the_figure(app_cache):
     run = digits_run(app_cache)
     _write_map(run)

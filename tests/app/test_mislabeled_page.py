@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
+from scoring import store
 from scoring.read import decisions, suspects
 from scoring.read.views import load_run
 from tests.app.pages import open_page, page_text, shown
@@ -374,3 +375,33 @@ def test_empty_cache_shows_info(tmp_path, monkeypatch):
     assert not at.exception
     assert "No finished run yet" in at.info[0].value
     assert not at.button
+
+
+def test_search_and_class_filter_come_before_the_cut(app_cache):
+    """A search finds its matches however far down the ranking they are; the class filter
+    keeps only that given label; both narrow what the slider counts."""
+    run = text_run(app_cache)
+    at = open_page(PAGE, run)
+    ranked = suspects.suspects(load_run(run), detector=at.selectbox(key="w_detector").value)
+    rd = store.RunDir(run)  # training texts, and the carved held-out rows' own file
+    texts = pd.concat([pd.read_parquet(f) for f in (rd.texts_file, rd.heldout_texts_file)])
+    texts = texts.set_index("id")
+    # The lowest-ranked row: beyond any default cut, found by its id.
+    last = int(ranked["id"].iloc[-1])
+    at.text_input(key="mislabeled_filter_search").input(f"#{last}").run()
+    assert not at.exception
+    assert _shown_ids(at) == [last]
+    # A word: every shown card holds it (any case), in the ranking's order.
+    at.text_input(key="mislabeled_filter_search").input("NOBODY").run()
+    holds = ranked["id"].map(lambda i: "nobody" in " ".join(str(v) for v in texts.loc[i]).lower())
+    expected = ranked.loc[holds.to_numpy(), "id"].astype(int).tolist()
+    assert 0 < len(expected) < len(ranked)
+    assert _shown_ids(at) == expected[:10]
+    # Class filter on top of the search: only that given label.
+    at.text_input(key="mislabeled_filter_search").input("").run()
+    name = load_run(run).label_names[1]
+    at.multiselect(key="mislabeled_filter_classes").select(name).run()
+    shown_ids = _shown_ids(at)
+    labels = ranked.set_index("id")["label"]
+    assert shown_ids and all(labels[i] == name for i in shown_ids)
+    assert shown_ids == [int(i) for i in ranked["id"] if labels[i] == name][: len(shown_ids)]
