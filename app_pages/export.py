@@ -31,7 +31,7 @@ from app_pages._selection import (
     selection_controls,
     warn_lost_classes,
 )
-from app_pages._shared import code_md, escape_md, pick, read_decisions, remembered, ui
+from app_pages._shared import code_md, escape_md, noun, pick, read_decisions, remembered, ui
 from scoring import store
 from scoring.errors import InputError
 from scoring.prune.export import (
@@ -82,11 +82,6 @@ CLEANED = SelectionConfig(rule="all", fraction=1.0)
 UNBALANCED = 0.5  # warn when a class keeps under this share of the overall fraction
 
 
-def _noun(n: int, singular: str, plural: str | None = None) -> str:
-    """`singular` for one, else `plural` (default `singular` + "s"): "1 drop", "2 drops"."""
-    return singular if n == 1 else plural or singular + "s"
-
-
 def _plan(run: RunView, selection: Selection) -> SelectionPlan:
     """What an export of the selection will hold (the planner the writer calls)."""
     assert selection.config is not None  # the caller shows the refusal otherwise
@@ -126,8 +121,8 @@ def _decisions_switch(made: pd.DataFrame) -> bool:
     relabels = int((made["action"] == "relabel").sum()) if n else 0
     keeps = n - drops - relabels
     label = (
-        f"Apply my decisions ({drops:,} {_noun(drops, 'drop')}, "
-        f"{relabels:,} {_noun(relabels, 'relabel')}, {keeps:,} {_noun(keeps, 'keep')})"
+        f"Apply my decisions ({drops:,} {noun(drops, 'drop')}, "
+        f"{relabels:,} {noun(relabels, 'relabel')}, {keeps:,} {noun(keeps, 'keep')})"
         if n
         else "Apply my decisions (none made yet: review suspects on **Mislabeled**)"
     )
@@ -223,7 +218,10 @@ def _describe(sel: SelectionConfig, n_all: int, plan: SelectionPlan, use_decisio
             what += f", {name} {getattr(sel, name):.3g}"
     if rule.seeded:
         what += f", seed {sel.seed}"
-    text = f"{what}: writes **{plan.n_kept:,}** of {n_all:,} examples"
+    # A pruning rule ranks and writes training rows only: say so (Mislabeled's counts also
+    # cover the held-out rows).
+    rows = "examples" if plan.n_heldout else f"training {noun(n_all, 'row')}"
+    text = f"{what}: writes **{plan.n_kept:,}** of {n_all:,} {rows}"
     if use_decisions:
         text += (
             f" (your decisions dropped {plan.n_dropped:,} before selecting; "
@@ -237,10 +235,10 @@ def _pre_steps_text(sel: SelectionConfig, plan: SelectionPlan) -> str:
     parts = []
     if sel.drop_leaks:
         n = plan.n_leaks_dropped
-        parts.append(f"**{n:,}** leaked training {_noun(n, 'row')}")
+        parts.append(f"**{n:,}** leaked training {noun(n, 'row')}")
     if sel.drop_duplicates or RULES[sel.rule].dedups:
         n = plan.n_duplicates_dropped
-        parts.append(f"**{n:,}** {_noun(n, 'duplicate')} (one row per group kept)")
+        parts.append(f"**{n:,}** {noun(n, 'duplicate')} (one row per group kept)")
     return f"; left out first: {' and '.join(parts)}" if parts else ""
 
 
@@ -313,7 +311,7 @@ def _default_out(run: RunView, fmt: str, cleaned: bool = False) -> str:
     choices = ui().choices
     rule = str(choices.get("prune_rule", "hardest"))
     fraction = round(float(choices.get("prune_fraction", 0.5)), 2)
-    slug = _slug(run.config["dataset"]["description"])
+    slug = _slug(run.dataset_name)  # an upload's own file name, not its content hash
     name = f"{slug}-cleaned" if cleaned else f"{slug}-{rule}-{fraction:g}"
     return f"exports/{name}{EXTENSIONS[fmt]}"
 
@@ -393,7 +391,7 @@ def _export(
     consensus: bool = False,
 ) -> None:
     try:
-        with st.spinner(f"Writing {plan.n_written:,} {_noun(plan.n_written, 'example')}…"):
+        with st.spinner(f"Writing {plan.n_written:,} {noun(plan.n_written, 'example')}…"):
             path = export_selection(
                 run.path,
                 sel,
@@ -429,7 +427,7 @@ def _show_last(run: RunView) -> None:
         return
     st.subheader("Last export")
     st.success(
-        f"Wrote **{manifest['rows']:,}** {_noun(manifest['rows'], 'example')} to {code_md(path)}.",
+        f"Wrote **{manifest['rows']:,}** {noun(manifest['rows'], 'example')} to {code_md(path)}.",
         icon=":material/check_circle:",
     )
     left, right = st.columns([1, 2])

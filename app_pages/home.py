@@ -2,7 +2,10 @@
 
 A job gets its typed config (`score_config` builds it from the form, with the preset applied
 by `scoring.config.apply_preset`, as the CLI does): no command line is written by hand here.
-Progress is polled only while a job runs; the chosen run is the current one on every page.
+Start runs the CLI's own input checks first (`jobs.check_score`, from file headers, well
+under a second): bad input is said in the form and starts no job. Progress is polled every
+second while a job runs, with the stage it is in, the time so far and, once the estimate is
+steady, the time left; the chosen run is the current one on every page.
 """
 
 from __future__ import annotations
@@ -53,10 +56,17 @@ RECIPES = {
     "finetune": "finetune: text, the whole encoder fine-tuned (GPU-sized)",
 }
 UPLOAD_TYPES = ["parquet", "csv", "tsv", "jsonl", "json"]
+# The runs table shows what a person compares first; the rest behind "All columns".
+COMPARED_COLUMNS = ["name", "dataset", "recipe", "examples", "test accuracy", "state", "date"]
+MAX_READINGS = 120  # per job: two minutes of one-second polls, far more than steadiness needs
 
 
 def _save_upload(upload) -> Path:
-    """Keep an uploaded file under the cache (content-named, so re-uploads share it)."""
+    """Keep an uploaded file under the cache (content-named, so re-uploads share it).
+
+    The stored name is a hash; the file's own name travels in the config
+    (`DataConfig.source_name`) for titles, the runs table and export file names.
+    """
     data = upload.getvalue()
     suffix = Path(upload.name).suffix.lower()
     folder = cache_dir() / "_uploads"
@@ -67,11 +77,13 @@ def _save_upload(upload) -> Path:
     return path
 
 
-def score_config(source: str, form: dict) -> ScoreConfig:
+def score_config(source: str, form: dict, source_name: str | None = None) -> ScoreConfig:
     """The run the form describes, the preset applied as the CLI applies it.
 
     `form` holds the widgets' values (empty boxes are None, 0 or ""); the boxes a preset
     would fill are left to the preset only when empty, like the CLI's unset flags.
+    `source_name`: an uploaded file's own name, shown in place of its stored path (not
+    part of the run's key).
     """
     budget = {"runs": form.get("runs"), "epochs": form.get("epochs")}
     budget["max_length"] = form.get("max_length")
@@ -82,6 +94,7 @@ def score_config(source: str, form: dict) -> ScoreConfig:
     config = ScoreConfig(
         data=DataConfig(
             source=source,
+            source_name=source_name,
             test=form.get("test") or None,
             input_cols=parse_names(form.get("input_col")),
             label_col=form.get("label_col") or None,
@@ -286,20 +299,27 @@ def _grads_popover(form: dict) -> None:
 
 
 def _submit(source: str, upload: UploadedFile | None, form: dict) -> None:
-    """The Start button: checks the form, then starts the job (disabled while it runs)."""
+    """The Start button: checks the form as the CLI checks its flags, then starts the job
+    (disabled while the same run is being scored).
+
+    Bad input (a missing file, a column the file lacks, a number out of range) is said here,
+    in the form, which keeps its values; no job starts for it.
+    """
     # An upload is only saved (and so keyed) on Start: until then it cannot match a job.
     busy = _already_running(source, form) if upload is None else False
     if busy:
         st.caption("This run is already being scored: follow it above, or cancel it there.")
     if not st.button("Start scoring", type="primary", key="home_start", disabled=busy):
         return
+    source_name = None
     if upload is not None:
         source = str(_save_upload(upload))
+        source_name = Path(upload.name).name  # stored by content hash; shown by its name
     if not source:
         st.warning("Give a dataset first: a path, an uploaded file or a Hub name.")
         return
-    try:
-        config = score_config(source, form)
+    try:  # the CLI's own checks, from file headers: no job (and no torch) for bad input
+        config = jobs.check_score(score_config(source, form, source_name))
     except InputError as err:
         st.error(escape_md(err))
         return
@@ -318,11 +338,16 @@ def _job_panel(job: jobs.JobStatus) -> None:
     }[job.state]
     st.markdown(f"**{label}** · job `{job.job_id}`")
     if job.state == "running":
-        text = escape_md(job.message or "starting")
+        # The stage that is running (loading libraries, reading data, embedding i/N, run r/R)
+        # and the clock, which moves every poll even while a stage does; a time left only
+        # once its estimate is steady, never a promise made before the rate is known.
+        parts = [escape_md(job.message or "starting")]
+        if job.started:
+            parts.append(f"{_duration(time.time() - job.started)} so far")
         left = _time_left(job)
         if left is not None:
-            text += f" · about {_duration(left)} left"
-        st.progress(min(max(job.progress, 0.0), 1.0), text=text)
+            parts.append(f"about {_duration(left)} left")
+        st.progress(min(max(job.progress, 0.0), 1.0), text=" · ".join(parts))
         if st.button("Cancel", key=f"cancel_{job.job_id}"):
             jobs.cancel(job.job_id, cache_dir())
             st.toast("Cancelling…")
@@ -345,14 +370,26 @@ def _duration(seconds: float) -> str:
 
 
 def _time_left(job: jobs.JobStatus) -> float | None:
-    """The job's time left from this session's successive progress readings."""
-    run_status = store.read_status(Path(job.run)) if job.run else None
-    eta = (run_status or {}).get("eta_s")
+    """The job's time left once steady (`jobs.steady_time_left`), else None.
+
+    Each poll adds a reading to this session's history of the job: its progress and the
+    finish time its estimate predicts, the engine's own (a smoothed rate) when its status
+    has one, else the rate this session measured since it first saw progress.
+    """
+    now = time.time()
     seen = st.session_state.setdefault("home_progress_seen", {})
-    now = (time.time(), float(job.progress))
-    if job.job_id not in seen and 0.0 < job.progress < 1.0:
-        seen[job.job_id] = now
-    return jobs.time_left(seen.get(job.job_id), now, eta if isinstance(eta, int | float) else None)
+    history = seen.setdefault(job.job_id, {"first": None, "readings": []})
+    if history["first"] is None and 0.0 < job.progress < 1.0:
+        history["first"] = (now, float(job.progress))
+    if job.seconds_left is not None and job.updated is not None:
+        finish = job.updated + job.seconds_left
+    else:
+        measured = jobs.time_left(history["first"], (now, float(job.progress)))
+        finish = None if measured is None else now + measured
+    readings = history["readings"]
+    readings.append((now, float(job.progress), finish))
+    del readings[:-MAX_READINGS]
+    return jobs.steady_time_left(readings, now)
 
 
 @st.fragment(run_every=1.0)
@@ -385,7 +422,7 @@ def _runs_table() -> None:
     rows = [
         {
             "name": r.name or "",
-            "dataset": r.dataset,
+            "dataset": r.dataset,  # an upload's own file name, not its stored hash
             "source": r.source,  # scored by a recipe here, recorded or imported
             "recipe": r.recipe,
             "runs × epochs": f"{r.runs}×{r.epochs}" if r.runs and r.epochs else None,
@@ -403,7 +440,15 @@ def _runs_table() -> None:
         for r in runs
     ]
     st.subheader("Runs in the cache")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    table = pd.DataFrame(rows)
+    every = st.toggle(
+        "All columns",
+        key="home_all_columns",
+        help="Also where each run came from, its preset, runs × epochs, injected noise, "
+        "folder and any damage.",
+    )
+    # A few columns fit any window (the accuracy is never cut off); the rest on demand.
+    st.dataframe(table if every else table[COMPARED_COLUMNS], hide_index=True, width="stretch")
     for r in runs:
         if r.problems:  # each damaged run: the reason and a way out (rescore, else delete)
             with st.expander(f"Damaged run `{r.path.name}`", expanded=True):
@@ -438,7 +483,8 @@ def main() -> None:
     if not store.list_runs(cache_dir()) and not jobs.running(cache_dir()):
         st.info(
             "The cache is empty. Score the bundled digits dataset (1,797 images) to see "
-            "every page filled in about 40 seconds."
+            "every page filled in; the job's progress shows here, with its time left once "
+            "the pace is known."
         )
         if st.button("Score digits now", type="primary", key="home_quickstart"):
             _start(ScoreConfig())  # digits, every score, the default budget

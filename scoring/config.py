@@ -51,6 +51,11 @@ class DataConfig:
     # `label_col` names one. None (the default) leaves the run key as it was before them.
     annotator_cols: tuple[str, ...] | None = None
     annotations: str | None = None
+    # What people call the source when its path says nothing: an uploaded file is stored by
+    # content hash (`_uploads/8983d08bfa8a36c0.csv`), so the app passes the file's own name.
+    # Titles, the runs table and export file names show it; a label, not data, so it is in
+    # neither the run key nor the dataset fingerprint (the same bytes keep their run).
+    source_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,12 @@ class ScoreConfig:
     grads: GradConfig = field(default_factory=GradConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The JSON form (`from_dict` reads it back); `data.source_name` only when given,
+        so the records of runs without one read as they did before it existed."""
+        d = dataclasses.asdict(self)
+        if d["data"]["source_name"] is None:
+            del d["data"]["source_name"]
+        return d
 
     def validate(self) -> ScoreConfig:
         """Check every number and name that needs no data; returns the config itself.
@@ -146,12 +156,14 @@ class ScoreConfig:
     def key(self) -> str:
         """Content hash of the config and the scoring version (never of Python objects).
 
-        The data's paths are left out: a run lives under its dataset's content fingerprint
-        (`<cache>/<fingerprint>/<key>`), so the same file reached by another path, or moved,
-        finds the same entry.
+        The data's paths (and `source_name`, its name for people) are left out: a run lives
+        under its dataset's content fingerprint (`<cache>/<fingerprint>/<key>`), so the same
+        file reached by another path, moved or uploaded under another name, finds the same
+        entry.
         """
         config = self.to_dict()
         config["data"] = {**config["data"], "source": None, "test": None}
+        config["data"].pop("source_name", None)  # a label for people: never part of the key
         for name in ("annotator_cols", "annotations"):  # keys from before them stay
             if config["data"][name] is None:
                 del config["data"][name]
@@ -217,6 +229,7 @@ def _check_data(d: DataConfig) -> None:
     if not isinstance(d.source, str):  # an empty one is data.load's to explain
         raise InputError(f"--dataset must be a text, got {d.source!r}")
     _text(d.test, "--test", optional=True)
+    _text(d.source_name, "data.source_name", optional=True)
     _text(d.label_col, "--label-col", optional=True)
     if d.input_cols is not None and (
         not isinstance(d.input_cols, tuple)

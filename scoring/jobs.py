@@ -3,8 +3,13 @@
 The app never trains in its own process: a job is the CLI started in its own process session,
 with its output in a log. Each job has a small JSON file under `<cache>/_jobs/` that the CLI
 keeps current (`--job-file`): the run folder once known, then the exit code and the final
-message. Progress comes from the run's own `status.json`. Everything a page needs survives
-an app restart, because it lives in files.
+message. Progress comes from the run's own `status.json`; until the run has one, the job
+file's `stage` says what the job is doing (loading libraries, reading data). Everything a page
+needs survives an app restart, because it lives in files.
+
+`check_score` answers bad input (a missing file, a wrong column name) from headers in well
+under a second, so a form can refuse it before any job starts; `steady_time_left` turns
+successive readings of a job into a time left that is shown only once it is stable.
 
 A job gets its config, never hand-built flags: `start_score` and `start_sweep` write the
 typed config as JSON (`<cache>/_jobs/<id>.config.json`, the `to_dict` form that `from_dict`
@@ -21,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,10 +58,40 @@ class JobStatus:
     message: str
     run: str | None  # the run folder, once the job knows it
     started: float
+    # The engine's own estimate of the time left (a smoothed rate, `training.progress`),
+    # as of `updated` (when the run's status was written); None while it has none.
+    seconds_left: float | None = None
+    updated: float | None = None
 
 
 def jobs_dir(cache_dir: Path | str) -> Path:
     return Path(cache_dir) / "_jobs"
+
+
+def check_score(config: ScoreConfig) -> ScoreConfig:
+    """What `winnow score` checks before any work, answered before a job starts.
+
+    The config's own values (`ScoreConfig.validate`), then the source, the --test and
+    --annotations files and the named columns from their headers (`data.sources.check_source`):
+    the CLI calls the same two, so the app's form refuses what the job would refuse, in well
+    under a second and before any torch loads. What needs the data itself (auto-detected
+    columns, label values, the encoder's token limit) is still the job's to refuse.
+
+    Returns
+    -------
+    ScoreConfig
+        `config` itself.
+
+    Raises
+    ------
+    InputError
+        One line: what was expected and how to fix it.
+    """
+    from scoring.data.sources import check_source  # numpy and pyarrow only: no torch
+
+    config.validate()
+    check_source(config.data)
+    return config
 
 
 def start_score(
@@ -226,7 +262,9 @@ def status(job_id: str, cache_dir: Path | str) -> JobStatus | None:
     run = record.get("run")
     run_status = store.read_status(Path(run)) if run else None
     progress = float((run_status or {}).get("progress", 0.0))
-    message = (run_status or {}).get("message", "starting")
+    # Before the run writes its status, the job's own stage (loading libraries, reading data).
+    stage = record.get("stage") if isinstance(record.get("stage"), str) else "starting"
+    message = (run_status or {}).get("message") or stage
     if "exit_code" in record:
         code = record["exit_code"]
         state = "done" if code == 0 else "cancelled" if code == 130 else "failed"
@@ -238,6 +276,7 @@ def status(job_id: str, cache_dir: Path | str) -> JobStatus | None:
         state = (run_status or {}).get("state", "failed")
         state = "failed" if state == "running" else state
         message = _last_error(jobs_dir(cache_dir) / f"{job_id}.log") or "the job stopped"
+    left, updated = (run_status or {}).get("seconds_left"), (run_status or {}).get("updated")
     return JobStatus(
         job_id,
         record.get("kind", "score"),
@@ -246,7 +285,13 @@ def status(job_id: str, cache_dir: Path | str) -> JobStatus | None:
         message,
         run,
         float(record.get("started", 0.0)),
+        seconds_left=float(left) if _is_number(left) and state == "running" else None,
+        updated=float(updated) if _is_number(updated) else None,
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _last_error(log: Path) -> str | None:
@@ -341,3 +386,52 @@ def time_left(
     if t1 - t0 < MIN_RATE_WINDOW_S or p1 <= p0:
         return None
     return max(1.0 - p1, 0.0) * (t1 - t0) / (p1 - p0)
+
+
+# A time left is shown only once it is stable: the job is at least STEADY_MIN_PROGRESS done,
+# and over the last STEADY_SPAN_S seconds (at least STEADY_READINGS readings, all with an
+# estimate) the finish times the estimates predict agree within STEADY_TOLERANCE of the time
+# left, or STEADY_SLACK_S, whichever is larger. Comparing predicted finish times rather
+# than times left keeps a steady estimate steady as the clock runs.
+STEADY_MIN_PROGRESS = 0.05
+STEADY_SPAN_S = 6.0
+STEADY_READINGS = 3
+STEADY_TOLERANCE = 0.2
+STEADY_SLACK_S = 3.0
+
+
+def steady_time_left(
+    readings: Sequence[tuple[float, float, float | None]], now: float
+) -> float | None:
+    """Seconds left once successive estimates agree, else None (nothing shown).
+
+    Parameters
+    ----------
+    readings : sequence of (time in s, progress in [0, 1], predicted finish time in s or None)
+        One per poll of the job, oldest first; the predicted finish is when the estimate of
+        that moment says the job ends (None while there is no estimate). Readings older
+        than `now - STEADY_SPAN_S` count only as proof of having watched that long.
+    now : float
+        The current time, in the readings' clock.
+
+    Returns
+    -------
+    float or None
+        The latest estimate's seconds left from `now`; None while the job is under
+        STEADY_MIN_PROGRESS done, has been watched less than STEADY_SPAN_S, or its recent
+        estimates disagree (or are missing, or already overdue).
+    """
+    if not readings or readings[0][0] > now - STEADY_SPAN_S:
+        return None
+    recent = [r for r in readings if r[0] >= now - STEADY_SPAN_S]
+    if len(recent) < STEADY_READINGS or recent[-1][1] < STEADY_MIN_PROGRESS:
+        return None
+    finishes = [finish for _, _, finish in recent]
+    if any(f is None for f in finishes):
+        return None
+    left = finishes[-1] - now
+    if left <= 0:  # overdue: the estimate was wrong, and the next one will say by how much
+        return None
+    if max(finishes) - min(finishes) > max(STEADY_TOLERANCE * left, STEADY_SLACK_S):
+        return None
+    return left

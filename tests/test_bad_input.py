@@ -10,6 +10,7 @@ import dataclasses
 import errno
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -161,6 +162,40 @@ def test_a_real_process_gets_the_same_one_line(cache_dir, tmp_path):
     assert out.stderr.strip().splitlines() == [
         f"error: --seed must be an integer from 0 to {MAX_SEED}, got -1"
     ]
+    assert list(store.iter_run_dirs(cache_dir)) == []
+
+
+def test_a_bad_path_or_column_is_answered_before_torch_loads(cache_dir, tmp_path):
+    """`winnow score` checks the source from its header first (the check the app's form runs,
+    `jobs.check_score`): one line in well under the 10 s torch alone takes to import."""
+    texts = _texts(tmp_path / "texts.tsv")
+    # Raw bytes that are not an image column (no Hugging Face Image, no bytes/path struct)
+    # and no text column: auto-detection has nothing to find, and the header says so.
+    raw = tmp_path / "raw.parquet"
+    pd.DataFrame({"blob": [b"\x89PNG"] * 4, "label": [0, 1, 0, 1]}).to_parquet(raw)
+    script = (
+        "import sys, time; from scoring.__main__ import main; t = time.perf_counter(); "
+        "code = main(sys.argv[1:]); took = time.perf_counter() - t; "
+        "print(code, 'torch' in sys.modules, round(took, 3))"
+    )
+    for args, message in [
+        (["--dataset", str(tmp_path / "nope.parquet")], "source '"),
+        (["--dataset", str(texts), "--label-col", "lable"], "has no column(s) 'lable'"),
+        (["--dataset", str(texts), "--test", str(tmp_path / "nope.csv")], "--test file '"),
+        (["--dataset", str(raw)], "no input column found"),
+    ]:
+        out = subprocess.run(
+            [sys.executable, "-c", script, "score", *args, "--quiet"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WINNOW_CACHE_DIR": str(cache_dir)},
+            timeout=120,
+        )
+        code, torch_loaded, took = out.stdout.split()
+        assert (code, torch_loaded) == ("2", "False"), out
+        assert float(took) < 1.0, (args, took)  # measured: a few milliseconds
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith("error: ") and message in line, line
     assert list(store.iter_run_dirs(cache_dir)) == []
 
 

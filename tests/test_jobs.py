@@ -15,6 +15,7 @@ import pytest
 from scoring import jobs, store
 from scoring.__main__ import main
 from scoring.config import DataConfig, ScoreConfig, TrainConfig, apply_preset
+from scoring.errors import InputError
 from scoring.prune.select import SelectionConfig
 from scoring.prune.sweeps import SweepConfig
 from tests.app.pages import fake_job
@@ -206,3 +207,117 @@ def test_the_cli_records_its_start_time_in_the_job_file(cache_dir, tmp_path):
     record = store.read_json(job_file)
     assert record["pid"] == os.getpid()
     assert record["pid_start"] == store.process_start(os.getpid())
+
+
+# -- issue 23: checks before a job, the stage a job is in, a time left only once steady -------
+
+
+def test_check_score_refuses_bad_input_from_headers_before_any_job(cache_dir, tmp_path):
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\n" + "".join(f"word {i},{i % 2}\n" for i in range(20)))
+    bad = [
+        (_missing(tmp_path, "nope.csv"), "does not exist"),
+        (dataclasses.replace(TINY, data=DataConfig(source=str(texts), label_col="y")), "'y'"),
+        (
+            dataclasses.replace(TINY, data=DataConfig(source=str(texts), test=str(tmp_path))),
+            "holds no images",  # a folder as --test: the image folder's own refusal
+        ),
+        (dataclasses.replace(TINY, train=TrainConfig(runs=0)), "--runs"),
+    ]
+    for config, said in bad:
+        t0 = time.perf_counter()
+        with pytest.raises(InputError, match=said):
+            jobs.check_score(config)
+        assert time.perf_counter() - t0 < 1.0
+    good = dataclasses.replace(TINY, data=DataConfig(source=str(texts), label_col="label"))
+    assert jobs.check_score(good) is good
+    assert not jobs.jobs_dir(cache_dir).exists()  # checking starts nothing
+
+
+def test_a_job_says_its_own_stage_until_its_run_writes_one(cache_dir):
+    alive = {"pid": os.getpid(), "pid_start": store.process_start(os.getpid())}
+    job_id = fake_job(cache_dir, cache_dir / "run", "score", stage="reading data", **alive)
+    st = jobs.status(job_id, cache_dir)
+    assert st.message == "reading data" and st.seconds_left is None
+    store.write_status(cache_dir / "run", "running", progress=0.5, message="run 1/2")
+    assert jobs.status(job_id, cache_dir).message == "run 1/2"
+    store.write_status(cache_dir / "run", "running", progress=0.6, message="x", seconds_left=9.5)
+    st = jobs.status(job_id, cache_dir)
+    assert st.seconds_left == 9.5 and st.updated is not None
+
+
+def test_steady_time_left_waits_for_estimates_that_agree():
+    steady = jobs.steady_time_left
+    # Polled every second for 8 s, each estimate predicting the end at t = 100.
+    agreeing = [(float(t), 0.1 + 0.01 * t, 100.0) for t in range(8)]
+    assert steady(agreeing, now=7.0) == pytest.approx(93.0)
+    # The same readings watched for less than STEADY_SPAN_S: not yet.
+    assert steady(agreeing[4:], now=7.0) is None
+    # The end predicted at 60, then 100, then 140 s: the estimate is still moving.
+    drifting = [(float(t), 0.1 + 0.01 * t, 60.0 + 20 * max(t - 5, 0)) for t in range(8)]
+    assert steady(drifting, now=7.0) is None
+    # Small wobble (within 20% of the time left) is steady.
+    wobble = [(float(t), 0.2, 100.0 + (3 if t % 2 else -3)) for t in range(8)]
+    assert steady(wobble, now=7.0) is not None
+    # No estimate in the window, too little done, or the predicted end already past: None.
+    assert steady([(float(t), 0.3, None) for t in range(8)], now=7.0) is None
+    assert steady([(float(t), 0.01, 100.0) for t in range(8)], now=7.0) is None
+    assert steady([(float(t), 0.5, 5.0) for t in range(8)], now=7.0) is None
+    assert steady([], now=7.0) is None
+
+
+def test_a_job_reports_loading_libraries_and_reading_data_before_embedding(
+    cache_dir, tmp_path, monkeypatch
+):
+    """What the app's job panel shows, in order, for a text probe: the stage that runs."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from scoring.cli import score as score_cli
+    from scoring.training.embed import resolve_model_path
+
+    encoder = tmp_path / "tiny-encoder"  # a random 2-layer BERT: embeds in milliseconds
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(None))
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(encoder)
+    tok.save_pretrained(encoder)
+    texts = tmp_path / "texts.csv"
+    rows = "".join(f"a {'good' if i % 2 else 'bad'} film {i},{i % 2}\n" for i in range(40))
+    texts.write_text("text,label\n" + rows)
+    job_id = fake_job(cache_dir, cache_dir / "none", "score")
+    job_file = jobs.jobs_dir(cache_dir) / f"{job_id}.json"
+    store.write_json(job_file, {"id": job_id, "kind": "score"})  # as `jobs.start_score` does
+    shown: list[str] = []
+
+    def seen() -> None:
+        message = jobs.status(job_id, cache_dir).message
+        if not shown or shown[-1] != message:
+            shown.append(message)
+
+    def spy(real):
+        def call(*args, **kwargs):
+            real(*args, **kwargs)
+            seen()
+
+        return call
+
+    monkeypatch.setattr(jobs, "report", spy(jobs.report))
+    monkeypatch.setattr(store, "write_status", spy(store.write_status))
+    monkeypatch.setattr(score_cli, "cancel_on_signals", lambda: None)  # pytest keeps its own
+    flags = ["--dataset", str(texts), "--recipe", "probe", "--model", str(encoder)]
+    flags += ["--max-length", "32", "--preset", "tiny", "--scores", "el2n", "--quiet"]
+    flags += ["--cache-dir", str(cache_dir), "--job-file", str(job_file)]
+    assert main(["score", *flags]) == 0
+    stages = [m for m in shown if m in ("loading libraries", "reading data")]
+    assert stages == ["loading libraries", "reading data"], shown
+    embedding = [i for i, m in enumerate(shown) if m.startswith("embedding text")]
+    assert embedding and shown.index("reading data") < embedding[0], shown
+    assert shown[embedding[0]] == "embedding text: loading the model"
+    assert shown[embedding[-1]] == "embedding text: 40/40 sentences", shown
+    assert shown[-1] == "done"

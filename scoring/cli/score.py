@@ -215,10 +215,20 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compute (or find cached) the run; print its summary on stderr and its folder last."""
-    from scoring.training.pipeline import score
+    """Compute (or find cached) the run; print its summary on stderr and its folder last.
+
+    The source and the named columns are checked from their headers first (the same check
+    the app's form runs, `data.sources.check_source`): a wrong path is one line in well under
+    a second, not after torch has loaded. Until the run writes its own status, the job file
+    says which stage is running (loading libraries, then reading data).
+    """
+    from scoring.data.sources import check_source
 
     config = config_from_args(args)
+    check_source(config.data)
+    report(args.job_file, stage="loading libraries")  # torch and the models: seconds
+    from scoring.training.pipeline import score
+
     cancel_on_signals()
     waited = []
 
@@ -236,10 +246,13 @@ def run(args: argparse.Namespace) -> int:
         # Labels, not results: written (merged) on every call, so a rerun renames the run.
         preset = args.preset if args.config else (args.preset or "default")
         name = args.name.strip() if args.name and args.name.strip() else None
-        RunDir(path).write_meta(name=name, preset=preset)
-        report(args.job_file, run=str(path))
+        # The source's name for people (an upload's own file name) is a label like the run's
+        # name: the newest call's wins, so a re-upload under another name renames the data.
+        RunDir(path).write_meta(name=name, preset=preset, source_name=config.data.source_name)
+        report(args.job_file, run=str(path), stage="setting up the run")
 
     job_executor = executor(args, config.train.device)
+    report(args.job_file, stage="reading data")  # prepare: load, check, resolve the recipe
     try:
         path = score(
             config,

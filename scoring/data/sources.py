@@ -41,6 +41,7 @@ from scoring.data.columns import (
     as_tuple,
     column_kinds,
     column_values,
+    describe,
     input_modality,
     require_columns,
     resolve_columns,
@@ -175,6 +176,73 @@ def load(cfg: DataConfig, *, hf_cache_dir: str | None = None) -> Dataset:
     return _load_tables(cfg, hf_cache_dir)
 
 
+def check_source(cfg: DataConfig) -> None:
+    """Refuse a source, --test or --annotations file, or a named column that `load` would
+    refuse, from headers alone: in well under a second, before any job or torch starts.
+
+    Reads a parquet file's schema, a CSV/TSV/JSONL file's first rows and an image folder's
+    listing; never the data itself, never the Hub (a Hub name is the job's to reach). It
+    checks a subset of what `load` checks, with the same messages: what fails here `load`
+    refuses too, what passes may still be refused there (column auto-detection, label
+    values, unreadable rows). `winnow score` and the app's form both call it first.
+
+    Parameters
+    ----------
+    cfg : DataConfig
+        The source, the optional --test and --annotations files and the named columns.
+
+    Raises
+    ------
+    InputError
+        Naming the file or column, what was expected and how to fix it.
+    """
+    _check_config(cfg)
+    if cfg.source == "digits":
+        _check_digits(cfg)
+        return
+    voted = cfg.annotator_cols is not None or cfg.annotations is not None
+    inputs = list(as_tuple(cfg.input_cols)) if cfg.input_cols else []
+    labels = [cfg.label_col] if cfg.label_col else []
+    kinds = _source_columns(cfg.source, role="source")
+    if kinds is not None:  # resolve_columns' first check
+        require_columns(kinds, [*inputs, *labels, *(cfg.annotator_cols or ())], "the training data")
+        if not inputs:  # detection needs the rows, but a table with no candidate at all fails
+            _require_an_input_candidate(kinds, {*labels, *(cfg.annotator_cols or ())})
+    if cfg.annotations is not None:
+        _annotations_path(cfg)
+    if cfg.test is None:
+        return
+    if not voted and cfg.test.startswith("hf:"):
+        raise InputError("--test takes a local file or image folder, not a Hub dataset")
+    test_kinds = _source_columns(cfg.test, role="--test file")
+    # The held-out file needs the named inputs and the label column, or (labelled by the
+    # annotators' majority) their columns: as `_held_out` and `_voted_held_out` require.
+    majority = voted and not labels
+    needed = [*inputs, *(cfg.annotator_cols or () if majority else labels)]
+    if test_kinds is not None:
+        require_columns(test_kinds, needed, "the --test file", same_as_training=True)
+
+
+def _require_an_input_candidate(kinds: dict[str, str], taken: set[str]) -> None:
+    """Refuse a table where auto-detection cannot find an input: no image column and no text
+    column besides the label and annotator columns (`resolve_columns` would refuse it after
+    reading the rows)."""
+    if any(kind in ("image", "str") and col not in taken for col, kind in kinds.items()):
+        return
+    raise InputError(
+        "no input column found: expected an image column (Hugging Face Image, or a struct of "
+        "bytes and path) or a text column besides the label; columns: "
+        f"{describe(kinds)}. Pass --input-col NAME (two names for sentence pairs)."
+    )
+
+
+def _source_columns(spec: str, role: str) -> dict[str, str] | None:
+    """Column name -> kind of the source a spec names, from its header; None when only
+    opening it tells (the Hub, a folder, a file whose first rows do not parse alone)."""
+    source, path = _claimant(spec, role)
+    return source.columns(spec, path)
+
+
 # --- config ------------------------------------------------------------------------------
 
 
@@ -200,10 +268,8 @@ def _check_config(cfg: DataConfig) -> None:
 # --- digits ------------------------------------------------------------------------------
 
 
-def _load_digits(cfg: DataConfig) -> Dataset:
-    """scikit-learn's 8x8 digits; it has no test split, so one is always carved."""
-    from sklearn.datasets import load_digits
-
+def _check_digits(cfg: DataConfig) -> None:
+    """The options digits cannot take: a --test file, annotators, other columns."""
     if cfg.test is not None:
         raise InputError(
             "--test needs a file or folder source; 'digits' carves its own held-out split "
@@ -221,6 +287,12 @@ def _load_digits(cfg: DataConfig) -> Dataset:
             "drop the column options or name those columns"
         )
 
+
+def _load_digits(cfg: DataConfig) -> Dataset:
+    """scikit-learn's 8x8 digits; it has no test split, so one is always carved."""
+    from sklearn.datasets import load_digits
+
+    _check_digits(cfg)
     bunch = load_digits()
     images = bunch.images[:, None].astype(np.uint8)  # (N, 1, 8, 8), pixels 0..16 (/ 16)
     labels = bunch.target.astype(np.int64)  # (N,)
@@ -391,14 +463,20 @@ def _annotations_file(
     cfg: DataConfig, n_rows: int, cache_dir: str | None
 ) -> tuple[annotators.RawVotes, bytes]:
     """The votes of the --annotations file, and its content digest (for the fingerprint)."""
+    path = _annotations_path(cfg)
+    raw = annotators.file_votes(_open_file(path, cache_dir), n_rows, f"--annotations {path.name}")
+    return raw, _file_digest(path, cache_dir)
+
+
+def _annotations_path(cfg: DataConfig) -> Path:
+    """The --annotations file, which must exist."""
     path = Path(str(cfg.annotations)).expanduser()
     if not path.is_file():
         raise InputError(
             f"--annotations file {cfg.annotations!r} does not exist; expected a .csv, .tsv, "
             ".parquet or .jsonl file with columns id, annotator, label"
         )
-    raw = annotators.file_votes(_open_file(path, cache_dir), n_rows, f"--annotations {path.name}")
-    return raw, _file_digest(path, cache_dir)
+    return path
 
 
 def _voted_held_out(
@@ -460,6 +538,11 @@ class TableSource:
     def open(self, spec: str, path: Path, cache_dir: str | None) -> _Source:
         raise NotImplementedError
 
+    def columns(self, spec: str, path: Path) -> dict[str, str] | None:
+        """Column name -> kind, from a header or listing only (`check_source`), refusing
+        what `open` would refuse first; None (the default) when only opening tells."""
+        return None
+
 
 class HubDataset(TableSource):
     """``hf:NAME`` or ``hf:NAME:CONFIG``: a Hub dataset; its content digest is datasets' own."""
@@ -509,6 +592,10 @@ class ImageFolder(TableSource):
             )
         return _Source(dict(splits), f"{path.name}/", _folder_digest(path, cache_dir))
 
+    def columns(self, spec: str, path: Path) -> dict[str, str] | None:
+        _require_images(path)
+        return None  # the reader names them (image, label) by the folder's layout
+
 
 def _require_images(folder: Path) -> None:
     """Refuse a folder without a single image file, before the reader's cryptic error."""
@@ -535,6 +622,9 @@ class LocalFile(TableSource):
         name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
         return _Source({"train": _open_file(path, cache_dir)}, name, _file_digest(path, cache_dir))
 
+    def columns(self, spec: str, path: Path) -> dict[str, str] | None:
+        return _file_columns(path)
+
 
 # Checked in order; the first that claims a spec opens it.
 TABLE_SOURCES: tuple[TableSource, ...] = (HubDataset(), ImageFolder(), LocalFile())
@@ -542,15 +632,31 @@ TABLE_SOURCES: tuple[TableSource, ...] = (HubDataset(), ImageFolder(), LocalFile
 
 def _open_source(spec: str, cache_dir: str | None, role: str) -> _Source:
     """Open the source a spec names: the first of `TABLE_SOURCES` that claims it."""
+    source, path = _claimant(spec, role)
+    return source.open(spec, path, cache_dir)
+
+
+def _claimant(spec: str, role: str) -> tuple[TableSource, Path]:
+    """The first of `TABLE_SOURCES` that claims a spec, and its path; else InputError."""
     path = Path(spec).expanduser()
     for source in TABLE_SOURCES:
         if source.claims(spec, path):
-            return source.open(spec, path, cache_dir)
+            return source, path
     raise InputError(f"{role} {spec!r} does not exist; {_SOURCE_HELP}")
 
 
 def _open_file(path: Path, cache_dir: str | None) -> datasets.Dataset:
     """One local data file as a table (HF names a single-file load's split 'train')."""
+    builder, options = _file_reader(path)
+    table = _hf_load(str(path), cache_dir, builder, data_files=str(path), **options)["train"]
+    if table.num_rows == 0:
+        raise InputError(f"{path} has no rows; expected one example per row")
+    return table
+
+
+def _file_reader(path: Path) -> tuple[str, dict[str, Any]]:
+    """The `datasets` builder and reader options for a data file; refuses an unknown type,
+    an empty file and (CSV/TSV) a header that does not fit the rows."""
     suffix = path.suffix.lower()
     if suffix not in _FILE_READERS:
         raise InputError(
@@ -562,10 +668,91 @@ def _open_file(path: Path, cache_dir: str | None) -> datasets.Dataset:
     builder, options = _FILE_READERS[suffix]
     if builder == "csv":
         options = {**options, **_csv_header_options(path, options)}
-    table = _hf_load(str(path), cache_dir, builder, data_files=str(path), **options)["train"]
-    if table.num_rows == 0:
+    return builder, options
+
+
+# A header check reads this much of a CSV/TSV/JSONL file for its columns' types.
+_HEAD_BYTES = 1 << 16
+
+
+def _file_columns(path: Path) -> dict[str, str] | None:
+    """Column name -> kind of a data file, from its parquet schema or its first rows.
+
+    None when the first rows do not parse on their own (a JSON document rather than JSON
+    lines, a row longer than the sample): the full reader decides then.
+    """
+    builder, options = _file_reader(path)
+    if builder == "parquet":
+        return _parquet_columns(path)
+    try:
+        if builder == "csv":
+            schema = _csv_schema(path, options)
+        else:
+            import pyarrow.json as pj
+
+            with pj.open_json(path, read_options=pj.ReadOptions(block_size=_HEAD_BYTES)) as r:
+                schema = r.schema
+    except Exception:  # the sample alone does not parse: the full reader decides
+        return None
+    return {field.name: _arrow_kind(field.type) for field in schema}
+
+
+def _parquet_columns(path: Path) -> dict[str, str]:
+    """A parquet file's columns and kinds from its footer (Hugging Face's features when it
+    carries them: ClassLabel and Image columns); no row is read."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+        schema = meta.schema.to_arrow_schema()
+    except Exception as error:  # not a parquet file: the full reader would fail the same way
+        raise InputError(f"could not read {path}: {_root_cause(error)}") from error
+    if meta.num_rows == 0:
         raise InputError(f"{path} has no rows; expected one example per row")
-    return table
+    kinds = {field.name: _arrow_kind(field.type) for field in schema}
+    try:  # datasets' own feature types, as `datasets` writes them beside the schema
+        info = json.loads((schema.metadata or {}).get(b"huggingface", b"{}"))
+        features = info.get("info", {}).get("features", {})
+    except ValueError:
+        features = {}
+    for name, feature in features.items() if isinstance(features, dict) else ():
+        kind = {"ClassLabel": "classlabel", "Image": "image"}.get(
+            feature.get("_type") if isinstance(feature, dict) else None
+        )
+        if kind and name in kinds:
+            kinds[name] = kind
+    return kinds
+
+
+def _csv_schema(path: Path, options: dict[str, Any]) -> Any:
+    """The arrow schema of a CSV/TSV file's first rows, read with the file's options."""
+    import pyarrow.csv as pc
+
+    quoting = options.get("quoting", csv.QUOTE_MINIMAL) != csv.QUOTE_NONE
+    read = pc.ReadOptions(block_size=_HEAD_BYTES, column_names=options.get("column_names"))
+    parse = pc.ParseOptions(
+        delimiter=options.get("delimiter", ","), quote_char='"' if quoting else False
+    )
+    with pc.open_csv(path, read_options=read, parse_options=parse) as reader:
+        return reader.schema
+
+
+def _arrow_kind(arrow_type: Any) -> str:
+    """`columns.column_kind`'s name for an arrow type (as `datasets` would map it)."""
+    import pyarrow as pa
+
+    t = pa.types
+    if t.is_struct(arrow_type) and arrow_type.get_field_index("bytes") >= 0:
+        return "image"
+    if t.is_string(arrow_type) or t.is_large_string(arrow_type):
+        return "str"
+    if t.is_boolean(arrow_type):
+        return "bool"
+    if t.is_integer(arrow_type):
+        return "int"
+    if t.is_floating(arrow_type):
+        return "float"
+    return "other"
 
 
 def _csv_header_options(path: Path, options: dict[str, Any]) -> dict[str, Any]:

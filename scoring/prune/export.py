@@ -491,6 +491,7 @@ def _manifest(
         "counts_per_class": {name: int(c) for name, c in zip(names, counts, strict=True)},
         "empty_classes": [name for name, c in zip(names, counts, strict=True) if c == 0],
         "source": {
+            "name": view.dataset_name,  # as people know it: an upload's own file name
             "description": described["description"],
             "path": data_config["source"],
             "test": data_config.get("test"),

@@ -67,6 +67,12 @@ class RunView:
     def higher_is_harder(self, key: str) -> bool:
         return bool(self.summary["scores"][key]["higher_is_harder"])
 
+    @property
+    def dataset_name(self) -> str:
+        """The data as the run's title names it (`RunInfo.dataset`): an uploaded file's own
+        name, not the content hash it is stored under; else its description."""
+        return store.run_info(self.path).dataset
+
     def title(self) -> str:
         """The run's one-line label (`store.run_title`: name, dataset, recipe, runs × epochs,
         preset, noise, date), as the runs table and the picker spell it."""

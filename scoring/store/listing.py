@@ -29,7 +29,8 @@ class RunInfo:
     running one whose job died, or `damaged`: then `problem` says which file and why, and
     `problems` holds every DamagedRun found (`RunDir.check`). `name` and `preset` come from
     `meta.json` (None when never given); `runs`, `epochs`, `noise`, `noise_kind` and
-    `created` from `config.json`. `title` is the one-line label every page and `list` use.
+    `created` from `config.json`; `dataset` is `dataset_name`'s. `title` is the one-line
+    label every page and `list` use.
     """
 
     path: Path
@@ -97,6 +98,31 @@ def run_title(info: RunInfo) -> str:
     return " · ".join(parts)
 
 
+def dataset_name(config: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The run's data as people know it, for titles, tables and export file names.
+
+    The source's own name when a `score` call gave one (`DataConfig.source_name`: an
+    uploaded file's name, where the stored path is a content hash): the newest call's,
+    kept in `meta.json` like the run's name, else the one in the run's config. Otherwise
+    the data's description ("digits", "cifar10/train.parquet", "hf:glue:sst2"); "?" when
+    the config is unreadable.
+
+    Parameters
+    ----------
+    config : dict
+        The run's `config.json` ({} when damaged).
+    meta : dict
+        The run's `meta.json` ({} when absent).
+    """
+    scored = config.get("config") if isinstance(config.get("config"), dict) else {}
+    data = scored.get("data") if isinstance(scored.get("data"), dict) else {}
+    named = _text_or_none(meta.get("source_name")) or _text_or_none(data.get("source_name"))
+    if named:
+        return named
+    dataset = config.get("dataset") if isinstance(config.get("dataset"), dict) else {}
+    return str(dataset.get("description", "?"))
+
+
 def iter_run_dirs(cache_dir: Path | str) -> Iterator[Path]:
     """Every run folder: `<fingerprint>/<key>/` holding a config or a status file.
 
@@ -153,7 +179,7 @@ def run_info(path: Path | str) -> RunInfo:
     runs, epochs = train.get("runs"), recipe.get("epochs")
     return RunInfo(
         path=rd.path,
-        dataset=str(dataset.get("description", "?")),
+        dataset=dataset_name(config, meta),
         state=state,
         updated=updated,
         n_train=dataset.get("n_train") if isinstance(dataset.get("n_train"), int) else None,

@@ -42,6 +42,9 @@ class _EpochBar(tqdm):
 
 
 LINE_EVERY_S = 5.0  # plain progress lines without a terminal
+# A counted stage (texts or images embedded) writes its count at most this often: a page
+# polling every second sees it move without a status write per batch.
+COUNT_EVERY_S = 1.0
 RATE_WINDOW_S = 2.0  # shortest window a rate is measured over
 RATE_SMOOTHING = 0.3  # weight of the newest window in the exponential average
 
@@ -151,15 +154,26 @@ class Progress:
         return f"{self.message}: {self.fraction:.0%} ({done:.1f}/{self.total:.0f} epochs{when})"
 
     def counter(self, message: str, total: int, unit: str) -> tuple[tqdm, Callable[[int], None]]:
-        """A side bar for a stage measured in its own units (e.g. sentences embedded)."""
+        """A side bar for a stage measured in its own units (e.g. sentences embedded).
+
+        The stage is written at once as "<message>: loading the model" (a counter is made
+        just before its encoder loads, which takes seconds before the first batch); then
+        each `tick(n)` (n more units done) writes "<message>: i/total <unit>s", at most every
+        COUNT_EVERY_S seconds and always at the end.
+        """
         bar = tqdm(
             total=total, disable=not self.enabled, unit=unit, desc=message, dynamic_ncols=True
         )
+        self.message = f"{message}: loading the model"
+        self._write(force=True)
+        done = 0  # counted here: a disabled bar (a job's --quiet) does not count at all
 
         def tick(n: int) -> None:
+            nonlocal done
+            done += n
             bar.update(n)
-            self.message = f"{message}: {bar.n}/{total} {unit}s"
-            self._write(force=bar.n >= total)
+            self.message = f"{message}: {done}/{total} {unit}s"
+            self._write(force=done >= total, every=COUNT_EVERY_S)
 
         return bar, tick
 
@@ -168,9 +182,9 @@ class Progress:
         """Share of the work done, in [0, 1]."""
         return self.done / max(self.total, 1e-9)
 
-    def _write(self, force: bool = False) -> None:
+    def _write(self, force: bool = False, every: float = 0.5) -> None:
         now = time.monotonic()
-        if force or now - self._last > 0.5:
+        if force or now - self._last >= every:
             self._last = now
             left = self.seconds_left
             store.write_status(

@@ -65,7 +65,7 @@ def test_defaults_follow_the_pruning_pages_choices(app_cache):
     expected = np.bincount(view.table["true_label"].to_numpy()[rows], minlength=10)
     table = at.dataframe[0].value
     assert table["written"].tolist() == expected.tolist()
-    assert f"writes **{expected.sum()}** of 500 examples" in text
+    assert f"writes **{expected.sum()}** of 500 training rows" in text
     assert at.text_input(key="export_out").value == "exports/digits-easiest-0.3.parquet"
 
     # A change here is a change of the shared selection (the Pruning page reads it back),
@@ -233,7 +233,7 @@ def test_the_count_shown_is_the_count_written_with_drops_and_a_fraction(app_cach
     )
     assert not at.exception
     expected = round(0.5 * (500 - 60))  # decisions first, then half of what is left
-    assert f"writes **{expected}** of 500 examples" in page_text(at)
+    assert f"writes **{expected}** of 500 training rows" in page_text(at)
     assert at.dataframe[0].value["written"].sum() == expected
     at.button(key="export_go").click().run()
     assert not at.exception
@@ -312,7 +312,7 @@ def test_without_decisions_the_default_writes_every_row(app_cache, tmp_path):
     assert len(frame) == n_rows
     # The pruning selection is one deliberate click away, and then remembered for the run.
     at.radio(key="export_mode").set_value("selection").run()
-    assert "writes **250** of 500 examples" in page_text(at)
+    assert "writes **250** of 500 training rows" in page_text(at)
     assert (
         open_page(PAGE, run, **at.session_state["ui"].choices).radio(key="export_mode").value
         == "selection"

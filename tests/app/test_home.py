@@ -1,5 +1,6 @@
 """Home: the quick start on an empty cache, the form, job progress, the runs table; the router."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from scoring import jobs, store
 from scoring.cli.main import build_parser
 from scoring.cli.score import config_from_args
 from scoring.config import ScoreConfig
-from tests.app.pages import fake_job, shown
+from tests.app.pages import fake_job, open_page, shown
 from tests.conftest import PAGES, ROOT, digits_run, text_run
 
 
@@ -78,11 +79,23 @@ def test_start_button_launches_a_job_and_progress_is_shown(cache_dir):
     assert len(at.dataframe[0].value) == 1
 
 
+def _texts_csv(path: Path, n: int = 40) -> Path:
+    """A small two-class text CSV (text, label)."""
+    words = ["good", "bad", "film", "plot", "great", "awful", "cast", "scene"]
+    lines = ["text,label"]
+    for i in range(n):
+        text = " ".join(words[(i * 3 + j) % len(words)] for j in range(6))
+        lines.append(f"{text} {i},{'pos' if i % 2 else 'neg'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def test_a_failing_job_shows_its_message(cache_dir, tmp_path):
     at = _home()
     at.radio(key="home_source_kind").set_value("local file or folder")
     at.run()
-    at.text_input(key="home_path").input(str(tmp_path / "missing.parquet"))
+    # A real file (the form refuses a missing one before any job): the job itself fails.
+    at.text_input(key="home_path").input(str(_texts_csv(tmp_path / "texts.csv")))
     # The job fails before any training (no cluster at that address): its message shows.
     at.radio(key="home_executor").set_value("ray")
     at.text_input(key="home_ray_address").input("head-node:6379")
@@ -105,9 +118,33 @@ def test_session_state_is_the_typed_dataclass(cache_dir):
     assert isinstance(at.session_state["ui"], UIState)
 
 
-def test_the_form_sends_the_config_the_cli_builds_from_the_same_flags(cache_dir, tmp_path):
+def _pairs_jsonl(path: Path, n: int = 20) -> Path:
+    rows = [
+        json.dumps({"premise": f"a man plays {i}", "hypothesis": f"he is {i}", "label": i % 2})
+        for i in range(n)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _captured_starts(monkeypatch) -> list:
+    """`jobs.start_score` replaced by a recorder: the config the form sends, no process."""
+    started = []
+
+    def start_score(config, cache, **kw):
+        started.append((config, kw))
+        return f"job-{len(started)}"
+
+    monkeypatch.setattr(jobs, "start_score", start_score)
+    return started
+
+
+def test_the_form_sends_the_config_the_cli_builds_from_the_same_flags(
+    cache_dir, tmp_path, monkeypatch
+):
     """Home and `winnow score` share one config builder and one preset: same run, same key."""
-    source = str(tmp_path / "pairs.jsonl")  # missing: the job fails at once, nothing trains
+    source = str(_pairs_jsonl(tmp_path / "pairs.jsonl"))
+    started = _captured_starts(monkeypatch)  # nothing trains: only the config is looked at
     at = _home()
     at.radio(key="home_source_kind").set_value("local file or folder")
     at.run()
@@ -123,7 +160,9 @@ def test_the_form_sends_the_config_the_cli_builds_from_the_same_flags(cache_dir,
     at.radio(key="home_grad_at").set_value("early")
     at.multiselect(key="home_scores").select("el2n").select("aum")
     at.button(key="home_start").click().run()
-    sent = _config(cache_dir, at.session_state["ui"].job_id)
+    assert not at.error, [e.value for e in at.error]
+    ((sent, _kw),) = started
+    assert at.session_state["ui"].job_id == "job-1"
     flags = (
         f"score --dataset {source} --recipe finetune --preset tiny --epochs 2 --noise 0.1 "
         "--noise-kind asymmetric --limit 200 --input-col premise,hypothesis --label-col label "
@@ -181,6 +220,7 @@ def test_every_page_follows_a_finished_job_without_visiting_home(app_cache):
 def test_picker_and_table_name_each_run(app_cache):
     store.RunDir(digits_run(app_cache)).write_meta(name="noisy digits", preset="tiny")
     at = _home()
+    at.toggle(key="home_all_columns").set_value(True).run()
     table = at.dataframe[0].value
     row = table[table["name"] == "noisy digits"].iloc[0]
     assert (row["dataset"], row["preset"]) == ("digits", "tiny")
@@ -225,3 +265,97 @@ def test_time_left_comes_from_the_measured_rate():
     assert time_left((100.0, 0.10), (101.0, 0.20)) is None  # too short a window to trust
     assert time_left((100.0, 0.40), (120.0, 0.40)) is None  # no progress: no rate
     assert time_left((100.0, 0.10), (120.0, 0.40), eta_s=12.0) == 12.0  # the engine's own
+
+
+# -- issue 23: bad input answered in the form, uploads keep their name, progress, the table --
+
+
+def test_a_bad_path_or_column_is_refused_in_the_form_and_starts_no_job(cache_dir, tmp_path):
+    at = _home()
+    at.radio(key="home_source_kind").set_value("local file or folder")
+    at.run()
+    missing = str(tmp_path / "missing.parquet")
+    at.text_input(key="home_path").input(missing)
+    t0 = time.monotonic()
+    at.button(key="home_start").click().run()
+    took = time.monotonic() - t0
+    assert not at.exception
+    assert any("does not exist" in shown(e.value) for e in at.error), [e.value for e in at.error]
+    assert at.text_input(key="home_path").value == missing  # the form keeps what was typed
+    assert at.session_state["ui"].job_id is None
+    assert not jobs.jobs_dir(cache_dir).exists() and jobs.list_jobs(cache_dir) == []
+    assert took < 10, took  # the header check, not a job's 12 s of imports (AppTest included)
+    # A real file with a column it lacks: said at once, with the columns it has.
+    at.text_input(key="home_path").input(str(_texts_csv(tmp_path / "texts.csv")))
+    at.text_input(key="home_label_col").input("lable")
+    at.button(key="home_start").click().run()
+    said = " ".join(shown(e.value) for e in at.error)
+    assert "has no column(s) 'lable'" in said and "text (str), label (str)" in said, said
+    assert at.text_input(key="home_label_col").value == "lable"
+    assert at.session_state["ui"].job_id is None and jobs.list_jobs(cache_dir) == []
+    assert not any(p.is_dir() and not p.name.startswith("_") for p in cache_dir.glob("*"))
+
+
+def test_the_runs_table_shows_a_few_columns_and_all_on_demand(app_cache):
+    at = _home()
+    compact = at.dataframe[0].value
+    assert "test accuracy" in compact.columns and len(compact.columns) <= 7
+    assert {"name", "dataset", "recipe", "date"} <= set(compact.columns)
+    at.toggle(key="home_all_columns").set_value(True).run()
+    full = at.dataframe[0].value
+    assert set(compact.columns) < set(full.columns)
+    every = {"source", "runs × epochs", "preset", "noise %", "folder", "problem"}
+    assert every <= set(full.columns)
+
+
+def test_the_job_panel_shows_the_stage_and_the_clock_before_any_estimate(cache_dir):
+    fake_job(
+        cache_dir,
+        cache_dir / "not-yet",
+        "score",
+        stage="loading libraries",
+        pid=os.getpid(),  # alive: this very process
+        pid_start=store.process_start(os.getpid()),
+    )
+    at = _home()
+    assert not at.exception
+    (bar,) = at.get("progress")
+    assert bar.text.startswith("loading libraries · ") and " so far" in bar.text
+    assert " left" not in bar.text  # no estimate before the pace is known
+    assert "seconds" not in " ".join(i.value for i in at.info)
+
+
+def test_an_uploaded_file_keeps_its_name_in_the_table_the_title_and_the_export(cache_dir, tmp_path):
+    """The run of an upload is called by the file's name, while the file is stored by hash."""
+    content = _texts_csv(tmp_path / "any.csv").read_bytes()
+    at = _home()
+    at.radio(key="home_source_kind").set_value("upload a file")
+    at.run()
+    at.file_uploader(key="home_upload").upload("my reviews.csv", content, "text/csv")
+    at.selectbox(key="home_recipe").select("tfidf")
+    at.selectbox(key="home_preset").select("tiny")
+    at.multiselect(key="home_scores").select("el2n")
+    at.button(key="home_start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    job_id = at.session_state["ui"].job_id
+    config = _config(cache_dir, job_id)
+    assert config.data.source_name == "my reviews.csv"
+    stored = Path(config.data.source)
+    assert stored.parent.name == "_uploads" and stored.name != "my reviews.csv"
+    assert stored.read_bytes() == content  # stored by content hash
+    deadline = time.monotonic() + 180
+    while (job := jobs.status(job_id, cache_dir)).state == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert job.state == "done", jobs.log_tail(job_id, cache_dir)
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["dataset"]) == ["my reviews.csv"]
+    title = at.selectbox(key="home_current_run").format_func(job.run)
+    assert "my reviews.csv" in title and "_uploads" not in title
+    (info,) = store.list_runs(cache_dir)
+    assert info.dataset == "my reviews.csv" and "my reviews.csv" in info.title
+    export = open_page("export.py", Path(job.run))
+    assert not export.exception
+    assert export.text_input(key="export_out").value.startswith("exports/my-reviews-")

@@ -151,6 +151,7 @@ def test_digits_round_trip_has_exact_ids_scores_labels_and_pixels(runs, tmp_path
     assert manifest["run"]["folder"] == str(run.resolve())
     assert manifest["run"]["scoring_version"] == view.config["scoring_version"]
     assert manifest["source"]["description"] == "digits" and manifest["source"]["path"] == "digits"
+    assert manifest["source"]["name"] == "digits"  # no upload: the description
     assert manifest["decisions"]["applied"] == 0 and manifest["created"]
     leftovers = sorted(p.name for p in out.parent.iterdir())
     expected = [out.name] if fmt == "hf" else [out.name, manifest_path(out, fmt).name]
