@@ -125,6 +125,12 @@ def _undo(run: str, ids: list[int], latest_ids: set[int]) -> None:
 def counts_section(view: RunView, counts: dict) -> None:
     """Counts per issue type, one line each with what it means (or what is missing)."""
     st.header("Issues found")
+    n_train = len(view.table)
+    # Say which rows the counts cover: Mislabeled's count also includes held-out rows.
+    st.caption(
+        f"Among the {n_train:,} training {noun(n_train, 'row')}; a leak pairs a training row "
+        "with a held-out/test row."
+    )
     lines = []
     for key, (names, meaning) in EXPLAIN.items():
         n = counts.get(key)

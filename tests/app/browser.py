@@ -84,3 +84,14 @@ def goto(pg, url: str, title: str) -> None:
     pg.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
     pg.wait_for_load_state("networkidle")
     pg.get_by_role("heading", name=title).first.wait_for()
+
+
+def wait_until(condition, what: str, timeout: float = 60.0) -> None:
+    """Poll `condition` (e.g. a file's state after a click) until true; fail naming `what`
+    after `timeout` seconds. For state the page writes, not what it shows (Playwright's
+    `expect` waits for that)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)

@@ -9,13 +9,12 @@ Export page, with Drop duplicates first ticked, says what it leaves out.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
 
 from scoring.read import decisions
-from tests.app.browser import ARTIFACTS, goto, no_error, serve
+from tests.app.browser import ARTIFACTS, goto, no_error, serve, wait_until
 from tests.neighbour_run import injected, private_copy
 
 pytestmark = pytest.mark.browser
@@ -34,15 +33,6 @@ def _settle(pg) -> None:
     """Wait until the app has finished its rerun (the running indicator is gone)."""
     pg.wait_for_timeout(300)
     pg.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
-
-
-def _until(condition, what: str, timeout: float = 60.0) -> None:
-    """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_duplicates_page_in_a_browser(served, page):
@@ -64,7 +54,7 @@ def test_duplicates_page_in_a_browser(served, page):
     _settle(pg)
     # Under load the click's rerun may still be on its way: wait for the file's state (four
     # decisions), never for a fixed time.
-    _until(lambda: len(decisions.latest(run)) >= 4, "the four decisions in decisions.jsonl")
+    wait_until(lambda: len(decisions.latest(run)) >= 4, "the four decisions in decisions.jsonl")
     latest = decisions.latest(run).set_index("id")["action"].to_dict()
     assert latest[10] == "keep" and latest[151] == latest[152] == "drop"
     leaks = [train for train, _ in injected()["leaks"]]

@@ -43,7 +43,9 @@ def test_counts_groups_leaks_and_outliers_are_shown(run):
     n_groups = len(set(groups[groups >= 0]))
     redundant = int((groups >= 0).sum()) - n_groups
     text = shown(page_text(at))
-    # Counts by hand from the run's own columns and the injected rows, each explained.
+    # Counts by hand from the run's own columns and the injected rows, each explained, and
+    # which rows they cover.
+    assert f"Among the {len(frame):,} training rows" in text
     assert f"**{len(injected()['copies'])} exact duplicates**: rows whose decoded pixels" in text
     assert f"**{n_groups} near-duplicate groups** ({int((groups >= 0).sum())} rows; " in text
     assert f"dropping duplicates removes {redundant})" in text
