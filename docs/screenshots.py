@@ -11,16 +11,14 @@ Map page computes its map when it has none.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.app.test_browser import CHROMIUM, LAUNCH_ARGS, _free_port, _wait_healthy  # noqa: E402
+from tests.app.browser import CHROMIUM, LAUNCH_ARGS, serve  # noqa: E402
 
 DOCS = ROOT / "docs"
 SHOTS = [  # (file, sidebar title, text to wait for)
@@ -31,6 +29,7 @@ SHOTS = [  # (file, sidebar title, text to wait for)
     ("correlations.png", "Correlations", None),
     ("examples.png", "Examples", None),
     ("mislabeled.png", "Mislabeled", None),
+    ("duplicates.png", "Duplicates & outliers", None),
     ("map.png", "Map", None),
 ]
 
@@ -38,46 +37,33 @@ SHOTS = [  # (file, sidebar title, text to wait for)
 def main(cache: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    env = {**os.environ, "WINNOW_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port)]
-    argv += ["--server.address", "127.0.0.1", "--server.headless", "true"]
-    log_path = Path(cache) / "screenshots-server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log_path)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-            pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-            pg.set_default_timeout(120_000)
-            pg.goto(url)
-            pg.get_by_role("heading", name="Winnow").first.wait_for()
-            for file, title, wait_text in SHOTS:
-                nav = pg.locator('[data-testid="stSidebarNav"]')
-                nav.get_by_text(title, exact=True).click()
-                pg.wait_for_load_state("networkidle")
-                pg.get_by_role(
-                    "heading", name=title if title != "Home" else "Winnow"
-                ).first.wait_for()
-                if title == "Map" and pg.get_by_role("button", name="Compute the map").count():
-                    pg.get_by_role("button", name="Compute the map").click()
-                if title == "Map":  # the data map draws at once; wait for the UMAP one too
-                    computing = pg.get_by_text("Computing the map")
-                    computing.first.wait_for(state="hidden", timeout=300_000)
-                    pg.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
-                if wait_text:
-                    pg.get_by_text(wait_text).first.wait_for()
-                pg.wait_for_timeout(1500)  # plotly draws after the network settles
-                pg.screenshot(path=str(DOCS / file), full_page=False)
-                print(DOCS / file)
-            browser.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+    with (
+        tempfile.TemporaryDirectory() as logs,
+        serve(Path(cache), Path(logs)) as url,
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.set_default_timeout(120_000)
+        pg.goto(url)
+        pg.get_by_role("heading", name="Winnow").first.wait_for()
+        for file, title, wait_text in SHOTS:
+            nav = pg.locator('[data-testid="stSidebarNav"]')
+            nav.get_by_text(title, exact=True).click()
+            pg.wait_for_load_state("networkidle")
+            pg.get_by_role("heading", name=title if title != "Home" else "Winnow").first.wait_for()
+            if title == "Map" and pg.get_by_role("button", name="Compute the map").count():
+                pg.get_by_role("button", name="Compute the map").click()
+            if title == "Map":  # the data map draws at once; wait for the UMAP one too
+                computing = pg.get_by_text("Computing the map")
+                computing.first.wait_for(state="hidden", timeout=300_000)
+                pg.locator(".js-plotly-plot").nth(1).wait_for(timeout=300_000)
+            if wait_text:
+                pg.get_by_text(wait_text).first.wait_for()
+            pg.wait_for_timeout(1500)  # plotly draws after the network settles
+            pg.screenshot(path=str(DOCS / file), full_page=False)
+            print(DOCS / file)
+        browser.close()
 
 
 if __name__ == "__main__":
