@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.app.browser import ARTIFACTS, goto, no_error
+from tests.app.browser import ARTIFACTS, goto, no_error, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -58,7 +58,9 @@ def test_a_user_scores_digits_and_visits_every_page(server, page):
 
     goto(pg, server, "Examples")
     pg.locator('[data-testid="stImage"]').first.wait_for()
-    assert pg.locator('[data-testid="stImage"] img').count() >= 8  # hardest + easiest grids
+    # The grids stream in card by card: wait for both (hardest + easiest), not the first.
+    images = pg.locator('[data-testid="stImage"] img')
+    wait_until(lambda: images.count() >= 8, "eight example images on Examples")
     no_error(pg)
     pg.screenshot(path=str(ARTIFACTS / "06-examples.png"), full_page=True)
 

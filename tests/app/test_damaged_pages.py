@@ -104,6 +104,7 @@ def test_the_other_run_works_while_one_is_damaged(pristine, tmp_path, monkeypatc
     damage(target / "summary.json", "garbage")
     home = open_page("home.py", other)
     assert not home.exception
+    home.toggle(key="home_all_columns").set_value(True).run()  # folder and problem columns
     table = home.dataframe[0].value
     states = dict(zip(table["folder"], table["state"], strict=True))
     assert states == {str(target): "damaged", str(other): "done"}

@@ -7,6 +7,7 @@ fails at the first `end_epoch`, not at `finish`; ranks are merged in numeric ord
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,12 +30,19 @@ def ddp_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
     # A fresh interpreter spawns the ranks: spawned children re-run the parent's __main__,
     # which in a pytest process that has driven an AppTest is a page script.
-    subprocess.run(
+    # Gloo on the loopback device: by default it resolves the host's name to pick one, and
+    # a container whose name does not resolve aborts the rank (SIGABRT) with no Python error.
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo"}
+    done = subprocess.run(
         [sys.executable, "-m", "tests.record.ddp_worker", str(out)],
         cwd=Path(__file__).resolve().parents[2],
-        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
+    # The ranks' own output names the cause when one dies (CalledProcessError alone does not).
+    assert done.returncode == 0, done.stderr[-4000:]
     return out
 
 

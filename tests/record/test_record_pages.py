@@ -34,6 +34,7 @@ def test_every_page_renders_a_recorded_run(recorded, monkeypatch, page):
             and "grand (needs grad_norm)" in text
         )
     if page == "home.py":
+        at.toggle(key="home_all_columns").set_value(True).run()  # where each run came from
         table = at.dataframe[0].value
         assert list(table["source"]) == ["recorded"] and list(table["name"]) == ["digits mlp"]
 
