@@ -1,4 +1,4 @@
-"""Filtering a review grid: a search box and class / split / flagged / decided filters.
+"""Filtering a review grid: a search box and class / split / flagged / decided / pair filters.
 
 One pure function (`filter_mask`, tested without Streamlit) decides which rows of an
 evidence frame (`app_pages._review.evidence`, i.e. `scoring.read.suspects.suspects`) pass,
@@ -10,6 +10,11 @@ first 12.
 Search: a query `#123` looks up id 123; a bare integer `123` matches id 123 or any text that
 holds "123"; anything else is a case-insensitive substring of any text column. Image runs
 have no text, so only the id forms find anything there.
+
+Pair (Mislabeled only, and only on a run whose health report flags overlapping classes,
+`scoring.read.health.overlapping_pairs`): the rows given one class of the pair whose
+suggested label is the other, i.e. the examples behind "cat/dog: 6% of their rows look
+like the other".
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import streamlit as st
 
 from app_pages._shared import mtime, read_run, ui
 from scoring import store
-from scoring.read import suspects
+from scoring.read import health, suspects
 from scoring.read.views import RunView
 
 TRISTATE = ("any", "yes", "no")
 CONTROLS = ("search", "classes", "splits", "flagged", "decided")
+OPTIONAL_CONTROLS = ("pair",)  # drawn only where a page asks for them
+ANY_PAIR: tuple[str, ...] = ()
 _FLAGGED_WORDS = {"any": "any", "yes": "flagged", "no": "not flagged"}
 _DECIDED_WORDS = {"any": "any", "yes": "decided", "no": "undecided"}
 _ID_ONLY = re.compile(r"#\s*(\d+)")  # "#123": the id, nothing else
@@ -44,6 +51,7 @@ class Filters:
     splits: tuple[str, ...] = ()  # "train" / "heldout"; empty = both
     flagged: str = "any"  # cleanlab's flag: "any" | "yes" | "no"
     decided: str = "any"  # has a current decision: "any" | "yes" | "no"
+    pair: tuple[str, ...] = ()  # two class names: given one, suggested the other; () = any
     hints: tuple[str, ...] = field(default=(), compare=False)  # notes for the caption
 
     @property
@@ -54,6 +62,7 @@ class Filters:
             or self.splits
             or self.flagged != "any"
             or self.decided != "any"
+            or bool(self.pair)
         )
 
 
@@ -72,7 +81,8 @@ def filter_mask(
     ----------
     ev : DataFrame of shape (n_rows, ...)
         Rows to filter, with `id`, `label` (the given label, as a name as `suspects.suspects`
-        gives it), `split` and `flagged` (those read only when their filter is set).
+        gives it), `split`, `flagged` and `suggested_label` (those read only when their
+        filter is set).
     latest : DataFrame with an `id` column
         The run's current decisions (`decisions.latest`); an id in it counts as decided.
     filters : Filters
@@ -88,11 +98,14 @@ def filter_mask(
     Raises
     ------
     ValueError
-        `flagged` or `decided` is not one of "any", "yes", "no".
+        `flagged` or `decided` is not one of "any", "yes", "no", or `pair` is neither empty
+        nor two class names.
     """
     for name in ("flagged", "decided"):
         if getattr(filters, name) not in TRISTATE:
             raise ValueError(f"{name} must be one of {TRISTATE}, got {getattr(filters, name)!r}")
+    if filters.pair and len(filters.pair) != 2:
+        raise ValueError(f"pair must be two class names, got {filters.pair!r}")
     mask = pd.Series(True, index=ev.index)
     if filters.search.strip():
         mask &= _search_mask(ev, filters.search.strip(), texts)
@@ -107,6 +120,10 @@ def filter_mask(
         decided_ids = latest["id"] if "id" in latest.columns else []
         decided = ev["id"].isin(decided_ids)
         mask &= decided if filters.decided == "yes" else ~decided
+    if filters.pair:
+        a, b = (str(c) for c in filters.pair)
+        given, suggested = ev["label"].astype(str), ev["suggested_label"].astype(str)
+        mask &= ((given == a) & (suggested == b)) | ((given == b) & (suggested == a))
     return mask
 
 
@@ -185,8 +202,9 @@ def filter_controls(
     key : str
         The page's name ("examples", "mislabeled", "map"): one memory and widget keys per page.
     controls : sequence of str, optional
-        Which of CONTROLS to draw (a page with its own split or "hide reviewed" control can
-        leave those out); the others let every row through.
+        Which of CONTROLS and OPTIONAL_CONTROLS to draw (a page with its own split or "hide
+        reviewed" control can leave those out; "pair" is drawn only when asked for and the
+        run has overlapping class pairs); the others let every row through.
 
     Returns
     -------
@@ -207,7 +225,10 @@ def _draw(view: RunView, ev: pd.DataFrame, key: str, controls: Sequence[str]) ->
     saved = active_filters(key)
     classes = [str(c) for c in view.label_names if str(c) in set(ev["label"].astype(str))]
     splits = [s for s in suspects.SPLITS if s != "all" and s in set(ev["split"])]
-    drawn = [c for c in controls if c in CONTROLS]
+    drawn = [c for c in controls if c in CONTROLS + OPTIONAL_CONTROLS]
+    pairs = health.overlapping_pairs(view) if "pair" in drawn else []
+    if not pairs or "suggested_label" not in ev.columns:
+        drawn = [c for c in drawn if c != "pair"]
     if len(classes) < 2:
         drawn = [c for c in drawn if c != "classes"]
     if len(splits) < 2:
@@ -216,7 +237,7 @@ def _draw(view: RunView, ev: pd.DataFrame, key: str, controls: Sequence[str]) ->
         drawn.remove("flagged")
     if not drawn:
         return Filters()
-    widths = {"search": 3, "classes": 3, "splits": 2, "flagged": 2, "decided": 2}
+    widths = {"search": 3, "classes": 3, "splits": 2, "flagged": 2, "decided": 2, "pair": 3}
     cells = dict(zip(drawn, st.columns([widths[c] for c in drawn]), strict=True))
     values: dict[str, object] = {}
     hints: tuple[str, ...] = ()
@@ -249,7 +270,24 @@ def _draw(view: RunView, ev: pd.DataFrame, key: str, controls: Sequence[str]) ->
                 key=f"{key}_filter_{name}",
                 format_func=words.get,
             )
+    if "pair" in cells:
+        with cells["pair"]:
+            values["pair"] = _pair_box(pairs, saved.pair, key)
     return Filters(**values, hints=hints)  # type: ignore[arg-type]
+
+
+def _pair_box(pairs: list[tuple[str, str]], start: tuple[str, ...], key: str) -> tuple[str, ...]:
+    """The overlapping-pair select: "any pair" or one of the run's flagged pairs."""
+    options = [ANY_PAIR, *pairs]
+    return st.selectbox(
+        "Overlapping classes",
+        options,
+        index=options.index(start) if start in options else 0,
+        key=f"{key}_filter_pair",
+        format_func=lambda p: f"{p[0]} ↔ {p[1]}" if p else "any pair",
+        help="Classes the data does not separate (the health report on Home): the rows "
+        "given one class whose suggested label is the other.",
+    )
 
 
 def _search_box(view: RunView, start: str, key: str) -> tuple[str, tuple[str, ...]]:

@@ -33,6 +33,7 @@ from scoring.prune.select import (
     auto_offset,
     check_config,
     lost_classes,
+    rule_meaning,
 )
 from scoring.read import neighbours
 from scoring.read.views import NORMALIZATIONS, RunView
@@ -95,6 +96,9 @@ def selection_controls(
     score, name, normalization = _rule_row(run.score_keys, prefix)
     rule = RULES[name]
     st.caption(f"{rule.label[0].upper()}{rule.label[1:]}: {rule.help}.")
+    meaning = rule_meaning(name, score) if rule.ranks else None
+    if meaning:  # a data value (knn_shapley): "easiest" is the most valuable
+        st.caption(meaning)
     fraction, params = _fraction_row(run, rule, prefix)
     c1, c2, c3 = st.columns([1, 1, 2])
     with c1:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from app_pages._shared import (
     adopt_finished_job,
@@ -26,6 +27,8 @@ from app_pages._shared import (
     damaged_panel,
     escape_md,
     finished_runs,
+    mtime,
+    read_run,
     ui,
 )
 from scoring import jobs, store
@@ -40,10 +43,13 @@ from scoring.config import (
     parse_names,
 )
 from scoring.errors import InputError
+from scoring.read import health, suspects
 from scoring.scores.registry import REGISTRY, available
 
 if TYPE_CHECKING:  # only a hint: the page needs no more of Streamlit's runtime
     from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+    from scoring.read.views import RunView
 
 RECIPES = {
     "auto": "auto (from the data)",
@@ -58,6 +64,7 @@ RECIPES = {
 UPLOAD_TYPES = ["parquet", "csv", "tsv", "jsonl", "json"]
 # The runs table shows what a person compares first; the rest behind "All columns".
 COMPARED_COLUMNS = ["name", "dataset", "recipe", "examples", "test accuracy", "state", "date"]
+SLICES_SHOWN, SLICE_GALLERY = 5, 8  # the weak slices shown on Home, examples shown of each
 MAX_READINGS = 120  # per job: two minutes of one-second polls, far more than steadiness needs
 
 
@@ -453,13 +460,10 @@ def _runs_table() -> None:
         if r.problems:  # each damaged run: the reason and a way out (rescore, else delete)
             with st.expander(f"Damaged run `{r.path.name}`", expanded=True):
                 damaged_panel(r.path, r.problems)
-    done = finished_runs()
+    done = _settle_current_run()
     if done:
-        adopt_finished_job()
         state = ui()
         paths = [str(r.path) for r in done]
-        if state.run not in paths:
-            state.run = paths[0]
         labels = {str(r.path): store.run_title(r) for r in done}
         # UIState.run is the one truth: the widget is set from it before it is drawn (a job
         # that finished switches it) and writes back through its callback (the user's pick).
@@ -473,8 +477,118 @@ def _runs_table() -> None:
         )
 
 
+def _settle_current_run() -> list[store.RunInfo]:
+    """The finished runs; the current one set before anything shows it (a finished job's run,
+    else the one picked, else the newest), so Health at the top and the picker agree."""
+    done = finished_runs()
+    if done:
+        adopt_finished_job()
+        state = ui()
+        if state.run not in [str(r.path) for r in done]:
+            state.run = str(done[0].path)
+    return done
+
+
 def _picked_run() -> None:
     ui().run = st.session_state["home_current_run"]
+
+
+# --- Health: the current run's issue types (read from its folder: `scoring.read.health`) ---
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _health_cached(run: str, stamp: tuple[float, ...]) -> list[dict]:
+    # `stamp` (the run files' mtimes) is in the key: a rescored run's report is read again.
+    return health.health_report(read_run(run))
+
+
+def _health_section() -> None:
+    """Every issue type of the current run: count, rows, severity, a one-line summary, and a
+    link to the page that reviews it; most rows affected first (`read.health`). Nothing is
+    computed here: scoring wrote it all (health.json, summary.json, the score columns)."""
+    run = ui().run
+    if run is None:
+        return
+    rd = store.RunDir(Path(run))
+    stamp = (mtime(rd.status_file), *(mtime(f) for f in rd.written_files()))
+    try:
+        view, issues = read_run(run), _health_cached(run, stamp)
+    except InputError:  # a damaged run: the runs table above shows it with its fix
+        return
+    st.subheader("Health of the current run")
+    st.caption(
+        f"{escape_md(view.title())} — every issue type, most rows affected first. "
+        "Pick another run under *Runs in the cache* below."
+    )
+    found = [i for i in issues if i["available"]]
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "issue": [i["title"] for i in found],
+                "count": [health.count_text(i) for i in found],
+                "rows affected": [f"{i['rows_affected']:,} ({i['share']:.1%})" for i in found],
+                "severity": [i["severity"] for i in found],
+                "review on": [i["page_title"] or "" for i in found],
+                "summary": [i["summary"] for i in found],  # last: the long one
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(
+        "Severity: share of the rows affected, high ≥ 5%, medium ≥ 1%, low > 0. "
+        "`winnow report --run RUN` prints the same."
+    )
+    _health_links(found)
+    absent = [i for i in issues if not i["available"]]
+    if absent:
+        with st.expander(f"Not available for this run ({len(absent)})"):
+            st.markdown(
+                "\n".join(
+                    f"- **{escape_md(i['title'])}**: {escape_md(i['reason'])}" for i in absent
+                )
+            )
+    _weak_slices(view)
+
+
+def _health_links(found: list[dict]) -> None:
+    """One link per page that reviews an issue this run has."""
+    pages: dict[str, list[str]] = {}
+    for i in found:
+        if i["count"] and i["page"] and i["page"] != "home.py":
+            pages.setdefault(i["page"], []).append(i["title"])
+    titles = {i["page"]: i["page_title"] for i in found}
+    for page, names in pages.items():
+        label = f"Review on {titles[page]}: {', '.join(names).lower()}"
+        try:
+            st.page_link(f"app_pages/{page}", label=label, icon=":material/arrow_forward:")
+        except StreamlitPageNotFoundError:  # this page run on its own, outside app.py's router
+            st.caption(escape_md(label))
+
+
+def _weak_slices(view: RunView) -> None:
+    """The weak slices' sizes, accuracy and a few of their examples (the gallery)."""
+    slices = health.weak_slices(view)
+    if not slices:
+        return
+    with st.expander(f"Weak slices ({len(slices)})"):
+        for n, s in enumerate(slices[:SLICES_SHOWN], start=1):
+            rest = s["rest_accuracy"]
+            elsewhere = "" if rest is None else f" vs {rest:.0%} elsewhere"
+            st.markdown(
+                f"**Slice {n}**: {s['size']:,} rows, out-of-fold accuracy "
+                f"{s['accuracy']:.0%}{elsewhere}"
+            )
+            shown = s["rows"][:SLICE_GALLERY]
+            if view.modality == "image":
+                images = suspects.load_images(view, shown)
+                if images is not None:
+                    st.image(list(images), width=64)
+                continue
+            texts = suspects.load_texts(view, s["ids"][:SLICE_GALLERY])
+            if texts is not None:
+                cells = texts.drop(columns="id").astype(str).agg(" · ".join, axis=1)
+                st.markdown("\n".join(f"- {escape_md(t[:160])}" for t in cells))
 
 
 def main() -> None:
@@ -489,6 +603,8 @@ def main() -> None:
         if st.button("Score digits now", type="primary", key="home_quickstart"):
             _start(ScoreConfig())  # digits, every score, the default budget
     _jobs_section()
+    _settle_current_run()
+    _health_section()  # first: what is wrong with the current run's data, worst first
     _new_run_form()
     _runs_table()
 

@@ -39,7 +39,7 @@ MAX_SUSPECTS = 500
 DEFAULT_CAP = 200  # the list starts at the flagged count, at most this long
 SPLITS = {"all": "training and held-out", "train": "training rows", "heldout": "held-out rows"}
 # The rows radio above already picks the split; Hide reviewed stays beside "decided".
-FILTERS = ("search", "classes", "flagged", "decided")
+FILTERS = ("search", "classes", "flagged", "decided", "pair")  # pair: overlapping classes
 
 
 def suspect_text(

@@ -22,7 +22,7 @@ from tests.app.browser import CHROMIUM, LAUNCH_ARGS, serve  # noqa: E402
 
 DOCS = ROOT / "docs"
 SHOTS = [  # (file, sidebar title, text to wait for)
-    ("walkthrough-1-home.png", "Home", "Runs in the cache"),
+    ("walkthrough-1-home.png", "Home", "Health of the current run"),
     ("walkthrough-2-mislabeled.png", "Mislabeled", None),
     ("walkthrough-3-export.png", "Export", None),
     ("scores.png", "Scores", None),

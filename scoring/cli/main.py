@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from scoring.cli import decide, export, import_, list_, map_, score, suspects, sweep
+from scoring.cli import report as report_command  # `common.report` is the job-file one
 from scoring.cli.common import check_config_flags, report
 from scoring.errors import InputError
 
@@ -28,6 +29,7 @@ COMMANDS: dict[str, ModuleType] = {
     "sweep": sweep,
     "list": list_,
     "import": import_,
+    "report": report_command,
 }
 
 

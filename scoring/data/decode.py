@@ -82,6 +82,35 @@ def _chunks(t: datasets.Dataset, col: str, rows: np.ndarray) -> Iterator[list]:
         ]
 
 
+def read_image_sizes(
+    col: str, parts: list[tuple[datasets.Dataset, np.ndarray, str]]
+) -> list[np.ndarray]:
+    """Each given row's stored (width, height), read from the headers alone.
+
+    `read_images` resizes every image to the most common size; the image properties
+    `odd_size` and `odd_aspect_ratio` (`scoring.scores.image_properties`) need the sizes as
+    stored. A header is parsed without decoding the image.
+
+    Returns
+    -------
+    list of ndarray of shape (n_rows, 2), int64
+        One per part: width, height.
+    """
+    return [
+        np.array([size for _, size in _headers(col, t, rows, where)], dtype=np.int64).reshape(-1, 2)
+        for t, rows, where in parts
+    ]
+
+
+def _headers(
+    col: str, t: datasets.Dataset, rows: np.ndarray, where: str
+) -> Iterator[tuple[str, tuple[int, int]]]:
+    """(mode, (width, height)) of each row's stored image, header only, in row order."""
+    for chunk in _chunks(t, col, rows):
+        for row, cell in chunk:
+            yield _open_image(cell, row, where, col, load=False)
+
+
 def _common_format(
     col: str, parts: list[tuple[datasets.Dataset, np.ndarray, str]]
 ) -> tuple[str, tuple[int, int]]:
@@ -89,11 +118,9 @@ def _common_format(
     the headers alone; warns when sizes differ (all are resized to the most common)."""
     modes, sizes = set(), Counter()
     for t, rows, where in parts:
-        for chunk in _chunks(t, col, rows):
-            for row, cell in chunk:
-                m, size = _open_image(cell, row, where, col, load=False)
-                modes.add(m)
-                sizes[size] += 1
+        for m, size in _headers(col, t, rows, where):
+            modes.add(m)
+            sizes[size] += 1
     # Gray stays one channel only if every image is gray: mixed sets need RGB for all.
     mode = "L" if modes <= _GRAYSCALE_MODES else "RGB"
     size = sizes.most_common(1)[0][0]

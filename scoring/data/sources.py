@@ -46,7 +46,7 @@ from scoring.data.columns import (
     require_columns,
     resolve_columns,
 )
-from scoring.data.decode import PIXEL_DIVISOR, read_images, read_texts
+from scoring.data.decode import PIXEL_DIVISOR, read_image_sizes, read_images, read_texts
 from scoring.data.rows import check_row_ids, plan_rows, take
 from scoring.errors import InputError
 
@@ -96,12 +96,17 @@ class Split:
         Class ids in [0, n_classes).
     votes : ndarray of shape (n_examples, n_annotators), int64, or None
         Several annotators (`Dataset.annotators`): each one's class id, -1 for no vote.
+    sizes : ndarray of shape (n_examples, 2), int64, or None
+        Images: each one's (width, height) as stored, before decoding resized them all to
+        one size (the image properties `odd_size`, `odd_aspect_ratio` read them). None for
+        text, and where not known (then the decoded size is the stored one).
     """
 
     ids: np.ndarray
     inputs: np.ndarray | list
     labels: np.ndarray
     votes: np.ndarray | None = None
+    sizes: np.ndarray | None = None
 
 
 @dataclass
@@ -303,9 +308,10 @@ def _load_digits(cfg: DataConfig) -> Dataset:
     content.update(np.ascontiguousarray(bunch.images).tobytes())
     content.update(np.ascontiguousarray(bunch.target).tobytes())
     input_cols, label_col = ("image",), "label"
+    sizes = np.full((len(labels), 2), 8, dtype=np.int64)  # (N, 2): every digit is 8x8
     return Dataset(
-        train=Split(train_rows, images[train_rows], labels[train_rows]),
-        test=Split(test_rows, images[test_rows], labels[test_rows]),
+        train=Split(train_rows, images[train_rows], labels[train_rows], sizes=sizes[train_rows]),
+        test=Split(test_rows, images[test_rows], labels[test_rows], sizes=sizes[test_rows]),
         label_names=label_names,
         modality="image",
         input_cols=input_cols,
@@ -359,15 +365,21 @@ def _load_tables(cfg: DataConfig, cache_dir: str | None) -> Dataset:
             f"{held_out.where} holds {test_modality} in {list(input_cols)} "
             f"but the training data holds {modality}; both need the same kind of input"
         )
+    train_sizes = test_sizes = None
     if modality == "image":
         train_inputs, test_inputs = read_images(input_cols[0], parts)
+        train_sizes, test_sizes = read_image_sizes(input_cols[0], parts)  # before any resize
     else:
         train_inputs, test_inputs = (read_texts(t, input_cols, r, w) for t, r, w in parts)
 
     digests = [source.digest, held_out.digest, got.votes_digest]
     return Dataset(
-        train=Split(train_rows, train_inputs, train_labels[train_rows], got.votes(train_rows)),
-        test=Split(test_rows, test_inputs, test_labels[test_rows], got.votes(test_rows, True)),
+        train=Split(
+            train_rows, train_inputs, train_labels[train_rows], got.votes(train_rows), train_sizes
+        ),
+        test=Split(
+            test_rows, test_inputs, test_labels[test_rows], got.votes(test_rows, True), test_sizes
+        ),
         label_names=names,
         modality=modality,
         input_cols=input_cols,

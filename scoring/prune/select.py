@@ -23,6 +23,7 @@ from scoring.errors import InputError
 from scoring.prune.rules import PARAMETERS, RULES, Rule, rules_using  # noqa: F401 (re-exported)
 from scoring.read.decisions import ACTIONS, CLEAR
 from scoring.read.views import NORMALIZATIONS, RunView, normalize
+from scoring.scores.data_value import DATA_VALUES
 from scoring.scores.registry import hardness
 
 _TOL = 1e-9  # float slack when checking that shares add up to at most 1
@@ -321,3 +322,29 @@ def apply_decisions(
     out = labels.copy()
     out[pos[relabel]] = np.asarray(new, dtype=np.int64).astype(labels.dtype)
     return keep, out
+
+
+def rule_meaning(rule: str, score: str | None) -> str | None:
+    """What a rule keeps in the words of a data-value score, or None for any other score.
+
+    `knn_shapley` is higher = more valuable, so its hardness is the negated value: "keep
+    easiest" keeps the most valuable rows and "keep hardest" the least valuable ones.
+
+    Parameters
+    ----------
+    rule : str
+        A `RULES` key.
+    score : str or None
+        The score the rule ranks by.
+
+    Returns
+    -------
+    str or None
+    """
+    if score not in DATA_VALUES:
+        return None
+    if rule == "easiest":
+        return f"By {score}, keep easiest keeps the most valuable rows (highest data value)."
+    if rule == "hardest":
+        return f"By {score}, keep hardest keeps the least valuable rows (lowest data value)."
+    return None

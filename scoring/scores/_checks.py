@@ -28,6 +28,10 @@ _DIM_WORDS = {
     "D": "n_features",
     "M": "n_test",
     "A": "n_annotators",
+    "C": "n_channels",
+    "H": "height",
+    "W": "width",
+    "S": "2",  # (width, height) of an image
 }
 # Axes that may be empty: a run without held-out rows has no test embeddings.
 _MAY_BE_EMPTY = frozenset("M")
@@ -35,7 +39,8 @@ _MAY_BE_EMPTY = frozenset("M")
 # name -> (axes, kind). The kind says what the values must be:
 #   labels: integers in [0, K); float: finite reals; prob: finite reals in [0, 1];
 #   bool: booleans (or 0/1 numbers); prior: probabilities that sum to 1; count: an int >= 1;
-#   nonneg: finite reals >= 0 (norms, variances); votes: class ids in [0, K) or -1 (no vote).
+#   nonneg: finite reals >= 0 (norms, variances); votes: class ids in [0, K) or -1 (no vote);
+#   pixels: integers 0..255 with 1 or 3 channels; sizes: integer (width, height) pairs >= 1.
 _SPECS: dict[str, tuple[str, str]] = {
     "labels": ("N", "labels"),
     "loss": ("RTN", "float"),
@@ -59,6 +64,10 @@ _SPECS: dict[str, tuple[str, str]] = {
     "grad_logit_sq": ("RN", "nonneg"),
     "tracin_self": ("RN", "nonneg"),
     "input_grad_var": ("RN", "nonneg"),
+    # Image runs (scores/image_properties.py): the decoded pixels as shown (0..255, one size
+    # for the whole set) and each image's stored (width, height) before that resize.
+    "images": ("NCHW", "pixels"),
+    "image_sizes": ("NS", "sizes"),
 }
 
 # The names a registry entry may list in `needs`.
@@ -145,6 +154,8 @@ def _as_numeric(name: str, value: Any) -> np.ndarray:
 
 
 def _convert(name: str, arr: np.ndarray, kind: str) -> np.ndarray:
+    if kind in ("pixels", "sizes"):
+        return _image_array(name, arr, kind)
     if kind == "votes":
         if arr.dtype.kind not in "iu":
             raise InputError(
@@ -196,6 +207,27 @@ def _convert(name: str, arr: np.ndarray, kind: str) -> np.ndarray:
         if abs(total - 1.0) > _PRIOR_SUM_TOL:
             raise InputError(f"{name}: expected frequencies that sum to 1, got sum {total:.6g}")
     return arr
+
+
+def _image_array(name: str, arr: np.ndarray, kind: str) -> np.ndarray:
+    """Pixels as uint8 (N, 1 or 3, H, W); sizes as int64 (N, 2) of positive integers."""
+    if arr.dtype.kind not in "iu":
+        what = "uint8 pixels 0..255" if kind == "pixels" else "integer (width, height) pairs"
+        raise InputError(f"{name}: expected {what}, got dtype {arr.dtype}")
+    if kind == "pixels":
+        if arr.shape[1] not in (1, 3):
+            raise InputError(
+                f"{name}: expected 1 (gray) or 3 (RGB) channels along axis 1, got {arr.shape}"
+            )
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise InputError(f"{name}: expected pixels in [0, 255], got values in [{lo}, {hi}]")
+        return arr.astype(np.uint8, copy=False)
+    if arr.shape[1] != 2:
+        raise InputError(f"{name}: expected shape (n_examples, 2) (width, height), got {arr.shape}")
+    if int(arr.min()) < 1:
+        raise InputError(f"{name}: expected sizes >= 1 pixel, got minimum {int(arr.min())}")
+    return arr.astype(np.int64, copy=False)
 
 
 def _check_label_range(labels: np.ndarray, n_classes: int, source: str) -> None:

@@ -25,6 +25,7 @@ from scoring.scores.annotators import (
 from scoring.scores.aum import AUM_DOC, aum
 from scoring.scores.cleanlab_scores import CL_ISSUE_DOC, CL_QUALITY_DOC, cl_issue, cl_quality
 from scoring.scores.consensus import CONSENSUS_DOC, CONSENSUS_NEEDS, consensus
+from scoring.scores.data_value import KNN_SHAPLEY_DOC, knn_shapley
 from scoring.scores.datamap import (
     CONFIDENCE_DOC,
     CORRECTNESS_DOC,
@@ -36,6 +37,22 @@ from scoring.scores.datamap import (
 from scoring.scores.el2n import EL2N_DOC, el2n
 from scoring.scores.forgetting import FORGETTING_DOC, forgetting
 from scoring.scores.grand import GRAND_DOC, grand
+from scoring.scores.image_properties import (
+    BLURRY_DOC,
+    DARK_DOC,
+    GRAYSCALE_DOC,
+    LIGHT_DOC,
+    LOW_INFORMATION_DOC,
+    ODD_ASPECT_RATIO_DOC,
+    ODD_SIZE_DOC,
+    blurry,
+    dark,
+    grayscale,
+    light,
+    low_information,
+    odd_aspect_ratio,
+    odd_size,
+)
 from scoring.scores.label_free import (
     EL2N_FREE_DOC,
     GRAND_FREE_DOC,
@@ -107,6 +124,8 @@ REGISTRY: dict[str, Score] = {
     "near_dup": Score("near_dup", near_dup, ("features_free",), True, 1, NEAR_DUP_DOC, per_run=False, label_free=True),  # noqa: E501
     "outlier": Score("outlier", outlier, ("features_free",), True, 2, OUTLIER_DOC, per_run=False, label_free=True),  # noqa: E501
     "leakage": Score("leakage", leakage, ("features_free", "features_free_test"), True, 1, LEAKAGE_DOC, per_run=False, label_free=True),  # noqa: E501
+    # Data value (issue 24): KNN-Shapley on the label-free embeddings, with the given labels.
+    "knn_shapley": Score("knn_shapley", knn_shapley, ("labels", "features_free", "label_prior"), False, 1, KNN_SHAPLEY_DOC, per_run=False),  # noqa: E501
     # One suspect ranking from the label-dependent scores above (issue 17), never the noise.
     "consensus": Score("consensus", consensus, CONSENSUS_NEEDS, True, 2, CONSENSUS_DOC),
     # Several annotators (issue [2/7]): CROWDLAB on the out-of-fold probabilities. Only in runs
@@ -114,6 +133,15 @@ REGISTRY: dict[str, Score] = {
     "consensus_label": Score("consensus_label", consensus_label, ("annotations", "oof_probs"), False, 1, CONSENSUS_LABEL_DOC, per_run=False, label_valued=True),  # noqa: E501
     "consensus_quality": Score("consensus_quality", consensus_quality, ("annotations", "oof_probs"), False, 1, CONSENSUS_QUALITY_DOC, per_run=False),  # noqa: E501
     "annotator_agreement": Score("annotator_agreement", annotator_agreement, ("annotations", "oof_probs"), False, 1, ANNOTATOR_AGREEMENT_DOC, per_run=False),  # noqa: E501
+    # Image properties (issue 24) as CleanVision defines them, from the pixels and the stored
+    # sizes. Only in image runs (`IMAGE_NEEDS`); "all" leaves them out of text runs.
+    "dark": Score("dark", dark, ("images",), True, 1, DARK_DOC, per_run=False, label_free=True),  # noqa: E501
+    "light": Score("light", light, ("images",), True, 1, LIGHT_DOC, per_run=False, label_free=True),  # noqa: E501
+    "blurry": Score("blurry", blurry, ("images",), True, 1, BLURRY_DOC, per_run=False, label_free=True),  # noqa: E501
+    "low_information": Score("low_information", low_information, ("images",), True, 1, LOW_INFORMATION_DOC, per_run=False, label_free=True),  # noqa: E501
+    "grayscale": Score("grayscale", grayscale, ("images",), True, 1, GRAYSCALE_DOC, per_run=False, label_free=True),  # noqa: E501
+    "odd_aspect_ratio": Score("odd_aspect_ratio", odd_aspect_ratio, ("image_sizes",), True, 1, ODD_ASPECT_RATIO_DOC, per_run=False, label_free=True),  # noqa: E501
+    "odd_size": Score("odd_size", odd_size, ("image_sizes",), True, 1, ODD_SIZE_DOC, per_run=False, label_free=True),  # noqa: E501
 }
 # fmt: on
 
@@ -121,10 +149,15 @@ REGISTRY: dict[str, Score] = {
 # The recorded arrays only a run with several annotators has: scores needing them are left
 # out of "all" for other runs (`available`), and asking for one by name there is an error.
 ANNOTATION_NEEDS = frozenset({"annotations"})
+# Likewise the arrays only an image run has (pixels, stored sizes): text runs leave out the
+# scores that need them, and `absent_reasons` says why (summary.json's `absent_scores`).
+IMAGE_NEEDS = frozenset({"images", "image_sizes"})
+IMAGE_ONLY_REASON = "an image property: this run's inputs are texts, not images"
 
 
-def available(keys: Sequence[str], has_annotations: bool) -> list[str]:
-    """`keys` (resolved) that a run can compute: without annotators, those needing them go.
+def available(keys: Sequence[str], has_annotations: bool, modality: str | None = None) -> list[str]:
+    """`keys` (resolved) that a run can compute: without annotators, those needing them go;
+    on text, the image properties go.
 
     Parameters
     ----------
@@ -132,14 +165,45 @@ def available(keys: Sequence[str], has_annotations: bool) -> list[str]:
         Resolved registry keys.
     has_annotations : bool
         Whether the run's data has several annotators per example.
+    modality : {"image", "text"} or None
+        The data's inputs; None (not known yet, before the data is loaded) keeps the
+        image-only scores.
 
     Returns
     -------
     list of str
     """
-    if has_annotations:
-        return list(keys)
-    return [k for k in keys if not ANNOTATION_NEEDS & set(REGISTRY[k].needs)]
+    absent = absent_reasons(keys, has_annotations, modality)
+    return [k for k in keys if k not in absent]
+
+
+def absent_reasons(
+    keys: Sequence[str], has_annotations: bool, modality: str | None = None
+) -> dict[str, str]:
+    """The `keys` (resolved) a run cannot compute, each with one line saying why.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Resolved registry keys.
+    has_annotations : bool
+        Whether the run's data has several annotators per example.
+    modality : {"image", "text"} or None
+        The data's inputs; None keeps the image-only scores.
+
+    Returns
+    -------
+    dict of str to str
+        In the order of `keys`.
+    """
+    reasons = {}
+    for k in keys:
+        needs = set(REGISTRY[k].needs)
+        if not has_annotations and ANNOTATION_NEEDS & needs:
+            reasons[k] = "needs several annotators per example (--annotator-cols or --annotations)"
+        elif modality not in (None, "image") and IMAGE_NEEDS & needs:
+            reasons[k] = IMAGE_ONLY_REASON
+    return reasons
 
 
 @dataclass

@@ -198,6 +198,11 @@ class RunPaths:
         return self.path / "summary.json"
 
     @property
+    def health_file(self) -> Path:
+        """`health.json`: the dataset-level issues (`scoring.scores.health.dataset_health`)."""
+        return self.path / "health.json"
+
+    @property
     def examples_dir(self) -> Path:
         return self.path / "examples"
 

@@ -155,6 +155,10 @@ class RunDir(RunPaths):
     ``summary.json``              test accuracy per run, timings, per     pipeline, last before
                                   score: direction, stability, noise      `done`
                                   detection
+    ``health.json``               dataset-level issues: overlapping       pipeline, after the
+                                  class pairs and per-class label         results
+                                  quality, weak slices, non-IID order
+                                  (`scoring.scores.health`)
     ``decisions.jsonl``           keep / relabel / drop lines, append     `read.decisions`, on
                                   only                                    review
     ``map.parquet``               id, x, y: UMAP of run 0's features      `read.maps`, on request
@@ -223,6 +227,19 @@ class RunDir(RunPaths):
             name = self.relative(self.summary_file)
             raise DamagedRun(self.path, name, "lacks its 'scores' section")
         return summary
+
+    def read_health(self) -> dict[str, Any] | None:
+        """`health.json`; None for a run from before it was written (or recorded without it).
+
+        DamagedRun when it is unreadable, or missing though the finished run's manifest lists it.
+        """
+        if not self.health_file.exists() and not self._recorded(self.health_file):
+            return None
+        return self._read_object(self.health_file)
+
+    def write_health(self, record: dict[str, Any]) -> None:
+        """Write `health.json` (the record `scoring.scores.health.dataset_health` returns)."""
+        write_json(self.health_file, record)
 
     def read_arrays(self, file: Path, names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         """Every array of an .npz, read in full (so a cut-short entry fails here, not later)."""
@@ -399,6 +416,7 @@ class RunDir(RunPaths):
             self.heldout_images_file,
             self.heldout_texts_file,
             self.summary_file,
+            self.health_file,
         ]
         found = [f for f in fixed if f.is_file()]
         # Not the runs' weight snapshots: nothing reads them once the scores are computed,

@@ -18,8 +18,16 @@ from scoring.data.decode import display_pixels, to_float
 from scoring.data.noise import noise_detection
 from scoring.errors import InputError
 from scoring.read.stats import rank_stability
-from scoring.scores import REGISTRY, ScoreResult, cleanlab_scores, compute, neighbourhood
+from scoring.scores import (
+    REGISTRY,
+    ScoreResult,
+    cleanlab_scores,
+    compute,
+    image_properties,
+    neighbourhood,
+)
 from scoring.scores.annotators import annotator_stats
+from scoring.scores.registry import IMAGE_NEEDS, absent_reasons, available, resolve
 from scoring.training import grad_arrays
 from scoring.training.embed import embedding_key
 from scoring.training.free_features import label_free_features, label_free_test_features
@@ -60,7 +68,31 @@ def shared_arrays(prep: Prepared, oof: np.ndarray | None) -> dict[str, Any]:
         shared["features_free"] = label_free_features(prep)
     if any("features_free_test" in REGISTRY[key].needs for key in prep.score_keys):
         shared["features_free_test"] = label_free_test_features(prep)
+    ds = prep.dataset
+    if ds.modality == "image" and any(
+        IMAGE_NEEDS & set(REGISTRY[k].needs) for k in prep.score_keys
+    ):
+        # The image properties read the pixels as shown (0..255; digits' 0..16 stretched,
+        # no copy for image files) and the sizes as stored.
+        shared["images"] = display_pixels(ds.train.inputs, ds.pixel_divisor)  # (N, C, H, W)
+        shared["image_sizes"] = image_sizes(prep)
     return shared
+
+
+def image_sizes(prep: Prepared) -> np.ndarray:
+    """Each training image's stored (width, height), (N, 2) int64: as the source recorded
+    them (`data.Split.sizes`), else the decoded size, which then is the stored one."""
+    split = prep.dataset.train
+    if split.sizes is not None:
+        return split.sizes
+    height, width = split.inputs.shape[2:]
+    return np.tile(np.array([width, height], dtype=np.int64), (len(split.labels), 1))
+
+
+def _computable(prep: Prepared) -> list[str]:
+    """The requested scores this run's data allows: no image property on text (the one rule,
+    `registry.available`; `summarize` records why in `absent_scores`)."""
+    return available(prep.score_keys, True, prep.dataset.modality)
 
 
 def compute_scores(prep: Prepared, oof: np.ndarray | None) -> dict[str, ScoreResult]:
@@ -71,7 +103,8 @@ def compute_scores(prep: Prepared, oof: np.ndarray | None) -> dict[str, ScoreRes
     """
     rd = prep.run_dir
     shared = shared_arrays(prep, oof)
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in prep.score_keys if REGISTRY[k].per_run}
+    keys = _computable(prep)
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in keys if REGISTRY[k].per_run}
     for r in range(prep.n_runs):  # F * R for several families: every run of each
         run = rd.read_run(r)
         arrays = {**shared, **{n: run[n][None] for n in RUN_ARRAYS if n in run}}  # R = 1
@@ -79,7 +112,7 @@ def compute_scores(prep: Prepared, oof: np.ndarray | None) -> dict[str, ScoreRes
             rows[key].append(compute(key, arrays).per_run[0])
         del run, arrays
     results = {}
-    for key in prep.score_keys:
+    for key in keys:
         if key in rows:
             per_run = np.stack(rows.pop(key))  # (R, N)
             results[key] = ScoreResult(key, per_run.mean(axis=0), per_run)
@@ -303,6 +336,7 @@ def write_inputs(prep: Prepared, x: Inputs, x_test: Inputs) -> None:
 # -- step 7: summary ----------------------------------------------------------------------------
 
 
+# Longer than 60 lines: summary.json block by block, in the order the file reads.
 def summarize(
     prep: Prepared,
     runs: list[dict[str, np.ndarray]],
@@ -352,6 +386,7 @@ def summarize(
                 results["outlier"].values,
                 prep.labels,
             )
+    summary.update(_image_health(prep, results))
     votes, annotators = prep.dataset.train.votes, prep.dataset.annotators
     if votes is not None and annotators is not None and oof is not None:
         # One row per annotator (CROWDLAB's call is shared with the scores above).
@@ -363,6 +398,22 @@ def summarize(
             "n_noisy": int(prep.noisy.sum()),
         }
     return summary
+
+
+def _image_health(prep: Prepared, results: dict[str, ScoreResult]) -> dict[str, Any]:
+    """summary.json's image-property blocks: per property its flag count and threshold, and
+    the spurious correlations (`image_properties.property_summary`); on text,
+    `absent_scores` saying why the image properties asked for (by name or "all") are not
+    there."""
+    out: dict[str, Any] = {}
+    properties = {k: results[k].values for k in image_properties.PROPERTIES if k in results}
+    if properties:
+        out.update(image_properties.property_summary(properties, image_sizes(prep), prep.labels))
+    asked = resolve(prep.config.scores) if prep.config.scores else []  # (a recording: none)
+    image_only = absent_reasons(asked, True, prep.dataset.modality)
+    if image_only:
+        out["absent_scores"] = image_only
+    return out
 
 
 def _run_total(runs: list[dict[str, np.ndarray]], name: str) -> float | None:

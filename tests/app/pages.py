@@ -58,3 +58,9 @@ def fake_job(cache_dir: Path, run: Path, kind: str, **record) -> str:
         {"id": job_id, "kind": kind, "run": str(run), "started": time.time(), **record},
     )
     return job_id
+
+
+def runs_table(at: AppTest):
+    """Home's "Runs in the cache" table (a DataFrame): the one with a `state` column (the
+    current run's Health table comes before it)."""
+    return next(d.value for d in at.dataframe if "state" in d.value.columns)

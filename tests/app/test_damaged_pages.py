@@ -14,7 +14,7 @@ import pytest
 
 from scoring import jobs, store
 from scoring.config import ScoreConfig
-from tests.app.pages import open_page, page_text
+from tests.app.pages import open_page, page_text, runs_table
 from tests.test_damage import TARGET, build_pristine, damage
 
 PAGES = (
@@ -105,7 +105,7 @@ def test_the_other_run_works_while_one_is_damaged(pristine, tmp_path, monkeypatc
     home = open_page("home.py", other)
     assert not home.exception
     home.toggle(key="home_all_columns").set_value(True).run()  # folder and problem columns
-    table = home.dataframe[0].value
+    table = runs_table(home)
     states = dict(zip(table["folder"], table["state"], strict=True))
     assert states == {str(target): "damaged", str(other): "done"}
     assert table.set_index("folder").loc[str(target), "problem"].startswith("summary.json")

@@ -104,3 +104,25 @@ def test_bad_tristate_is_refused():
         filter_mask(EV, NO_DECISIONS, Filters(flagged="maybe"))
     with pytest.raises(ValueError, match="decided"):
         filter_mask(EV, NO_DECISIONS, Filters(decided=True))  # type: ignore[arg-type]
+
+
+def test_pair_keeps_rows_given_one_class_and_suggested_the_other():
+    ev = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4, 5, 6],
+            "label": ["cat", "dog", "cat", "dog", "bird", "cat"],
+            "suggested_label": ["dog", "cat", "cat", "bird", "cat", "bird"],
+        },
+        index=[6, 5, 4, 3, 2, 1],
+    )
+    mask = filter_mask(ev, NO_DECISIONS, Filters(pair=("cat", "dog")))
+    assert mask.index.equals(ev.index)
+    assert ev.loc[mask, "id"].tolist() == [1, 2]  # not cat->cat, dog->bird, bird->cat
+    assert filter_mask(ev, NO_DECISIONS, Filters(pair=("dog", "cat"))).equals(mask)  # unordered
+    assert ev.loc[filter_mask(ev, NO_DECISIONS, Filters(pair=("bird", "cat"))), "id"].tolist() == [
+        5,
+        6,
+    ]
+    assert Filters(pair=("cat", "dog")).active and not Filters(pair=()).active
+    with pytest.raises(ValueError, match="pair"):
+        filter_mask(ev, NO_DECISIONS, Filters(pair=("cat",)))

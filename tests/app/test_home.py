@@ -13,7 +13,7 @@ from scoring import jobs, store
 from scoring.cli.main import build_parser
 from scoring.cli.score import config_from_args
 from scoring.config import ScoreConfig
-from tests.app.pages import fake_job, open_page, shown
+from tests.app.pages import fake_job, open_page, runs_table, shown
 from tests.conftest import PAGES, ROOT, digits_run, text_run
 
 
@@ -43,7 +43,7 @@ def test_empty_cache_offers_a_one_click_digits_run(cache_dir):
 def test_runs_table_lists_runs_and_picks_the_current_one(app_cache):
     at = _home()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = runs_table(at)
     assert len(table) == 2 and set(table["state"]) == {"done"}
     assert table["test accuracy"].between(0, 1).all()
     assert "home_quickstart" not in [b.key for b in at.button]
@@ -76,7 +76,7 @@ def test_start_button_launches_a_job_and_progress_is_shown(cache_dir):
     at.run()
     assert not at.exception
     assert any("Done: the new run" in s.value for s in at.success)
-    assert len(at.dataframe[0].value) == 1
+    assert len(runs_table(at)) == 1
 
 
 def _texts_csv(path: Path, n: int = 40) -> Path:
@@ -221,7 +221,7 @@ def test_picker_and_table_name_each_run(app_cache):
     store.RunDir(digits_run(app_cache)).write_meta(name="noisy digits", preset="tiny")
     at = _home()
     at.toggle(key="home_all_columns").set_value(True).run()
-    table = at.dataframe[0].value
+    table = runs_table(at)
     row = table[table["name"] == "noisy digits"].iloc[0]
     assert (row["dataset"], row["preset"]) == ("digits", "tiny")
     assert row["runs × epochs"] == "{}×{}".format(*_budget(digits_run(app_cache)))
@@ -298,11 +298,11 @@ def test_a_bad_path_or_column_is_refused_in_the_form_and_starts_no_job(cache_dir
 
 def test_the_runs_table_shows_a_few_columns_and_all_on_demand(app_cache):
     at = _home()
-    compact = at.dataframe[0].value
+    compact = runs_table(at)
     assert "test accuracy" in compact.columns and len(compact.columns) <= 7
     assert {"name", "dataset", "recipe", "date"} <= set(compact.columns)
     at.toggle(key="home_all_columns").set_value(True).run()
-    full = at.dataframe[0].value
+    full = runs_table(at)
     assert set(compact.columns) < set(full.columns)
     every = {"source", "runs × epochs", "preset", "noise %", "folder", "problem"}
     assert every <= set(full.columns)
@@ -350,7 +350,7 @@ def test_an_uploaded_file_keeps_its_name_in_the_table_the_title_and_the_export(c
     assert job.state == "done", jobs.log_tail(job_id, cache_dir)
     at.run()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = runs_table(at)
     assert list(table["dataset"]) == ["my reviews.csv"]
     title = at.selectbox(key="home_current_run").format_func(job.run)
     assert "my reviews.csv" in title and "_uploads" not in title
@@ -359,3 +359,74 @@ def test_an_uploaded_file_keeps_its_name_in_the_table_the_title_and_the_export(c
     export = open_page("export.py", Path(job.run))
     assert not export.exception
     assert export.text_input(key="export_out").value.startswith("exports/my-reviews-")
+
+
+# --- Health ----------------------------------------------------------------------------------
+
+
+def test_health_section_lists_the_current_runs_issues_most_rows_first(app_cache):
+    from scoring.read.health import health_report
+    from scoring.read.views import load_run
+
+    run = digits_run(app_cache)
+    at = open_page("home.py", run)
+    assert not at.exception
+    assert "Health of the current run" in [h.value for h in at.subheader]
+    table = at.dataframe[0].value  # at the top: before the form and the runs table
+    issues = health_report(load_run(run))
+    found = [i for i in issues if i["available"]]
+    assert table["issue"].tolist() == [i["title"] for i in found]
+    assert table["severity"].tolist() == [i["severity"] for i in found]
+    assert table["count"].tolist()[0].startswith(f"{found[0]['count']:,} ")
+    # Outside app.py's router (this test runs the page alone) the links are captions.
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("Review on Mislabeled") for c in captions)
+    # A digits run scored with every score has every issue type: no "Not available" list.
+    assert [i["type"] for i in issues if not i["available"]] == []
+    assert not any(e.label.startswith("Not available") for e in at.expander)
+
+
+def test_health_links_open_the_reviewing_pages_through_the_router(app_cache):
+    run = digits_run(app_cache)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["ui"] = UIState(run=str(run))
+    at.run()
+    assert not at.exception
+    from scoring.read.health import health_report
+    from scoring.read.views import load_run
+
+    links = {p.proto.label: p.proto.page for p in at.get("page_link")}
+    label = next(k for k in links if k.startswith("Review on Mislabeled: label issues"))
+    assert links[label] == "mislabeled"  # the router's own page: a click keeps the session
+    # one link per page that reviews an issue the run has (a count above 0)
+    issues = health_report(load_run(run))
+    pages = {
+        i["page"].removesuffix(".py")
+        for i in issues
+        if i["available"] and i["count"] and i["page"] not in (None, "home.py")
+    }
+    assert set(links.values()) == pages
+
+
+def test_health_of_a_text_run_says_why_image_types_are_absent(app_cache):
+    at = open_page("home.py", text_run(app_cache))
+    assert not at.exception
+    reasons = "\n".join(m.value for m in at.markdown)
+    assert "an image property: this run's inputs are texts, not images" in shown(reasons)
+
+
+def test_weak_slices_show_their_size_accuracy_and_examples(app_cache):
+    run = digits_run(app_cache)
+    rd = store.RunDir(run)
+    record = rd.read_health()
+    record["underperforming_group"]["slices"] = [
+        {"cluster": 2, "size": 4, "accuracy": 0.25, "rest_accuracy": 0.9,
+         "quality_ratio": 0.3, "rows": [0, 1, 2, 3]},
+    ]  # fmt: skip
+    rd.write_health(record)
+    at = open_page("home.py", run)
+    assert not at.exception
+    (slices,) = [e for e in at.expander if e.label == "Weak slices (1)"]
+    text = "\n".join(m.value for m in slices.markdown)
+    assert "4 rows, out-of-fold accuracy 25% vs 90% elsewhere" in text
+    assert len(slices.get("image")) == 1  # one gallery of the slice's images

@@ -405,3 +405,56 @@ def test_search_and_class_filter_come_before_the_cut(app_cache):
     labels = ranked.set_index("id")["label"]
     assert shown_ids and all(labels[i] == name for i in shown_ids)
     assert shown_ids == [int(i) for i in ranked["id"] if labels[i] == name][: len(shown_ids)]
+
+
+def _flag_pair(run: Path, pair: tuple[int, int] | None) -> None:
+    """Write `pair` (class indices) into the run's health.json as its one flagged overlapping
+    pair; None: no flagged pair."""
+    rd = store.RunDir(run)
+    record = rd.read_health()
+    record["overlapping_classes"]["pairs"] = (
+        []
+        if pair is None
+        else [
+            {
+                "classes": sorted(pair),
+                "n_overlapping": 9,
+                "joint_probability": 0.02,
+                "share": 0.09,
+                "flagged": True,
+            }
+        ]
+    )
+    rd.write_health(record)
+
+
+def test_overlapping_pair_filter_shows_the_rows_between_the_two_classes(app_cache):
+    run = digits_run(app_cache)
+    view = load_run(run)
+    names = view.label_names
+    ranked = suspects.suspects(view)
+    moved = ranked[ranked["label"] != ranked["suggested_label"]]
+    counts = moved.apply(lambda r: tuple(sorted((r["label"], r["suggested_label"]))), axis=1)
+    a, b = counts.value_counts().index[0]  # the pair with the most disagreements
+    _flag_pair(run, (names.index(a), names.index(b)))
+    at = open_page(PAGE, run)
+    assert not at.exception
+    control = at.selectbox(key="mislabeled_filter_pair")
+    assert control.value == () and control.options == ["any pair", f"{a} ↔ {b}"]
+    control.select((a, b)).run()
+    assert not at.exception
+    between = ranked[
+        ((ranked["label"] == a) & (ranked["suggested_label"] == b))
+        | ((ranked["label"] == b) & (ranked["suggested_label"] == a))
+    ]
+    assert len(between) > 0
+    assert _shown_ids(at) == [int(i) for i in between["id"]][:10]
+    assert f"{len(between):,} of {len(ranked):,} rows match" in page_text(at)
+
+
+def test_no_pair_control_without_a_flagged_pair(app_cache):
+    run = digits_run(app_cache)
+    _flag_pair(run, None)
+    at = open_page(PAGE, run)
+    assert not at.exception
+    assert "mislabeled_filter_pair" not in [s.key for s in at.selectbox]

@@ -41,6 +41,24 @@ def _expected(run: Path, **cfg) -> np.ndarray:
     return np.bincount(view.table["label"].to_numpy()[rows], minlength=len(view.label_names))
 
 
+def test_keep_easiest_by_knn_shapley_keeps_the_most_valuable_rows(app_cache):
+    """The data value's words on the page, and the rows: the highest knn_shapley values."""
+    run = digits_run(app_cache)
+    at = open_page(PAGE, run, score="knn_shapley", prune_rule="easiest", prune_fraction=0.3)
+    assert not at.exception
+    assert any("keeps the most valuable rows" in c.value for c in at.caption)
+    view = load_run(run)
+    rows = select_run(view, SelectionConfig(rule="easiest", score="knn_shapley", fraction=0.3))
+    values = view.table["knn_shapley"].to_numpy()
+    assert values[rows].min() >= np.sort(values)[::-1][len(rows) - 1]  # the top 30% by value
+    assert (
+        _kept_per_class(at).tolist()
+        == _expected(run, rule="easiest", score="knn_shapley", fraction=0.3).tolist()
+    )
+    at = open_page(PAGE, run, score="el2n", prune_rule="easiest")
+    assert not any("most valuable" in c.value for c in at.caption)  # not a data value
+
+
 def test_preview_counts_are_select_run_and_follow_the_slider(app_cache):
     run = digits_run(app_cache)
     at = open_page(PAGE, run)

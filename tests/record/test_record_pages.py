@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.pages import open_page, page_text, shown
+from tests.app.pages import open_page, page_text, runs_table, shown
 
 PAGES = sorted(p.name for p in (Path(__file__).parents[2] / "app_pages").glob("[!_]*.py"))
 
@@ -35,7 +35,7 @@ def test_every_page_renders_a_recorded_run(recorded, monkeypatch, page):
         )
     if page == "home.py":
         at.toggle(key="home_all_columns").set_value(True).run()  # where each run came from
-        table = at.dataframe[0].value
+        table = runs_table(at)
         assert list(table["source"]) == ["recorded"] and list(table["name"]) == ["digits mlp"]
 
 

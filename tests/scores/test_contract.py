@@ -40,14 +40,18 @@ N_AXIS: dict[str, int | None] = {
     "tracin_self": 1,
     "input_grad_var": 1,
     "annotations": 0,
+    "images": 0,
+    "image_sizes": 0,
 }
 
 ORDER = [
     "el2n", "forgetting", "aum", "confidence", "variability", "correctness",
     "loss", "pvi", "cl_quality", "cl_issue", "prototype",
     "grand", "vog", "tracin", "el2n_free", "grand_free", "grand_logit_sq",
-    "near_dup", "outlier", "leakage", "consensus",
+    "near_dup", "outlier", "leakage", "knn_shapley", "consensus",
     "consensus_label", "consensus_quality", "annotator_agreement",
+    "dark", "light", "blurry", "low_information", "grayscale",
+    "odd_aspect_ratio", "odd_size",
 ]  # fmt: skip
 
 SCORES = list(REGISTRY.values())
@@ -101,6 +105,9 @@ def recorded() -> dict[str, Any]:
         "tracin_self": rng.gamma(1.0, size=(R, N)) * 1e-3,
         "input_grad_var": rng.gamma(1.0, size=(R, N)) * 1e-2,
         "annotations": annotations.astype(np.int64),
+        # An image run's pixels (0..255, one size) and stored (width, height), some odd.
+        "images": rng.integers(0, 256, size=(N, 3, 8, 8), dtype=np.uint8),
+        "image_sizes": np.where(rng.random((N, 1)) < 0.1, [[40, 9]], rng.integers(7, 10, (N, 2))),
     }
 
 
@@ -233,9 +240,13 @@ def test_registry_order_and_directions() -> None:
     # Computed once from arrays shared by every run: out-of-fold probabilities (pvi and
     # cleanlab) or label-independent embeddings (prototype).
     once = ["pvi", "cl_quality", "cl_issue", "prototype", "near_dup", "outlier", "leakage"]
+    once += ["knn_shapley"]
     once += ["consensus_label", "consensus_quality", "annotator_agreement"]
+    once += ["dark", "light", "blurry", "low_information", "grayscale"]
+    once += ["odd_aspect_ratio", "odd_size"]
     assert [k for k, s in REGISTRY.items() if not s.per_run] == once
-    assert all({"oof_probs", "features_free"} & set(REGISTRY[k].needs) for k in once), (
+    run_level = {"oof_probs", "features_free", "images", "image_sizes"}
+    assert all(run_level & set(REGISTRY[k].needs) for k in once), (
         "a score computed once reads a run-level array"
     )
 

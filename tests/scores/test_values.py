@@ -302,3 +302,58 @@ def test_negative_gradient_quantities_rejected() -> None:
         grand(grad_norm=np.array([[1.0, -0.5]]))
     with pytest.raises(InputError, match=r"^input_grad_var: expected values >= 0"):
         vog(input_grad_var=np.array([[-1e-3]]))
+
+
+# --- knn_shapley ---------------------------------------------------------------------------
+
+
+def test_knn_shapley_by_hand() -> None:
+    from scoring.scores.data_value import shapley_values
+
+    # Five unit vectors at 0, 10, 30, 100 and 110 degrees: cosine distance grows with the
+    # angle, so each row's 2 nearest are read off the angles.
+    angles = np.radians([0, 10, 30, 100, 110])
+    x = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    labels = np.array([0, 0, 1, 1, 1])
+    # Row 0's neighbours are 1 (same label, m=1) then 2 (m=0): s(1) = 1 - 0, s(2) = 0.
+    # Row 1's are 0 (m=1), 2 (m=0): s(0) = 1. Row 2's are 1, 0 (both m=0): 0, 0.
+    # Row 3's are 4, 2 (both m=1) and row 4's are 3, 2 (both m=1): every s is 1 - 1 = 0.
+    # Values: rows 0 and 1 get 1 / (N k) = 1 / 10, the rest 0; the score is (v + 1) / 2.
+    expected = 0.5 * (np.array([0.1, 0.1, 0.0, 0.0, 0.0]) + 1)
+    assert_allclose(shapley_values(labels, x, k=2), expected)
+
+
+def test_knn_shapley_equals_cleanlabs_and_ranks_flipped_labels_low() -> None:
+    from cleanlab.data_valuation import data_shapley_knn
+    from sklearn.metrics import roc_auc_score
+
+    from scoring.scores.data_value import knn_shapley
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=4.0, size=(3, 8))
+    labels = np.repeat(np.arange(3), 100)
+    x = centres[labels] + rng.normal(size=(300, 8))
+    flipped = rng.choice(300, 15, replace=False)
+    noisy = labels.copy()
+    noisy[flipped] = (labels[flipped] + 1) % 3
+    ours = knn_shapley(labels=noisy, features_free=x, label_prior=np.full(3, 1 / 3))
+    # cleanlab's own O(N^2) implementation on the same rows, cosine, k = 10.
+    assert_allclose(ours, data_shapley_knn(noisy, features=x, metric="cosine", k=10), atol=1e-12)
+    # Flipped rows sit among neighbours of another label: below 0.5, ranked first. (A clean
+    # row whose neighbours all share its label scores exactly 0.5: nothing to gain or lose.)
+    assert np.all(ours[flipped] < 0.5)
+    assert len(set(np.argsort(ours, kind="stable")[:15]) & set(flipped)) >= 14
+    is_flipped = np.isin(np.arange(300), flipped)
+    assert roc_auc_score(is_flipped, -ours) > 0.99
+
+
+def test_knn_shapley_tiny_inputs() -> None:
+    from scoring.scores.data_value import knn_shapley
+
+    prior = [0.5, 0.5]
+    assert_array_equal(
+        knn_shapley(labels=[0], features_free=[[1.0, 0.0]], label_prior=prior), [0.5]
+    )
+    # Two rows: one neighbour each, s = m_1 - m_1 = 0 whatever the labels.
+    two = knn_shapley(labels=[0, 1], features_free=[[1.0, 0], [0, 1.0]], label_prior=prior)
+    assert_array_equal(two, [0.5, 0.5])

@@ -28,7 +28,7 @@ from scoring.training.pipeline import score
 from scoring.training.text_models import MASK, TextClassifier, tokenize, trim_padding
 
 # Every score a run without several annotators per example computes.
-PLAIN = available(list(REGISTRY), has_annotations=False)
+PLAIN = available(list(REGISTRY), has_annotations=False, modality="text")
 
 
 def _tiny_bert(seed: int, vocab_size: int = 100) -> BertModel:

@@ -150,7 +150,7 @@ def test_probe_on_long_texts_end_to_end_with_every_default_score(
     )
     run = score(cfg, cache_dir, show_progress=False)
     frame = store.read_scores(run)
-    keys = available(list(REGISTRY), False)
+    keys = available(list(REGISTRY), False, "text")
     assert np.isfinite(frame[keys].to_numpy(dtype=float)).all()
     rd = store.RunDir(run)
     table = store.load_arrays(rd.embeddings_file(embedding_key(str(tiny_encoder), 16, "chunk")))

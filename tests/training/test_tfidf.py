@@ -140,7 +140,7 @@ def test_tfidf_run_end_to_end_with_every_default_score(text_file, cache_dir, mon
     monkeypatch.setattr(embed, "_from_pretrained", no_transformer)
     run = score(_config(text_file), cache_dir, show_progress=False)
     frame = store.read_scores(run)
-    keys = available(list(REGISTRY), False)
+    keys = available(list(REGISTRY), False, "text")
     assert set(keys) <= set(frame.columns) and len(frame) == 160  # 20% carved for testing
     values = frame[keys].to_numpy(dtype=float)
     assert np.isfinite(values).all(), [k for k in keys if not np.isfinite(frame[k]).all()]
