@@ -518,7 +518,7 @@ def _health_section() -> None:
     st.subheader("Health of the current run")
     st.caption(
         f"{escape_md(view.title())} — every issue type, most rows affected first. "
-        "Pick another run under *Runs in the cache* below."
+        "Pick another run in the runs table below."
     )
     found = [i for i in issues if i["available"]]
     st.dataframe(
