@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._filters import active_filters, filter_controls
+from app_pages._labelling import labelling_section
 from app_pages._review import (
     THUMB_PX,
     current_decision,
@@ -390,6 +391,7 @@ def render(view: RunView) -> None:
         )
     pages = math.ceil(len(ranked) / PER_PAGE)
     st.subheader(f"Top {len(ranked)} suspects by `{detector}`")
+    labelling_section(view, ranked, "mislabeled")  # the listed suspects, to Label Studio
     page = st.selectbox(
         "Suspects shown",
         range(pages),

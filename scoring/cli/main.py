@@ -14,7 +14,18 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from scoring.cli import decide, export, import_, list_, map_, score, suspects, sweep
+from scoring.cli import (
+    decide,
+    export,
+    import_,
+    list_,
+    map_,
+    receive,
+    score,
+    send,
+    suspects,
+    sweep,
+)
 from scoring.cli import report as report_command  # `common.report` is the job-file one
 from scoring.cli.common import check_config_flags, report
 from scoring.errors import InputError
@@ -30,6 +41,8 @@ COMMANDS: dict[str, ModuleType] = {
     "list": list_,
     "import": import_,
     "report": report_command,
+    "send": send,
+    "receive": receive,
 }
 
 

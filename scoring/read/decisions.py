@@ -54,6 +54,7 @@ BULK_KINDS = {
     "csv": "winnow decide --from FILE.csv",
     "accept-suggestions": "winnow decide --accept-suggestions",
     "mislabeled-accept": "the Mislabeled page's bulk accept",
+    "label-studio": "winnow receive (Label Studio's answers)",
 }
 
 
