@@ -102,7 +102,7 @@ def _no_health_reason(view: RunView) -> str:
     source = store.run_source(view.config)
     if source != "scored":
         return (
-            f"this run was {source} without the dataset-level checks (no health.json): "
+            f"this run was {source} before the health report existed (no health.json): "
             "record or import it again with this version"
         )
     return f"this run was scored before the health report existed (no health.json); {RESCORE}"
@@ -280,8 +280,10 @@ def _non_iid(src: _Sources) -> dict[str, Any]:
 
 def _image_property(name: str) -> Callable[[_Sources], dict[str, Any]]:
     def gather(src: _Sources) -> dict[str, Any]:
-        if src.view.modality != "image":
+        if src.view.modality == "text":
             return {"reason": TEXT_RUN}
+        if src.view.modality != "image":  # a recording without its inputs
+            return {"reason": _no_inputs_reason(src.view)}
         props = src.view.summary.get("image_properties", {})
         entry = props.get(name) if isinstance(props, dict) else None
         if not isinstance(entry, dict) or not isinstance(entry.get("count"), int | float):
@@ -311,11 +313,22 @@ def _no_property_reason(view: RunView, names: str) -> str:
     )
 
 
+def _no_inputs_reason(view: RunView) -> str:
+    """Why a run without inputs (a recording of ids alone) has no image properties."""
+    source = store.run_source(view.config)
+    return (
+        f"this run was {source} without its inputs: image properties need the images (link "
+        "the dataset: `Recorder(..., dataset=...)` or `winnow import --dataset`)"
+    )
+
+
 def _spurious_correlation(src: _Sources) -> dict[str, Any]:
     """`summary.json`'s `spurious_correlation` (`image_properties.property_summary`): the
     image properties that alone predict the label. A dataset-level finding: no row counted."""
-    if src.view.modality != "image":
+    if src.view.modality == "text":
         return {"reason": TEXT_RUN}
+    if src.view.modality != "image":
+        return {"reason": _no_inputs_reason(src.view)}
     entry = src.view.summary.get("spurious_correlation")
     if not isinstance(entry, dict) or not isinstance(entry.get("flagged"), list):
         return {"reason": _no_property_reason(src.view, ",".join(IMAGE_PROPERTIES))}

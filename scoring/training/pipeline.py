@@ -33,7 +33,6 @@ import numpy as np
 from scoring import store
 from scoring.config import ScoreConfig, recipe_families
 from scoring.errors import Cancelled, InputError
-from scoring.scores import health
 from scoring.training import families, results, steps
 from scoring.training.executors import Executor
 from scoring.training.pixels import Inputs
@@ -73,7 +72,7 @@ def execute(
         with _timed(timings, "write"):
             results.write_results(prep, scores, runs, x, x_test, oof)
         with _timed(timings, "health"):  # dataset-level issues: health.json
-            write_health(prep, oof)
+            results.write_health(prep, oof)
         summary = results.summarize(prep, runs, scores, timings, oof=oof)
         if prep.families:
             summary.update(families.summary_fields(prep, runs))
@@ -119,17 +118,6 @@ def _train(
         with _timed(timings, "cross_fit"):
             oof = steps.cross_fit(prep, x, progress)
     return runs, oof, x, x_test
-
-
-def write_health(prep: Prepared, oof: np.ndarray | None) -> None:
-    """`health.json` (`scoring.scores.health.dataset_health`) from the labels the runs trained
-    on, the out-of-fold probabilities (N, K) and the label-free embeddings, where the run has
-    them: what it lacks is recorded, and the health report says why a type is absent."""
-    rd = prep.run_dir
-    free = rd.features_free_file
-    features = rd.read_arrays(free, ("features",))["features"] if free.exists() else None
-    record = health.dataset_health(labels=prep.labels, oof_probs=oof, features_free=features)
-    rd.write_health(record)
 
 
 def _mark(rd: store.RunDir, state: str, **fields: Any) -> None:

@@ -23,6 +23,7 @@ from scoring.scores import (
     ScoreResult,
     cleanlab_scores,
     compute,
+    health,
     image_properties,
     neighbourhood,
 )
@@ -331,6 +332,18 @@ def write_inputs(prep: Prepared, x: Inputs, x_test: Inputs) -> None:
         rd.write_inputs(
             store.ModelInputs("embeddings", x.numpy(), x_test.numpy()), embedding_key=key
         )
+
+
+def write_health(prep: Prepared, oof: np.ndarray | None) -> None:
+    """`health.json` (`scoring.scores.health.dataset_health`) from the labels the runs trained
+    on, the out-of-fold probabilities (N, K) and the label-free embeddings, where the run has
+    them: what it lacks is recorded, and the health report says why a type is absent. Scored,
+    recorded and imported runs alike."""
+    rd = prep.run_dir
+    free = rd.features_free_file
+    features = rd.read_arrays(free, ("features",))["features"] if free.exists() else None
+    record = health.dataset_health(labels=prep.labels, oof_probs=oof, features_free=features)
+    rd.write_health(record)
 
 
 # -- step 7: summary ----------------------------------------------------------------------------

@@ -357,3 +357,21 @@ def test_features_stated_label_free_give_the_label_free_scores(tmp_path):
     assert "NOT" not in summary["definitions"]["el2n"]
     feats = store.load_arrays(rd.features_free_file)["features"]
     np.testing.assert_array_equal(feats, rd.read_run(0)["features"].astype(np.float32))
+
+
+def test_a_recording_gets_the_health_checks_its_arrays_allow(tmp_path):
+    """health.json is written for recordings too: non-IID from the label-free features; the
+    overlapping classes absent without `log_oof`, and image types absent without inputs,
+    each with the way to get them."""
+    from scoring.read import health
+    from scoring.read.views import load_run
+
+    rd = _tiny_recording(tmp_path, features_label_free=True)
+    record = rd.read_health()
+    assert record["non_iid"]["available"] and record["underperforming_group"]["missing"] == [
+        "oof_probs"
+    ]
+    got = {i["type"]: i for i in health.health_report(load_run(rd.path))}
+    assert got["non_iid"]["available"]
+    assert "log them with `Recorder.log_oof`" in got["overlapping_classes"]["reason"]
+    assert got["dark"]["reason"].startswith("this run was recorded without its inputs")

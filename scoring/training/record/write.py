@@ -113,6 +113,7 @@ def _write_files(
     )
     store.write_status(rd.path, "running", progress=0.9, message="scoring the recording")
     scores = _write_scores(rd, prep, oof, light, "leakage" in keys)
+    results.write_health(prep, oof)  # the dataset-level checks, from what was recorded
     if ex.data_config is not None or ex.inputs is not None:
         results.write_examples(prep)
     summary = results.summarize(prep, light, scores, {"scoring": time.perf_counter() - t0})
