@@ -1,4 +1,9 @@
-"""`winnow export`: write a run's data, the cleaned dataset (`--rule all`) or a selected subset."""
+"""`winnow export`: write a run's data, the cleaned dataset (`--rule all`) or a selected subset.
+
+As one file or `hf` folder (`--format`, `--out`), as a Hugging Face Hub folder with its
+dataset card (`--hub-dir`, `scoring.prune.hub`), or both; `--push-to-hub REPO` then uploads
+the Hub folder.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +33,27 @@ def add_parser(sub: Any) -> None:
         "--fraction", type=float, help="share kept, in (0, 1] (required but for rule all)"
     )
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--format", required=True, help="parquet | csv | jsonl | hf (save_to_disk)")
-    e.add_argument("--out", required=True, help="file to write (a folder for hf)")
+    # Not required by argparse: --hub-dir alone is a whole export too (`_outputs` checks).
+    e.add_argument(
+        "--format", help="parquet | csv | jsonl | hf (save_to_disk); with --out, unless --hub-dir"
+    )
+    e.add_argument("--out", help="file to write (a folder for hf); with --format")
+    e.add_argument(
+        "--hub-dir",
+        help="also or instead: a folder laid out for the Hugging Face Hub (data/*.parquet "
+        "shards, README.md dataset card with a Data quality section, winnow_manifest.json); "
+        "its parent folder must exist",
+    )
+    e.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        help="with --hub-dir: upload the folder to the Hub dataset repo NAME or OWNER/NAME "
+        "(created if missing: public unless --private or your account's default says "
+        "otherwise; needs `hf auth login` or HF_TOKEN)",
+    )
+    e.add_argument(
+        "--private", action="store_true", help="with --push-to-hub: create the repo private"
+    )
     e.add_argument("--force", action="store_true", help="overwrite an existing export")
     e.add_argument(
         "--consensus-label",
@@ -40,26 +64,85 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the export; its summary goes to stderr and the path written to stdout, last."""
+    """Write the export(s); summaries go to stderr and the paths written to stdout, last."""
     from scoring.prune.export import export_selection
 
+    _check_outputs(args)  # before any work: a typo in a flag or a repo id costs nothing
     report(args.job_file, run=str(Path(args.run)))
     seed = check_seed(args.seed, "--seed")
     fraction, apply = _fraction_and_decisions(args)
     selection = selection_from_args(args, fraction=fraction, seed=seed)
-    out = export_selection(
-        Path(args.run),
-        selection,
-        fmt=args.format,
-        out=Path(args.out),
-        apply_decisions=apply,
-        force=args.force,
-        consensus_label=args.consensus_label,
-    )
-    from scoring.prune.export import manifest_path
+    written = []
+    if args.format is not None:
+        out = export_selection(
+            Path(args.run),
+            selection,
+            fmt=args.format,
+            out=Path(args.out),
+            apply_decisions=apply,
+            force=args.force,
+            consensus_label=args.consensus_label,
+        )
+        from scoring.prune.export import manifest_path
+
+        written.append((out, manifest_path(out, args.format)))
+    if args.hub_dir is not None:
+        from scoring.prune.hub import MANIFEST_NAME, write_hub_dir
+
+        folder = write_hub_dir(
+            Path(args.run),
+            selection,
+            out_dir=Path(args.hub_dir),
+            apply_decisions=apply,
+            force=args.force,
+            consensus_label=args.consensus_label,
+        )
+        written.append((folder, folder / MANIFEST_NAME))
+    for out, manifest_file in written:
+        _summary(args, out, manifest_file)
+    if args.push_to_hub is not None:
+        from scoring.prune.hub import push_to_hub
+
+        url = push_to_hub(written[-1][0], args.push_to_hub, private=args.private)
+        print(f"uploaded {written[-1][0]} -> {url}", file=sys.stderr)
+    for out, _ in written:
+        print(out)
+    return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse a missing or half output (`--format`/`--out`, `--hub-dir`), a repo id that is
+    not one and an occupied hub folder, before anything is computed."""
+    if (args.format is None) != (args.out is None):
+        given, missing = ("--format", "--out") if args.out is None else ("--out", "--format")
+        raise InputError(f"{given} needs {missing}: give both, e.g. --format parquet --out FILE")
+    if args.push_to_hub is not None:
+        if args.hub_dir is None:
+            raise InputError(
+                "--push-to-hub uploads the --hub-dir folder: add --hub-dir DIR (it is written "
+                "first, then uploaded)"
+            )
+        from scoring.prune.hub import check_repo_id
+
+        check_repo_id(args.push_to_hub)
+    elif args.private:
+        raise InputError("--private goes with --push-to-hub REPO (the repo it creates)")
+    if args.format is None and args.hub_dir is None:
+        raise InputError(
+            "nothing to write: give --format and --out (e.g. --format parquet --out "
+            "clean.parquet), or --hub-dir DIR for a Hugging Face Hub folder, or both"
+        )
+    if args.hub_dir is not None:
+        from scoring.prune.hub import check_hub_dir
+
+        check_hub_dir(args.hub_dir, force=args.force)
+
+
+def _summary(args: argparse.Namespace, out: Path, manifest_file: Path) -> None:
+    """One export's warning and summary line on stderr (and the app's job file)."""
     from scoring.store import read_json
 
-    manifest = read_json(manifest_path(out, args.format))
+    manifest = read_json(manifest_file)
     if manifest["empty_classes"]:
         print(
             f"warning: no examples kept of class(es) {manifest['empty_classes']}",
@@ -68,8 +151,6 @@ def run(args: argparse.Namespace) -> int:
     report(args.job_file, exit_code=0, message=f"exported {manifest['rows']} examples")
     held, done = _held_out(manifest), _done(manifest)
     print(f"{manifest['rows']} examples{held} -> {out}{done}", file=sys.stderr)
-    print(out)
-    return 0
 
 
 def _fraction_and_decisions(args: argparse.Namespace) -> tuple[float, bool]:
