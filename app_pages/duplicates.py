@@ -18,6 +18,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from app_pages._labelling import labelling_section
 from app_pages._review import (
     THUMB_PX,
     current_decision,
@@ -39,7 +40,7 @@ from app_pages._shared import (
 )
 from scoring import store
 from scoring.errors import InputError
-from scoring.read import decisions, neighbours
+from scoring.read import decisions, labelling, neighbours
 from scoring.read.views import RunView
 
 GROUPS_PER_PAGE = 5
@@ -204,11 +205,26 @@ def groups_section(view: RunView, data: dict, latest: pd.DataFrame) -> None:
         "dedup* (the lowest id) is the one **Drop duplicates first** keeps on Pruning and "
         "Export. Different labels in one group mean the copies disagree: one label is wrong."
     )
+    _send_disagreeing(view, groups)
     decided = set(latest["id"].astype(int))
     start = _pager("Groups", len(groups), GROUPS_PER_PAGE, "dup_groups_page")
     for _, group in groups.iloc[start : start + GROUPS_PER_PAGE].iterrows():
         with st.container(border=True):
             _group_card(view, group, rows, latest, decided)
+
+
+def _send_disagreeing(view: RunView, groups: pd.DataFrame) -> None:
+    """The rows of the groups whose labels disagree, to a labelling tool: one label is wrong."""
+    ids = [int(i) for part in groups.loc[groups["labels"] > 1, "ids"] for i in part]
+    if not ids:
+        return
+    rows = labelling.suspect_rows(view, ids)
+    n_groups = int((groups["labels"] > 1).sum())
+    what = (
+        f"The {len(rows)} rows of the {n_groups} {noun(n_groups, 'group')} whose labels "
+        "disagree, each with the model's suggestion. "
+    )
+    labelling_section(view, rows, "duplicates", what)
 
 
 def _group_card(

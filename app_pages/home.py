@@ -43,7 +43,7 @@ from scoring.config import (
     parse_names,
 )
 from scoring.errors import InputError
-from scoring.read import health, suspects
+from scoring.read import health, labelling, suspects
 from scoring.scores.registry import REGISTRY, available
 
 if TYPE_CHECKING:  # only a hint: the page needs no more of Streamlit's runtime
@@ -540,6 +540,7 @@ def _health_section() -> None:
         "`winnow report --run RUN` prints the same."
     )
     _health_links(found)
+    _from_tools(run)
     absent = [i for i in issues if not i["available"]]
     if absent:
         with st.expander(f"Not available for this run ({len(absent)})"):
@@ -549,6 +550,22 @@ def _health_section() -> None:
                 )
             )
     _weak_slices(view)
+
+
+def _from_tools(run: str) -> None:
+    """The decisions that came back from a labelling tool, with the tool's name and who."""
+    received = labelling.from_tools(run)
+    if received.empty:
+        return
+    lines = []
+    for r in received.itertuples():
+        who = f" by {', '.join(r.annotators[:5])}" if r.annotators else ""
+        more = f" and {len(r.annotators) - 5} more" if len(r.annotators) > 5 else ""
+        lines.append(
+            f"- **{r.tool}** ({str(r.time)[:16].replace('T', ' ')} UTC): {r.actions}, "
+            f"{r.in_force} still in force{escape_md(who + more)}"
+        )
+    st.markdown("**Decisions from labelling tools**\n" + "\n".join(lines))
 
 
 def _health_links(found: list[dict]) -> None:

@@ -1,7 +1,9 @@
 """The Label Studio round trip against a real server (slow): `winnow send --url` creates the
 project and imports 20 suspects, an annotator answers through the SDK (relabels, keeps, one
 skip, some left), `winnow receive --url --project` records the answers, and `winnow export
---rule all` writes what the annotator said.
+--rule all` writes what the annotator said. Then the Mislabeled page, with the server in
+LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, sends its listed suspects as a new project and
+records an answer fetched from it.
 
 The server is Label Studio itself (`pip install label-studio`, SQLite), in its own virtual
 environment: `make label-studio` makes `.venv-label-studio` (`.ci/run` does), or point
@@ -160,3 +162,38 @@ def test_send_answer_receive_export_against_a_real_label_studio(server, app_cach
             assert frame.loc[example, "original_label"] != frame.loc[example, "label"]
         else:
             assert frame.loc[example, "label"] == frame.loc[example, "original_label"]
+
+    _page_round_trip(url, token, run, client, names)
+
+
+def _page_round_trip(url: str, token: str, run: Path, client, names: list[str]) -> None:
+    """Mislabeled with the server configured: "Send these N" makes a project of the listed
+    suspects on it; an answer given there is fetched, previewed and recorded from the page."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.pages import open_page
+
+    os.environ["LABEL_STUDIO_URL"], os.environ["LABEL_STUDIO_API_KEY"] = url, token
+    try:
+        at: AppTest = open_page("mislabeled.py", run)
+        before = {p.id for p in client.projects.list()}
+        at = at.button(key="mislabeled_ls_send").click().run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        (project,) = {p.id for p in client.projects.list()} - before
+        tasks = sorted(client.tasks.list(project=project), key=lambda t: t.id)
+        box = next(e.label for e in at.expander if "to Label Studio" in e.label)
+        assert box == f"Send these {len(tasks)} to Label Studio"
+        task = tasks[0]
+        new = names[(names.index(task.data["given_label"]) + 3) % len(names)]
+        client.annotations.create(task.id, result=_choice(new), was_cancelled=False)
+        at.number_input(key="mislabeled_ls_project").set_value(project)
+        at = at.button(key="mislabeled_ls_fetch").click().run()
+        assert any(
+            "1 answer from Label Studio to record (0 keep, 1 relabel)" in m.value
+            for m in at.markdown
+        )
+        at = at.button(key="mislabeled_ls_record").click().run()
+        latest = decisions.latest(run).set_index("id")
+        assert latest.loc[task.data["id"], "new_label"] == names.index(new)
+    finally:
+        del os.environ["LABEL_STUDIO_URL"], os.environ["LABEL_STUDIO_API_KEY"]

@@ -4,7 +4,8 @@ and bad exports refused whole, with one line and nothing written.
 
 The exports here are built as Label Studio writes them (Export → JSON: the imported task
 with Label Studio's own `id`, and `annotations` with `completed_by`, `result`,
-`was_cancelled`). A round trip through a real Label Studio server is not tested yet.
+`was_cancelled`). The round trip through a real Label Studio server is
+tests/test_label_studio_server.py (slow).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def test_bad_exports_exit_2_with_one_line_and_write_nothing(app_cache, tmp_path)
         "unknown id": (unknown, "task 3 (Label Studio id 5002): id 1000000000 is not an example"),
         "outside": (outside, "the answer 'not-a-class' is not a class of this run"),
         "truncated": (truncated, "is not a whole JSON file"),
-        "not tasks": ({"tasks": good}, "is not a Label Studio JSON export (a list of tasks)"),
+        "not tasks": ({"tasks": good}, "is neither a Label Studio JSON export"),
         "no id": ([{**good[0], "data": {"image": "x"}}], "its data has no Winnow `id`"),
     }
     for name, (export, message) in cases.items():

@@ -1,7 +1,8 @@
-"""`winnow receive`: a labelling tool's answers as decisions (Label Studio's JSON export).
+"""`winnow receive`: a labelling tool's answers as decisions (Label Studio's JSON export, or
+Argilla's exported records).
 
-    winnow receive --run RUN --from export.json
-    winnow receive --run RUN --url URL --api-key KEY --project ID
+    winnow receive --run RUN --from export.json      # Label Studio or Argilla: read from it
+    winnow receive --run RUN --url URL --api-key KEY --project ID   # a Label Studio server
 
 Each task's majority answer becomes a keep (the given label) or a relabel, with the
 annotators recorded (``tool``, ``annotators`` in decisions.jsonl); skipped or unanswered
@@ -24,7 +25,9 @@ from scoring.errors import InputError
 def add_parser(sub: Any) -> None:
     """Add `receive` and its flags to `sub` (the subparsers of `winnow`)."""
     q = sub.add_parser(
-        "receive", help="a labelling tool's answers as decisions (Label Studio JSON export)"
+        "receive",
+        help="a labelling tool's answers as decisions (Label Studio's JSON export, Argilla's "
+        "records)",
     )
     add_run_arg(q)
     source = q.add_mutually_exclusive_group(required=True)
@@ -32,7 +35,8 @@ def add_parser(sub: Any) -> None:
         "--from",
         dest="from_file",
         metavar="EXPORT.json",
-        help="Label Studio's JSON export of a project made with `winnow send`",
+        help="Label Studio's JSON export of a project made with `winnow send`, or Argilla's "
+        "records (`dataset.records.to_json`; JSON lines too); which one is read from the file",
     )
     source.add_argument(
         "--project", type=int, help="the project's id on a Label Studio server (with --url)"
@@ -48,20 +52,21 @@ def run(args: argparse.Namespace) -> int:
     if args.project is None and (args.url or args.api_key):
         raise InputError("--url and --api-key go with --project ID (or read a file: --from)")
     if args.project is None:
-        got = labelling.read_label_studio_export(Path(args.run), Path(args.from_file))
+        got = labelling.read_answers(Path(args.run), Path(args.from_file))
     else:
-        from scoring.cli import label_studio
+        from scoring.read import label_studio
 
         client = label_studio.connect(args.url, args.api_key)
         url = label_studio.server_url(args.url)
         text = label_studio.export_json(client, url, args.project)
         where = Path(f"project {args.project} at {url}")
-        got = labelling.read_label_studio_export(Path(args.run), where, text)
-    bulk = decisions.append_bulk(Path(args.run), got.records, labelling.TOOL)
+        got = labelling.read_answers(Path(args.run), where, text)
+    bulk = decisions.append_bulk(Path(args.run), got.records, got.tool)
     print(
-        f"{len(got.records)} decision(s) from Label Studio ({got.keeps} keep, {got.relabels} "
-        f"relabel) recorded in {decisions.path_of(args.run)}; {got.unanswered} task(s) "
-        "without an answer left alone",
+        f"{len(got.records)} decision(s) from {got.tool_name} ({got.keeps} keep, "
+        f"{got.relabels} relabel) recorded in {decisions.path_of(args.run)}; "
+        f"{got.unanswered} {'task' if got.tool == 'label-studio' else 'record'}(s) without an "
+        "answer left alone",
         file=sys.stderr,
     )
     if got.ties:

@@ -48,13 +48,16 @@ from scoring.errors import InputError
 ACTIONS = ("keep", "relabel", "drop")
 CLEAR = "clear"  # undo: withdraws the id's current decision
 COLUMNS = ["id", "action", "new_label", "time", "evaluation"]
-BULK_COLUMNS = ["bulk", "bulk_kind", "undoes"]  # `history(with_bulk=True)` only
+# `history(with_bulk=True)` only: the bulk action's marks, and who answered in a labelling
+# tool (`winnow receive`: "annotators", a tuple of names).
+BULK_COLUMNS = ["bulk", "bulk_kind", "undoes", "annotators"]
 # What wrote a bulk action, as `bulk_actions` and the pages name it.
 BULK_KINDS = {
     "csv": "winnow decide --from FILE.csv",
     "accept-suggestions": "winnow decide --accept-suggestions",
     "mislabeled-accept": "the Mislabeled page's bulk accept",
     "label-studio": "winnow receive (Label Studio's answers)",
+    "argilla": "winnow receive (Argilla's answers)",
 }
 
 
@@ -271,7 +274,8 @@ def bulk_actions(run: Path | str) -> pd.DataFrame:
         bulk (str): the id `undo_bulk` takes; time (str, ISO 8601 UTC, its first line's);
         kind (str, a key of `BULK_KINDS`); actions (str, e.g. "relabel 37, drop 2");
         decisions (int): lines it wrote; in_force (int): examples whose latest line is still
-        the action's, what an undo would change; undone (bool): `undo_bulk` wrote for it.
+        the action's, what an undo would change; undone (bool): `undo_bulk` wrote for it;
+        annotators (list of str): who answered, for a labelling tool's answers (else empty).
     """
     frame = history(run, with_bulk=True)
     undone = set(frame["undoes"].dropna())
@@ -289,9 +293,10 @@ def bulk_actions(run: Path | str) -> pd.DataFrame:
                 "decisions": len(lines),
                 "in_force": int(in_force.get(bulk, 0)),
                 "undone": bulk in undone,
+                "annotators": sorted({a for names in lines["annotators"].dropna() for a in names}),
             }
         )
-    columns = ["bulk", "time", "kind", "actions", "decisions", "in_force", "undone"]
+    columns = ["bulk", "time", "kind", "actions", "decisions", "in_force", "undone", "annotators"]
     return pd.DataFrame(rows, columns=columns).astype(
         {"decisions": "int64", "in_force": "int64", "undone": "bool"}
     )
@@ -420,7 +425,8 @@ def history(run: Path | str, *, with_bulk: bool = False) -> pd.DataFrame:
     -------
     DataFrame with columns id (int64), action (str), new_label (Int64, <NA> unless relabel),
     time (str, ISO 8601 UTC), evaluation (bool: made in evaluation mode), and with `with_bulk`
-    bulk, bulk_kind, undoes (str, None on lines without them). Lines that do not parse (a
+    bulk, bulk_kind, undoes (str, None on lines without them) and annotators (tuple of str,
+    None on lines without them). Lines that do not parse (a
     line cut short by a crash, garbage) are skipped with a warning, and counted in
     ``frame.attrs["skipped_lines"]``.
     """
@@ -502,7 +508,15 @@ def _parse(line: str) -> dict | None:
         "evaluation": record.get("evaluation") is True,
         # Only strings: a hand-edited or foreign value reads as no bulk at all.
         **{k: record[k] if isinstance(record.get(k), str) else None for k in BULK_COLUMNS},
+        "annotators": _names(record.get("annotators")),
     }
+
+
+def _names(value: object) -> tuple[str, ...] | None:
+    """A labelling tool's annotators as written by `winnow receive`; None otherwise."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return tuple(value)
 
 
 def refuse_evaluation(latest: pd.DataFrame, allow: bool, flag: str) -> None:

@@ -34,7 +34,6 @@ from scoring.scores.registry import IMAGE_ONLY_REASON
 HIGH, MEDIUM = 0.05, 0.01  # severity by share of rows affected (module docstring)
 SEVERITIES = ("high", "medium", "low", "none")
 IMAGE_PROPERTIES = image_properties.PROPERTIES  # one row of the report each
-TEXT_RUN = IMAGE_ONLY_REASON  # the registry's words: one reason wherever it is shown
 # A run's key holds the scoring version, so the same command on a newer version scores anew.
 RESCORE = "score the data again with this version of Winnow (`winnow score`, the same command)"
 
@@ -281,7 +280,7 @@ def _non_iid(src: _Sources) -> dict[str, Any]:
 def _image_property(name: str) -> Callable[[_Sources], dict[str, Any]]:
     def gather(src: _Sources) -> dict[str, Any]:
         if src.view.modality == "text":
-            return {"reason": TEXT_RUN}
+            return {"reason": IMAGE_ONLY_REASON}  # the registry's words
         if src.view.modality != "image":  # a recording without its inputs
             return {"reason": _no_inputs_reason(src.view)}
         props = src.view.summary.get("image_properties", {})
@@ -326,7 +325,7 @@ def _spurious_correlation(src: _Sources) -> dict[str, Any]:
     """`summary.json`'s `spurious_correlation` (`image_properties.property_summary`): the
     image properties that alone predict the label. A dataset-level finding: no row counted."""
     if src.view.modality == "text":
-        return {"reason": TEXT_RUN}
+        return {"reason": IMAGE_ONLY_REASON}  # the registry's words
     if src.view.modality != "image":
         return {"reason": _no_inputs_reason(src.view)}
     entry = src.view.summary.get("spurious_correlation")

@@ -1,5 +1,5 @@
-"""Talking to a Label Studio server for `winnow send --url` and `winnow receive --url`,
-through the official SDK (`label-studio-sdk`, optional: `pip install -r
+"""Talking to a Label Studio server for `winnow send --url`, `winnow receive --url` and the
+pages, through the official SDK (`label-studio-sdk`, optional: `pip install -r
 requirements-label-studio.txt`). The files are `scoring.read.labelling`'s; this module only
 creates a project, imports tasks and downloads the JSON export.
 
@@ -22,6 +22,11 @@ TITLE_CHARS = 50  # Label Studio's longest project title
 def server_url(url: str | None) -> str:
     """The server's URL as given or from the environment, without a trailing slash."""
     return (url or os.environ.get(URL_ENV) or "").rstrip("/")
+
+
+def configured() -> bool:
+    """Whether the environment names a server and a key (the pages then send directly)."""
+    return bool(os.environ.get(URL_ENV) and os.environ.get(KEY_ENV))
 
 
 def connect(url: str | None, api_key: str | None) -> Any:

@@ -5,6 +5,8 @@ that drop duplicates and leaks before the rule."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,3 +138,33 @@ def test_export_page_writes_the_cleaned_dataset_without_duplicates_and_leaks(run
     manifest = pd.read_json(manifest_path(out, "parquet"), typ="series")
     assert manifest["pre_steps"]["duplicates_dropped"] == 4
     assert manifest["pre_steps"]["leaks_dropped"] == 3
+
+
+def test_groups_whose_labels_disagree_go_to_a_labelling_tool(run, tmp_path, monkeypatch):
+    """The rows of the groups with two labels, counted by hand, are offered to Label Studio
+    and Argilla: the box, its count and the ids in both files (the upload of answers is the
+    same box as Mislabeled's, driven in tests/app/test_browser_labelling.py)."""
+    from app_pages._labelling import _files_cached
+    from scoring.read import labelling
+    from scoring.read.views import load_run
+
+    frame = _columns(run)
+    grouped = frame[frame["dup_group"] >= 0]
+    labels = grouped.groupby("dup_group")["label"].nunique()
+    disagree = grouped[grouped["dup_group"].isin(labels[labels > 1].index)]
+    assert len(disagree) >= 2  # the injected run has copies with other labels
+    at = open_page(PAGE, run)
+    assert not at.exception, at.exception
+    boxes = [e.label for e in at.expander if "to Label Studio" in e.label]
+    assert boxes == [f"Send these {len(disagree)} to Label Studio"]
+    n_groups = len(labels[labels > 1])
+    groups = "group" if n_groups == 1 else "groups"
+    assert f"The {len(disagree)} rows of the {n_groups} {groups} whose labels disagree" in (
+        page_text(at)
+    )
+    rows = labelling.suspect_rows(load_run(run), disagree["id"].tolist())
+    tasks, records = _files_cached(str(run), load_run(run).title(), rows)
+    assert sorted(t["data"]["id"] for t in json.loads(tasks)) == sorted(disagree["id"])
+    assert sorted(json.loads(x)["metadata"]["winnow_id"] for x in records.splitlines()) == (
+        sorted(disagree["id"])
+    )

@@ -213,4 +213,5 @@ def test_log_without_bulk_fields_still_reads(run):
         "decisions",
         "in_force",
         "undone",
+        "annotators",
     ]
