@@ -204,9 +204,10 @@ def argilla_settings(view: RunView) -> dict[str, Any]:
     if view.modality == "image":
         fields = [_argilla_field(IMAGE_KEY, "Image", {"type": "image"})]
     else:
+        titles = [str(c) for c in view.config["dataset"].get("input_cols", [])]  # as named
         fields = [
-            _argilla_field(f, f, {"type": "text", "use_markdown": False})
-            for f in _text_fields(view, "argilla")
+            _argilla_field(f, title, {"type": "text", "use_markdown": False})
+            for f, title in zip(_text_fields(view, "argilla"), [*titles, *TEXT_KEYS], strict=False)
         ]
     question = {
         "name": FROM_NAME,
