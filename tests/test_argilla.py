@@ -159,6 +159,10 @@ def test_receive_reads_argillas_own_export_as_decisions(app_cache, tmp_path, cap
     )
     received = labelling.from_tools(run)
     assert received[["tool", "in_force"]].values.tolist() == [["Argilla", 3]]
+    capsys.readouterr()
+    assert main(["decide", "--run", str(run), "--list-bulk"]) == 0
+    listed = capsys.readouterr().out
+    assert "argilla" in listed and str(USERS["ann"]) in listed  # the tool and who answered
     assert received["annotators"][0] == sorted(str(u) for u in USERS.values())
 
 

@@ -179,8 +179,17 @@ def _list_bulk(run: Path) -> int:
     if table.empty:
         print(f"no bulk actions in {decisions.path_of(run)}", file=sys.stderr)
         return 0
+    # Who answered, for a labelling tool's answers: named in the table only when any did.
+    tools = table["annotators"].map(len) > 0
+    table["annotators"] = table["annotators"].map(
+        lambda a: ", ".join(a[:3]) + (" ..." if len(a) > 3 else "")
+    )
     shown = table.rename(columns={"bulk": "id", "in_force": "in force"})
-    print(shown.to_string(index=False))
+    print(
+        shown.to_string(index=False)
+        if tools.any()
+        else shown.drop(columns="annotators").to_string(index=False)
+    )
     return 0
 
 
