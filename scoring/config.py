@@ -201,7 +201,9 @@ class ScoreConfig:
                 raise InputError(f"config: {name!r} must be an object, got {d[name]!r}")
             _known(d.get(name, {}), section, f"config.{name}")
         data = dict(d.get("data", {}))
-        if data.get("input_cols") is not None:
+        if isinstance(data.get("input_cols"), str):  # one column, written as a name
+            data["input_cols"] = (data["input_cols"],)
+        elif isinstance(data.get("input_cols"), list):  # JSON has lists, configs tuples
             data["input_cols"] = tuple(data["input_cols"])
         if isinstance(data.get("annotator_cols"), list):  # JSON has lists, configs tuples
             data["annotator_cols"] = tuple(data["annotator_cols"])

@@ -23,6 +23,7 @@ Labels come from the files' ``label`` or, with `--dataset`, from the source.
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,18 +142,8 @@ def load_files(
     oof_block = None
     if oof is not None:
         (oof_block,) = _single(_read(oof, "prob", per_epoch=False), oof)
-    ref = next(iter(train.values()), oof_block)
-    assert ref is not None  # one of them was given
-    ids = np.sort(ref.ids)
-    k = ref.values.shape[1]
+    ids, labels, k = _ids_labels_classes(train, oof_block)
     runs, n_epochs = _runs_and_epochs(train)
-    shared = [(f"--logits {key}", b) for key, b in train.items()]
-    shared += [("--oof", oof_block)] if oof_block else []
-    labels = _labels([b for _, b in shared], ids)
-    for where, block in shared:
-        _same_ids(block, ids, where)
-        if block.values.shape[1] != k:
-            raise InputError(f"{where}: {block.values.shape[1]} classes, expected {k}")
     imported = Imported(ids, labels, k, len(runs), n_epochs, train=train, oof=oof_block)
     imported.features_label_free = features_label_free
     if eval_logits is not None:
@@ -162,6 +153,28 @@ def load_files(
     if features is not None:
         imported.features.update(_read_per_run(features, "feature", runs))
     return imported
+
+
+def _ids_labels_classes(
+    train: dict[tuple[int, int], Block], oof: Block | None
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """The ids every file shares (sorted), the labels they give, the number of classes."""
+    ref = next(iter(train.values()), oof)
+    assert ref is not None  # `load_files` refused a call with neither
+    ids = np.sort(ref.ids)
+    if ids.shape[0] < 2:  # every score ranks examples against each other
+        raise InputError(
+            f"the files hold {ids.shape[0]} example; an import needs at least 2 (every score "
+            "ranks examples against each other)"
+        )
+    k = ref.values.shape[1]
+    shared = [(f"--logits run {r} epoch {t}", b) for (r, t), b in train.items()]
+    shared += [("--oof", oof)] if oof else []
+    for where, block in shared:  # the ids first: labels are compared id by id
+        _same_ids(block, ids, where)
+        if block.values.shape[1] != k:
+            raise InputError(f"{where}: {block.values.shape[1]} classes, expected {k}")
+    return ids, _labels([b for _, b in shared], ids), k
 
 
 def _read_train(logits: list[str]) -> tuple[dict[tuple[int, int], Block], int]:
@@ -243,9 +256,15 @@ def _single(blocks: list[Block], path: str) -> list[Block]:
 
 def _same_ids(block: Block, ids: np.ndarray, where: str) -> None:
     if block.ids.shape != ids.shape or not np.array_equal(np.sort(block.ids), ids):
+        missing, extra = np.setdiff1d(ids, block.ids), np.setdiff1d(block.ids, ids)
+        which = (
+            f"id {missing[0]} is missing ({missing.size:,} missing)"
+            if missing.size
+            else f"id {extra[0]} is not among them ({extra.size:,} such)"
+        )
         raise InputError(
             f"{where}: its ids differ from the training logits' ({block.ids.shape[0]:,} rows, "
-            f"expected the same {ids.shape[0]:,} ids)"
+            f"expected the same {ids.shape[0]:,} ids): {which}"
         )
 
 
@@ -282,8 +301,23 @@ def _read(path: str, value: str, *, per_epoch: bool) -> list[Block]:
         )
     except InputError:
         raise
-    except (OSError, ValueError, KeyError, EOFError) as err:
+    except (zipfile.BadZipFile, EOFError) as err:  # an .npz is a zip archive
+        raise InputError(
+            f"{path} is not a whole .npz archive ({type(err).__name__}: {err}): cut short, or "
+            "not written by numpy.savez; write it again"
+        ) from None
+    except ValueError as err:
+        if suffix == ".npz" and "pickled" in str(err):  # numpy's guess for any non-zip bytes
+            raise InputError(
+                f"{path} is not an .npz archive (neither a zip nor a .npy file); write it with "
+                "numpy.savez(file, id=..., logits=..., label=...)"
+            ) from None
         raise InputError(f"{path} cannot be read ({type(err).__name__}: {err})") from None
+    except (OSError, KeyError) as err:
+        raise InputError(f"{path} cannot be read ({type(err).__name__}: {err})") from None
+    if not blocks or not any(len(b.ids) for b in blocks):
+        what = "epochs" if per_epoch else "rows"
+        raise InputError(f"{path} holds no {what}: nothing to import")
     for b in blocks:
         _check_block(b, path)
     return blocks
@@ -322,8 +356,8 @@ def _read_parquet(file: Path, value: str, per_epoch: bool) -> list[Block]:
     if per_epoch and "epoch" not in frame.columns:
         raise InputError(f"{file}: expected an `epoch` column (1..T or 0..T-1) beside `id`")
     values = _value_columns(frame, value, file)
-    runs = frame["run"].to_numpy() if "run" in frame.columns else np.zeros(len(frame), int)
-    epochs = frame["epoch"].to_numpy() if per_epoch else np.zeros(len(frame), int)
+    runs = _whole(frame, "run", file) if "run" in frame.columns else np.zeros(len(frame), int)
+    epochs = _whole(frame, "epoch", file) if per_epoch else np.zeros(len(frame), int)
     labels = frame["label"].to_numpy() if "label" in frame.columns else None
     ids = frame["id"].to_numpy()
     blocks = []
@@ -342,14 +376,39 @@ def _read_parquet(file: Path, value: str, per_epoch: bool) -> list[Block]:
     return blocks
 
 
+def _whole(frame: Any, column: str, file: Path) -> np.ndarray:
+    """A run or epoch column as integers; a fraction (1.5) or a missing value is refused,
+    never truncated."""
+    values = frame[column].to_numpy()
+    if values.dtype.kind in "iu":
+        return values
+    numbers = np.asarray(frame[column], dtype=np.float64) if values.dtype.kind in "fb" else None
+    if numbers is None or not np.isfinite(numbers).all() or (numbers % 1 != 0).any():
+        odd = next(
+            (v for v in values if numbers is None or not np.isfinite(v) or float(v) % 1), None
+        )
+        raise InputError(f"{file}: `{column}` must hold whole numbers (0, 1, 2, ...), got {odd!r}")
+    return numbers.astype(np.int64)
+
+
 def _value_columns(frame: Any, value: str, file: Path) -> np.ndarray:
     """(rows, width) float values: a list column `logits` or columns `logit_0`, `logit_1`…"""
     key = _NPZ_KEYS[value]
     if key in frame.columns:
+        empty = [i for i, v in enumerate(frame[key]) if v is None or np.size(v) == 0]
+        if empty:
+            raise InputError(
+                f"{file}: row {empty[0]} (id {frame['id'].iloc[empty[0]]}) has no `{key}` "
+                f"(null or empty; {len(empty)} such row(s)); every row needs its values"
+            )
         try:
             return np.stack([np.asarray(v, dtype=np.float64) for v in frame[key]])
-        except ValueError:
-            raise InputError(f"{file}: the `{key}` lists must all have the same length") from None
+        except (ValueError, TypeError):
+            sizes = sorted({int(np.size(v)) for v in frame[key]})
+            raise InputError(
+                f"{file}: the `{key}` lists must all have the same length (one per class); "
+                f"found lengths {sizes[:6]}"
+            ) from None
     pattern = re.compile(rf"^{value}_(\d+)$")
     cols = sorted((int(m.group(1)), c) for c in frame.columns if (m := pattern.match(str(c))))
     if not cols:

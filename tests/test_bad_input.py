@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from scoring import store
 from scoring.__main__ import main
@@ -72,6 +73,13 @@ def _garbage_image_parquet(path: Path) -> Path:
 def _cases(tmp: Path) -> list[tuple[list[str], str]]:
     texts = _texts(tmp / "texts.tsv")
     (tmp / "empty").mkdir()
+    for name, extra in (("broken", "cat/gone.png"), ("nested", "dog/more/3.png")):
+        for image in ("cat/1.png", "dog/2.png"):
+            (tmp / name / image).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8)).save(tmp / name / image)
+        (tmp / name / extra).parent.mkdir(parents=True, exist_ok=True)
+    (tmp / "broken/cat/gone.png").symlink_to(tmp / "no-such-image.png")
+    Image.new("RGB", (8, 8)).save(tmp / "nested/dog/more/3.png")
     (tmp / "ragged.csv").write_text(
         "text,label\nhello world,x,a\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(8))
     )
@@ -80,6 +88,8 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
     bad_config.write_text(json.dumps(config))
     text_config = tmp / "text_config.json"
     text_config.write_text(json.dumps({"data": {"source": str(texts)}, "train": {"runs": "5"}}))
+    cols_config = tmp / "cols_config.json"
+    cols_config.write_text(json.dumps({"data": {"source": str(texts), "input_cols": 5}}))
     seed_range = f"from 0 to {MAX_SEED}"
     return [
         ([*DIGITS, "--seed", "-1"], f"--seed must be an integer {seed_range}, got -1"),
@@ -89,6 +99,7 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
         ([*DIGITS, "--split-seed", "-1"], "--split-seed must be an integer"),
         (["--config", str(bad_config), "--quiet"], "--seed must be an integer"),
         (["--config", str(text_config), "--quiet"], "--runs must be a whole number, got '5'"),
+        (["--config", str(cols_config), "--quiet"], "--input-col must be one or two column names"),
         ([*DIGITS, "--prototypes", "0"], "--prototypes must be at least 1, got 0"),
         ([*DIGITS, "--prototypes", "-1"], "--prototypes must be at least 1, got -1"),
         (
@@ -132,6 +143,8 @@ def _cases(tmp: Path) -> list[tuple[list[str], str]]:
             "image format",
         ),
         (["--dataset", str(tmp / "empty"), "--quiet"], "holds no images (it holds no files)"),
+        (["--dataset", str(tmp / "broken"), "--quiet"], "holds 1 broken symbolic link(s)"),
+        (["--dataset", str(tmp / "nested"), "--quiet"], "holds images at different depths"),
         (
             ["--dataset", str(tmp / "ragged.csv"), "--quiet"],
             "line 2 has 3 fields where the header has 2",
@@ -286,3 +299,34 @@ def test_unfinished_reasons_name_the_state(app_cache):
     assert "it was cancelled at 25%; run the same score command" in store.unfinished_reason(run)
     store.write_status(run, "running", progress=0.5, message="run 1/2")  # this live process
     assert "it is still running at 50% (run 1/2); wait" in store.unfinished_reason(run)
+
+
+def test_other_commands_answer_a_bad_run_or_flag_before_the_heavy_libraries(app_cache, tmp_path):
+    """`export`, `map`, `suspects`, `report`, `sweep`, `send`: a run folder that is not one,
+    or a flag out of range, is answered before torch or scikit-learn (via cleanlab) load:
+    those imports are what took seconds."""
+    script = (
+        "import sys; from scoring.__main__ import main; code = main(sys.argv[1:]); "
+        "print(code, 'torch' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    nope, run = str(tmp_path / "nope"), str(digits_run(app_cache))
+    for args, message in [
+        (["export", "--run", nope, "--rule", "all", "--format", "csv", "--out", "x.csv"], nope),
+        (["map", "--run", nope], nope),
+        (["suspects", "--run", nope], nope),
+        (["report", "--run", nope], nope),
+        (["sweep", "--run", nope, "--rule", "hardest", "--score", "el2n"], nope),
+        (["send", "--run", nope, "--to", "argilla", "--out", "r.jsonl"], nope),
+        (["export", "--run", run, "--rule", "hardest", "--fraction", "2", "--format", "csv",
+          "--out", "x.csv"], "(0, 1]"),
+    ]:  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WINNOW_CACHE_DIR": str(app_cache)},
+            timeout=120,
+        )
+        assert out.stdout.split() == ["2", "False", "False"], (args, out)
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith("error: ") and message in line, (args, line)

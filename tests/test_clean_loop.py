@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from scoring import store
 from tests.conftest import ROOT, run_cli
 
 INTENTS = {
@@ -106,6 +108,17 @@ def test_list_shows_the_name_with_a_header(scored):
     assert "intents v1" in line and "2×30" in line and str(run) in line
 
 
+def test_list_never_sends_a_names_control_characters_to_the_terminal(scored, tmp_path):
+    cache, run, _ = scored
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    (moved,) = [p for p in store.iter_run_dirs(copy) if p.name == run.name]
+    store.RunDir(moved).write_meta(name="\x1b[31mred\nsecond line")
+    out = run_cli("list", cache=copy)
+    assert "\x1b" not in out.stdout and len(out.stdout.splitlines()) == 2  # header, one run
+    assert "\\x1b[31mred\\nsecond line" in out.stdout  # shown escaped
+
+
 def test_decide_then_export_the_cleaned_dataset(scored, tmp_path):
     cache, run, truth = scored
     flips = sorted(truth)
@@ -130,6 +143,10 @@ def test_decide_then_export_the_cleaned_dataset(scored, tmp_path):
     bad_bulk = decide("--from", str(bad_file))
     assert bad_bulk.returncode == 2 and "line 4" in bad_bulk.stderr
     assert "nothing was written" in bad_bulk.stderr
+    twice = tmp_path / "twice.csv"  # pandas would read the second `id` as `id.1`, unseen
+    twice.write_text("id,id,action\n" + "".join(f"{i},{i + 1},drop\n" for i in bulk[:2]))
+    bad_header = decide("--from", str(twice))
+    assert bad_header.returncode == 2 and "names column(s) id more than once" in bad_header.stderr
     assert decisions.read_text() == before
     good = tmp_path / "good.csv"
     good.write_text("id,action,label\n" + "\n".join(f"{i},relabel,{truth[i]}" for i in bulk) + "\n")
@@ -193,3 +210,22 @@ def test_export_rule_all_refuses_a_fraction_and_sweep_refuses_it(tmp_path):
     out = run_cli("export", "--run", str(tmp_path), "--rule", "random", "--format", "csv",
                   "--out", str(tmp_path / "x.csv"), cache=tmp_path)  # fmt: skip
     assert out.returncode == 2 and "--fraction is required" in out.stderr
+
+
+def test_a_damaged_decisions_line_is_one_warning_line_on_the_command_line(scored, tmp_path):
+    cache, run, _ = scored
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    (moved,) = [p for p in store.iter_run_dirs(copy) if p.name == run.name]
+    (moved / "decisions.jsonl").write_text('{"id": 0, "action": "drop"}\n{"id": 3, "act')
+    out = run_cli(
+        "export", "--run", str(moved), "--rule", "all", "--format", "csv",
+        "--out", str(tmp_path / "clean.csv"), cache=copy,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "UserWarning" not in out.stderr and "decisions.py" not in out.stderr
+    warning = (
+        f"warning: {moved / 'decisions.jsonl'}: skipped 1 unreadable line(s) (damaged or cut "
+        "short); every other decision is kept, and new decisions are appended after them"
+    )
+    assert warning in out.stderr.splitlines()

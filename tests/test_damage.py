@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from scoring import store
+from scoring.errors import InputError
 from scoring.prune.export import export_selection
 from scoring.prune.select import SelectionConfig
 from scoring.read import decisions
@@ -25,22 +26,25 @@ from scoring.read.maps import compute_map, read_map
 from scoring.read.views import load_run
 from tests.conftest import digits_config, run_cli
 
-# The run the cases damage (cl_issue: so a cross-fit fold exists) and a bystander.
-TARGET = digits_config(150, runs=2, epochs=2, scores=("el2n", "cl_issue"))
+# The run the cases damage (cl_issue: so a cross-fit fold exists; leakage: so both label-free
+# feature files exist) and a bystander.
+TARGET = digits_config(150, runs=2, epochs=2, scores=("el2n", "cl_issue", "leakage"))
 OTHER = digits_config(150, runs=2, epochs=2, scores=("el2n",))
-# Files the pipeline writes (recomputed by `score`) and the user's / app's later files.
+# What a digits run never writes: several annotators' votes, texts.
+NOT_WRITTEN = ("annotations.npz", "examples/texts.parquet", "examples/heldout_texts.parquet")
+# Files the pipeline writes (recomputed by `score`), derived from RunDir's own list so a new
+# result file is a new case by construction (`test_the_cases_cover_every_file_a_run_writes`),
+# and the user's / app's later files.
+_NAMES = store.RunDir(Path("run")).result_files()
 PIPELINE_FILES = (
-    "config.json",
     "status.json",
-    "summary.json",
-    "split.npz",
-    "inputs.npz",
+    *(
+        f.relative_to("run").as_posix()
+        for f in _NAMES
+        if f.relative_to("run").as_posix() not in NOT_WRITTEN
+    ),
     "runs/run_000.npz",
     "cv/fold_0.npz",
-    "scores.parquet",
-    "scores_per_run.parquet",
-    "predictions.parquet",
-    "examples/images.npy",
 )
 USER_FILES = ("decisions.jsonl", "map.parquet")
 KINDS = ("missing", "empty", "garbage", "truncated")
@@ -98,6 +102,12 @@ def damage(file: Path, kind: str) -> None:
             file.write_bytes(np.random.default_rng(1).bytes(len(data)))
     elif kind == "list":
         file.write_text("[1, 2, 3]\n")
+    elif kind == "wrong":  # whole and readable, but not what this file holds
+        if file.suffix == ".npz":  # the same names, as 2-D floats
+            arrays = store.load_arrays(file)
+            store.save_arrays(file, **{k: np.zeros((2, 2)) for k in arrays})
+        else:  # another table under this name
+            pd.DataFrame({"unrelated": [1.0, 2.0]}).to_parquet(file)
     else:
         raise ValueError(kind)
 
@@ -233,6 +243,17 @@ def test_score_on_an_intact_run_recomputes_nothing(pristine, tmp_path):
     score(TARGET, root, show_progress=False)
     after = {f: f.stat().st_mtime_ns for f in store.RunDir(target).written_files()}
     assert after == before and (target / "status.json").read_bytes() == status_before
+
+
+def test_the_cases_cover_every_file_a_run_writes(pristine):
+    """Every file of the target's manifest is damaged by the suite (runs and folds: the
+    first of each), and every case names a file the target has."""
+    rd = store.RunDir(pristine[0])
+    written = {rd.relative(f) for f in rd.written_files()}
+    numbered = {n for n in written if n.startswith(("runs/", "cv/"))}
+    assert written - numbered <= set(PIPELINE_FILES)
+    assert {n for n in PIPELINE_FILES if n != "status.json"} <= written
+    assert {"features_free.npz", "features_free_test.npz", "heldout.parquet"} <= written
 
 
 def test_done_status_records_every_written_file(pristine):
@@ -376,3 +397,68 @@ def test_cli_score_again_repairs(damaged, pristine, tmp_path):
     assert result.stdout.strip().splitlines()[-1] == str(target)
     assert "repairing" in result.stderr and "scores.parquet" in result.stderr
     assert_same_run(target, pristine[0])
+
+
+# -- runs finished before manifests were kept -----------------------------------------------
+
+# A done run without a manifest (an older run): no size or hash to compare, so damage shows
+# only when a file is read. Its result files, each damaged as above.
+OLD_RUN_FILES = tuple(
+    f for f in PIPELINE_FILES if f not in ("status.json", "config.json", "summary.json")
+)
+
+
+@pytest.fixture
+def damaged_old(pristine, tmp_path, request) -> tuple[Path, Path, str, str]:
+    """A copy of the pristine cache whose TARGET lost its manifest, then (file, kind)."""
+    target, _other = pristine
+    root = tmp_path / "copy"
+    shutil.copytree(target.parent.parent, root)
+    t = root / target.relative_to(target.parent.parent)
+    status = store.read_json(t / "status.json")
+    status.pop("files")
+    store.write_json(t / "status.json", status)
+    file, kind = request.param
+    damage(t / file, kind)
+    return root, t, file, kind
+
+
+# Whole files of the wrong type or columns: only a typed reader can tell.
+WRONG_TYPED = ("split.npz", "runs/run_000.npz", "heldout.parquet", "scores.parquet")
+
+
+@pytest.mark.parametrize(
+    "damaged_old",
+    cases(OLD_RUN_FILES) + [(f, "wrong") for f in WRONG_TYPED],
+    ids=as_id,
+    indirect=True,
+)
+def test_an_older_run_is_repaired_by_score_or_refused_by_readers_in_one_line(
+    damaged_old, pristine, tmp_path
+):
+    from scoring.read.suspects import suspects
+    from scoring.training.pipeline import score
+
+    root, target, file, kind = damaged_old
+    # The readers: a damaged file is named in one line, never a ValueError or KeyError. (The
+    # map only where it reads the file: otherwise it would compute a whole UMAP per case.)
+    actions = [lambda: suspects(load_run(target)), lambda: _export(target, tmp_path / "o.csv")]
+    if file in ("split.npz", "runs/run_000.npz"):
+        actions.append(lambda: compute_map(target))
+    for action in actions:
+        try:
+            action()
+        except store.DamagedRun as err:
+            assert "\n" not in str(err)
+        except InputError as err:
+            assert "\n" not in str(err)
+    # `score` finds a file that does not read and computes it again, as for a run with a
+    # manifest. A missing file may be one an older version never wrote: the run must then
+    # still read whole (and `score` may leave it out).
+    assert score(TARGET, root, show_progress=False) == target
+    rd = store.RunDir(target)
+    assert rd.check(deep=True) == [] and rd.read_status()["state"] == "done"
+    if kind != "missing" or (target / file).exists():
+        assert_same_run(target, pristine[0])
+    else:
+        assert len(load_run(target).table) == 150

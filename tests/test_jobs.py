@@ -158,6 +158,25 @@ def test_a_lock_whose_pid_was_reused_is_taken_over(tmp_path, stranger):
     assert stranger.poll() is None
 
 
+def test_an_older_lock_without_a_start_time_is_stale_once_its_pid_is_a_newer_process(
+    tmp_path, stranger
+):
+    """Locks written before start times were kept hold a pid alone: a live process that
+    started after the lock was written cannot be its owner."""
+    lock = store.RunLock(tmp_path / "run")
+    lock.path.mkdir()
+    store.write_json(lock.file, {"pid": stranger.pid, "host": socket.gethostname()})
+    born = store.process_started_at(stranger.pid)
+    assert born is not None and abs(born - time.time()) < 120  # seconds since the epoch
+    os.utime(lock.file, (born + 30, born + 30))  # written after the process started
+    assert not lock.acquire()  # it may be the owner: wait for it
+    os.utime(lock.file, (born - 30, born - 30))  # written before the process existed
+    assert lock.acquire()  # so the pid was reused: the lock is stale
+    assert store.read_json(lock.file)["pid"] == os.getpid()
+    lock.release()
+    assert stranger.poll() is None
+
+
 def test_a_run_whose_job_pid_was_reused_is_interrupted(app_cache, stranger):
     run = digits_run(app_cache)
     status = store.read_json(run / "status.json")

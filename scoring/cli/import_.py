@@ -134,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
         early_epoch=args.early_epoch,
         kind="imported",
     )
-    path = imported.feed(recorder)
+    try:
+        path = imported.feed(recorder)
+    except InputError:
+        recorder.discard()  # nothing to retry from: the files are what they are
+        raise
     print_run_summary(path)
     print(path)
     return 0

@@ -46,15 +46,23 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         print(_no_runs(folder), file=sys.stderr)
         return 0
-    rows = [COLUMNS] + [_row(r) for r in runs]
+    rows = [COLUMNS] + [tuple(_printable(v) for v in _row(r)) for r in runs]
     # The path is last and left ragged: padding it would only add trailing spaces.
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
     for i, row in enumerate(rows):
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1])
         info = runs[i - 1] if i else None
         if info is not None and info.problems:  # a damaged run: which file, why, what to do
-            print(f"    {info.problem}; {info.fix}")
+            print(_printable(f"    {info.problem}; {info.fix}"))
     return 0
+
+
+def _printable(text: str) -> str:
+    """A cell as one terminal-safe line: control characters (an ANSI escape, a newline, a
+    tab) in a name or a path are shown escaped, never sent to the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _no_runs(folder: Path) -> str:

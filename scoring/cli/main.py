@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -77,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     command = COMMANDS[args.command]
     try:
         check_config_flags(parser, args)
-        return command.run(args)
+        with warnings.catch_warnings():
+            if argv is None:  # the process's own command line (not a caller's in-process run)
+                warnings.showwarning = _one_line_warning  # restored on the way out
+            return command.run(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         report(getattr(args, "job_file", None), exit_code=2, message=str(err))
@@ -92,6 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         # A bug, not bad input: keep the traceback in the log, tell the app it failed.
         report(getattr(args, "job_file", None), exit_code=1, message=f"{type(err).__name__}: {err}")
         raise
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Our own warnings (a damaged decisions line, ...) as `warning: ...`, one line on stderr,
+    like `error: ...`; a library's keep Python's form, which names where it came from."""
+    if category is UserWarning and "/scoring/" in filename.replace("\\", "/"):
+        print(f"warning: {message}", file=sys.stderr)
+        return
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _disk_full(err: BaseException) -> str | None:

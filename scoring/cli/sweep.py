@@ -66,7 +66,6 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train the sweep's trials; print its summary on stderr and the trials file last."""
     from scoring.prune.select import check_config
-    from scoring.training.retrain import sweep
 
     cancel_on_signals()
     report(args.job_file, run=str(Path(args.run)))
@@ -81,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     if fractions:
         check_config(selection)  # the widest fraction fails first, before any data loads
     config.check_decisions(args.run)
+    from scoring.store import RunDir
+
+    RunDir(Path(args.run)).require_finished()  # a wrong --run: one line, before torch loads
+    from scoring.training.retrain import sweep  # torch: only once every flag is checked
+
     job_executor = executor(args, "auto")
     try:
         out = sweep(Path(args.run), config, show_progress=not args.quiet, executor=job_executor)

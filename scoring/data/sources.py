@@ -615,12 +615,29 @@ def _require_images(folder: Path) -> None:
 
     Image.init()  # registers every format PIL knows, so the extension list is complete
     suffixes = {s.lower() for s in Image.registered_extensions()}
-    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    if not any(p.suffix.lower() in suffixes for p in files):
+    every = [p for p in folder.rglob("*") if not p.name.startswith(".")]
+    broken = [p for p in every if p.is_symlink() and not p.exists()]
+    if broken:  # the reader would skip them without a word: the user's data, missing
+        raise InputError(
+            f"image folder {folder} holds {len(broken)} broken symbolic link(s) (first: "
+            f"{broken[0]} -> {os.readlink(broken[0])}); fix or remove them"
+        )
+    files = [p for p in every if p.is_file()]
+    images = [p for p in files if p.suffix.lower() in suffixes]
+    if not images:
         found = f"it holds {len(files)} other file(s)" if files else "it holds no files"
         raise InputError(
             f"image folder {folder} holds no images ({found}); expected one sub-folder of "
             f"images per class, e.g. {folder / 'cat' / '1.png'}"
+        )
+    depths = {len(p.relative_to(folder).parts) for p in images}
+    if len(depths) > 1:  # class folders beside deeper ones: no single level holds the classes
+        deep = next(p for p in images if len(p.relative_to(folder).parts) == max(depths))
+        raise InputError(
+            f"image folder {folder} holds images at different depths (e.g. {deep}, "
+            f"{max(depths) - 1} folders down, while others are {min(depths) - 1}); expected "
+            f"one sub-folder of images per class, e.g. {folder / 'cat' / '1.png'}: move "
+            "nested images up into their class folder"
         )
 
 

@@ -219,6 +219,7 @@ def resolve_out(out: Path | str, *, base: Path | str | None = None) -> Path:
     if given.name in ("", "."):
         raise InputError(f"export path {str(out)!r} names no file or folder; add a name")
     if base is None:
+        _refuse_linked_folder(given, out)
         return given.parent.resolve() / given.name
     root = Path(base).expanduser().resolve()
     target = (root / given).parent.resolve() / given.name
@@ -228,6 +229,21 @@ def resolve_out(out: Path | str, *, base: Path | str | None = None) -> Path:
             "pick a path inside it"
         )
     return target
+
+
+def _refuse_linked_folder(given: Path, out: Path | str) -> None:
+    """Refuse a folder of the path that is a symbolic link: the export would land in the
+    link's target, not in the folder named. Top-level links of an absolute path (/tmp ->
+    /private/tmp on macOS) are the system's, not a folder the user picked, and pass."""
+    parts = given.parent.parts
+    first = 2 if given.is_absolute() else 1
+    for n in range(first, len(parts) + 1):
+        folder = Path(*parts[:n])
+        if folder.is_symlink():
+            raise InputError(
+                f"export path {str(out)!r} goes through the symbolic link {folder} (to "
+                f"{folder.resolve()}); name the folder it points to, or a real folder"
+            )
 
 
 # --- rows --------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ and files written before bulk ids existed read as they always did.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
@@ -193,6 +194,15 @@ def read_bulk(run: Path | str, file: Path | str) -> list[dict]:
         raise InputError(f"--from: no file {file}") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise InputError(f"--from: {file} is not a readable CSV file ({err})") from None
+    # pandas renames a repeated header ("id" -> "id.1"): read the header as written.
+    with file.open(encoding="utf-8", errors="replace", newline="") as f:
+        header = [c.strip().lower() for c in next(csv.reader(f), [])]
+    twice = sorted({c for c in header if header.count(c) > 1 and c})
+    if twice:
+        raise InputError(
+            f"--from: {file} names column(s) {', '.join(twice)} more than once in its header; "
+            "keep one of each (id, action, label)"
+        )
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in ("id", "action") if c not in frame.columns]
     if missing:

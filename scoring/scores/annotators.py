@@ -21,11 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-with warnings.catch_warnings():  # cleanlab's import silences warnings process-wide
-    from cleanlab.multiannotator import get_label_quality_multiannotator
-
 from scoring.errors import InputError
 from scoring.scores._checks import FloatArray, checked
+from scoring.scores.cleanlab_scores import cleanlab_function
 
 _SOURCE = """
 Computed by [cleanlab](https://github.com/cleanlab/cleanlab)'s
@@ -141,6 +139,9 @@ def _compute(votes: np.ndarray, probs: np.ndarray) -> Crowdlab:
     voted = votes >= 0  # (N, A)
     active = np.flatnonzero(voted.any(axis=0))
     wide = np.where(voted, votes, np.nan)[:, active].astype(np.float64)  # (N, A'), NaN = none
+    get_label_quality_multiannotator = cleanlab_function(
+        "multiannotator", "get_label_quality_multiannotator"
+    )
     state = np.random.get_state()
     # cleanlab breaks a tie that survives every rule with the global generator: seed it for
     # the call (determinism) and give the caller's state back.

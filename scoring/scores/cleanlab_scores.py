@@ -8,19 +8,29 @@ reimplements it.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-# Importing cleanlab runs `warnings.filterwarnings("ignore")` (in a Datalab module it pulls
-# in), which would silence every warning of the process: PIL's decompression-bomb warning,
-# our mixed-image-size warning. Import it with the filter list saved and restored.
-with warnings.catch_warnings():
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
-
 from scoring.errors import InputError
 from scoring.scores._checks import FloatArray, checked
+
+
+def cleanlab_function(module: str, name: str) -> Any:
+    """`cleanlab.<module>.<name>`, imported on first use.
+
+    Lazily, because cleanlab brings scikit-learn (seconds to import) and every command that
+    only reads a run or checks its flags imports the score registry. With the warning
+    filters saved and restored, because importing cleanlab runs
+    `warnings.filterwarnings("ignore")` (in a Datalab module it pulls in), which would
+    silence every warning of the process: PIL's decompression-bomb warning, ours.
+    """
+    import importlib
+
+    with warnings.catch_warnings():
+        return getattr(importlib.import_module(f"cleanlab.{module}"), name)
+
 
 _SOURCE = """
 Computed by the [cleanlab](https://github.com/cleanlab/cleanlab) library from out-of-fold
@@ -71,7 +81,8 @@ def cl_quality(*, labels: npt.ArrayLike, oof_probs: npt.ArrayLike) -> FloatArray
         by default. Lower means more likely mislabeled.
     """
     labels, probs = _cleanlab_inputs(labels, oof_probs)
-    return np.asarray(get_label_quality_scores(labels, probs), dtype=np.float64)
+    scores = cleanlab_function("rank", "get_label_quality_scores")
+    return np.asarray(scores(labels, probs), dtype=np.float64)
 
 
 def cl_issue(*, labels: npt.ArrayLike, oof_probs: npt.ArrayLike) -> FloatArray:
@@ -103,7 +114,7 @@ def cl_issue(*, labels: npt.ArrayLike, oof_probs: npt.ArrayLike) -> FloatArray:
         warnings.filterwarnings("ignore", message="May not flag all label issues")
         # n_jobs=1: cleanlab documents that n_jobs changes run time only, never the result,
         # and forking a process pool from inside a job (torch threads loaded) can hang.
-        issues = find_label_issues(labels, probs, n_jobs=1)
+        issues = cleanlab_function("filter", "find_label_issues")(labels, probs, n_jobs=1)
     return np.asarray(issues, dtype=np.float64)
 
 

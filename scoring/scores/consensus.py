@@ -50,12 +50,9 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
-
-with warnings.catch_warnings():  # cleanlab's import silences warnings process-wide
-    from cleanlab.count import num_label_issues
 
 from scoring.scores._checks import FloatArray, checked
+from scoring.scores.cleanlab_scores import cleanlab_function
 
 CONSENSUS_NEEDS = ("labels", "correct", "logit_given", "logit_other", "prob_given", "oof_probs")
 # Confident learning assumes the given label is right more often than not: an estimate above
@@ -133,7 +130,9 @@ def noise_share(labels: np.ndarray, oof_probs: np.ndarray) -> float:
     """cleanlab's estimated share of wrong labels, at most `MAX_NOISE_SHARE`."""
     with warnings.catch_warnings():  # cleanlab warns about tiny classes; the count stands
         warnings.simplefilter("ignore")
-        count = num_label_issues(labels, np.asarray(oof_probs, dtype=np.float64))
+        count = cleanlab_function("count", "num_label_issues")(
+            labels, np.asarray(oof_probs, dtype=np.float64)
+        )
     return min(float(count) / labels.shape[0], MAX_NOISE_SHARE)
 
 
@@ -197,5 +196,7 @@ def _combine(
     )  # windowed AUM, (N,)
     confidence = prob_given[epochs].mean(axis=0, dtype=np.float64)  # (N,)
     n = margin.shape[0]
+    from scipy.stats import rankdata  # here: scipy.stats is slow to import, rarely needed
+
     # Low margin / low confidence = suspect, so rank their negatives; ties share a rank.
     return (weight * rankdata(-margin) + (1.0 - weight) * rankdata(-confidence)) / n

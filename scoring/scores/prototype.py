@@ -10,8 +10,6 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from scoring.scores._checks import FloatArray, checked
 
@@ -83,6 +81,11 @@ def _nearest_centroid_distance(features: np.ndarray, n_prototypes: int) -> Float
     order = _lex_order(x)
     x = x[order]  # (N, D) sorted by column 0, then 1, ...
     init = _spread_init(x, n_prototypes)
+    # Imported here: scikit-learn takes seconds to import, and commands that only read a run
+    # import this module through the registry.
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     km = KMeans(n_clusters=len(init), init=init, n_init=1)
     with warnings.catch_warnings():
         # Rows equal up to rounding (the same direction at two scales) count as distinct, so

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import socket
 from collections.abc import Iterator
@@ -41,6 +42,10 @@ from scoring.store.paths import RunPaths
 from scoring.store.status import STATES, RunLock, pid_alive, read_status, unfinished_reason
 
 _CONFIG_SECTIONS = ("config", "dataset", "recipe")  # config.json's objects (`config_record`)
+
+
+# `heldout.parquet`'s columns every reader relies on (`read_heldout`).
+HELDOUT_COLUMNS = ("id", "label", "given_prob", "suggested", "suggested_prob")
 
 
 @dataclass(frozen=True)
@@ -251,10 +256,24 @@ class RunDir(RunPaths):
         return arrays
 
     def read_split(self) -> RunSplit:
+        """`split.npz`; DamagedRun when an array is missing, not 1-D integers, or the train
+        and test arrays disagree in length (a file written by something else)."""
         names = tuple(f.name for f in dataclasses.fields(RunSplit))
-        return RunSplit(
-            **{n: a for n, a in self.read_arrays(self.split_file, names).items() if n in names}
-        )
+        arrays = self.read_arrays(self.split_file, names)
+        for n in names:
+            a = arrays[n]
+            if a.ndim != 1 or a.dtype.kind not in "iu":
+                raise DamagedRun(
+                    self.path,
+                    self.relative(self.split_file),
+                    f"holds {n} of shape {a.shape} and type {a.dtype}, not integers",
+                )
+        sizes = {len(arrays[n]) for n in ("train_ids", "labels", "true_labels")}
+        if len(sizes) > 1 or len(arrays["test_ids"]) != len(arrays["test_labels"]):
+            raise DamagedRun(
+                self.path, self.relative(self.split_file), "holds arrays of unequal lengths"
+            )
+        return RunSplit(**{n: arrays[n] for n in names})
 
     def read_votes(self) -> RunVotes | None:
         """Several annotators' votes (`annotations.npz`); None for a run without annotators."""
@@ -265,8 +284,18 @@ class RunDir(RunPaths):
         return RunVotes(**{n: arrays[n] for n in names})
 
     def read_run(self, r: int) -> dict[str, np.ndarray]:
-        """Run r's recorded arrays by name (as stored: some float16, see `compact`)."""
-        return self.read_arrays(self.run_file(r), ("test_accuracy", "probs_final"))
+        """Run r's recorded arrays by name (as stored: some float16, see `compact`);
+        DamagedRun when its final probabilities are not one row per training example."""
+        arrays = self.read_arrays(self.run_file(r), ("test_accuracy", "probs_final"))
+        probs, n = arrays["probs_final"], len(self.read_split().train_ids)
+        if probs.ndim != 2 or probs.shape[0] != n or probs.dtype.kind != "f":
+            raise DamagedRun(
+                self.path,
+                self.relative(self.run_file(r)),
+                f"holds probs_final of shape {probs.shape} and type {probs.dtype}, not "
+                f"({n}, n_classes) probabilities",
+            )
+        return arrays
 
     def read_fold(self, f: int) -> dict[str, np.ndarray]:
         """Cross-fit fold f: `index` (n,) of the rows it held out and their `probs` (n, K)."""
@@ -298,7 +327,13 @@ class RunDir(RunPaths):
         if not self.heldout_file.exists() and not self._recorded(self.heldout_file):
             return None
         with self.reading(self.heldout_file):
-            return pd.read_parquet(self.heldout_file)
+            frame = pd.read_parquet(self.heldout_file)
+        lacking = [c for c in HELDOUT_COLUMNS if c not in frame.columns]
+        if lacking:  # another table under this name: the readers would fail on a column
+            raise DamagedRun(
+                self.path, self.relative(self.heldout_file), f"lacks column(s) {', '.join(lacking)}"
+            )
+        return frame
 
     def read_meta(self) -> dict[str, Any]:
         """`meta.json` ({"name": str | None, "preset": str | None}); {} when absent or unreadable.
@@ -394,13 +429,48 @@ class RunDir(RunPaths):
 
     # -- damage ------------------------------------------------------------------------
 
-    def written_files(self) -> list[Path]:
-        """The files the pipeline wrote that are on disk now (what the manifest records).
+    def _unreadable_results(self, known: list[DamagedRun]) -> list[DamagedRun]:
+        """For a run without a manifest: every file on disk it wrote that does not read whole,
+        and the result tables its typed readers refuse (a file that is simply absent may be
+        one an older version never wrote: not damage)."""
+        found: list[DamagedRun] = []
+        readers = [
+            self.read_split,
+            lambda: self.read_scores(["id", "label"]),
+            self.read_heldout,
+            *(functools.partial(self.read_run, r) for r in range(len(self._run_files()))),
+        ]
+        for file in self.written_files():
+            readers.append(functools.partial(self._read_whole, file))
+        for read in readers:
+            try:
+                read()
+            except DamagedRun as err:
+                if not any(p.file == err.file for p in [*known, *found]):
+                    found.append(err)
+        return found
 
-        Not `status.json` (it holds the manifest), `lock`, the runs' `.safetensors`
-        snapshots, nor the user's and the app's later files (decisions, map, sweeps).
-        """
-        fixed = [
+    def _run_files(self) -> list[Path]:
+        return sorted(self.runs_dir.glob("run_*.npz")) if self.runs_dir.is_dir() else []
+
+    def _read_whole(self, file: Path) -> None:
+        """Read `file` in full by its kind; DamagedRun when it does not."""
+        if file.suffix == ".npz":
+            self.read_arrays(file)
+        elif file.suffix == ".json":
+            self._read_object(file)
+        else:
+            with self.reading(file):
+                if file.suffix == ".npy":
+                    np.load(file, allow_pickle=False)
+                elif file.suffix == ".parquet":
+                    pd.read_parquet(file)
+
+    def result_files(self) -> list[Path]:
+        """Every fixed-name file the pipeline may write, on disk or not (the runs' and folds'
+        files are numbered: `written_files` finds them). The damage suite derives its cases
+        from this list, so a new result file is covered by construction."""
+        return [
             self.config_file,
             self.split_file,
             self.annotations_file,
@@ -418,6 +488,14 @@ class RunDir(RunPaths):
             self.summary_file,
             self.health_file,
         ]
+
+    def written_files(self) -> list[Path]:
+        """The files the pipeline wrote that are on disk now (what the manifest records).
+
+        Not `status.json` (it holds the manifest), `lock`, the runs' `.safetensors`
+        snapshots, nor the user's and the app's later files (decisions, map, sweeps).
+        """
+        fixed = self.result_files()
         found = [f for f in fixed if f.is_file()]
         # Not the runs' weight snapshots: nothing reads them once the scores are computed,
         # and the README tells users they may delete them.
@@ -484,6 +562,8 @@ class RunDir(RunPaths):
             for file in (self.scores_file, self.split_file):
                 if not file.is_file():
                     problems.append(DamagedRun(self.path, self.relative(file), "is missing"))
+            if deep:  # no sizes or hashes to compare: read each result as its readers do
+                problems += self._unreadable_results(problems)
         for name, meta in recorded.items():
             if any(p.file == name for p in problems):  # already said (config, summary)
                 continue

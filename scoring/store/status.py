@@ -92,6 +92,26 @@ def process_start(pid: int) -> int | float | None:
         return None
 
 
+def process_started_at(pid: Any) -> float | None:
+    """When process `pid` started, in seconds since the epoch (comparable with file times);
+    None if unknown or gone. Linux: boot time (/proc/stat btime) plus the start's clock ticks;
+    elsewhere psutil's create_time when psutil is installed."""
+    ticks = process_start(pid)
+    if ticks is None:
+        return None
+    if not Path("/proc/stat").exists():
+        return float(ticks)  # psutil's create_time is already seconds since the epoch
+    try:
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError):
+        return None
+    return boot + float(ticks) / os.sysconf("SC_CLK_TCK")
+
+
 def pid_alive(pid: int, started: int | float | None = None) -> bool:
     """Whether process `pid` exists and, when `started` is given, is the one that started then.
 
@@ -207,7 +227,10 @@ class RunLock:
                     owner = self.owner()
                 if owner and (
                     owner.get("host") != socket.gethostname()
-                    or pid_alive(owner.get("pid"), owner.get("pid_start"))
+                    or (
+                        pid_alive(owner.get("pid"), owner.get("pid_start"))
+                        and not self._older_lock_reused(owner)
+                    )
                 ):
                     return False
                 with contextlib.suppress(FileNotFoundError):
@@ -218,6 +241,18 @@ class RunLock:
             self.held = True
             return True
         return False
+
+    def _older_lock_reused(self, owner: dict[str, Any]) -> bool:
+        """A lock in the older format (a pid, no start time) whose pid now belongs to a process
+        that started after the lock was written: not its owner, so the lock is stale."""
+        if owner.get("pid_start") is not None:
+            return False
+        started = process_started_at(owner.get("pid"))
+        try:
+            written = self.file.stat().st_mtime
+        except OSError:
+            return False
+        return started is not None and started > written + 1.0  # 1 s: the clocks' grain
 
     def release(self) -> None:
         """Remove the lock file, when this object took it."""

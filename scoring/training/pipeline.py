@@ -185,8 +185,8 @@ def _score_prepared(
         return path
     lock = prep.run_dir.lock()
     while not lock.acquire():
-        if on_wait is not None:
-            on_wait(store.read_status(path) or {})
+        if on_wait is not None:  # the lock's holder is who computes it (status.json may lag)
+            on_wait({**(store.read_status(path) or {}), **(lock.owner() or {})})
         time.sleep(wait_poll_s)
     damage = _damage(prep.run_dir)
     if damage is None:  # the job we waited for finished it
@@ -233,9 +233,10 @@ def drop_damaged(prep: Prepared) -> list[str]:
         groups += [
             ((rd.fold_file(f),), functools.partial(rd.read_fold, f)) for f in range(prep.n_folds)
         ]
-    # Label-free features are computed once and read back, like a run: a damaged file goes.
-    free = rd.features_free_file
-    groups.append(((free,), functools.partial(rd.read_arrays, free, ("features",))))
+    # Label-free features (the training rows' and the held-out rows') are computed once and
+    # read back, like a run: a damaged file goes.
+    for free in (rd.features_free_file, rd.features_free_test_file):
+        groups.append(((free,), functools.partial(rd.read_arrays, free, ("features",))))
     dropped = []
     for files, read in groups:
         if not files[0].exists():

@@ -326,6 +326,15 @@ def test_paths_escaping_the_named_folder_are_refused(runs, tmp_path):
     (exports / "link").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(InputError, match="outside the export folder"):
         export_selection(runs["digits"], SELECTION, fmt="csv", out="link/x.csv", base=exports)
+    # Without a base (the CLI): a folder of the path that is a link is refused too.
+    with pytest.raises(InputError, match=r"goes through the symbolic link .*link \(to "):
+        export_selection(runs["digits"], SELECTION, fmt="csv", out=exports / "link" / "x.csv")
+    with (
+        pytest.raises(InputError, match="goes through the symbolic link link"),
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.chdir(exports)
+        export_selection(runs["digits"], SELECTION, fmt="csv", out="link/x.csv")
     written = export_selection(runs["digits"], SELECTION, fmt="csv", out="sub/x.csv", base=exports)
     assert written == (exports / "sub" / "x.csv").resolve()
     assert not (tmp_path / "x.csv").exists() and not any((tmp_path / "elsewhere").iterdir())

@@ -146,6 +146,23 @@ def test_out_of_fold_probabilities_alone_give_the_cleanlab_scores(tmp_path):
         ({"--logits": "bad.npz"}, "expected an array 'logits'"),
         ({"--logits": "nolabel.npz"}, "no labels"),
         ({"--logits": "ok.npz", "--oof": "short.parquet"}, "its ids differ"),
+        ({"--logits": "cut.npz"}, "is not a whole .npz archive (BadZipFile"),
+        ({"--logits": "garbage.npz"}, "is not an .npz archive (neither a zip nor a .npy"),
+        ({"--logits": "no_epochs.npz"}, "no_epochs.npz holds no epochs: nothing to import"),
+        ({"--logits": "no_rows.parquet"}, "no_rows.parquet holds no epochs: nothing to import"),
+        ({"--oof": "no_rows.parquet"}, "no_rows.parquet holds no rows: nothing to import"),
+        ({"--logits": "one.npz"}, "the files hold 1 example; an import needs at least 2"),
+        ({"--logits": "half_epochs.parquet"}, "`epoch` must hold whole numbers (0, 1, 2, ...)"),
+        (
+            {"--logits": "gap.parquet"},
+            "run 0 epoch 2: its ids differ from the training logits' (3 rows, expected the "
+            "same 4 ids): id 3 is missing",
+        ),
+        ({"--logits": "null.parquet"}, "row 1 (id 1) has no `logits` (null or empty"),
+        (
+            {"--logits": "ok.npz", "--features": "some_features.npz"},
+            "features: given for 3 of 4 examples",
+        ),
     ],
 )
 def test_bad_files_are_refused_in_one_line(tmp_path, files, message):
@@ -155,8 +172,29 @@ def test_bad_files_are_refused_in_one_line(tmp_path, files, message):
     pd.DataFrame({"id": [0, 1], "probs": [[0.5, 0.5, 0.0]] * 2}).to_parquet(
         tmp_path / "short.parquet"
     )
+    whole = (tmp_path / "ok.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "garbage.npz").write_bytes(np.random.default_rng(0).bytes(500))
+    np.savez(tmp_path / "no_epochs.npz", id=np.arange(4), logits=np.zeros((0, 4, 3)), label=[0] * 4)
+    empty = {c: pd.Series([], dtype=t) for c, t in [("id", "int64"), ("epoch", "int64")]}
+    empty |= {f"{v}_{j}": pd.Series([], dtype="float32") for v in ("logit", "prob") for j in (0, 1)}
+    pd.DataFrame(empty).to_parquet(tmp_path / "no_rows.parquet")
+    np.savez(tmp_path / "one.npz", id=[0], logits=np.zeros((2, 1, 3)), label=[0])
+    rows = {"id": [0, 1, 2, 3] * 2, "label": [0, 1, 2, 0] * 2}
+    rows |= {f"logit_{j}": [0.0] * 8 for j in range(3)}
+    pd.DataFrame({**rows, "epoch": [1.5] * 4 + [2.5] * 4}).to_parquet(
+        tmp_path / "half_epochs.parquet"
+    )
+    gap = pd.DataFrame({**rows, "epoch": [1] * 4 + [2] * 4}).drop(index=7)  # id 3, epoch 2
+    gap.to_parquet(tmp_path / "gap.parquet")
+    lists = {"id": [0, 1, 2, 3], "label": [0, 1, 2, 0], "epoch": [1] * 4}
+    lists["logits"] = [[0.0, 1.0, 2.0], None, [0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]
+    pd.DataFrame(lists).to_parquet(tmp_path / "null.parquet")
+    np.savez(tmp_path / "some_features.npz", id=[0, 1, 2], features=np.zeros((3, 5)))
     args = [a for flag, f in files.items() for a in (flag, str(tmp_path / f))]
     out = run_cli("import", "--name", "x", *args, cache=tmp_path / "cache")
     assert out.returncode == 2, out.stderr
     (line,) = out.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line, line
+    cache = tmp_path / "cache"  # a refused import leaves no run and no recording behind
+    assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]

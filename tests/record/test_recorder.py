@@ -193,6 +193,18 @@ def _recorder(tmp_path, **kw):
         (lambda r: r.finish(), "nothing was recorded"),
         (lambda r: r.log_oof(range(10), np.full((10, 3), 2.0)), "probabilities in [0, 1]"),
         (
+            lambda r: r.log([7, 3], np.array([[0.0, 1.0, 2.0], [np.nan, 0.0, 0.0]])),
+            "log: 1 row(s) of logits are NaN or infinite (first: id 3)",
+        ),
+        (
+            lambda r: (
+                r.log(range(10), np.zeros((10, 3))),
+                r.end_epoch(),
+                r.log_eval([1], np.array([[np.inf, 0.0, 0.0]])),
+            ),
+            "log_eval: 1 row(s) of logits are NaN or infinite (first: id 1)",
+        ),
+        (
             lambda r: (
                 r.log(range(10), np.zeros((10, 3))),
                 r.end_epoch(),
@@ -207,6 +219,25 @@ def test_bad_calls_are_refused_in_one_line(tmp_path, calls, message):
     with pytest.raises(InputError, match=None) as err:
         calls(rec)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_finished_recorder_refuses_more_logging_in_one_line(tmp_path):
+    rec = _recorder(tmp_path)
+    for _ in range(2):
+        rec.log(range(10), np.eye(3)[np.arange(10) % 3])
+        rec.end_epoch()
+    rec.end_run()
+    path = rec.finish()
+    for call in (
+        lambda: rec.log(range(10), np.zeros((10, 3))),
+        rec.end_epoch,
+        rec.end_run,
+        lambda: rec.log_oof(range(10), np.full((10, 3), 1 / 3)),
+    ):
+        with pytest.raises(InputError, match="this Recorder has finished") as err:
+            call()
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert rec.finish() == path  # finishing again still answers the same run
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,7 @@ class Recorder:
         self._epochs: list[int] = []  # epochs of each ended run
         self._extras: list[dict[str, bool]] = []  # per ended run: test, features given
         self._finished: Path | None = None
+        self._discarded = False
 
     # -- what the recording is of (`Examples`) -------------------------------------------
 
@@ -232,6 +233,7 @@ class Recorder:
         logits : tensor or array-like of shape (batch, n_classes)
             The training pass's outputs (before softmax), as the loss saw them.
         """
+        self._check_open("log")
         if self._eval_epoch is not None:
             self._flush_eval()
         pos = self.examples.rows(ids)
@@ -241,6 +243,7 @@ class Recorder:
                 f"logits: expected shape ({pos.shape[0]}, {self.n_classes}) for "
                 f"{pos.shape[0]} ids and {self.n_classes} classes, got {tuple(values.shape)}"
             )
+        _check_finite(values, "log", pos, self.examples)
         self._train.put(pos, values)
 
     def log_eval(self, ids: Any, logits: Any) -> None:
@@ -250,6 +253,7 @@ class Recorder:
         gives EL2N at fixed weights (Data Diet); one after the last epoch gives the final
         predictions. Call it between `end_epoch()` and the next epoch's first `log`.
         """
+        self._check_open("log_eval")
         if self._train.seen.any():
             raise InputError(
                 "log_eval: call it after end_epoch(), before the next epoch's first log(): "
@@ -264,6 +268,7 @@ class Recorder:
                 f"eval logits: expected shape ({pos.shape[0]}, {self.n_classes}), "
                 f"got {tuple(values.shape)}"
             )
+        _check_finite(values, "log_eval", pos, self.examples)
         self._eval.put(pos, values)
         self._eval_epoch = self._epoch
 
@@ -276,6 +281,7 @@ class Recorder:
         probs : array-like of shape (n, n_classes)
             Row i from a model that never trained on example ids[i] (softmax outputs).
         """
+        self._check_open("log_oof")
         pos = self.examples.rows(ids)
         values = host(probs)
         if values.shape != (pos.shape[0], self.n_classes):
@@ -290,6 +296,7 @@ class Recorder:
     def end_epoch(self) -> None:
         """Close the epoch: check every id was logged (by some rank), derive the epoch's
         per-example statistics and flush them to disk."""
+        self._check_open("end_epoch")
         # Under DDP, a collective every rank reaches before any check can raise: the ranks
         # fail together, at this epoch, not at `finish` after all the training.
         self._check_coverage(ranks_coverage(self._train.seen, self._world))
@@ -338,6 +345,7 @@ class Recorder:
             leakage. Default False: penultimate features of the trained model have seen the
             labels, so those scores are left out (`summary.json`'s ``absent_scores``).
         """
+        self._check_open("end_run")
         self._check_end_run(features is not None, features_label_free)
         if self._eval_epoch is not None:
             self._flush_eval()
@@ -390,6 +398,25 @@ class Recorder:
             remove(self._space.parent)
         self._finished = path
         return path  # type: ignore[return-value]
+
+    def discard(self) -> None:
+        """Remove the recording from disk (its scratch folder) without writing a run: after
+        an error you will not retry. The Recorder cannot be used afterwards."""
+        remove(self._space.parent)
+        self._discarded = True  # every later call is refused by `_check_open`
+
+    def _check_open(self, method: str) -> None:
+        """InputError once `finish()` wrote the run or `discard()` dropped it: its scratch
+        folder is gone."""
+        if self._discarded:
+            raise InputError(
+                f"{method}: this Recorder's recording was discarded; make a new Recorder"
+            )
+        if self._finished is not None:
+            raise InputError(
+                f"{method}: this Recorder has finished (its run is {self._finished}); make a "
+                "new Recorder to record another run"
+            )
 
     def _check_end_run(self, features: bool, features_label_free: bool) -> None:
         """InputError unless the run can end: its last epoch closed, EL2N's epoch reached,
@@ -444,3 +471,15 @@ class Recorder:
         save(self._space / eval_file(self._run, self._eval_epoch), pos=pos, probs=softmax(logits))
         self._eval.clear()
         self._eval_epoch = None
+
+
+def _check_finite(values: np.ndarray, method: str, pos: np.ndarray, examples: Any) -> None:
+    """InputError at the step a NaN or infinite logit arrives, naming its example."""
+    bad = ~np.isfinite(values).all(axis=1)  # (B,)
+    if bad.any():
+        first = int(examples.ids[pos[np.flatnonzero(bad)[0]]])
+        raise InputError(
+            f"{method}: {int(bad.sum())} row(s) of logits are NaN or infinite (first: id "
+            f"{first}); the model diverged or the loss overflowed: lower the learning rate "
+            "or check the inputs"
+        )

@@ -9,6 +9,7 @@ the recording stays on disk, so `finish` can be called again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -77,9 +78,15 @@ def write_run(ex: Examples, key: str, recording: Path) -> Path:
     store.write_status(rd.path, "running", progress=0.0, message="writing the recording")
     try:
         return _write_files(rd, ex, key, recording, ranks, early, ds)
-    except Exception as err:
-        message = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
-        store.write_status(rd.path, "failed", message=message)
+    except InputError:
+        # The recording's own fault (features for some ids, ...): no run to keep, and a
+        # half-written folder would read as a damaged run. The recording stays for a retry.
+        shutil.rmtree(rd.path, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the dataset's folder, when this was its only run
+            rd.path.parent.rmdir()
+        raise
+    except Exception as err:  # a bug: the failed run stays, saying what went wrong
+        store.write_status(rd.path, "failed", message=f"{type(err).__name__}: {err}")
         raise
 
 
