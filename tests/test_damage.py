@@ -184,7 +184,12 @@ def test_list_marks_the_damaged_run_and_lists_the_other(damaged):
 # -- score repairs -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("damaged", cases(PIPELINE_FILES), ids=as_id, indirect=True)
+@pytest.mark.parametrize(
+    "damaged",
+    cases(PIPELINE_FILES) + [("features_free_test.npz", "wrong"), ("heldout.parquet", "wrong")],
+    ids=as_id,
+    indirect=True,
+)
 def test_score_again_repairs_to_the_undamaged_run(damaged, pristine):
     from scoring.training.pipeline import score
 
