@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 # Also installs this repo in editable mode: the `winnow` command (= python -m scoring).
 $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt \
-		requirements-label-studio.txt pyproject.toml
+		requirements-label-studio.txt requirements-faiss.txt pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt

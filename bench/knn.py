@@ -5,7 +5,10 @@ projected to 384 dims by a fixed Gaussian matrix, since no sentence embeddings a
 offline; CIFAR-10 has 60k images, so "real" exists at 50k only) and each size N, every
 method runs in its own child process, so that its peak RSS belongs to it alone:
 
-- blocked: `scoring.scores.knn.knn` (exact; float32 matrix products in blocks);
+- blocked: `scoring.scores.knn.knn(backend="numpy")` (exact; float32 matrix products in
+  blocks);
+- winnow-faiss: `knn(backend="faiss")`, what "auto" picks when faiss imports (faiss's flat
+  index proposes the candidates, the same float64 refinement orders them: the same result);
 - sklearn: `NearestNeighbors(algorithm="brute")` (exact);
 - faiss-flat: `IndexFlatIP` on unit rows (exact);
 - faiss-hnsw: `IndexHNSWFlat` (M=32, efConstruction=80, efSearch=64; approximate);
@@ -39,7 +42,7 @@ CIFAR = Path("/work/shared/data/cifar10/train.parquet")
 K = 10
 DIM = 384
 TIMEOUT_S = 150  # per method: the machine is shared; a stopped method says so
-METHODS = ("blocked", "sklearn", "faiss-flat", "faiss-hnsw", "pynndescent")
+METHODS = ("blocked", "winnow-faiss", "sklearn", "faiss-flat", "faiss-hnsw", "pynndescent")
 
 _CHILD = """
 import json, resource, sys, time
@@ -56,7 +59,7 @@ def peak_mb():
 
 
 x = load_data({data!r}, {n})
-if {method!r} == "blocked":
+if {method!r} in ("blocked", "winnow-faiss"):
     # Imported before the reset: the package's imports are no part of the search's memory.
     from scoring.scores.knn import knn
 q_rows = np.random.default_rng(1).choice(len(x), size=min({q}, len(x)), replace=False)
@@ -68,13 +71,14 @@ base = peak_mb()
 method = {method!r}
 k = {k}
 t0 = time.perf_counter()
-if method == "blocked":
+if method in ("blocked", "winnow-faiss"):
+    backend = "numpy" if method == "blocked" else "faiss"
     t1 = time.perf_counter()
     if len(q_rows) == len(x):
-        idx, _ = knn(x, k=k)
+        idx, _ = knn(x, k=k, backend=backend)
     else:
         # Self excluded by asking one more neighbour and dropping the row itself.
-        idx, _ = knn(x[q_rows], x, k=k + 1)
+        idx, _ = knn(x[q_rows], x, k=k + 1, backend=backend)
 elif method == "sklearn":
     from sklearn.neighbors import NearestNeighbors
     nn = NearestNeighbors(n_neighbors=k + 1, algorithm="brute", metric="cosine").fit(x)
@@ -198,7 +202,7 @@ def main() -> None:
                     )
         if args.million:
             # Memory only: 1000 queries against 1M rows; data itself is 1.5 GB.
-            r = run_child("gaussian", 1_000_000, 1000, "blocked", f"{tmp}/million.npy")
+            r = run_child("gaussian", 1_000_000, 1000, "blocked", f"{tmp}/million.npy")  # numpy
             if "error" in r:
                 print(f"gaussian   1000000      blocked  error: {r['error']}")
             else:

@@ -432,6 +432,7 @@ def damaged_old(pristine, tmp_path, request) -> tuple[Path, Path, str, str]:
 WRONG_TYPED = ("split.npz", "runs/run_000.npz", "heldout.parquet", "scores.parquet")
 
 
+@pytest.mark.slow  # 56 repairs: `make test-slow` (and .ci/run) runs them
 @pytest.mark.parametrize(
     "damaged_old",
     cases(OLD_RUN_FILES) + [(f, "wrong") for f in WRONG_TYPED],

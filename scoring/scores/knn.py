@@ -26,6 +26,13 @@ result never depends on the block sizes, the executor or the order blocks finish
 With `database=None` the queries search among themselves and each row's own index is
 excluded (as scikit-learn's `kneighbors()` without X); with a separate database (train
 rows searching the test rows, for leakage) nothing is excluded.
+
+Backends: "numpy" is the blocked search above; "faiss" asks faiss's exact flat index
+(`IndexFlatIP` on unit rows, `IndexFlatL2`) for the same k + 8 float32 candidates and hands
+them to the same float64 `_refine`, so both give the same neighbours, ties included;
+"auto" (the default) uses faiss when it imports (`pip install -r requirements-faiss.txt`)
+and no executor spreads the blocks, the blocked search otherwise. `bench/knn.py` times
+both.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import numpy as np
 from scoring.errors import InputError
 
 METRICS = ("cosine", "l2")
+BACKENDS = ("auto", "faiss", "numpy")
 # Working memory of one (query block x database block) step; 1M x 384 (1.5 GB of data)
 # then runs in about 2 GB in all (bench/knn.py).
 DEFAULT_BLOCK_BYTES = 256 * 2**20
@@ -66,6 +74,7 @@ def knn(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     executor: Any = None,
     progress: Any = None,
+    backend: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The exact k nearest database rows of every query row.
 
@@ -87,6 +96,8 @@ def knn(
         The result is the same as without one.
     progress : scoring.training.executors.Report, optional
         Told `advance(1)` per query block done, after a `stage` naming the block count.
+    backend : {"auto", "faiss", "numpy"}
+        Who proposes the candidates (see the module docstring); the result is the same.
 
     Returns
     -------
@@ -97,6 +108,14 @@ def knn(
     """
     q, q_norm, db, db_norm = _operands(queries, database, k, metric)
     self_search = database is None
+    if _use_faiss(backend, executor):
+        search = functools.partial(
+            _faiss_block, q=q, q_norm=q_norm, db=db, db_norm=db_norm, k=k, metric=metric,
+            self_search=self_search, index=_faiss_index(db, db_norm, metric),
+        )  # fmt: skip
+        step = max(1, min(q.shape[0], block_bytes // (8 * (k + _TIE_SLACK + 1) * q.shape[1])))
+        ranges = [(a, min(a + step, q.shape[0])) for a in range(0, q.shape[0], step)]
+        return _run_blocks(search, ranges, k, None, progress)
     db_block = min(db.shape[0], _DB_BLOCK)
     # Per query row and database row: a float32 distance and a boolean mask (+ slack).
     q_block = max(1, min(q.shape[0], block_bytes // (6 * db_block)))
@@ -106,6 +125,84 @@ def knn(
         db_block=db_block, self_search=self_search,
     )  # fmt: skip
     return _run_blocks(search, ranges, k, executor, progress)
+
+
+def _use_faiss(backend: str, executor: Any) -> bool:
+    """Whether faiss proposes the candidates: asked for, or "auto" with faiss importable and
+    no executor (a faiss index does not travel to Ray workers; the blocks do)."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown kNN backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "numpy" or (backend == "auto" and executor is not None):
+        return False
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        if backend == "faiss":
+            raise InputError(
+                "the faiss kNN backend needs faiss: pip install -r requirements-faiss.txt "
+                "(or use backend='numpy', the same neighbours)"
+            ) from None
+        return False
+    return True
+
+
+def _faiss_index(db: np.ndarray, db_norm: np.ndarray, metric: str) -> Any:
+    """faiss's exact flat index over the database (unit rows for cosine)."""
+    import faiss
+
+    if metric == "cosine":
+        index = faiss.IndexFlatIP(db.shape[1])
+        for s in range(0, db.shape[0], _NORM_ROWS):  # unit rows, a chunk at a time
+            e = min(s + _NORM_ROWS, db.shape[0])
+            index.add(db[s:e] / np.maximum(db_norm[s:e, None], _TINY))
+    else:
+        index = faiss.IndexFlatL2(db.shape[1])
+        index.add(db)
+    return index
+
+
+def _faiss_block(
+    bounds: tuple[int, int],
+    q: np.ndarray,
+    q_norm: np.ndarray,
+    db: np.ndarray,
+    db_norm: np.ndarray,
+    k: int,
+    metric: str,
+    self_search: bool,
+    index: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of queries `q[a:b]`: faiss's k + 8 float32 candidates, refined in float64.
+
+    Where the last candidate ties the k-th (coarse data: more equal distances than the
+    slack holds), faiss's choice among the tied rows is not the lowest indices: those rows
+    are searched again by the blocked search, so the result is the same as "numpy"'s.
+    """
+    a, b = bounds
+    qb = q[a:b]
+    if metric == "cosine":
+        qb = qb / np.maximum(q_norm[a:b, None], _TINY)
+    kc = min(k + _TIE_SLACK, db.shape[0] - (1 if self_search else 0))
+    found_d, cand = index.search(np.ascontiguousarray(qb, dtype=np.float32), kc + self_search)
+    if self_search:  # drop each query's own row (or, where faiss left it out, the last)
+        own = cand == np.arange(a, b)[:, None]
+        own[~own.any(axis=1), -1] = True
+        keep = ~own
+        cand, found_d = cand[keep].reshape(b - a, kc), found_d[keep].reshape(b - a, kc)
+    indices, distances = _refine(q[a:b], db, cand.astype(np.int64), k, metric)
+    # faiss gives similarities (IP) or squared distances: equal at the k-th and the last
+    # candidate (up to float32 rounding) means the tie may reach beyond the candidates.
+    edge = np.abs(found_d[:, -1] - found_d[:, k - 1])
+    unsure = np.flatnonzero(
+        (kc < db.shape[0] - self_search)
+        & (edge <= 1e-5 * np.maximum(1.0, np.abs(found_d[:, k - 1])))
+    )
+    for r in unsure:
+        indices[r], distances[r] = _search_block(
+            (a + r, a + r + 1), q=q, q_norm=q_norm, db=db, db_norm=db_norm, k=k,
+            metric=metric, db_block=min(db.shape[0], _DB_BLOCK), self_search=self_search,
+        )  # fmt: skip
+    return indices, distances
 
 
 def _operands(

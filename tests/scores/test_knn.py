@@ -1,4 +1,6 @@
-"""The blocked exact kNN against scikit-learn's brute force, an independent implementation."""
+"""The exact kNN, both backends (the blocked numpy search and faiss's flat index, refined
+alike), against scikit-learn's brute force, an independent implementation, and a float64
+full sort; the numpy path's block mechanics with backend="numpy"."""
 
 from __future__ import annotations
 
@@ -20,11 +22,15 @@ def _same_up_to_ties(ours_i, ours_d, ref_i, ref_d, atol=1e-5):
     return (~differ).mean()
 
 
+BACKENDS = ["numpy", "faiss"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
-def test_self_search_matches_sklearn_brute(metric):
+def test_self_search_matches_sklearn_brute(metric, backend):
     x = np.random.default_rng(0).normal(size=(700, 24)).astype(np.float32)
     # Tiny block budget: many query and database blocks, so the top-k merge is exercised.
-    i, d = knn(x, k=7, metric=metric, block_bytes=20_000)
+    i, d = knn(x, k=7, metric=metric, block_bytes=20_000, backend=backend)
     ref = NearestNeighbors(
         n_neighbors=7, algorithm="brute", metric="cosine" if metric == "cosine" else "euclidean"
     ).fit(x.astype(np.float64))
@@ -33,13 +39,14 @@ def test_self_search_matches_sklearn_brute(metric):
     assert not (i == np.arange(len(x))[:, None]).any()
 
 
-def test_query_database_split_matches_sklearn():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_query_database_split_matches_sklearn(backend):
     rng = np.random.default_rng(1)
     train = rng.normal(size=(300, 16))
     test = rng.normal(size=(90, 16))
     # A training row copied into the test set is its own nearest test row, at distance 0.
     test[5] = train[42]
-    i, d = knn(train, test, k=3, metric="l2", block_bytes=5_000)
+    i, d = knn(train, test, k=3, metric="l2", block_bytes=5_000, backend=backend)
     ref_d, ref_i = NearestNeighbors(n_neighbors=3, algorithm="brute").fit(test).kneighbors(train)
     assert _same_up_to_ties(i, d, ref_i, ref_d, atol=1e-4) == 1.0
     assert i[42, 0] == 5 and d[42, 0] < 1e-3
@@ -54,6 +61,42 @@ def test_hand_computed_and_executor():
     np.testing.assert_allclose(d[:, 0], [1 - 2**-0.5, 1 - 2**-0.5, 1 - 2**-0.5, 1.0], atol=1e-6)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_the_backends_give_the_same_neighbours_and_distances(metric):
+    """faiss proposes the candidates, the same float64 refinement orders them: identical
+    output, exact copies, zero rows and a separate database included."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2000, 12)).astype(np.float32)
+    x[[300, 900]] = x[11]  # copies: ties broken by index
+    x[::97] = 0
+    y = rng.normal(size=(150, 12)).astype(np.float32)
+    for db, k in ((None, 10), (y, 5)):
+        a = knn(x, db, k=k, metric=metric, backend="numpy")
+        b = knn(x, db, k=k, metric=metric, backend="faiss")
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        if db is None:  # a copy's nearest rows are its copies, at 0, lower index first
+            assert b[0][300, :2].tolist() == [11, 900] and b[1][300, 0] < 1e-12
+
+
+def test_auto_uses_the_blocked_search_without_faiss_and_faiss_asked_is_refused(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("no faiss here")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    x = np.random.default_rng(6).normal(size=(200, 8)).astype(np.float32)
+    i, _ = knn(x, k=3)  # auto: the numpy search
+    np.testing.assert_array_equal(i, knn(x, k=3, backend="numpy")[0])
+    with pytest.raises(InputError, match="requirements-faiss.txt"):
+        knn(x, k=3, backend="faiss")
+
+
 def test_bad_input():
     with pytest.raises(InputError, match="k must be"):
         knn(np.ones((3, 2)), k=3)
@@ -61,6 +104,8 @@ def test_bad_input():
         knn(np.ones((3, 2)), k=1, metric="manhattan")
     with pytest.raises(InputError, match="columns"):
         knn(np.ones((3, 2)), np.ones((3, 4)), k=1)
+    with pytest.raises(InputError, match="backend"):
+        knn(np.ones((3, 2)), k=1, backend="annoy")
 
 
 def test_memory_bounded_by_the_block():
@@ -70,7 +115,7 @@ def test_memory_bounded_by_the_block():
 
     x = np.random.default_rng(2).normal(size=(20_000, 32)).astype(np.float32)
     tracemalloc.start()
-    knn(x, k=10, block_bytes=2 * 2**20)
+    knn(x, k=10, block_bytes=2 * 2**20, backend="numpy")
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     outputs = 20_000 * 10 * (8 + 8)  # indices int64 + distances float64
@@ -93,8 +138,9 @@ def _reference(x: np.ndarray, y: np.ndarray | None, k: int) -> tuple[np.ndarray,
     return order, np.take_along_axis(full, order, axis=1)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("block_bytes", [3_000, 60_000, DEFAULT_BLOCK_BYTES])
-def test_ties_go_to_the_lower_index_whatever_the_blocks(block_bytes):
+def test_ties_go_to_the_lower_index_whatever_the_blocks(block_bytes, backend):
     # Coarse values: many rows are exact copies or parallel (cosine ties), so the order
     # among equal distances decides the result; it must be the stable full sort's.
     rng = np.random.default_rng(3)
@@ -102,7 +148,7 @@ def test_ties_go_to_the_lower_index_whatever_the_blocks(block_bytes):
     x[::7] = 0  # zero rows: distance 1 from everything
     y = rng.integers(-1, 2, size=(50, 3)).astype(np.float32)
     for db, k in ((None, 6), (y, 4)):
-        i, d = knn(x, db, k=k, block_bytes=block_bytes)
+        i, d = knn(x, db, k=k, block_bytes=block_bytes, backend=backend)
         ref_i, ref_d = _reference(x, db, k)
         np.testing.assert_array_equal(i, ref_i)
         np.testing.assert_allclose(d, ref_d, rtol=0, atol=1e-12)
@@ -120,7 +166,11 @@ def test_progress_counts_the_blocks():
 
     sink = Sink()
     knn(
-        np.random.default_rng(4).normal(size=(100, 4)), k=2, block_bytes=6 * 100 * 30, progress=sink
+        np.random.default_rng(4).normal(size=(100, 4)),
+        k=2,
+        block_bytes=6 * 100 * 30,
+        progress=sink,
+        backend="numpy",
     )
     assert sink.done == 4  # 30-row query blocks: 30 + 30 + 30 + 10
     assert sink.stages == ["nearest neighbours: 4 block(s) of 30 rows"]
