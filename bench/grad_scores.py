@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10" / "train.parquet"
 LRS = (0.05, 0.03, 0.01)
+OURS = ("forward", "fb", "el2n", "grand", "tracin", "tracin_last", "vog")  # --ours-only rows
 
 from scoring.training.grads import (  # noqa: E402
     calibrate_batchnorm,
@@ -65,9 +66,6 @@ from scoring.training.grads import (  # noqa: E402
     tracin_self_influence,
 )
 from scoring.training.models import build_model  # noqa: E402
-
-CPU = torch.device("cpu")
-
 
 # --- data and checkpoints ---------------------------------------------------------------
 
@@ -87,22 +85,27 @@ def load_images(source: Path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.from_numpy(split.labels)[order]
 
 
-def make_checkpoints(x: torch.Tensor, y: torch.Tensor, steps: int, batch: int) -> list[nn.Module]:
-    """Init (BN calibrated), then `steps` SGD steps at each of LRS; each checkpoint calibrated."""
+def make_checkpoints(
+    x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, name: str = "cnn32"
+) -> list[nn.Module]:
+    """Init (BN calibrated), then `steps` SGD steps at each of LRS; each checkpoint calibrated.
+
+    On the device `x` is on (the models follow it)."""
+    device = x.device
     torch.manual_seed(0)
-    model = build_model("cnn32", tuple(x.shape[1:]), 10)
-    calibrate_batchnorm(model, x, device=CPU)
+    model = build_model(name, tuple(x.shape[1:]), 10).to(device)
+    calibrate_batchnorm(model, x, device=device)
     gen = torch.Generator().manual_seed(1)
     checkpoints = []
     for lr in LRS:
         model = copy.deepcopy(model).train()
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
         for _ in range(steps):
-            idx = torch.randint(0, x.shape[0], (batch,), generator=gen)
+            idx = torch.randint(0, x.shape[0], (batch,), generator=gen).to(device)
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
-        calibrate_batchnorm(model, x, device=CPU)  # also leaves it in eval mode
+        calibrate_batchnorm(model, x, device=device)  # also leaves it in eval mode
         checkpoints.append(model)
     return checkpoints
 
@@ -116,7 +119,7 @@ def forward_only(model: nn.Module, x, y, batch: int) -> np.ndarray:
     with torch.inference_mode():
         for s in range(0, x.shape[0], batch):
             out.append(model(x[s : s + batch]).max(1).values)
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 def forward_backward(model: nn.Module, x, y, batch: int) -> np.ndarray:
@@ -128,7 +131,7 @@ def forward_backward(model: nn.Module, x, y, batch: int) -> np.ndarray:
         loss = F.cross_entropy(model(x[s : s + batch]), y[s : s + batch])
         loss.backward()
         out.append(loss.detach().reshape(1))
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 def el2n(model: nn.Module, x, y, batch: int) -> np.ndarray:
@@ -139,7 +142,7 @@ def el2n(model: nn.Module, x, y, batch: int) -> np.ndarray:
             probs = torch.softmax(model(x[s : s + batch]), 1)
             onehot = F.one_hot(y[s : s + batch], probs.shape[1]).to(probs.dtype)
             out.append((probs - onehot).norm(dim=1))
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 def loop_sq_norms(model: nn.Module, x, y) -> np.ndarray:
@@ -299,6 +302,13 @@ def _parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--steps", type=int, default=4, help="SGD steps between checkpoints")
     parser.add_argument("--data", type=Path, default=CIFAR)
+    parser.add_argument("--model", default="cnn32", help="a from-scratch recipe's model")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--ours-only",
+        action="store_true",
+        help="only Winnow's rows and their floors (no opacus, Captum or loop baselines)",
+    )
     return parser.parse_args()
 
 
@@ -313,11 +323,13 @@ def _methods(
     cb: int,
     n: int,
     n_slow: int,
+    ours_only: bool = False,
 ) -> dict[str, dict]:
     """The rows of the table, in its order, keyed by a short name; each row's `fn(x, y)` is
-    the call timed, `ref` the key of the row its scores are checked against."""
+    the call timed, `ref` the key of the row its scores are checked against. `ours_only`
+    keeps the floors and Winnow's rows (no opacus, Captum or per-example loop)."""
     model = checkpoints[-1]  # the single-model rows use the last checkpoint
-    gsm = opacus_model(model)
+    gsm = None if ours_only else opacus_model(model)
     fb_model = copy.deepcopy(model)  # train mode updates BN statistics: keep them off `model`
     K = len(checkpoints)
 
@@ -326,7 +338,7 @@ def _methods(
         return {"name": name, "fn": fn, "slow": slow, "ref": ref, "inexact": inexact,
                 "n": n_slow if slow else n, "secs": float("inf"), "out": None}  # fmt: skip
 
-    return {
+    rows = {
         "forward": row("forward", lambda a, b: forward_only(model, a, b, bs)),
         "fb": row("forward+backward (batched)", lambda a, b: forward_backward(fb_model, a, b, bs)),
         "el2n": row("EL2N", lambda a, b: el2n(model, a, b, bs)),
@@ -368,6 +380,9 @@ def _methods(
         ),
         "vog": row(f"VoG, ours (K={K})", lambda a, b: input_grad_variance(checkpoints, a, b)),
     }
+    if ours_only:
+        return {k: r for k, r in rows.items() if k in OURS}
+    return rows
 
 
 def _time_rows(
@@ -397,16 +412,24 @@ def _time_rows(
 
 def _goals(rows: dict[str, dict], K: int) -> dict[str, tuple[dict, float, str]]:
     """Row name -> (its row, the examples/s it must reach, that goal in words)."""
-    fwd, fb, cap_exact = rows["forward"], rows["fb"], rows["captum_exact"]
-    return {
+    fwd, fb = rows["forward"], rows["fb"]
+    goals = {
         "EL2N": (rows["el2n"], 0.95 * fwd["eps"], "0.95 x forward"),
         "GraNd all params, ours": (rows["grand"], 0.6 * fb["eps"], "0.6 x fwd+bwd"),
-        "TracIn all params, ours": (rows["tracin"], 1.2 * cap_exact["eps"], "1.2 x Captum exact"),
-        "TracIn last layer, ours": (
-            rows["tracin_last"], 1.1 * rows["captum_fast"]["eps"], "1.1 x TracInCPFast"
-        ),
         f"VoG, ours (K={K})": (rows["vog"], 0.8 * fb["eps"] / K, f"0.8 x fwd+bwd / {K}"),
-    }  # fmt: skip
+    }
+    if "captum_exact" in rows:  # the goals against baselines, when they were timed
+        goals["TracIn all params, ours"] = (
+            rows["tracin"],
+            1.2 * rows["captum_exact"]["eps"],
+            "1.2 x Captum exact",
+        )
+        goals["TracIn last layer, ours"] = (
+            rows["tracin_last"],
+            1.1 * rows["captum_fast"]["eps"],
+            "1.1 x TracInCPFast",
+        )
+    return goals  # fmt: skip
 
 
 def _table(rows: dict[str, dict], goals: dict[str, tuple[dict, float, str]]) -> list[str]:
@@ -440,6 +463,8 @@ def _verdicts(rows: dict[str, dict], goals: dict[str, tuple[dict, float, str]]) 
     for name, (row, need, what) in goals.items():
         ok = "met" if row["eps"] >= need else "NOT met"
         lines.append(f"- {name}: {row['eps']:.1f} ex/s vs goal {what} = {need:.1f} ex/s: {ok}")
+    if "loop" not in rows:  # --ours-only: no baselines to compare with
+        return lines
     g = rows["grand"]["eps"]
     for base in (rows["loop"], rows["opacus"]):
         ok = "met" if g > base["eps"] else "NOT met"
@@ -469,27 +494,44 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     t_start = time.perf_counter()
 
+    device = torch.device(args.device)
     x, y = load_images(args.data, args.n)
+    x, y = x.to(device), y.to(device)
     n, n_slow = x.shape[0], min(args.n_slow, x.shape[0])
-    checkpoints = make_checkpoints(x, y, args.steps, args.batch)
+    checkpoints = make_checkpoints(x, y, args.steps, args.batch, args.model)
     n_params = sum(p.numel() for p in checkpoints[-1].parameters())
     bs, rep = args.batch, args.repeats
     K = len(checkpoints)
 
     tmp = tempfile.TemporaryDirectory()
-    cmodel, paths = captum_setup(checkpoints, Path(tmp.name))
-    cb = args.captum_batch or pick_captum_batch(cmodel, paths, x, y)
-    rows = _methods(checkpoints, cmodel, paths, bs=bs, cb=cb, n=n, n_slow=n_slow)
+    cmodel, paths, cb = None, [], 0
+    if not args.ours_only:
+        cmodel, paths = captum_setup(checkpoints, Path(tmp.name))
+        cb = args.captum_batch or pick_captum_batch(cmodel, paths, x, y)
+    rows = _methods(
+        checkpoints, cmodel, paths, bs=bs, cb=cb, n=n, n_slow=n_slow, ours_only=args.ours_only
+    )
     print(f"timing on {n} CIFAR-10 images ({n_slow} for slow baselines)", file=sys.stderr)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     _time_rows(rows, x, y, n_slow, bs, rep)
     tmp.cleanup()
 
     goals = _goals(rows, K)
+    where = f"on {args.device}"
+    if device.type == "cuda":
+        gb = torch.cuda.max_memory_allocated(device) / 1024**3
+        where = f"on {torch.cuda.get_device_name(device)} (peak {gb:.2f} GB allocated)"
+    baselines = (
+        "no baselines (--ours-only)"
+        if args.ours_only
+        else f"{n_slow} for the per-example baselines; Captum exact batch {cb}"
+        f"{'' if args.captum_batch else ', the fastest of 1/2/4'}"
+    )
     lines = [
-        f"cnn32 ({n_params:,} parameters), {n} CIFAR-10 training images "
-        f"({n_slow} for the per-example baselines), batch {bs} "
-        f"(Captum exact: {cb}{'' if args.captum_batch else ', the fastest of 1/2/4'})"
-        f"; {args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"{args.model} ({n_params:,} parameters) {where}, {n} CIFAR-10 training images "
+        f"({baselines}), batch {bs}; {args.threads} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
         f"torch {torch.__version__}; best of {rep} interleaved rounds after a warm-up; "
         f"TracIn/VoG over {K} checkpoints (lr {', '.join(map(str, LRS))}).",
         "",
@@ -501,7 +543,8 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "grad_scores.md").write_text(text + "\n")
+    name = "grad_scores.md" if args.device == "cpu" else f"grad_scores_{device.type}.md"
+    (OUT / name).write_text(text + "\n")
 
 
 if __name__ == "__main__":

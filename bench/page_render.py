@@ -72,12 +72,15 @@ def build_run(n: int) -> Path:
     return run
 
 
-def render_times(run: Path, repeats: int) -> list[tuple[str, float, float]]:
+def render_times(
+    run: Path, repeats: int, cache: Path = OUT / "cache"
+) -> list[tuple[str, float, float]]:
+    """Each page's (name, first draw s, warm median s) on `run`, a run in `cache`."""
     from streamlit.testing.v1 import AppTest
 
     from app_pages._shared import UIState
 
-    os.environ["WINNOW_CACHE_DIR"] = str(OUT / "cache")
+    os.environ["WINNOW_CACHE_DIR"] = str(cache)
     rows = []
     for page in PAGES:
         times = []

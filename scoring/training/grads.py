@@ -42,6 +42,9 @@ _MAX_CHUNK = 64  # measured on cnn32 (2 cores): 32-64 per chunk ~0.84x fwd+bwd, 
 # A forward batch: on 2 CPU cores cnn32 runs batch 128 about 1.7x faster per example than 512.
 _LAST_LAYER_CHUNK = 128
 _TOKEN_CHUNK = 16  # sentences per ghost-norm batch (a fine-tuning batch's size)
+# Examples per ghost-norm batch of an all-Linear model over flat inputs (the probe's head,
+# mlp): one forward and backward per batch, as training does; 512 rows of 1,280 floats.
+_FLAT_GHOST_CHUNK = 512
 
 
 def calibrate_batchnorm(
@@ -163,19 +166,23 @@ def sq_grad_norms(
     model.to(device).eval()
     if params == "last":
         return _last_layer_sq_norms(model, inputs, labels, target, device, chunk, on_chunk)
-    if is_tokens(inputs[:1]):
-        if ghost.supports(model):  # every Hugging Face encoder we know of
-            return ghost.batched_sq_norms(
-                model,
-                inputs,
-                labels,
-                target=target,
-                n_classes=_n_classes(model),
-                device=device,
-                chunk=chunk or _TOKEN_CHUNK,
-                prepare=trim_padding,
-                on_chunk=on_chunk,
-            )
+    tokens = is_tokens(inputs[:1])
+    # Ghost norms when every weight sits in a Linear, LayerNorm or Embedding (Hugging Face
+    # encoders; the probe's head and mlp): a batched forward and backward, no per-example
+    # gradient formed; 170-350x faster than vmap on the probe's head (bench/grad_scores.py).
+    if ghost.supports(model):
+        return ghost.batched_sq_norms(
+            model,
+            inputs,
+            labels,
+            target=target,
+            n_classes=_n_classes(model),
+            device=device,
+            chunk=chunk or (_TOKEN_CHUNK if tokens else _FLAT_GHOST_CHUNK),
+            prepare=trim_padding if tokens else (lambda xb: to_device(xb, device)),
+            on_chunk=on_chunk,
+        )
+    if tokens:
         return _loop_sq_norms(model, inputs, labels, target, device, on_chunk)
     return _vmap_sq_norms(model, inputs, labels, target, device, chunk, on_chunk)
 

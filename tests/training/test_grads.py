@@ -368,3 +368,27 @@ def test_auto_chunk_shrinks_with_model_size_and_outputs():
     # Budget: chunk x outputs x parameters x 12 bytes stays within 256 MiB when above 1.
     n_params = sum(p.numel() for p in big.parameters())
     assert auto_chunk(big, 10) * 10 * n_params * 12 <= 256 * 2**20
+
+
+def test_all_linear_models_take_ghost_norms_and_match_the_loop_in_float32(monkeypatch):
+    """The probe's head (Linear, ReLU, Linear) over float32 embeddings: ghost norms (one
+    batched backward, no per-example gradient), never the vmap path, and the loop's numbers
+    to float32 precision; a conv + BatchNorm model still goes through vmap."""
+    import scoring.training.grads as grads_mod
+    from scoring.training.models import build_model
+
+    calls = []
+    vmap_path = grads_mod._vmap_sq_norms
+    monkeypatch.setattr(
+        grads_mod, "_vmap_sq_norms", lambda *a, **kw: calls.append(1) or vmap_path(*a, **kw)
+    )
+    torch.manual_seed(0)
+    probe = build_model("probe", (20,), K)
+    x = F.normalize(torch.randn(N, 20), dim=1)
+    y = _labels()
+    for target in ("loss", "logit_sum", "logits"):
+        got = sq_grad_norms(probe, x, y, target=target, chunk=5)
+        np.testing.assert_allclose(got, _loop_sq_norms(probe, x, y, target), rtol=1e-5)
+    assert calls == []
+    sq_grad_norms(_conv_bn(), _images(), y)
+    assert calls == [1]
