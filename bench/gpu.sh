@@ -18,8 +18,9 @@
 #   bash bench/gpu.sh --smoke    # the same steps on the CPU, on a few hundred examples
 #
 # --smoke checks the script itself (a slow test runs it): tiny copies of the data under
-# bench/out/gpu-smoke/, 1 run x 1 epoch (ResNet-18: EL2N and GraNd only), 32 examples for the gradient rows. Its figures
-# mean nothing. PYTHON picks the interpreter (default .venv/bin/python).
+# bench/out/gpu-smoke/ (200 training + 40 test examples), 1 run x 1 epoch on 64 of them with
+# EL2N and GraNd only for ResNet-18 and finetune, 32 examples for the gradient rows. Its
+# figures mean nothing. PYTHON picks the interpreter (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -40,8 +41,8 @@ fi
 if [[ $SMOKE == 1 ]]; then
     DEVICE=cpu
     OUT=bench/out/gpu-smoke
-    RESNET=(--runs 1 --epochs 1 --scores el2n,grand)
-    FINETUNE=(--runs 1 --epochs 1)
+    RESNET=(--runs 1 --epochs 1 --limit 64 --scores el2n,grand)
+    FINETUNE=(--runs 1 --epochs 1 --limit 64 --scores el2n,grand)
     GRAD=(--n 32 --repeats 1 --batch 16)
     mkdir -p "$OUT"
     # Tiny copies of the data, so every step runs end to end in a few minutes on 2 cores.
@@ -52,7 +53,7 @@ from pathlib import Path
 import pandas as pd
 
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
-for name, train, test in (("cifar10", 300, 60), ("sst2", 300, 60)):
+for name, train, test in (("cifar10", 200, 40), ("sst2", 200, 40)):
     (out / name).mkdir(parents=True, exist_ok=True)
     for split, n in (("train", train), ("test", test)):
         frame = pd.read_parquet(data / name / f"{split}.parquet")

@@ -37,7 +37,10 @@ both.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -64,6 +67,22 @@ class _Quiet:
 
     def stage(self, message: str) -> None:
         pass
+
+
+# The executor `knn` spreads its blocks over when the caller passes none: set for the span
+# of a scoring job run with `--executor ray` (`spread_over`), so that every score searching
+# neighbours (near_dup, outlier, leakage, knn_shapley, ...) uses it without an argument.
+_EXECUTOR: contextvars.ContextVar[Any] = contextvars.ContextVar("knn_executor", default=None)
+
+
+@contextlib.contextmanager
+def spread_over(executor: Any) -> Iterator[None]:
+    """Within the block, `knn` calls without an `executor` use this one (None: none)."""
+    token = _EXECUTOR.set(executor)
+    try:
+        yield
+    finally:
+        _EXECUTOR.reset(token)
 
 
 def knn(
@@ -93,7 +112,7 @@ def knn(
     executor : scoring.training.executors.Executor, optional
         Spreads query blocks over workers (e.g. Ray) with `map`; the arrays travel once to
         the workers (Ray's object store), so it pays when the search outweighs that copy.
-        The result is the same as without one.
+        The result is the same as without one. Default: the one `spread_over` set, if any.
     progress : scoring.training.executors.Report, optional
         Told `advance(1)` per query block done, after a `stage` naming the block count.
     backend : {"auto", "faiss", "numpy"}
@@ -108,6 +127,7 @@ def knn(
     """
     q, q_norm, db, db_norm = _operands(queries, database, k, metric)
     self_search = database is None
+    executor = executor if executor is not None else _EXECUTOR.get()
     if _use_faiss(backend, executor):
         search = functools.partial(
             _faiss_block, q=q, q_norm=q_norm, db=db, db_norm=db_norm, k=k, metric=metric,

@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -244,6 +245,7 @@ def embed_texts(
     device: torch.device = torch.device("cpu"),
     on_batch: Callable[[int], None] | None = None,
     long_text: str = "truncate",
+    executor: Any = None,
 ) -> np.ndarray:
     """Text embeddings of shape (n_examples, hidden_size), float32, unit norm.
 
@@ -264,31 +266,94 @@ def embed_texts(
         down), so the count moves with the work even while long texts (whose windows come
         last, longest first) are unfinished, and the calls add up to n_examples.
     long_text : {"truncate", "chunk"}
+    executor : scoring.training.executors.Executor, optional
+        Ray (`--executor ray`): runs of `_TASK_BATCHES` of the very batches a local call
+        makes go to tasks, and their sums are added back in batch order, so the table is
+        the same, byte for byte. Progress then moves as tasks finish.
     """
     tok, enc = _load(model)
-    enc.to(device).eval()
     ids, types, owner = text_windows(tok, texts, max_length=max_length, long_text=long_text)
     sums = np.zeros((len(texts), enc.config.hidden_size))  # (N, H) float64 sums over tokens
     counts = np.zeros(len(texts))  # (N,) real tokens over all windows
-    reported = 0  # texts' worth of windows reported to on_batch so far
     # Sorting by length keeps padding small: a 2-3x speed-up on CPU for mixed lengths.
     order = np.argsort([len(w) for w in ids], kind="stable")
-    for start in range(0, len(ids), batch_size):
-        idx = order[start : start + batch_size]
+    batches = [order[s : s + batch_size] for s in range(0, len(ids), batch_size)]
+    pad_id = tok.pad_token_id or 0
+
+    def padded(idx: np.ndarray) -> dict[str, torch.Tensor]:
         rows = [types[i] for i in idx] if types is not None else None
-        batch = _pad([ids[i] for i in idx], rows, tok.pad_token_id or 0)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        hidden = enc(**batch).last_hidden_state  # (B, L, H)
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-        np.add.at(sums, owner[idx], (hidden * mask).sum(1).double().cpu().numpy())
-        np.add.at(counts, owner[idx], mask.sum((1, 2)).double().cpu().numpy())
+        return _pad([ids[i] for i in idx], rows, pad_id)
+
+    reported = 0  # texts' worth of windows reported to on_batch so far
+    done = 0  # windows embedded
+
+    def add(idx: np.ndarray, batch_sums: np.ndarray, batch_counts: np.ndarray) -> None:
+        """One batch's token sums into its texts' rows, and progress in texts' worth."""
+        nonlocal reported, done
+        np.add.at(sums, owner[idx], batch_sums)
+        np.add.at(counts, owner[idx], batch_counts)
+        done += len(idx)
         if on_batch is not None:
-            done = (start + len(idx)) * len(texts) // len(ids)  # windows done, in texts
-            on_batch(done - reported)
-            reported = done
+            texts_done = done * len(texts) // len(ids)  # windows done, in texts
+            on_batch(texts_done - reported)
+            reported = texts_done
+
+    if executor is not None:  # Ray tasks over runs of the same batches, added in order
+        from scoring.training.executors import map_in_order
+
+        groups = [batches[s : s + _TASK_BATCHES] for s in range(0, len(batches), _TASK_BATCHES)]
+        items = [[padded(idx) for idx in group] for group in groups]
+        task = _WindowSums(model, device.type, torch.get_num_threads())
+        for group, result in zip(groups, map_in_order(executor, task, items), strict=True):
+            for idx, (batch_sums, batch_counts) in zip(group, result, strict=True):
+                add(idx, batch_sums, batch_counts)
+    else:
+        enc.to(device).eval()
+        for idx in batches:
+            add(idx, *_window_sums(enc, padded(idx), device))
     pooled = sums / np.maximum(counts, 1)[:, None]  # (N, H)
     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
     return pooled.astype(np.float32)
+
+
+_TASK_BATCHES = 16  # batches per Ray task (1,024 windows at batch 64)
+
+
+def _window_sums(
+    enc: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """One padded batch of windows: each window's sum of real-token vectors (B, H) and its
+    real-token count (B,), float64."""
+    batch = {k: v.to(device) for k, v in batch.items()}
+    hidden = enc(**batch).last_hidden_state  # (B, L, H)
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+    return (
+        (hidden * mask).sum(1).double().cpu().numpy(),
+        mask.sum((1, 2)).double().cpu().numpy(),
+    )
+
+
+class _WindowSums:
+    """A Ray task's batches -> their `_window_sums` (picklable; the encoder loads in the task).
+
+    The task computes on as many threads as the caller (and asks Ray for as many cores):
+    a CPU kernel's sums may depend on how many threads split them.
+    """
+
+    def __init__(self, model: str | None, device: str, threads: int) -> None:
+        self.model, self.device, self.num_cpus = model, device, threads
+
+    @torch.inference_mode()
+    def __call__(self, batches: list[dict[str, torch.Tensor]], report: Any) -> list[tuple]:
+        device = torch.device(self.device)
+        torch.set_num_threads(self.num_cpus)
+        if self.model not in _ENCODERS:  # once per worker process
+            _ENCODERS[self.model] = load_encoder(self.model).to(device).eval()
+        enc = _ENCODERS[self.model]
+        return [_window_sums(enc, batch, device) for batch in batches]
+
+
+_ENCODERS: dict[str | None, torch.nn.Module] = {}
 
 
 def _pad(

@@ -123,7 +123,9 @@ class RayExecutor:
         self._start()
         ray = self.ray
         tally = _tally_actor(ray).remote()
-        task = ray.remote(num_gpus=self.num_gpus, max_retries=0)(_run_remote)
+        # A unit of work may ask for several cores (`fn.num_cpus`: an encoder's threads).
+        cpus = min(getattr(fn, "num_cpus", 1), int(ray.cluster_resources().get("CPU", 1)))
+        task = ray.remote(num_cpus=max(1, cpus), num_gpus=self.num_gpus, max_retries=0)(_run_remote)
         fn_ref = ray.put(fn)
         pending = {task.remote(fn_ref, item, tally): i for i, item in enumerate(items)}
         reported = 0.0
@@ -217,6 +219,41 @@ def _tally_actor(ray):
 
         _TALLY = ray.remote(num_cpus=0)(Tally)
     return _TALLY
+
+
+class _Ticks:
+    """A `Report` that counts units of a side bar (`Progress.counter`'s tick)."""
+
+    def __init__(self, tick: Callable[[int], None] | None) -> None:
+        self.tick = tick
+
+    def advance(self, amount: float = 1.0) -> None:
+        if self.tick is not None and amount:
+            self.tick(int(round(amount)))
+
+    def stage(self, message: str) -> None:
+        pass
+
+
+def map_in_order(
+    executor: Executor, fn: Work, items: list[Any], tick: Callable[[int], None] | None = None
+) -> list[Any]:
+    """`fn(item, report)` for every item through `executor`, results in the items' order.
+
+    `tick(n)` hears of n more units done (what each task passes to `report.advance`).
+    """
+    results: list[Any] = [None] * len(items)
+
+    def keep(i: int, result: Any) -> None:
+        results[i] = result
+
+    executor.map(fn, items, _Ticks(tick), keep)
+    return results
+
+
+def spreads(executor: Executor | None) -> bool:
+    """Whether `executor` sends work elsewhere (Ray), so splitting it into tasks pays."""
+    return executor is not None and executor.name != "local"
 
 
 def make(name: str, *, address: str | None = None, cuda: bool = False):

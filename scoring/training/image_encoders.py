@@ -31,6 +31,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -262,6 +263,81 @@ def embed_images(
     if out is None:  # no rows: the width still comes from the encoder
         out = np.empty((0, embedding_width(encoder, family)), dtype=np.float32)
     return out
+
+
+# A Ray task's share of the images: about this many bytes of pixels, whole batches.
+TASK_BYTES = 16 * 2**20
+
+
+def embed_images_spread(
+    images: np.ndarray,
+    *,
+    model: str | None,
+    executor: Any,
+    device: torch.device = torch.device("cpu"),
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """`embed_images` as tasks through `executor` (`--executor ray`), rows in order.
+
+    Each task embeds a run of whole batches of the size a local run uses, loading the
+    encoder once per worker process, so every batch holds the very images it holds in a
+    local run and the table comes out the same, byte for byte (tested on a local Ray).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_examples, channels, height, width)
+    executor : scoring.training.executors.Executor
+
+    Returns
+    -------
+    ndarray of shape (n_examples, embedding_dim), float32
+    """
+    from scoring.training.executors import map_in_order
+
+    batch = CPU_BATCH if device.type == "cpu" else GPU_BATCH
+    per_image = max(1, images[:1].nbytes)
+    size = batch * max(1, TASK_BYTES // (per_image * batch))
+    items = [np.ascontiguousarray(images[s : s + size]) for s in range(0, len(images), size)]
+    if not items:
+        return embed_images(images, model=model, batch_size=batch, device=device)
+    # The device kind only: a worker numbers its own GPUs (Ray sets CUDA_VISIBLE_DEVICES).
+    task = _EmbedTask(model, batch, device.type, torch.get_num_threads())
+    parts = map_in_order(executor, task, items, on_batch)
+    return np.concatenate(parts)
+
+
+class _EmbedTask:
+    """One task's images -> embeddings (picklable for Ray; the encoder loads in the task).
+
+    The task computes on as many threads as the caller (and asks Ray for as many cores):
+    a convolution's sums on CPU depend on how many threads split them (measured: 1 thread
+    against 2 moved embeddings by up to 2% of a small value).
+    """
+
+    def __init__(self, model: str | None, batch_size: int, device: str, threads: int) -> None:
+        self.model, self.batch_size, self.device = model, batch_size, device
+        self.num_cpus = threads
+
+    def __call__(self, images: np.ndarray, report: Any) -> np.ndarray:
+        torch.set_num_threads(self.num_cpus)
+        return embed_images(
+            images,
+            model=self.model,
+            batch_size=self.batch_size,
+            device=torch.device(self.device),
+            on_batch=report.advance,
+            loaded=_loaded(self.model),
+        )
+
+
+_LOADED: dict[str | None, tuple] = {}
+
+
+def _loaded(model: str | None) -> tuple:
+    """`load_image_model(model)`, once per process (a Ray worker runs many tasks)."""
+    if model not in _LOADED:
+        _LOADED[model] = load_image_model(model)
+    return _LOADED[model]
 
 
 def load_image_model(model: str | None) -> tuple:

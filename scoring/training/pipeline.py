@@ -33,8 +33,9 @@ import numpy as np
 from scoring import store
 from scoring.config import ScoreConfig, recipe_families
 from scoring.errors import Cancelled, InputError
+from scoring.scores import knn
 from scoring.training import families, results, steps
-from scoring.training.executors import Executor
+from scoring.training.executors import Executor, spreads
 from scoring.training.pixels import Inputs
 from scoring.training.progress import Progress
 from scoring.training.steps import CV_SCORES, Prepared, prepare
@@ -67,10 +68,12 @@ def execute(
         else:
             runs, oof, x, x_test = _train(prep, progress, timings, executor)
         progress.stage("scoring")
-        with _timed(timings, "scores"):
-            scores = results.compute_scores(prep, oof)
-        with _timed(timings, "write"):
-            results.write_results(prep, scores, runs, x, x_test, oof)
+        # With Ray, the neighbour searches' query blocks are tasks too (same results).
+        with knn.spread_over(executor if spreads(executor) else None):
+            with _timed(timings, "scores"):
+                scores = results.compute_scores(prep, oof)
+            with _timed(timings, "write"):
+                results.write_results(prep, scores, runs, x, x_test, oof)
         with _timed(timings, "health"):  # dataset-level issues: health.json
             results.write_health(prep, oof)
         summary = results.summarize(prep, runs, scores, timings, oof=oof)
@@ -108,7 +111,7 @@ def _train(
     (N, K) or None, and the train (N, ...) and test (M, ...) inputs.
     """
     with _timed(timings, "inputs"):
-        x, x_test = steps.tensor_inputs(prep, progress)
+        x, x_test = steps.tensor_inputs(prep, progress, executor)
         if prep.device.type == "cuda":  # page-locked: host-to-GPU copies overlap compute
             x, x_test = x.pin_memory(), x_test.pin_memory()
     with _timed(timings, "runs"):

@@ -31,10 +31,11 @@ from scoring.scores.registry import available
 from scoring.training import grad_arrays
 from scoring.training.checkpoints import Snapshots, save_states
 from scoring.training.embed import check_encoder, embed_texts, embedding_key
-from scoring.training.executors import Executor, LocalExecutor, Report
+from scoring.training.executors import Executor, LocalExecutor, Report, spreads
 from scoring.training.image_encoders import (
     check_image_encoder,
     embed_images,
+    embed_images_spread,
     image_embedding_key,
     load_image_model,
 )
@@ -332,11 +333,14 @@ def _git_revision() -> str | None:
 # -- step 2: model inputs -----------------------------------------------------------------
 
 
-def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
+def tensor_inputs(
+    prep: Prepared, progress: Progress, executor: Executor | None = None
+) -> tuple[Inputs, Inputs]:
     """Model inputs for train and test: images as uint8 `Pixels` (float32 per batch), or
     (image `probe`) as a pretrained image encoder's cached embeddings; text as cached
     embeddings (probe), TF-IDF's cached SVD components (tfidf) or token tensors (finetune).
-    Embeddings are computed once per dataset and encoder setting.
+    Embeddings are computed once per dataset and encoder setting; with a Ray `executor`,
+    as tasks over batches (the same bytes as here).
 
     Returns
     -------
@@ -347,7 +351,7 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
     """
     ds = prep.dataset
     if ds.modality == "image" and prep.recipe.name == "probe":
-        return image_probe_inputs(prep, progress)
+        return image_probe_inputs(prep, progress, executor)
     if ds.modality == "image":  # shared with the dataset: no copy
         divisor = ds.pixel_divisor
         return to_inputs(ds.train.inputs, divisor), to_inputs(ds.test.inputs, divisor)
@@ -371,7 +375,7 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
         n = len(ds.train.labels) + len(ds.test.labels)
         bar, tick = progress.counter("embedding text", n, "sentence")
         kw = dict(model=model, max_length=max_length, device=prep.device, on_batch=tick)
-        kw["long_text"] = long_text
+        kw.update(long_text=long_text, executor=executor if spreads(executor) else None)
         arrays = {
             "train": embed_texts(ds.train.inputs, **kw),
             "test": embed_texts(ds.test.inputs, **kw),
@@ -382,12 +386,13 @@ def tensor_inputs(prep: Prepared, progress: Progress) -> tuple[Inputs, Inputs]:
 
 
 def image_probe_inputs(
-    prep: Prepared, progress: Progress | None = None
+    prep: Prepared, progress: Progress | None = None, executor: Executor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A pretrained image encoder's pooled embeddings, train (N, D) and test (M, D), float32.
 
     Computed once per dataset and encoder (`image_encoders.image_embedding_key`), batched
-    on the run's device, and stored in the dataset's embeddings folder beside text ones.
+    on the run's device (or as Ray tasks with `--executor ray`), and stored in the
+    dataset's embeddings folder beside text ones.
     """
     ds, model = prep.dataset, prep.config.train.model
     emb_path = prep.run_dir.embeddings_file(image_embedding_key(model))
@@ -398,11 +403,16 @@ def image_probe_inputs(
         torch.set_num_threads(cpu_threads())  # an encoder forward uses every core
     n = len(ds.train.labels) + len(ds.test.labels)
     bar, tick = progress.counter("embedding images", n, "image") if progress else (None, None)
-    loaded = load_image_model(model)
-    kw = dict(model=model, device=prep.device, on_batch=tick, loaded=loaded)
+    if spreads(executor):  # Ray tasks over whole batches: the same table, byte for byte
+        kw = dict(model=model, device=prep.device, on_batch=tick, executor=executor)
+        embed = embed_images_spread
+    else:
+        loaded = load_image_model(model)
+        kw = dict(model=model, device=prep.device, on_batch=tick, loaded=loaded)
+        embed = embed_images
     arrays = {
-        "train": embed_images(display_pixels(ds.train.inputs, ds.pixel_divisor), **kw),
-        "test": embed_images(display_pixels(ds.test.inputs, ds.pixel_divisor), **kw),
+        "train": embed(display_pixels(ds.train.inputs, ds.pixel_divisor), **kw),
+        "test": embed(display_pixels(ds.test.inputs, ds.pixel_divisor), **kw),
     }
     if bar is not None:
         bar.close()

@@ -142,3 +142,32 @@ def test_ray_tasks_report_progress_and_results_to_the_caller() -> None:
     assert results == {0: 1, 1: 4, 2: 9}
     assert sink.done == pytest.approx(3.0)  # every task's reports reached the caller
     assert sink.messages and all(m.startswith("item ") for m in sink.messages)
+
+
+def test_score_with_a_spreading_executor_sends_the_knn_blocks_to_it(tmp_path) -> None:
+    """`score --executor ray` hands the neighbour searches' query blocks to the executor
+    (here one that runs them in this process under Ray's name), with the local scores."""
+    from scoring.config import DataConfig, ScoreConfig, TrainConfig
+    from scoring.scores.knn import _Block
+    from scoring.training.pipeline import score
+
+    class Spreading(LocalExecutor):
+        name = "ray"
+
+        def __init__(self) -> None:
+            self.units: list[str] = []
+
+        def map(self, fn, items, progress, on_result) -> None:
+            self.units += [type(fn).__name__] * len(items)
+            super().map(fn, items, progress, on_result)
+
+    config = ScoreConfig(
+        data=DataConfig(source="digits", limit=200),
+        train=TrainConfig(recipe="mlp", runs=2, epochs=2),
+        scores=("el2n", "near_dup", "outlier", "leakage"),
+    )
+    spreading = Spreading()
+    spread = score(config, tmp_path / "spread", show_progress=False, executor=spreading)
+    local = score(config, tmp_path / "local", show_progress=False)
+    assert spreading.units.count(_Block.__name__) >= 3  # near_dup, outlier, leakage searches
+    pd.testing.assert_frame_equal(store.read_scores(spread), store.read_scores(local))
