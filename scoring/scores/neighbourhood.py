@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -203,7 +204,10 @@ def content_keys(inputs: np.ndarray | Sequence) -> list[str]:
 
 
 def dup_groups(
-    features: np.ndarray, keys: Sequence[str], images: np.ndarray | None = None
+    features: np.ndarray,
+    keys: Sequence[str],
+    images: np.ndarray | None = None,
+    shift: ShiftIndex | None = None,
 ) -> np.ndarray:
     """Duplicate groups: exact copies by content, joined with near-duplicate pairs.
 
@@ -219,6 +223,8 @@ def dup_groups(
         pixels (`shifted_pairs`) instead of a pair nearer than the embeddings' threshold,
         which on pixels also joins unrelated images of a similar layout
         (bench/duplicates.py).
+    shift : ShiftIndex, optional
+        `shift_index(images, features)`, when already computed.
 
     Returns
     -------
@@ -239,7 +245,7 @@ def dup_groups(
     if _pixels_comparable(images):
         # Images: near copies are confirmed by their pixels (`shifted_pairs`, which also
         # takes the embeddings' neighbours as candidates).
-        for i, j in shifted_pairs(images, features=features):
+        for i, j in shifted_pairs(images, features=features, shift=shift):
             sets.union(i, j)
     elif n > 1:
         dist, index = _knn(np.asarray(features), min(K_PAIRS, n - 1))
@@ -289,6 +295,7 @@ def leak_of(
     test_ids: np.ndarray,
     images: np.ndarray | None = None,
     test_images: np.ndarray | None = None,
+    shift: ShiftIndex | None = None,
 ) -> np.ndarray:
     """The held-out/test row each training row leaks, −1 for none.
 
@@ -306,6 +313,8 @@ def leak_of(
     test_ids : ndarray of shape (m,)
     images, test_images : ndarray of shape (n, channels, height, width) and (m, ...), optional
         The decoded pixels of both sides (any numeric dtype).
+    shift : ShiftIndex, optional
+        `shift_index(images, features)`, when already computed (`dup_groups` needs it too).
 
     Returns
     -------
@@ -318,7 +327,7 @@ def leak_of(
         return out
     test_ids = np.asarray(test_ids, dtype=np.int64)
     if _pixels_comparable(images) and test_images is not None:
-        for i, j in shifted_pairs(images, test_images, features, test_features):
+        for i, j in shifted_pairs(images, test_images, features, test_features, shift):
             out[i] = test_ids[j]
     elif n > 1:
         d_test, i_test = _knn(np.asarray(features), 1, np.asarray(test_features))
@@ -334,11 +343,53 @@ def leak_of(
     return out
 
 
+@dataclass(frozen=True)
+class ShiftIndex:
+    """The training rows' side of `shifted_pairs`, computed once (`shift_index`) and
+    shared by the duplicate groups and the leaks, which both calibrate on it.
+
+    Attributes
+    ----------
+    small : ndarray of shape (n, channels, h, w)
+        The pixels pooled to at most `SHIFT_SIDE` a side.
+    feats : ndarray of shape (n, p), float32
+        Their `perceptual_features`.
+    index : ndarray of shape (n, k), int64
+        Each row's candidates (perceptual and embedding neighbours).
+    reg : ndarray of shape (n, k)
+        Each candidate pair's registered distance.
+    tau : float
+        The copy threshold (`near_threshold` of each row's smallest registered distance).
+    """
+
+    small: np.ndarray
+    feats: np.ndarray
+    index: np.ndarray
+    reg: np.ndarray
+    tau: float
+
+
+def shift_index(images: np.ndarray, features: np.ndarray | None = None) -> ShiftIndex | None:
+    """The training rows' `ShiftIndex`; None where pixels are not compared
+    (`_pixels_comparable`). See `shifted_pairs` for what each part is."""
+    if not _pixels_comparable(images):
+        return None
+    n = len(images)
+    small = _pooled(images)
+    feats = perceptual_features(small)
+    index = _knn(feats, min(K_SHIFT, n - 1))[1]
+    if features is not None:
+        index = np.hstack([index, _knn(np.asarray(features), min(K_PAIRS, n - 1))[1]])
+    reg = _registered_pairs(small, small, index)  # (n, k)
+    return ShiftIndex(small, feats, index, reg, near_threshold(reg.min(axis=1)))
+
+
 def shifted_pairs(
     images: np.ndarray,
     others: np.ndarray | None = None,
     features: np.ndarray | None = None,
     other_features: np.ndarray | None = None,
+    shift: ShiftIndex | None = None,
 ) -> list[tuple[int, int]]:
     """Pairs that are one picture up to a shift of a few pixels and a re-encoding.
 
@@ -364,27 +415,27 @@ def shifted_pairs(
         returned instead, on the training rows' threshold.
     features, other_features : ndarray of shape (n, d) and (m, d), optional
         The run's embeddings of both sides: their neighbours are candidates too.
+    shift : ShiftIndex, optional
+        `shift_index(images, features)`, when already computed (it is the costly part).
 
     Returns
     -------
     list of (int, int)
         (i, j) with i < j among `images`, or (i, test row j); ascending.
     """
-    n = len(images)
-    if not _pixels_comparable(images):
+    if shift is None:
+        shift = shift_index(images, features)
+    if shift is None:
         return []
-    small = _pooled(images)
-    feats = perceptual_features(small)
-    index = _knn(feats, min(K_SHIFT, n - 1))[1]
-    if features is not None:
-        index = np.hstack([index, _knn(np.asarray(features), min(K_PAIRS, n - 1))[1]])
-    reg = _registered_pairs(small, small, index)  # (n, k)
-    tau = near_threshold(reg.min(axis=1))
     if others is None:
-        rows, cols = np.nonzero(reg <= tau)
-        pairs = {tuple(sorted((int(i), int(index[i, c])))) for i, c in zip(rows, cols, strict=True)}
+        rows, cols = np.nonzero(shift.reg <= shift.tau)
+        pairs = {
+            tuple(sorted((int(i), int(shift.index[i, c])))) for i, c in zip(rows, cols, strict=True)
+        }
         return sorted(pairs)
-    return _shifted_test_pairs(small, feats, tau, others, features, other_features)
+    return _shifted_test_pairs(
+        shift.small, shift.feats, shift.tau, others, features, other_features
+    )
 
 
 def _shifted_test_pairs(

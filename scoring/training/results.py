@@ -183,7 +183,9 @@ def neighbourhood_columns(prep: Prepared) -> dict[str, np.ndarray]:
     keys = _content_keys(ds.train.inputs, ds.pixel_divisor)
     image = ds.modality == "image"
     images = ds.train.inputs if image else None
-    cols = {"dup_group": neighbourhood.dup_groups(features, keys, images)}
+    # The pixel check's training side, once for both the groups and the leaks.
+    shift = neighbourhood.shift_index(images, features) if image else None
+    cols = {"dup_group": neighbourhood.dup_groups(features, keys, images, shift)}
     if len(ds.test.labels):
         cols["leak_of"] = neighbourhood.leak_of(
             features,
@@ -193,6 +195,7 @@ def neighbourhood_columns(prep: Prepared) -> dict[str, np.ndarray]:
             np.asarray(ds.test.ids),
             images,
             ds.test.inputs if image else None,
+            shift,
         )
     else:
         cols["leak_of"] = np.full(len(keys), -1, dtype=np.int64)

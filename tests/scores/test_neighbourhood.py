@@ -192,6 +192,21 @@ def test_shifted_reencoded_copies_and_leaks_are_found() -> None:
         r: int(ids[t]) for t, r in leaks
     }
     assert nb.shifted_pairs(train[:1]) == [] and nb.shifted_pairs(train, test[:0]) == []
+    # The training side computed once and shared gives the same groups and leaks, and the
+    # training pairs are registered once instead of twice.
+    calls = []
+    registered = nb._registered_pairs
+    nb._registered_pairs = lambda a, b, index: calls.append(a is b) or registered(a, b, index)
+    try:
+        shift = nb.shift_index(train, feats)
+        np.testing.assert_array_equal(nb.dup_groups(feats, keys, train, shift), groups)
+        np.testing.assert_array_equal(
+            nb.leak_of(feats, keys, test_feats, test_keys, ids, train, test, shift), leak
+        )
+    finally:
+        nb._registered_pairs = registered
+    assert calls == [True, False]  # train x train once, then train x test
+    assert nb.shift_index(train[:1]) is None
 
 
 def test_one_rule_flags_groups_leaks_and_the_scores_docs() -> None:
