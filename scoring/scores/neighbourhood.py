@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from scoring.machine import cpu_threads
 from scoring.scores._checks import FloatArray, checked
 from scoring.scores.knn import knn
 
@@ -516,14 +517,19 @@ def _pooled(images: np.ndarray) -> np.ndarray:
 
 def _registered_pairs(a: np.ndarray, b: np.ndarray, index: np.ndarray) -> np.ndarray:
     """(n, k): for each row i of `a` and candidate `index[i, c]` of `b`, the smallest mean
-    squared difference of the interiors over shifts of up to `max_shift` pixels."""
+    squared difference of the interiors over shifts of up to `max_shift` pixels.
+
+    Blocks of pairs are independent and numpy releases the GIL in their arithmetic, so they
+    run on one thread per core (`machine.cpu_threads`), with the same numbers.
+    """
     n, k = index.shape
     s = max(1, min(a.shape[-2:]) // 10)  # 3 px at 32 x 32, 1 px at 8 x 8
     # A pair found by both candidate lists is compared once.
     flat, back = np.unique(np.repeat(np.arange(n), k) * len(b) + index.ravel(), return_inverse=True)
     rows, cols = np.divmod(flat, len(b))
     out = np.empty(len(flat))
-    for start in range(0, len(flat), _PAIR_BLOCK):
+
+    def block(start: int) -> None:
         r, c = rows[start : start + _PAIR_BLOCK], cols[start : start + _PAIR_BLOCK]
         x = np.asarray(a[r], dtype=np.float32)  # (p, C, H, W)
         y = np.asarray(b[c], dtype=np.float32)
@@ -535,6 +541,17 @@ def _registered_pairs(a: np.ndarray, b: np.ndarray, index: np.ndarray) -> np.nda
                 diff = core - y[..., s + dy : h - s + dy, s + dx : w - s + dx]
                 np.minimum(best, np.einsum("pchw,pchw->p", diff, diff), out=best)
         out[start : start + _PAIR_BLOCK] = best / core[0].size
+
+    starts = range(0, len(flat), _PAIR_BLOCK)
+    workers = cpu_threads()
+    if workers == 1 or len(starts) == 1:
+        for start in starts:
+            block(start)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(block, starts))  # list(): re-raises a block's error here
     return out[back].reshape(n, k)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from scoring.config import SCORING_VERSION, ScoreConfig
 from scoring.data.decode import display_pixels
 from scoring.data.noise import inject_noise
 from scoring.errors import InputError
+from scoring.machine import cpu_threads
 from scoring.scores import REGISTRY, resolve
 from scoring.scores.registry import available
 from scoring.training import grad_arrays
@@ -436,14 +436,6 @@ def tfidf_inputs(
         arrays = tfidf_features(ds.train.inputs, ds.test.inputs)
         store.save_arrays(path, **arrays)
     return torch.from_numpy(arrays["train"]), torch.from_numpy(arrays["test"])
-
-
-def cpu_threads() -> int:
-    """Cores this process may use (respects CPU affinity, e.g. in containers)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 # -- step 3: the recorded runs -------------------------------------------------------------

@@ -232,3 +232,16 @@ def test_one_rule_flags_groups_leaks_and_the_scores_docs() -> None:
     assert 0 < leak.sum() <= 10 and np.array_equal(leak, by_score)
     for doc in (nb.NEAR_DUP_DOC, nb.LEAKAGE_DOC):
         assert "≥ 3 *and*" in doc or "≥ 3 and at most half the median" in doc
+
+
+def test_registered_pairs_on_threads_equal_one_thread(monkeypatch) -> None:
+    """Blocks of pairs spread over threads give exactly the one-thread distances."""
+    rng = np.random.default_rng(9)
+    a = rng.integers(0, 255, (40, 3, 16, 16), dtype=np.uint8)
+    index = rng.integers(0, 40, (40, 4))
+    monkeypatch.setattr(nb, "_PAIR_BLOCK", 7)  # 160 pairs (fewer once deduplicated): many blocks
+    monkeypatch.setattr(nb, "cpu_threads", lambda: 1)
+    one = nb._registered_pairs(a, a, index)
+    monkeypatch.setattr(nb, "cpu_threads", lambda: 3)
+    np.testing.assert_array_equal(nb._registered_pairs(a, a, index), one)
+    assert one.shape == (40, 4) and np.isfinite(one).all()
