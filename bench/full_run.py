@@ -234,7 +234,7 @@ def page_times(run: Path, cache: Path, repeats: int) -> tuple[float, list]:
     return time.perf_counter() - t0, render_times(run, repeats, cache)
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(SOURCES))
     parser.add_argument("--data", type=Path, help="folder with train.parquet, test.parquet")
@@ -249,58 +249,69 @@ def main() -> None:
     parser.add_argument("--no-pages", action="store_true")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-    from scoring import store
+    return parser.parse_args()
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The run's ScoreConfig: the product's defaults but for the options given."""
     from scoring.config import DataConfig, ScoreConfig, TrainConfig
 
     data = args.data or DATA / args.dataset
     train = {"recipe": args.recipe, "runs": args.runs, "epochs": args.epochs}
     train["device"] = args.device
     scores = {} if args.scores is None else {"scores": tuple(args.scores.split(","))}
-    config = ScoreConfig(
+    return ScoreConfig(
         **scores,
         data=DataConfig(
             source=str(data / "train.parquet"), test=str(data / "test.parquet"), limit=args.limit
         ),
         train=TrainConfig(**{k: v for k, v in train.items() if v is not None}),
     )
-    cache = OUT / f"{args.dataset}-{args.recipe}-{args.device}"
-    shutil.rmtree(cache, ignore_errors=True)  # an empty cache: the embedding is computed
-    cache.mkdir(parents=True)
 
-    run, prep, stages, per_score, wall = run_pipeline(config, cache)
-    figures: dict[str, Any] = {"dataset": args.dataset, "recipe": prep.recipe.name}
-    figures["peak_rss_gb"] = peak_rss_gb()
-    figures["gpu_peak_gb"] = _gpu_peak_gb(args.device)
-    summary = json.loads(store.RunDir(run).summary_file.read_text())
-    n_train, n_test = len(prep.dataset.train.labels), len(prep.dataset.test.labels)
-    unit = "images" if prep.dataset.modality == "image" else "sentences"
-    runs, epochs = prep.n_runs, prep.recipe.epochs
-    figures.update(n_train=n_train, n_test=n_test, runs=runs, epochs=epochs, wall_s=wall)
-    figures.update(stages_s=stages, scores_s=per_score, timings_s=summary["timings_s"])
-    figures["test_accuracy_mean"] = summary["test_accuracy_mean"]
+
+def _report_run(figures: dict[str, Any], summary: dict, unit: str, device: str) -> None:
+    """Print the run's stages, per-epoch and per-score times and memory (from `figures`)."""
+    f, wall = figures, figures["wall_s"]
     print(
-        f"\n{args.dataset} ({prep.recipe.name}, {args.device}): {n_train:,} training + "
-        f"{n_test:,} test {unit}, {runs} runs x {epochs} epochs, run {run.name}"
+        f"\n{f['dataset']} ({f['recipe']}, {device}): {f['n_train']:,} training + "
+        f"{f['n_test']:,} test {unit}, {f['runs']} runs x {f['epochs']} epochs"
     )
     print(f"test accuracy {summary['test_accuracy_mean']:.4f} (mean over runs)")
     print(f"{'stage':<14} {'seconds':>9} {'share':>7}")
-    for name, secs in stages.items():
+    for name, secs in f["stages_s"].items():
         print(f"{name:<14} {secs:9.1f} {secs / wall:7.1%}")
     print(f"{'whole run':<14} {wall:9.1f}")
     if summary.get("training_s"):
-        per_epoch = summary["training_s"] / (runs * epochs)
-        figures["epoch_s"] = per_epoch
-        print(f"training: {per_epoch:.2f} s per epoch ({summary['training_s']:.1f} s in all)")
+        f["epoch_s"] = summary["training_s"] / (f["runs"] * f["epochs"])
+        print(f"training: {f['epoch_s']:.2f} s per epoch ({summary['training_s']:.1f} s in all)")
     if summary.get("gradient_scores_s"):
         print(f"gradient scores during the runs: {summary['gradient_scores_s']:.1f} s")
-    print(
-        "per score (from the recorded runs): "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(per_score.items(), key=lambda kv: -kv[1]))
-    )
-    print(f"peak memory (RSS) after the run: {figures['peak_rss_gb']:.2f} GB (goal <= 3 GB)")
-    if figures["gpu_peak_gb"] is not None:
-        print(f"peak GPU memory allocated: {figures['gpu_peak_gb']:.2f} GB")
+    ranked = sorted(f["scores_s"].items(), key=lambda kv: -kv[1])
+    print("per score (from the recorded runs): " + ", ".join(f"{k} {v:.2f} s" for k, v in ranked))
+    print(f"peak memory (RSS) after the run: {f['peak_rss_gb']:.2f} GB (goal <= 3 GB)")
+    if f["gpu_peak_gb"] is not None:
+        print(f"peak GPU memory allocated: {f['gpu_peak_gb']:.2f} GB")
+
+
+def main() -> None:
+    args = _args()
+    from scoring import store
+
+    cache = OUT / f"{args.dataset}-{args.recipe}-{args.device}"
+    shutil.rmtree(cache, ignore_errors=True)  # an empty cache: the embedding is computed
+    cache.mkdir(parents=True)
+    run, prep, stages, per_score, wall = run_pipeline(_config(args), cache)
+    summary = json.loads(store.RunDir(run).summary_file.read_text())
+    n_train, n_test = len(prep.dataset.train.labels), len(prep.dataset.test.labels)
+    figures: dict[str, Any] = {
+        "dataset": args.dataset, "recipe": prep.recipe.name, "run": run.name,
+        "peak_rss_gb": peak_rss_gb(), "gpu_peak_gb": _gpu_peak_gb(args.device),
+        "n_train": n_train, "n_test": n_test, "runs": prep.n_runs, "epochs": prep.recipe.epochs,
+        "wall_s": wall, "stages_s": stages, "scores_s": per_score,
+        "timings_s": summary["timings_s"], "test_accuracy_mean": summary["test_accuracy_mean"],
+    }  # fmt: skip
+    unit = "images" if prep.dataset.modality == "image" else "sentences"
+    _report_run(figures, summary, unit, args.device)
     if not args.no_floor and prep.recipe.name == "probe":
         floor_fn = image_floor if prep.dataset.modality == "image" else text_floor
         per_example, prep_per_example, timed = floor_fn(

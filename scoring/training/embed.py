@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +269,7 @@ def embed_texts(
     executor : scoring.training.executors.Executor, optional
         Ray (`--executor ray`): runs of `_TASK_BATCHES` of the very batches a local call
         makes go to tasks, and their sums are added back in batch order, so the table is
-        the same, byte for byte. Progress then moves as tasks finish.
+        the same, byte for byte. Progress moves as the tasks embed their batches.
     """
     tok, enc = _load(model)
     ids, types, owner = text_windows(tok, texts, max_length=max_length, long_text=long_text)
@@ -284,39 +284,68 @@ def embed_texts(
         rows = [types[i] for i in idx] if types is not None else None
         return _pad([ids[i] for i in idx], rows, pad_id)
 
-    reported = 0  # texts' worth of windows reported to on_batch so far
-    done = 0  # windows embedded
-
-    def add(idx: np.ndarray, batch_sums: np.ndarray, batch_counts: np.ndarray) -> None:
-        """One batch's token sums into its texts' rows, and progress in texts' worth."""
-        nonlocal reported, done
-        np.add.at(sums, owner[idx], batch_sums)
-        np.add.at(counts, owner[idx], batch_counts)
-        done += len(idx)
-        if on_batch is not None:
-            texts_done = done * len(texts) // len(ids)  # windows done, in texts
-            on_batch(texts_done - reported)
-            reported = texts_done
-
-    if executor is not None:  # Ray tasks over runs of the same batches, added in order
-        from scoring.training.executors import map_in_order
-
-        groups = [batches[s : s + _TASK_BATCHES] for s in range(0, len(batches), _TASK_BATCHES)]
-        items = [[padded(idx) for idx in group] for group in groups]
-        task = _WindowSums(model, device.type, torch.get_num_threads())
-        for group, result in zip(groups, map_in_order(executor, task, items), strict=True):
-            for idx, (batch_sums, batch_counts) in zip(group, result, strict=True):
-                add(idx, batch_sums, batch_counts)
+    tick = _texts_ticker(on_batch, len(texts), len(ids))
+    if executor is not None:  # Ray tasks over runs of the same batches
+        results = _spread_window_sums(executor, model, device, [padded(i) for i in batches], tick)
     else:
         enc.to(device).eval()
-        for idx in batches:
-            add(idx, *_window_sums(enc, padded(idx), device))
+        results = _local_window_sums(enc, device, batches, padded, tick)
+    for idx, (batch_sums, batch_counts) in zip(batches, results, strict=True):  # in order
+        np.add.at(sums, owner[idx], batch_sums)
+        np.add.at(counts, owner[idx], batch_counts)
     pooled = sums / np.maximum(counts, 1)[:, None]  # (N, H)
     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
     return pooled.astype(np.float32)
 
 
 _TASK_BATCHES = 16  # batches per Ray task (1,024 windows at batch 64)
+
+
+def _texts_ticker(
+    on_batch: Callable[[int], None] | None, n_texts: int, n_windows: int
+) -> Callable[[int], None]:
+    """`tick(w)`: w more windows embedded; tells `on_batch` the texts' worth done since
+    its last call (windows done as a share of all, times n_texts, rounded down)."""
+    reported = done = 0
+
+    def tick(windows: int) -> None:
+        nonlocal reported, done
+        done += windows
+        if on_batch is not None:
+            texts_done = done * n_texts // n_windows
+            on_batch(texts_done - reported)
+            reported = texts_done
+
+    return tick
+
+
+def _local_window_sums(
+    enc: torch.nn.Module,
+    device: torch.device,
+    batches: list[np.ndarray],
+    padded: Callable[[np.ndarray], dict[str, torch.Tensor]],
+    tick: Callable[[int], None],
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`_window_sums` of each batch of window indices, here, in order, ticking windows."""
+    for idx in batches:
+        yield _window_sums(enc, padded(idx), device)
+        tick(len(idx))
+
+
+def _spread_window_sums(
+    executor: Any,
+    model: str | None,
+    device: torch.device,
+    batches: list[dict[str, torch.Tensor]],
+    tick: Callable[[int], None],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`_window_sums` of each padded batch as Ray tasks of `_TASK_BATCHES` batches, in the
+    batches' order; each task reports its windows to `tick` as it goes."""
+    from scoring.training.executors import map_in_order
+
+    groups = [batches[s : s + _TASK_BATCHES] for s in range(0, len(batches), _TASK_BATCHES)]
+    task = _WindowSums(model, device.type, torch.get_num_threads())
+    return [sums for result in map_in_order(executor, task, groups, tick) for sums in result]
 
 
 def _window_sums(
@@ -350,7 +379,11 @@ class _WindowSums:
         if self.model not in _ENCODERS:  # once per worker process
             _ENCODERS[self.model] = load_encoder(self.model).to(device).eval()
         enc = _ENCODERS[self.model]
-        return [_window_sums(enc, batch, device) for batch in batches]
+        out = []
+        for batch in batches:
+            out.append(_window_sums(enc, batch, device))
+            report.advance(len(batch["input_ids"]))  # windows
+        return out
 
 
 _ENCODERS: dict[str | None, torch.nn.Module] = {}

@@ -167,9 +167,8 @@ def sq_grad_norms(
     if params == "last":
         return _last_layer_sq_norms(model, inputs, labels, target, device, chunk, on_chunk)
     tokens = is_tokens(inputs[:1])
-    # Ghost norms when every weight sits in a Linear, LayerNorm or Embedding (Hugging Face
-    # encoders; the probe's head and mlp): a batched forward and backward, no per-example
-    # gradient formed; 170-350x faster than vmap on the probe's head (bench/grad_scores.py).
+    # Ghost norms when every weight sits in a Linear, LayerNorm or Embedding (HF encoders,
+    # the probe's head, mlp): 140-400x faster than vmap on the probe (bench/probe_grads.py).
     if ghost.supports(model):
         return ghost.batched_sq_norms(
             model,

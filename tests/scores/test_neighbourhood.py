@@ -245,3 +245,32 @@ def test_registered_pairs_on_threads_equal_one_thread(monkeypatch) -> None:
     monkeypatch.setattr(nb, "cpu_threads", lambda: 3)
     np.testing.assert_array_equal(nb._registered_pairs(a, a, index), one)
     assert one.shape == (40, 4) and np.isfinite(one).all()
+
+
+def test_one_self_search_serves_near_dup_leakage_and_the_pixel_check(monkeypatch) -> None:
+    """The training rows' centred self-search is made once (to K_PAIRS neighbours) and
+    sliced for the k = 1 searches; the same rows changed in place are searched again."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    x[20] = x[3]  # a tie the slices must keep in index order
+    y = rng.normal(size=(40, 8)).astype(np.float32)
+    nb._SELF_SEARCH.clear()
+    want = [nb.near_dup(features_free=x), nb.leakage(features_free=x, features_free_test=y)]
+    want_k5 = nb._knn(x, nb.K_PAIRS)
+    searches = []
+    inner = nb.knn
+    monkeypatch.setattr(
+        nb, "knn", lambda *a, **kw: searches.append(a[1] is None) or inner(*a, **kw)
+    )
+    nb._SELF_SEARCH.clear()
+    got = [nb.near_dup(features_free=x), nb.leakage(features_free=x, features_free_test=y)]
+    got_k5 = nb._knn(x, nb.K_PAIRS)
+    for a, b in zip(got + list(got_k5), want + list(want_k5), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert searches == [True, False]  # one self-search, one train -> test search
+    x[0] += 1.0  # the same array, other values: not the cached search
+    d, _ = nb._knn(x, 1)
+    assert searches == [True, False, True]
+    mu = x.astype(np.float64).mean(axis=0)
+    _, ref = inner((x - mu).astype(np.float32), k=1)
+    np.testing.assert_array_equal(d, ref)
