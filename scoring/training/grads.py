@@ -168,7 +168,7 @@ def sq_grad_norms(
         return _last_layer_sq_norms(model, inputs, labels, target, device, chunk, on_chunk)
     tokens = is_tokens(inputs[:1])
     # Ghost norms when every weight sits in a Linear, LayerNorm or Embedding (HF encoders,
-    # the probe's head, mlp): 140-400x faster than vmap on the probe (bench/probe_grads.py).
+    # the probe's head, mlp): 130-410x faster than vmap on the probe (bench/probe_grads.py).
     if ghost.supports(model):
         return ghost.batched_sq_norms(
             model,
