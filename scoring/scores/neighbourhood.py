@@ -156,7 +156,7 @@ def _knn(x: np.ndarray, k: int, y: np.ndarray | None = None) -> tuple[np.ndarray
     # text embeddings put every pair at a small cosine distance and blur the tail.
     # The query rows are the training rows in every use here, so both sides share their mean.
     key = None
-    if y is None:  # the self-search near_dup, leakage and the pixel check all make
+    if y is None:  # the self-search near_dup and leakage both make
         key = _digest(x)
         hit = _SELF_SEARCH.get(key)
         if hit is not None and hit[0].shape[1] >= k:
@@ -175,8 +175,9 @@ def _knn(x: np.ndarray, k: int, y: np.ndarray | None = None) -> tuple[np.ndarray
     return dist[:, :k].copy(), index[:, :k].copy()
 
 
-# The last self-search, by the content of the rows searched (`_digest`): a run's near_dup,
-# leakage and pixel check search the same training rows, 20-30 s each at 50,000 x 1,280.
+# The last self-search, by the content of the rows searched (`_digest`): a run's near_dup
+# and leakage search the same training rows, 20-30 s each at 50,000 x 1,280. (The pixel
+# check's perceptual search replaces the entry before its own embedding search.)
 _SELF_SEARCH: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
