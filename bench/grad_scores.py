@@ -6,8 +6,11 @@ per-example computation), the same real CIFAR-10 images for every row; examples/
 - forward (inference, batch 128) and forward+backward (a training step's work, batch 128,
   no per-example gradients: the floor for any full-gradient score);
 - EL2N (forward + softmax + ‖p − onehot‖), goal >= 0.95 x forward;
-- GraNd, all parameters: ours (`sq_grad_norms`, vmap) vs a per-example backward loop vs
-  opacus `GradSampleModule`; goal >= 0.6 x forward+backward and faster than both;
+- GraNd, all parameters: ours (`sq_grad_norms`: ghost norms, one batched forward and
+  backward, no per-example gradient for the Gram-form layers) vs ours by `torch.func` vmap
+  (the fallback for other models, and the path before ghost norms for convolutions) vs a
+  per-example backward loop vs opacus `GradSampleModule`; goal >= 0.9 x forward+backward
+  (issue 26) and faster than the baselines;
 - TracIn self-influence over 3 checkpoints: ours vs Captum `TracInCP` in its exact mode
   (`sample_wise_grads_per_batch=False`; its batched mode hooks only Linear/Conv2d and skips
   BatchNorm's parameters, so it is timed too but marked inexact), goal >= 1.2 x; last layer:
@@ -57,8 +60,10 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10" / "train.parquet"
 LRS = (0.05, 0.03, 0.01)
-OURS = ("forward", "fb", "el2n", "grand", "tracin", "tracin_last", "vog")  # --ours-only rows
+# --ours-only rows
+OURS = ("forward", "fb", "el2n", "grand", "grand_vmap", "tracin", "tracin_last", "vog")
 
+from scoring.training import grads  # noqa: E402
 from scoring.training.grads import (  # noqa: E402
     calibrate_batchnorm,
     input_grad_variance,
@@ -155,6 +160,12 @@ def loop_sq_norms(model: nn.Module, x, y) -> np.ndarray:
         F.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
         out[i] = float(sum(p.grad.pow(2).sum() for p in params))
     return out
+
+
+def vmap_sq_norms(model: nn.Module, x, y) -> np.ndarray:
+    """Ours by `torch.func` vmap: the path models ghost norms do not support take."""
+    model.eval()
+    return grads._vmap_sq_norms(model, x, y, "loss", x.device, None, None)
 
 
 # --- opacus -----------------------------------------------------------------------------
@@ -343,6 +354,11 @@ def _methods(
         "fb": row("forward+backward (batched)", lambda a, b: forward_backward(fb_model, a, b, bs)),
         "el2n": row("EL2N", lambda a, b: el2n(model, a, b, bs)),
         "grand": row("GraNd all params, ours", lambda a, b: np.sqrt(sq_grad_norms(model, a, b))),
+        "grand_vmap": row(
+            "GraNd all params, ours by vmap (fallback)",
+            lambda a, b: np.sqrt(vmap_sq_norms(model, a, b)),
+            ref="grand",
+        ),
         "loop": row(
             "GraNd, per-example backward loop",
             lambda a, b: np.sqrt(loop_sq_norms(model, a, b)),
@@ -415,7 +431,7 @@ def _goals(rows: dict[str, dict], K: int) -> dict[str, tuple[dict, float, str]]:
     fwd, fb = rows["forward"], rows["fb"]
     goals = {
         "EL2N": (rows["el2n"], 0.95 * fwd["eps"], "0.95 x forward"),
-        "GraNd all params, ours": (rows["grand"], 0.6 * fb["eps"], "0.6 x fwd+bwd"),
+        "GraNd all params, ours": (rows["grand"], 0.9 * fb["eps"], "0.9 x fwd+bwd"),
         f"VoG, ours (K={K})": (rows["vog"], 0.8 * fb["eps"] / K, f"0.8 x fwd+bwd / {K}"),
     }
     if "captum_exact" in rows:  # the goals against baselines, when they were timed
@@ -466,7 +482,7 @@ def _verdicts(rows: dict[str, dict], goals: dict[str, tuple[dict, float, str]]) 
     if "loop" not in rows:  # --ours-only: no baselines to compare with
         return lines
     g = rows["grand"]["eps"]
-    for base in (rows["loop"], rows["opacus"]):
+    for base in (rows["grand_vmap"], rows["loop"], rows["opacus"]):
         ok = "met" if g > base["eps"] else "NOT met"
         lines.append(
             f"- GraNd ours faster than {base['name'].split(', ')[1]}: "

@@ -158,9 +158,11 @@ def _knn(x: np.ndarray, k: int, y: np.ndarray | None = None) -> tuple[np.ndarray
     key = None
     if y is None:  # the self-search near_dup and leakage both make
         key = _digest(x)
-        hit = _SELF_SEARCH.get(key)
-        if hit is not None and hit[0].shape[1] >= k:
-            return hit[0][:, :k].copy(), hit[1][:, :k].copy()
+        hit = _SELF_SEARCH.pop(key, None)
+        if hit is not None:
+            _SELF_SEARCH[key] = hit  # now the most recently used
+            if hit[0].shape[1] >= k:
+                return hit[0][:, :k].copy(), hit[1][:, :k].copy()
     x64 = np.asarray(x, dtype=np.float64)
     mu = x64.mean(axis=0)
     xc = (x64 - mu).astype(np.float32)
@@ -170,15 +172,19 @@ def _knn(x: np.ndarray, k: int, y: np.ndarray | None = None) -> tuple[np.ndarray
     wide = k if key is None else max(k, min(K_PAIRS, x64.shape[0] - 1))
     index, dist = knn(xc, yc, k=wide, metric="cosine")
     if key is not None:
-        _SELF_SEARCH.clear()  # one entry: the run's training rows
+        _SELF_SEARCH.pop(key, None)
         _SELF_SEARCH[key] = (dist, index)
+        while len(_SELF_SEARCH) > _SELF_SEARCH_ENTRIES:  # drop the least recently used
+            del _SELF_SEARCH[next(iter(_SELF_SEARCH))]
     return dist[:, :k].copy(), index[:, :k].copy()
 
 
-# The last self-search, by the content of the rows searched (`_digest`): a run's near_dup
-# and leakage search the same training rows, 20-30 s each at 50,000 x 1,280. (The pixel
-# check's perceptual search replaces the entry before its own embedding search.)
+# The last self-searches, by the content of the rows searched (`_digest`), least recently
+# used first: a run's near_dup, leakage and pixel check search the same training
+# embeddings, 20-30 s each at 50,000 x 1,280; the pixel check also searches its perceptual
+# vectors in between, hence two entries (a few MB each at 50,000 rows).
 _SELF_SEARCH: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+_SELF_SEARCH_ENTRIES = 2
 
 
 def _digest(x: np.ndarray) -> str:

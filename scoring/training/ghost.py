@@ -1,4 +1,4 @@
-"""Per-example gradient norms of a transformer without per-example gradients ("ghost norms").
+"""Per-example gradient norms without all of the per-example gradients ("ghost norms").
 
 For a linear layer applied to a sequence, example i's weight gradient is Σ_t δ_t a_tᵀ
 (a_t the layer's input at token t, δ_t the loss gradient at its output), so
@@ -7,18 +7,28 @@ For a linear layer applied to a sequence, example i's weight gradient is Σ_t δ
 
 needs only two T x T Gram matrices per example, never the d_out x d_in gradient (Li et al.,
 "Large Language Models Can Be Strong Differentially Private Learners", 2022, the ghost-norm
-trick). Embeddings are the same with a_t one-hot in the token id (Σ over t, s with equal
-ids); LayerNorm's per-example gradients are small (B, d) tensors and are formed directly.
-One batched forward and one backward (to the layers' outputs only) give every example's
-norm at once, exactly, with the model in eval mode so that examples do not interact. The
-products run in the model's dtype; each layer's per-example sums are added in float64.
+trick). A convolution is the same linear map over its unfolded input patches (a_t the
+C_in·k·k patch at output position t, T = H_out·W_out), as in opacus's fast gradient clipping.
+Each layer takes whichever is cheaper: the Gram matrices (T² (d_in + d_out) products) or
+that one layer's per-example gradient (d_out·d_in·T) — the Gram form wins on a ResNet's
+deep, small feature maps, the gradient on its wide early ones (Bu et al., "mixed ghost
+clipping", 2022). Embeddings are the Linear rule with a_t one-hot in the token id (Σ over
+t, s with equal ids); LayerNorm's and eval-mode BatchNorm's per-example gradients are small
+(B, C) tensors and are formed directly. One batched forward and one backward (to the
+layers' outputs only) give every example's norm at once, exactly, with the model in eval
+mode so that examples do not interact. The products run in the model's dtype; each layer's
+per-example sums are added in float64.
 
-Only models whose parameters all sit in `nn.Linear`, `nn.LayerNorm` and `nn.Embedding`
-modules are supported (Hugging Face encoders are); `supports` says whether a model is.
+Supported: models whose parameters all sit in `nn.Linear`, `nn.LayerNorm`, `nn.Embedding`,
+`nn.Conv2d` (one group, zero padding given as numbers) and eval-mode `nn.BatchNorm2d` with
+running statistics (Hugging Face encoders, the probe's head and Winnow's CNNs are);
+`supports` says whether a model is. In-place ops after a layer (a ReLU with inplace=True)
+are fine: the model goes on with a copy of each layer's output.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -26,14 +36,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_SUPPORTED = (nn.Linear, nn.LayerNorm, nn.Embedding)
+
+def _supported(module: nn.Module) -> bool:
+    if isinstance(module, nn.Conv2d):
+        # F.unfold covers one group and numeric zero padding; others take the vmap path.
+        return (
+            module.groups == 1
+            and module.padding_mode == "zeros"
+            and not isinstance(module.padding, str)
+        )
+    if isinstance(module, nn.BatchNorm2d):
+        # Batch statistics would couple the examples; running statistics make it affine.
+        return not module.training and module.running_mean is not None
+    return isinstance(module, (nn.Linear, nn.LayerNorm, nn.Embedding))
 
 
 def supports(model: nn.Module) -> bool:
-    """Whether every trainable parameter belongs to a Linear, LayerNorm or Embedding."""
+    """Whether every trainable parameter belongs to a supported layer (see the module note)."""
     for module in model.modules():
         own = [p for p in module.parameters(recurse=False) if p.requires_grad]
-        if own and not isinstance(module, _SUPPORTED):
+        if own and not _supported(module):
             return False
     return True
 
@@ -71,7 +93,9 @@ def sq_norms(
             output = output.expand(batch, *output.shape[1:])
             inp = inp.expand(batch, *inp.shape[1:])
         calls.append((module, inp.detach(), output))
-        return output
+        # The model goes on with a copy: an in-place ReLU would move `output`'s autograd
+        # history past itself (the gradient "at the output" would be the ReLU's).
+        return output.clone()
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if _owns_params(m)]
     try:
@@ -104,59 +128,91 @@ def _owns_params(module: nn.Module) -> bool:
 
 def _sum_over_modules(calls, deltas) -> torch.Tensor:
     """Σ over modules of each example's squared gradient norm; a module called twice sums
-    its calls' contributions before squaring, by joining them along the token axis."""
+    its calls' contributions before squaring, by joining them along the position axis.
+
+    Each layer's input is put in its rule's layout (unfolded patches, normalised
+    activations) only while that layer is summed, so one layer's patches are alive at a
+    time; recomputing them for each of ``target="logits"``'s K passes costs a copy, small
+    beside the products.
+    """
     by_module: dict[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]] = {}
     for (module, inp, _), delta in zip(calls, deltas, strict=True):
         if delta is not None:
             by_module.setdefault(module, []).append((inp, delta))
     total = 0.0
     for module, pairs in by_module.items():
-        total = total + _module_sq_norm(module, pairs)
+        a = _join([_prepare(module, inp) for inp, _ in pairs])
+        delta = _join([_positions(module, d) for _, d in pairs])
+        total = total + _module_sq_norm(module, a, delta)
     return total
 
 
-def _tokens(t: torch.Tensor) -> torch.Tensor:
-    """(B, ..., d) -> (B, T, d): every middle axis is a token axis."""
-    return t.reshape(t.shape[0], -1, t.shape[-1])
+def _join(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Along the position axis; a layer called once keeps its (often transposed) view, where
+    `torch.cat` would copy it: 31% of cnn32's ghost-norm time was that copy."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
-def _module_sq_norm(module: nn.Module, pairs) -> torch.Tensor:
+def _positions(module: nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """A layer's output (or output gradient) as (B, T, C): one row per position the layer's
+    weights were applied at (a token, a pixel of a feature map)."""
+    if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):  # (B, C, H, W)
+        return t.flatten(2).transpose(1, 2)
+    if isinstance(module, nn.LayerNorm):  # (B, ..., *normalized_shape)
+        return t.reshape(t.shape[0], -1, math.prod(module.normalized_shape))
+    return t.reshape(t.shape[0], -1, t.shape[-1])  # (B, ..., d)
+
+
+def _prepare(module: nn.Module, inp: torch.Tensor) -> torch.Tensor:
+    """What the layer's weights multiply, per position: (B, T, d_in), or (B, T) token ids."""
     if isinstance(module, nn.Embedding):
-        ids = torch.cat([inp.reshape(inp.shape[0], -1) for inp, _ in pairs], 1)  # (B, T)
-        delta = torch.cat([_tokens(d) for _, d in pairs], 1)  # (B, T, d)
-        if module.padding_idx is not None:  # the padding row never receives a gradient
-            delta = delta * (ids != module.padding_idx).unsqueeze(-1)
-        same = (ids[:, :, None] == ids[:, None, :]).to(delta.dtype)  # (B, T, T)
-        return (same * (delta @ delta.transpose(1, 2))).sum((1, 2)).double()
+        return inp.reshape(inp.shape[0], -1)
+    if isinstance(module, nn.Conv2d):  # the C_in·kh·kw patch under each output position
+        patches = F.unfold(
+            inp, module.kernel_size, module.dilation, module.padding, module.stride
+        )  # (B, C_in·kh·kw, T)
+        return patches.transpose(1, 2)
     if isinstance(module, nn.LayerNorm):
-        shape = module.normalized_shape
-        dims = tuple(range(-len(shape), 0))
-        grads_w, grads_b = 0.0, 0.0
-        for inp, delta in pairs:
-            xh = (inp - inp.mean(dims, keepdim=True)) / torch.sqrt(
-                inp.var(dims, unbiased=False, keepdim=True) + module.eps
-            )
-            lead = tuple(range(1, inp.dim() - len(shape)))  # token axes
-            grads_w = grads_w + (delta * xh).sum(lead)  # (B, *shape)
-            grads_b = grads_b + delta.sum(lead)
-        out = torch.zeros(pairs[0][0].shape[0], dtype=torch.float64, device=pairs[0][0].device)
-        if module.weight is not None and module.weight.requires_grad:
-            out = out + grads_w.reshape(out.shape[0], -1).pow(2).sum(1).double()
-        if module.bias is not None and module.bias.requires_grad:
-            out = out + grads_b.reshape(out.shape[0], -1).pow(2).sum(1).double()
-        return out
-    # nn.Linear
-    a = torch.cat([_tokens(inp) for inp, _ in pairs], 1)  # (B, T, d_in)
-    delta = torch.cat([_tokens(d) for _, d in pairs], 1)  # (B, T, d_out)
-    out = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
-    if module.weight.requires_grad:
-        t, d_in, d_out = a.shape[1], a.shape[2], delta.shape[2]
-        if t * (d_in + d_out) < d_in * d_out:  # Gram matrices are cheaper than the gradient
-            gram = (a @ a.transpose(1, 2)) * (delta @ delta.transpose(1, 2))  # (B, T, T)
-            out = out + gram.sum((1, 2)).double()
-        else:
-            out = out + torch.einsum("bto,bti->boi", delta, a).pow(2).sum((1, 2)).double()
-    if module.bias is not None and module.bias.requires_grad:
+        dims = tuple(range(-len(module.normalized_shape), 0))
+        mean = inp.mean(dims, keepdim=True)
+        var = inp.var(dims, unbiased=False, keepdim=True)
+        return _positions(module, (inp - mean) / torch.sqrt(var + module.eps))
+    if isinstance(module, nn.BatchNorm2d):  # eval mode: the running statistics
+        mean = module.running_mean[:, None, None]
+        var = module.running_var[:, None, None]
+        return _positions(module, (inp - mean) / torch.sqrt(var + module.eps))
+    return _positions(module, inp)  # nn.Linear
+
+
+def _module_sq_norm(module: nn.Module, a: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """(B,) squared norm of one layer's per-example gradient.
+
+    Parameters
+    ----------
+    a : tensor of shape (B, T, d_in), or (B, T) token ids for an Embedding
+        From `_prepare`.
+    delta : tensor of shape (B, T, d_out)
+        The gradient at the layer's output, from `_positions`.
+    """
+    out = torch.zeros(delta.shape[0], dtype=torch.float64, device=delta.device)
+    if isinstance(module, nn.Embedding):
+        if module.padding_idx is not None:  # the padding row never receives a gradient
+            delta = delta * (a != module.padding_idx).unsqueeze(-1)
+        same = (a[:, :, None] == a[:, None, :]).to(delta.dtype)  # (B, T, T)
+        return out + (same * (delta @ delta.transpose(1, 2))).sum((1, 2)).double()
+    weight, bias = module.weight, module.bias
+    if weight is not None and weight.requires_grad:
+        if isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):  # elementwise scale
+            out = out + (delta * a).sum(1).pow(2).sum(1).double()
+        else:  # nn.Linear, nn.Conv2d
+            t, d_in, d_out = a.shape[1], a.shape[2], delta.shape[2]
+            if t * (d_in + d_out) < d_in * d_out:  # Gram matrices are cheaper than the gradient
+                gram = (a @ a.transpose(1, 2)) * (delta @ delta.transpose(1, 2))  # (B, T, T)
+                out = out + gram.sum((1, 2)).double()
+            else:
+                grad = delta.transpose(1, 2) @ a  # (B, d_out, d_in): this layer's only
+                out = out + grad.pow(2).sum((1, 2)).double()
+    if bias is not None and bias.requires_grad:
         out = out + delta.sum(1).pow(2).sum(1).double()
     return out
 

@@ -45,6 +45,8 @@ _TOKEN_CHUNK = 16  # sentences per ghost-norm batch (a fine-tuning batch's size)
 # Examples per ghost-norm batch of an all-Linear model over flat inputs (the probe's head,
 # mlp): one forward and backward per batch, as training does; 512 rows of 1,280 floats.
 _FLAT_GHOST_CHUNK = 512
+# Images per ghost-norm batch of a CNN: one forward and backward per batch.
+_IMAGE_GHOST_CHUNK = 64
 
 
 def calibrate_batchnorm(
@@ -167,23 +169,43 @@ def sq_grad_norms(
     if params == "last":
         return _last_layer_sq_norms(model, inputs, labels, target, device, chunk, on_chunk)
     tokens = is_tokens(inputs[:1])
-    # Ghost norms when every weight sits in a Linear, LayerNorm or Embedding (HF encoders,
-    # the probe's head, mlp): 130-410x faster than vmap on the probe (bench/probe_grads.py).
+    # Ghost norms when every weight sits in a supported layer: HF encoders, the probe's head
+    # and mlp (130-410x faster than vmap, bench/probe_grads.py), cnn32 (on par with vmap) and
+    # resnet18 (1.7x vmap; bench/grad_scores.py). Other models take vmap.
     if ghost.supports(model):
-        return ghost.batched_sq_norms(
-            model,
-            inputs,
-            labels,
-            target=target,
-            n_classes=_n_classes(model),
-            device=device,
-            chunk=chunk or (_TOKEN_CHUNK if tokens else _FLAT_GHOST_CHUNK),
-            prepare=trim_padding if tokens else (lambda xb: to_device(xb, device)),
-            on_chunk=on_chunk,
-        )
+        return _ghost_sq_norms(model, inputs, labels, target, device, chunk, on_chunk, tokens)
     if tokens:
         return _loop_sq_norms(model, inputs, labels, target, device, on_chunk)
     return _vmap_sq_norms(model, inputs, labels, target, device, chunk, on_chunk)
+
+
+def _ghost_sq_norms(model, inputs, labels, target, device, chunk, on_chunk, tokens):
+    """(N,) `ghost.batched_sq_norms`, image models on a channels-last copy."""
+    images = not tokens and inputs.dim() == 4
+    if images:  # oneDNN's convolutions and im2col run faster on NHWC (cnn32: about 1.3x)
+        model = _channels_last(model, inputs[:1])
+    return ghost.batched_sq_norms(
+        model,
+        inputs,
+        labels,
+        target=target,
+        n_classes=_n_classes(model),
+        device=device,
+        chunk=chunk or _ghost_chunk(inputs, tokens),
+        prepare=trim_padding if tokens else (lambda xb: _on_device(xb, device, images)),
+        on_chunk=on_chunk,
+    )
+
+
+def _on_device(xb: Inputs, device: torch.device, channels_last: bool) -> torch.Tensor:
+    xb = to_device(xb, device)
+    return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
+
+
+def _ghost_chunk(inputs: Inputs, tokens: bool) -> int:
+    if tokens:
+        return _TOKEN_CHUNK
+    return _IMAGE_GHOST_CHUNK if inputs.dim() == 4 else _FLAT_GHOST_CHUNK
 
 
 def _vmap_sq_norms(

@@ -249,7 +249,8 @@ def test_registered_pairs_on_threads_equal_one_thread(monkeypatch) -> None:
 
 def test_one_self_search_serves_near_dup_leakage_and_the_pixel_check(monkeypatch) -> None:
     """The training rows' centred self-search is made once (to K_PAIRS neighbours) and
-    sliced for the k = 1 searches; the same rows changed in place are searched again."""
+    sliced for the k = 1 searches, even with another search between (two entries, least
+    recently used out); the same rows changed in place are searched again."""
     rng = np.random.default_rng(11)
     x = rng.normal(size=(300, 8)).astype(np.float32)
     x[20] = x[3]  # a tie the slices must keep in index order
@@ -268,9 +269,19 @@ def test_one_self_search_serves_near_dup_leakage_and_the_pixel_check(monkeypatch
     for a, b in zip(got + list(got_k5), want + list(want_k5), strict=True):
         np.testing.assert_array_equal(a, b)
     assert searches == [True, False]  # one self-search, one train -> test search
+    # The pixel check's perceptual search in between does not evict the embeddings' one;
+    # a third set of rows evicts the least recently used.
+    other, third = x[:, ::-1].copy(), x[:, :4].copy()
+    nb._knn(other, 3)
+    np.testing.assert_array_equal(nb._knn(x, 1)[1], want_k5[1][:, :1])
+    assert searches == [True, False, True]
+    nb._knn(third, 2)
+    nb._knn(x, 1)
+    nb._knn(other, 1)
+    assert searches == [True, False, True, True, True]  # `other` was the oldest
     x[0] += 1.0  # the same array, other values: not the cached search
     d, _ = nb._knn(x, 1)
-    assert searches == [True, False, True]
+    assert searches == [True, False, True, True, True, True]
     mu = x.astype(np.float64).mean(axis=0)
     _, ref = inner((x - mu).astype(np.float32), k=1)
     np.testing.assert_array_equal(d, ref)

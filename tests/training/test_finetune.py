@@ -281,6 +281,6 @@ def test_ghost_norms_sum_a_layer_called_twice_before_squaring() -> None:
 
 
 def test_ghost_norms_refuse_unsupported_layers() -> None:
-    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten())
+    conv = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3, groups=2), torch.nn.Flatten())
     assert not ghost.supports(conv)
     assert ghost.supports(_SharedLinear())

@@ -100,11 +100,20 @@ def _loop_sq_norms(model, x, y, target, params=None) -> np.ndarray:
 MODELS = {"mlp": (_mlp, _vectors), "conv_bn": (_conv_bn, _images)}
 
 
+@pytest.mark.parametrize("path", ["ghost", "vmap"])
 @pytest.mark.parametrize("target", ["loss", "logit_sum", "logits"])
 @pytest.mark.parametrize("arch", ["mlp", "conv_bn"])
-def test_sq_grad_norms_all_params_match_a_per_example_backward_loop(arch, target):
-    """Batched vmap gradients = one backward per example (K per example for "logits"),
-    eval-mode BatchNorm with non-trivial running stats, chunks of 5 over 13 examples."""
+def test_sq_grad_norms_all_params_match_a_per_example_backward_loop(
+    arch, target, path, monkeypatch
+):
+    """Ghost norms and batched vmap gradients (the fallback, forced here) each = one backward
+    per example (K per example for "logits"), eval-mode BatchNorm with non-trivial running
+    stats, chunks of 5 over 13 examples."""
+    import scoring.training.grads as grads_mod
+
+    taken = _record_paths(monkeypatch)
+    if path == "vmap":
+        monkeypatch.setattr(grads_mod.ghost, "supports", lambda model: False)
     build, data = MODELS[arch]
     model, x, y = build(), data(), _labels()
     model.train()  # sq_grad_norms must switch to eval mode itself
@@ -118,6 +127,26 @@ def test_sq_grad_norms_all_params_match_a_per_example_backward_loop(arch, target
     np.testing.assert_allclose(got, want, rtol=RTOL)
     # The default (automatic) chunk gives the same numbers.
     np.testing.assert_allclose(sq_grad_norms(model, x, y, target=target), want, rtol=RTOL)
+    assert set(taken) == {path}
+
+
+def _record_paths(monkeypatch) -> list[str]:
+    """Which of sq_grad_norms' paths ran: "ghost" or "vmap", one entry per call."""
+    import scoring.training.grads as grads_mod
+
+    taken: list[str] = []
+    for name, attr, owner in (
+        ("ghost", "batched_sq_norms", grads_mod.ghost),
+        ("vmap", "_vmap_sq_norms", grads_mod),
+    ):
+        real = getattr(owner, attr)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            taken.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, attr, spy)
+    return taken
 
 
 def test_targets_differ_from_each_other():
@@ -373,15 +402,10 @@ def test_auto_chunk_shrinks_with_model_size_and_outputs():
 def test_all_linear_models_take_ghost_norms_and_match_the_loop_in_float32(monkeypatch):
     """The probe's head (Linear, ReLU, Linear) over float32 embeddings: ghost norms (one
     batched backward, no per-example gradient), never the vmap path, and the loop's numbers
-    to float32 precision; a conv + BatchNorm model still goes through vmap."""
-    import scoring.training.grads as grads_mod
+    to float32 precision; a grouped convolution still goes through vmap."""
     from scoring.training.models import build_model
 
-    calls = []
-    vmap_path = grads_mod._vmap_sq_norms
-    monkeypatch.setattr(
-        grads_mod, "_vmap_sq_norms", lambda *a, **kw: calls.append(1) or vmap_path(*a, **kw)
-    )
+    taken = _record_paths(monkeypatch)
     torch.manual_seed(0)
     probe = build_model("probe", (20,), K)
     x = F.normalize(torch.randn(N, 20), dim=1)
@@ -389,6 +413,83 @@ def test_all_linear_models_take_ghost_norms_and_match_the_loop_in_float32(monkey
     for target in ("loss", "logit_sum", "logits"):
         got = sq_grad_norms(probe, x, y, target=target, chunk=5)
         np.testing.assert_allclose(got, _loop_sq_norms(probe, x, y, target), rtol=1e-5)
-    assert calls == []
-    sq_grad_norms(_conv_bn(), _images(), y)
-    assert calls == [1]
+    assert taken == ["ghost"] * 3
+    grouped = Classifier(
+        nn.Sequential(nn.Conv2d(3, 6, 3, groups=3), nn.AdaptiveAvgPool2d(1), nn.Flatten()), 6, K
+    ).double()
+    got = sq_grad_norms(grouped, _images(), y)
+    np.testing.assert_allclose(got, _loop_sq_norms(grouped, _images(), y, "loss"), rtol=RTOL)
+    assert taken[3:] == ["vmap"]
+
+
+class _ConvZoo(nn.Module):
+    """Every convolution case the unfold rule must get right: stride, dilation, padding, a
+    non-square kernel and image, a bias, a 1x1 shortcut, one conv applied twice, an in-place ReLU
+    after a BatchNorm, and layers whose cheaper rule is the Gram form (deep, 2x2 map) or the
+    per-example gradient (wide, 6x6 map)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, (3, 2), bias=True)  # 8x7 -> 6x6
+        self.bn = nn.BatchNorm2d(4)
+        self.act = nn.ReLU(inplace=True)
+        self.shared = nn.Conv2d(4, 4, 3, padding=2, dilation=2)  # used twice, 6x6 -> 6x6
+        self.down = nn.Conv2d(4, 40, 3, stride=3)  # -> 2x2: T (4) x 80 < 40 x 36
+        self.short = nn.Conv2d(4, 40, 1, stride=3, bias=False)
+        self.bn2 = nn.BatchNorm2d(40)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.bn(self.stem(x)))
+        h = self.shared(torch.tanh(self.shared(h)))
+        h = self.bn2(self.down(h)) + self.short(h)
+        return h.mean((2, 3))  # (B, 40)
+
+
+def _calibrated(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_()
+    calibrate_batchnorm(model, x, device=CPU, batch_size=5)
+    return model
+
+
+@pytest.mark.parametrize("target", ["loss", "logits"])
+def test_ghost_norms_of_convolutions_match_the_loop(target, monkeypatch):
+    """Unfolded-patch ghost norms over `_ConvZoo` (float64) = one backward per example, and
+    the ghost path is the one taken."""
+    taken = _record_paths(monkeypatch)
+    torch.manual_seed(3)
+    x = 2.0 * torch.randn(N, 3, 8, 7, dtype=torch.float64) + 0.5
+    model = _calibrated(Classifier(_ConvZoo(), 40, K).double(), x)
+    got = sq_grad_norms(model, x, _labels(), target=target, chunk=4)
+    want = _loop_sq_norms(model, x, _labels(), target)
+    np.testing.assert_allclose(got, want, rtol=RTOL)
+    assert taken == ["ghost"]
+
+
+def test_ghost_norms_of_winnows_resnet18_match_the_loop(monkeypatch):
+    """The product's CIFAR ResNet-18 (float64, 8x8 images so that the loop stays short):
+    every layer's rule at once, shortcuts included."""
+    from scoring.training.models import build_model
+
+    taken = _record_paths(monkeypatch)
+    torch.manual_seed(4)
+    x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
+    model = _calibrated(build_model("resnet18", (3, 8, 8), K).double(), x)
+    y = torch.tensor([0, 2, 1, 2])
+    got = sq_grad_norms(model, x, y)
+    np.testing.assert_allclose(got, _loop_sq_norms(model, x, y, "loss"), rtol=1e-9)
+    assert taken == ["ghost"]
+
+
+def test_ghost_norms_refuse_batch_statistics_and_grouped_or_padded_by_name_convs():
+    from scoring.training import ghost
+
+    bn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    assert not ghost.supports(bn.train()) and ghost.supports(bn.eval())
+    assert not ghost.supports(nn.BatchNorm2d(4, track_running_stats=False).eval())
+    assert not ghost.supports(nn.Conv2d(4, 4, 3, groups=2))
+    assert not ghost.supports(nn.Conv2d(4, 4, 3, padding="same"))
+    assert not ghost.supports(nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"))
