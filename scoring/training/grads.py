@@ -180,10 +180,9 @@ def sq_grad_norms(
 
 
 def _ghost_sq_norms(model, inputs, labels, target, device, chunk, on_chunk, tokens):
-    """(N,) `ghost.batched_sq_norms`, image models on a channels-last copy."""
-    images = not tokens and inputs.dim() == 4
-    if images:  # oneDNN's convolutions and im2col run faster on NHWC (cnn32: about 1.3x)
-        model = _channels_last(model, inputs[:1])
+    """(N,) `ghost.batched_sq_norms`, image models on a channels-last copy: oneDNN's
+    convolutions and im2col run faster on NHWC (cnn32: about 1.3x)."""
+    model = _channels_last(model, inputs[:1])  # the model itself unless the inputs are images
     return ghost.batched_sq_norms(
         model,
         inputs,
@@ -192,14 +191,9 @@ def _ghost_sq_norms(model, inputs, labels, target, device, chunk, on_chunk, toke
         n_classes=_n_classes(model),
         device=device,
         chunk=chunk or _ghost_chunk(inputs, tokens),
-        prepare=trim_padding if tokens else (lambda xb: _on_device(xb, device, images)),
+        prepare=trim_padding if tokens else (lambda xb: _batch(xb, 0, xb.shape[0], device)),
         on_chunk=on_chunk,
     )
-
-
-def _on_device(xb: Inputs, device: torch.device, channels_last: bool) -> torch.Tensor:
-    xb = to_device(xb, device)
-    return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
 
 
 def _ghost_chunk(inputs: Inputs, tokens: bool) -> int:
